@@ -1,0 +1,2 @@
+//! The `tako` binary: parse the command line, run, map the result to an exit code.
+fn main() {}
