@@ -17,4 +17,3 @@ pub mod systemd;
 pub mod transport;
 pub mod version;
 
-pub use error::Error;
