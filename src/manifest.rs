@@ -1,1 +1,623 @@
-//! manifest (placeholder)
+//! The signed manifest (format version 1): parse-and-verify, insert, sign-and-serialize.
+//!
+//! Pure functions over bytes: no I/O here, so the parser is unit-tested and
+//! fuzzed directly. Parsing is strict because a manifest is security-relevant
+//! input: anything not exactly in the format is refused with a reason.
+
+use thiserror::Error;
+
+use crate::key::{self, PublicKey, SecretKey};
+use crate::version::{Version, VersionError};
+
+const HEADER: &str = "Tako Manifest 1";
+const HEADER_FAMILY: &str = "Tako Manifest ";
+
+/// Why a manifest was refused. Line numbers are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ManifestError {
+    #[error("it contains a carriage return (manifests use LF line ends only)")]
+    CarriageReturn,
+    #[error("it is not ASCII text")]
+    NotAscii,
+    #[error("it is empty")]
+    Empty,
+    #[error("it does not start with the header 'Tako Manifest 1'")]
+    MissingHeader,
+    #[error("unsupported manifest version: header is '{0}', expected 'Tako Manifest 1'")]
+    UnsupportedVersion(String),
+    #[error("line {0}: expected a blank line after the header")]
+    MissingBlankLine(usize),
+    #[error("it is truncated: it ends before the blank line and signature that close it")]
+    Truncated,
+    #[error("line {line}: malformed entry '{text}': {why}")]
+    MalformedEntry {
+        line: usize,
+        text: String,
+        why: String,
+    },
+    #[error("line {line}: invalid version in entry: {source}")]
+    InvalidVersion { line: usize, source: VersionError },
+    #[error("line {line}: entries are out of order: '{version}' comes after '{previous}'")]
+    Unsorted {
+        line: usize,
+        version: String,
+        previous: String,
+    },
+    #[error("line {line}: duplicate version: '{version}' is equal to '{previous}'")]
+    Duplicate {
+        line: usize,
+        version: String,
+        previous: String,
+    },
+    #[error("line {0}: malformed signature: expected 88 characters of base64")]
+    MalformedSignature(usize),
+    #[error("it has no newline after the signature")]
+    MissingFinalNewline,
+    #[error("it has trailing data after the signature line")]
+    TrailingData,
+    #[error(
+        "the signature does not verify with public key {0} (signed by another key, or changed after signing)"
+    )]
+    BadSignature(String),
+}
+
+/// One published version.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub version: Version,
+    pub size: u64,
+    pub digest: [u8; 32],
+}
+
+impl Entry {
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+
+    /// Identical as published: same version string, size and digest. This is
+    /// stricter than version equality (`1.0` and `1-0` are equal versions
+    /// but different entries).
+    pub fn same_as(&self, other: &Entry) -> bool {
+        self.version.as_str() == other.version.as_str()
+            && self.size == other.size
+            && self.digest == other.digest
+    }
+
+    fn line(&self) -> String {
+        format!("{} {} {}", self.version, self.size, self.digest_hex())
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line())
+    }
+}
+
+/// What [`Manifest::insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insert {
+    Added,
+    AlreadyPresent,
+}
+
+/// The entry being inserted conflicts with a published one.
+#[derive(Debug, Clone, Error)]
+#[error(
+    "version {new_version} conflicts with the published entry '{existing}'; a published version can never change"
+)]
+pub struct Conflict {
+    pub new_version: String,
+    pub existing: Entry,
+}
+
+/// A verified manifest: entries in ascending version order, no two equal.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    entries: Vec<Entry>,
+}
+
+impl Manifest {
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Parses `bytes` and verifies the signature with `key`.
+    pub fn parse(bytes: &[u8], key: &PublicKey) -> Result<Manifest, ManifestError> {
+        if bytes.contains(&b'\r') {
+            return Err(ManifestError::CarriageReturn);
+        }
+        let text = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| t.is_ascii())
+            .ok_or(ManifestError::NotAscii)?;
+        if text.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+
+        // Lines with their terminator; the last piece has none if the file
+        // does not end in '\n'.
+        let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
+            let body = l.strip_suffix('\n');
+            (i + 1, body.unwrap_or(l), body.is_some())
+        });
+
+        let (_, header, terminated) = lines.next().ok_or(ManifestError::Empty)?;
+        if header != HEADER {
+            return Err(if header.starts_with(HEADER_FAMILY) {
+                ManifestError::UnsupportedVersion(header.to_string())
+            } else {
+                ManifestError::MissingHeader
+            });
+        }
+        if !terminated {
+            return Err(ManifestError::Truncated);
+        }
+        match lines.next() {
+            Some((_, "", true)) => {}
+            Some((n, _, true)) => return Err(ManifestError::MissingBlankLine(n)),
+            _ => return Err(ManifestError::Truncated),
+        }
+
+        let mut entries: Vec<Entry> = Vec::new();
+        loop {
+            match lines.next() {
+                Some((_, "", true)) => break,
+                Some((n, line, true)) => {
+                    let entry = parse_entry(n, line)?;
+                    if let Some(prev) = entries.last() {
+                        check_order(n, prev, &entry)?;
+                    }
+                    entries.push(entry);
+                }
+                _ => return Err(ManifestError::Truncated),
+            }
+        }
+
+        let (n, sig_text, terminated) = lines.next().ok_or(ManifestError::Truncated)?;
+        let signature =
+            key::decode_signature(sig_text).ok_or(ManifestError::MalformedSignature(n))?;
+        if !terminated {
+            return Err(ManifestError::MissingFinalNewline);
+        }
+        if lines.next().is_some() {
+            return Err(ManifestError::TrailingData);
+        }
+
+        let signed_len = text.len() - sig_text.len() - 1;
+        if !key.verify(&bytes[..signed_len], &signature) {
+            return Err(ManifestError::BadSignature(key.to_base64()));
+        }
+        Ok(Manifest { entries })
+    }
+
+    /// Adds an entry in version order. An entry with an equal version is
+    /// either the identical entry (a no-op) or a conflict.
+    pub fn insert(&mut self, entry: Entry) -> Result<Insert, Conflict> {
+        match self
+            .entries
+            .binary_search_by(|e| e.version.cmp(&entry.version))
+        {
+            Ok(i) if self.entries[i].same_as(&entry) => Ok(Insert::AlreadyPresent),
+            Ok(i) => Err(Conflict {
+                new_version: entry.version.to_string(),
+                existing: self.entries[i].clone(),
+            }),
+            Err(i) => {
+                self.entries.insert(i, entry);
+                Ok(Insert::Added)
+            }
+        }
+    }
+
+    /// The bytes of the manifest, signed with `key`.
+    pub fn to_signed_bytes(&self, key: &SecretKey) -> Vec<u8> {
+        let mut out = String::with_capacity(64 + self.entries.len() * 90);
+        out.push_str(HEADER);
+        out.push_str("\n\n");
+        for e in &self.entries {
+            out.push_str(&e.line());
+            out.push('\n');
+        }
+        out.push('\n');
+        let signature = key.sign(out.as_bytes());
+        out.push_str(&key::encode_signature(&signature));
+        out.push('\n');
+        out.into_bytes()
+    }
+
+    /// Every entry of `self` that `newer` lacks (same string, size, digest):
+    /// a newer manifest only ever adds entries, so any of these means a
+    /// rollback or a rewritten history.
+    pub fn missing_from<'a>(&'a self, newer: &Manifest) -> Vec<&'a Entry> {
+        self.entries
+            .iter()
+            .filter(|e| !newer.entries.iter().any(|n| n.same_as(e)))
+            .collect()
+    }
+
+    /// Entries that `pattern` accepts, highest version first.
+    pub fn matching<'a>(
+        &'a self,
+        pattern: &'a crate::version::Pattern,
+    ) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries
+            .iter()
+            .rev()
+            .filter(move |e| pattern.matches(&e.version))
+    }
+
+    /// The entry whose digest is `digest`, if any.
+    pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.digest == digest)
+    }
+}
+
+fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
+    let malformed = |why: &str| ManifestError::MalformedEntry {
+        line: line_no,
+        text: line.to_string(),
+        why: why.to_string(),
+    };
+    let fields: Vec<&str> = line.split(' ').collect();
+    let [version, size, digest] = fields[..] else {
+        return Err(malformed(
+            "expected three fields separated by single spaces: version, size, sha256",
+        ));
+    };
+    if version.is_empty() {
+        return Err(malformed("the version is empty"));
+    }
+    if !version.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(malformed("the version contains a control character"));
+    }
+    let version = Version::parse(version).map_err(|source| ManifestError::InvalidVersion {
+        line: line_no,
+        source,
+    })?;
+    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed("the size is not a plain decimal number"));
+    }
+    let size: u64 = size
+        .parse()
+        .map_err(|_| malformed("the size does not fit in 64 bits"))?;
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed("the digest is not 64 hexadecimal characters"));
+    }
+    if digest.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(malformed("the digest must be lowercase hexadecimal"));
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digest, &mut bytes)
+        .map_err(|_| malformed("the digest is not 64 hexadecimal characters"))?;
+    Ok(Entry {
+        version,
+        size,
+        digest: bytes,
+    })
+}
+
+fn check_order(line: usize, prev: &Entry, entry: &Entry) -> Result<(), ManifestError> {
+    let names = || (entry.version.to_string(), prev.version.to_string());
+    match prev.version.cmp(&entry.version) {
+        std::cmp::Ordering::Less => Ok(()),
+        std::cmp::Ordering::Equal => {
+            let (version, previous) = names();
+            Err(ManifestError::Duplicate {
+                line,
+                version,
+                previous,
+            })
+        }
+        std::cmp::Ordering::Greater => {
+            let (version, previous) = names();
+            Err(ManifestError::Unsorted {
+                line,
+                version,
+                previous,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn vectors() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+    }
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(vectors().join(name)).unwrap()
+    }
+
+    fn test_public() -> PublicKey {
+        PublicKey::parse(&String::from_utf8(read("test-key.public")).unwrap()).unwrap()
+    }
+
+    fn test_secret() -> SecretKey {
+        SecretKey::parse(&String::from_utf8(read("test-key.secret")).unwrap()).unwrap()
+    }
+
+    fn entry(version: &str, size: u64, digest: &str) -> Entry {
+        let mut d = [0u8; 32];
+        hex::decode_to_slice(digest, &mut d).unwrap();
+        Entry {
+            version: Version::parse(version).unwrap(),
+            size,
+            digest: d,
+        }
+    }
+
+    fn rejection(name: &str) -> ManifestError {
+        Manifest::parse(&read(&format!("invalid/{name}")), &test_public()).unwrap_err()
+    }
+
+    #[test]
+    fn parses_the_one_entry_vector() {
+        let m = Manifest::parse(&read("manifest-one-entry"), &test_public()).unwrap();
+        assert_eq!(m.entries().len(), 1);
+        let e = &m.entries()[0];
+        assert_eq!(e.version.as_str(), "1.0.0");
+        assert_eq!(e.size, 17);
+        assert_eq!(
+            e.digest_hex(),
+            "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f"
+        );
+    }
+
+    #[test]
+    fn signs_the_one_entry_vector_byte_for_byte() {
+        let mut m = Manifest::default();
+        let e = entry(
+            "1.0.0",
+            17,
+            "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f",
+        );
+        assert_eq!(m.insert(e).unwrap(), Insert::Added);
+        assert_eq!(
+            m.to_signed_bytes(&test_secret()),
+            read("manifest-one-entry")
+        );
+    }
+
+    #[test]
+    fn signs_and_parses_the_empty_vector() {
+        let empty = read("manifest-empty");
+        assert_eq!(Manifest::default().to_signed_bytes(&test_secret()), empty);
+        assert!(
+            Manifest::parse(&empty, &test_public())
+                .unwrap()
+                .entries()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn accepts_the_ordering_vector_and_round_trips_it() {
+        let bytes = read("manifest-ordering");
+        let m = Manifest::parse(&bytes, &test_public()).unwrap();
+        assert_eq!(m.entries().len(), 15);
+        assert_eq!(m.to_signed_bytes(&test_secret()), bytes);
+    }
+
+    #[test]
+    fn accepts_the_origin_manifest() {
+        let m = Manifest::parse(&read("origin/manifest"), &test_public()).unwrap();
+        let versions: Vec<_> = m.entries().iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(versions, ["1.0.0", "1.1.0", "2.0.0"]);
+    }
+
+    #[test]
+    fn rejects_manifest_signed_by_another_key() {
+        assert!(matches!(
+            rejection("other-key"),
+            ManifestError::BadSignature(_)
+        ));
+        let other =
+            PublicKey::parse(&String::from_utf8(read("other-key.public")).unwrap()).unwrap();
+        assert!(matches!(
+            Manifest::parse(&read("manifest-one-entry"), &other),
+            Err(ManifestError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_manifest_with_an_altered_signature() {
+        assert!(matches!(
+            rejection("bad-signature"),
+            ManifestError::BadSignature(_)
+        ));
+    }
+
+    #[test]
+    fn rejects_manifest_with_crlf_line_ends() {
+        assert_eq!(rejection("crlf"), ManifestError::CarriageReturn);
+    }
+
+    #[test]
+    fn rejects_manifest_with_duplicate_versions() {
+        assert_eq!(
+            rejection("duplicate-version"),
+            ManifestError::Duplicate {
+                line: 4,
+                version: "1.0".into(),
+                previous: "1.0.0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_manifest_without_blank_line_after_header() {
+        assert_eq!(
+            rejection("missing-blank-line"),
+            ManifestError::MissingBlankLine(2)
+        );
+    }
+
+    #[test]
+    fn rejects_manifest_without_final_newline() {
+        assert_eq!(
+            rejection("no-final-newline"),
+            ManifestError::MissingFinalNewline
+        );
+    }
+
+    #[test]
+    fn rejects_manifest_with_a_signed_size_not_in_decimal() {
+        let err = rejection("size-not-decimal");
+        assert!(
+            matches!(&err, ManifestError::MalformedEntry { line: 3, why, .. } if why.contains("size")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejects_manifest_with_trailing_data() {
+        assert_eq!(rejection("trailing-data"), ManifestError::TrailingData);
+    }
+
+    #[test]
+    fn rejects_truncated_manifest() {
+        assert_eq!(rejection("truncated"), ManifestError::Truncated);
+    }
+
+    #[test]
+    fn rejects_manifest_with_unsorted_entries() {
+        assert_eq!(
+            rejection("unsorted"),
+            ManifestError::Unsorted {
+                line: 4,
+                version: "1.1.0".into(),
+                previous: "2.0.0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_manifest_with_uppercase_digest() {
+        let err = rejection("uppercase-digest");
+        assert!(err.to_string().contains("lowercase"), "{err}");
+    }
+
+    #[test]
+    fn rejects_manifest_of_another_format_version() {
+        let err = rejection("version-2");
+        assert_eq!(
+            err,
+            ManifestError::UnsupportedVersion("Tako Manifest 2".into())
+        );
+        assert!(err.to_string().starts_with("unsupported manifest version"));
+    }
+
+    #[test]
+    fn every_invalid_vector_has_its_own_message() {
+        let mut messages = std::collections::BTreeSet::new();
+        let mut count = 0;
+        for file in std::fs::read_dir(vectors().join("invalid")).unwrap() {
+            let name = file.unwrap().file_name().into_string().unwrap();
+            messages.insert(rejection(&name).to_string());
+            count += 1;
+        }
+        // other-key and bad-signature are the same fault seen from outside.
+        assert_eq!(messages.len(), count - 1);
+    }
+
+    fn signed(body: &str) -> Vec<u8> {
+        let sig = key::encode_signature(&test_secret().sign(body.as_bytes()));
+        format!("{body}{sig}\n").into_bytes()
+    }
+
+    #[test]
+    fn rejects_entries_with_bad_fields_even_when_signed() {
+        let d = "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f";
+        for (line, why) in [
+            (format!("1.0 17 {d} extra"), "three fields"),
+            (format!("1.0  17 {d}"), "three fields"),
+            (format!(" 17 {d}"), "version is empty"),
+            (format!("1.0 -17 {d}"), "decimal"),
+            (format!("1.0 18446744073709551616 {d}"), "64 bits"),
+            (format!("1.0 17 {}", &d[1..]), "64 hexadecimal"),
+            (format!("1.0 17 {}g", &d[1..]), "64 hexadecimal"),
+        ] {
+            let bytes = signed(&format!("Tako Manifest 1\n\n{line}\n\n"));
+            let err = Manifest::parse(&bytes, &test_public()).unwrap_err();
+            assert!(err.to_string().contains(why), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_a_signed_version_beyond_u64() {
+        let d = "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f";
+        let bytes = signed(&format!(
+            "Tako Manifest 1\n\n1.99999999999999999999 17 {d}\n\n"
+        ));
+        assert!(matches!(
+            Manifest::parse(&bytes, &test_public()),
+            Err(ManifestError::InvalidVersion { line: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_other_headers_and_empty_input() {
+        let key = test_public();
+        assert_eq!(
+            Manifest::parse(b"", &key).unwrap_err(),
+            ManifestError::Empty
+        );
+        assert_eq!(
+            Manifest::parse(b"<html>404</html>\n", &key).unwrap_err(),
+            ManifestError::MissingHeader
+        );
+        assert_eq!(
+            Manifest::parse(b"Tako Manifest 1", &key).unwrap_err(),
+            ManifestError::Truncated
+        );
+        assert_eq!(
+            Manifest::parse("Tako Manifest 1\n\n\u{e9}".as_bytes(), &key).unwrap_err(),
+            ManifestError::NotAscii
+        );
+        assert!(matches!(
+            Manifest::parse(b"Tako Manifest 1\n\n\nshort\n", &key).unwrap_err(),
+            ManifestError::MalformedSignature(4)
+        ));
+    }
+
+    #[test]
+    fn insert_keeps_order_and_refuses_changed_twins() {
+        let d1 = "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f";
+        let d2 = "0076bc1f2562c14ad9b84ac7d08d936530703d043fe2816b5062f8cb583cf113";
+        let mut m = Manifest::default();
+        for v in ["2.0", "1.0.0", "1.5", "0.1"] {
+            assert_eq!(m.insert(entry(v, 1, d1)).unwrap(), Insert::Added);
+        }
+        let order: Vec<_> = m.entries().iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(order, ["0.1", "1.0.0", "1.5", "2.0"]);
+        assert_eq!(
+            m.insert(entry("1.0.0", 1, d1)).unwrap(),
+            Insert::AlreadyPresent
+        );
+        let err = m.insert(entry("1.0-0", 1, d1)).unwrap_err();
+        assert_eq!(err.existing.version.as_str(), "1.0.0");
+        assert!(m.insert(entry("1.0.0", 1, d2)).is_err());
+        assert!(m.insert(entry("1.0.0", 2, d1)).is_err());
+        assert_eq!(m.entries().len(), 4);
+    }
+
+    #[test]
+    fn finds_entries_missing_from_a_newer_manifest() {
+        let d1 = "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f";
+        let d2 = "0076bc1f2562c14ad9b84ac7d08d936530703d043fe2816b5062f8cb583cf113";
+        let mut old = Manifest::default();
+        old.insert(entry("1.0", 1, d1)).unwrap();
+        let mut new = old.clone();
+        new.insert(entry("2.0", 1, d2)).unwrap();
+        assert!(old.missing_from(&new).is_empty());
+        assert_eq!(new.missing_from(&old).len(), 1);
+        let mut changed = Manifest::default();
+        changed.insert(entry("1.0", 1, d2)).unwrap();
+        assert_eq!(old.missing_from(&changed).len(), 1);
+    }
+}
