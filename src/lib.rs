@@ -16,3 +16,23 @@ pub mod publish;
 pub mod systemd;
 pub mod transport;
 pub mod version;
+
+pub use error::Error;
+
+use cli::{Cli, Command};
+
+/// Runs one invocation of `tako`.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::GenKey => {
+            let key = key::SecretKey::generate()?;
+            print!("{}", key::gen_key_report(&key));
+            Ok(())
+        }
+        Command::Store(args) => {
+            println!("{}", publish::store(&args)?);
+            Ok(())
+        }
+        Command::Fetch(args) => fetch::run(&args),
+    }
+}

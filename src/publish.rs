@@ -1,1 +1,213 @@
-//! publish (placeholder)
+//! `tako store`: add an image to a server directory and re-sign its manifest.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::StoreArgs;
+use crate::fsutil::{self, Context, IoError};
+use crate::hashing::{self, CopyError};
+use crate::key::{KeyError, SecretKey};
+use crate::manifest::{Conflict, Entry, Insert, Manifest, ManifestError};
+use crate::version::{Version, VersionError};
+
+/// The environment variable that may hold the secret key.
+pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
+
+const MAX_VERSION_LEN: usize = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "no secret key: give it with --key, --key-file, or the environment variable {SECRET_KEY_VAR}"
+    )]
+    NoKey,
+    #[error("secret key from {origin}: {source}")]
+    BadKey { origin: String, source: KeyError },
+    #[error(
+        "invalid version '{0}': use 1 to 128 printable ASCII characters without whitespace or '*'"
+    )]
+    VersionCharacters(String),
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error("output directory {0} does not exist or is not a directory")]
+    NoOutputDir(PathBuf),
+    #[error(
+        "existing manifest {0} is signed by another key than the one given; refusing to change it"
+    )]
+    ForeignManifest(PathBuf),
+    #[error("existing manifest {path} is invalid: {source}")]
+    BadManifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error("cannot store {}: {source}", path.display())]
+    Conflict {
+        path: PathBuf,
+        source: Box<Conflict>,
+    },
+    #[error("cannot copy {} to {}: {source}", image.display(), target.display())]
+    Copy {
+        image: PathBuf,
+        target: PathBuf,
+        source: CopyError,
+    },
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+/// Checks a version string as given to `tako store`. Stricter than the
+/// manifest parser, which must accept whatever older publishers wrote.
+pub fn validate_new_version(text: &str) -> Result<Version, StoreError> {
+    let printable = |b: u8| b.is_ascii_graphic() && b != b'*';
+    if text.is_empty() || text.len() > MAX_VERSION_LEN || !text.bytes().all(printable) {
+        return Err(StoreError::VersionCharacters(
+            text.escape_debug().to_string(),
+        ));
+    }
+    Ok(Version::parse(text)?)
+}
+
+/// Where the secret key came from, in the order of precedence.
+fn load_key(args: &StoreArgs) -> Result<SecretKey, StoreError> {
+    let (origin, text) = if let Some(key) = &args.key {
+        ("--key".to_string(), key.clone())
+    } else if let Some(path) = &args.key_file {
+        let text = fs::read_to_string(path).context("read key file", path)?;
+        (format!("key file {}", path.display()), text)
+    } else if let Some(value) = std::env::var_os(SECRET_KEY_VAR) {
+        let text = value.into_string().unwrap_or_default();
+        (format!("${SECRET_KEY_VAR}"), text)
+    } else {
+        return Err(StoreError::NoKey);
+    };
+    SecretKey::parse(&text).map_err(|source| StoreError::BadKey { origin, source })
+}
+
+/// The manifest at `path` if there is one, verified with `key`.
+fn load_manifest(path: &Path, key: &SecretKey) -> Result<Manifest, StoreError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+        Err(e) => return Err(IoError::new("read", path, e).into()),
+    };
+    Manifest::parse(&bytes, &key.public_key()).map_err(|source| match source {
+        ManifestError::BadSignature(_) => StoreError::ForeignManifest(path.to_path_buf()),
+        source => StoreError::BadManifest {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// Runs `tako store` and returns the line to print.
+pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
+    let key = load_key(args)?;
+    let version = validate_new_version(&args.version)?;
+    let out = args.output.as_path();
+    if !out.is_dir() {
+        return Err(StoreError::NoOutputDir(out.to_path_buf()));
+    }
+    let _lock = fsutil::lock_dir(out)?;
+    let store_dir = fsutil::ensure_subdir(out, "store")?;
+    let manifest_path = out.join("manifest");
+    let mut manifest = load_manifest(&manifest_path, &key)?;
+
+    let mut image = File::open(&args.image).context("open image", &args.image)?;
+    let mut pending = fsutil::PendingFile::create(&store_dir, "incoming")?;
+    let summary = hashing::copy_and_hash(&mut image, Some(pending.file() as &mut dyn Write), None)
+        .map_err(|source| StoreError::Copy {
+            image: args.image.clone(),
+            target: pending.path().to_path_buf(),
+            source,
+        })?;
+    let entry = Entry {
+        version,
+        size: summary.size,
+        digest: summary.digest,
+    };
+    let hex = entry.digest_hex();
+    let line = format!("{} -> {hex}", entry.version);
+
+    let inserted = manifest
+        .insert(entry)
+        .map_err(|source| StoreError::Conflict {
+            path: manifest_path.clone(),
+            source: Box::new(source),
+        })?;
+
+    let target = store_dir.join(&hex);
+    if store_file_is_intact(&target, summary)? {
+        drop(pending);
+    } else {
+        pending.commit_as(&hex)?;
+    }
+    if inserted == Insert::Added {
+        fsutil::write_file(out, "manifest", &manifest.to_signed_bytes(&key))?;
+    }
+    Ok(line)
+}
+
+/// Whether `path` already holds exactly the bytes summarised.
+fn store_file_is_intact(path: &Path, expected: hashing::Summary) -> Result<bool, StoreError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(IoError::new("open", path, e).into()),
+    };
+    let len = file.metadata().context("inspect", path)?.len();
+    if len != expected.size {
+        return Ok(false);
+    }
+    let found =
+        hashing::copy_and_hash(&mut BufReader::new(file), None, None).map_err(|source| {
+            StoreError::Copy {
+                image: path.to_path_buf(),
+                target: path.to_path_buf(),
+                source,
+            }
+        })?;
+    Ok(found == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_versions() {
+        for v in ["1.0.0", "2024.01.05-rc1", "v1", "a"] {
+            assert!(validate_new_version(v).is_ok(), "{v}");
+        }
+        assert!(validate_new_version(&"1".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn rejects_versions_a_client_could_not_use() {
+        for v in [
+            "",
+            "1.0 beta",
+            "1.*",
+            "1\t0",
+            "1.0\n",
+            "é1",
+            &"1".repeat(129),
+        ] {
+            assert!(
+                matches!(
+                    validate_new_version(v),
+                    Err(StoreError::VersionCharacters(_))
+                ),
+                "{v:?}"
+            );
+        }
+        assert!(matches!(
+            validate_new_version("..."),
+            Err(StoreError::Version(_))
+        ));
+        assert!(matches!(
+            validate_new_version("1.99999999999999999999"),
+            Err(StoreError::Version(_))
+        ));
+    }
+}
