@@ -37,6 +37,10 @@ pub struct FetchArgs {
     /// Do not restart the config's `Restart=` units after an update.
     #[arg(long)]
     pub no_restart: bool,
+    /// Give up on a transfer that delivers no data for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout: u64,
     /// Configuration files, one per image.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,

@@ -1,10 +1,477 @@
-//! `tako fetch` (placeholder until the fetch issue lands).
+//! `tako fetch`: bring each config's destination up to date with its origin.
+//!
+//! For one config: verify the local manifest, download and verify the
+//! remote one, refuse a rollback, install the highest matching image into
+//! the content-addressed store, move `latest`, and restart units. Every
+//! file is installed atomically (see `fsutil`), so a crash at any point
+//! leaves a valid destination.
+
+use std::fs::{self, File};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use crate::Error;
 use crate::cli::FetchArgs;
+use crate::config::{self, Config, ConfigError};
+use crate::fsutil::{self, Context, IoError};
+use crate::hashing::{self, CopyError, Summary};
+use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::systemd::{self, SystemdError};
+use crate::transport::{self, Transport, TransportConfig, TransportError};
 
-pub fn run(_args: &FetchArgs) -> Result<(), Error> {
-    Err(Error::ConfigsFailed {
-        failed: 0,
-        total: 0,
+/// A remote manifest larger than this is refused before it is parsed.
+pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
+
+/// How long one unit's restart job may take.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("local manifest {} is invalid: {source}", path.display())]
+    LocalManifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error("remote manifest {url} is invalid: {source}")]
+    RemoteManifest { url: String, source: ManifestError },
+    #[error(
+        "remote manifest {url} lacks published entries that the local manifest has ({entries}); refusing it as a possible rollback"
+    )]
+    Rollback { url: String, entries: String },
+    #[error("image {url} is longer than the {expected} bytes signed; download stopped")]
+    TooLong { url: String, expected: u64 },
+    #[error("image {url} is shorter than signed: expected {expected} bytes, received {received}")]
+    TooShort {
+        url: String,
+        expected: u64,
+        received: u64,
+    },
+    #[error("image {url} has the wrong SHA-256: expected {expected}, received {received}")]
+    WrongDigest {
+        url: String,
+        expected: String,
+        received: String,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}")]
+    AllWithdrawn { pattern: String, versions: String },
+    #[error("no version matches {pattern} (available: {available}), and --init needs an image")]
+    NoImage { pattern: String, available: String },
+    #[error("installed {version}, but {source}")]
+    Restart {
+        version: String,
+        source: SystemdError,
+    },
+}
+
+/// What happened to one config, as printed on standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Updated {
+        from: Option<String>,
+        to: String,
+        restarted: Vec<String>,
+    },
+    UpToDate(String),
+    /// `--init` found a valid image and did not look for updates.
+    Present(String),
+    NoMatch {
+        pattern: String,
+        available: String,
+    },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Updated {
+                from,
+                to,
+                restarted,
+            } => {
+                write!(f, "updated {} -> {to}", from.as_deref().unwrap_or("(none)"))?;
+                if !restarted.is_empty() {
+                    write!(f, "; restarted {}", restarted.join(", "))?;
+                }
+                Ok(())
+            }
+            Outcome::UpToDate(v) => write!(f, "up to date ({v})"),
+            Outcome::Present(v) => write!(f, "present ({v})"),
+            Outcome::NoMatch { pattern, available } => {
+                write!(f, "no version matches {pattern} (available: {available})")
+            }
+        }
+    }
+}
+
+/// The options that apply to every config of one run.
+pub struct Options {
+    pub init: bool,
+    pub verify: bool,
+    pub restart: bool,
+    pub transport: TransportConfig,
+}
+
+/// Runs `tako fetch` over every config; one failure does not stop the rest.
+pub fn run(args: &FetchArgs) -> Result<(), Error> {
+    let options = Options {
+        init: args.init,
+        verify: !args.no_verify,
+        restart: !args.no_restart,
+        transport: TransportConfig {
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            ..TransportConfig::default()
+        },
+    };
+    let transport = Transport::new(options.transport);
+    let mut failed = 0;
+    for path in &args.configs {
+        let name = path.display();
+        match fetch_one(path, &options, &transport) {
+            Ok(outcome) => println!("{name}: {outcome}"),
+            Err(FetchError::Config(e)) => {
+                failed += 1;
+                eprintln!("tako: error: {e}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("tako: error: {name}: {e}");
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(Error::ConfigsFailed {
+            failed,
+            total: args.configs.len(),
+        }),
+    }
+}
+
+/// Progress for a person watching; a timer's log only gets results and errors.
+fn progress(name: &Path, message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("tako: {}: {message}", name.display());
+    }
+}
+
+/// Something worth a line in the log even when nobody watches.
+fn warn(name: &Path, message: &str) {
+    eprintln!("tako: warning: {}: {message}", name.display());
+}
+
+pub fn fetch_one(
+    config_path: &Path,
+    options: &Options,
+    transport: &Transport,
+) -> Result<Outcome, FetchError> {
+    let config = config::load(config_path)?;
+    let dest = config.destination.as_path();
+    let _lock = fsutil::lock_dir(dest)?;
+
+    let local_path = dest.join("manifest");
+    let local = read_local_manifest(&local_path, &config)?;
+
+    if options.init
+        && let Some((local, _)) = &local
+        && let Some(entry) = installed_entry(dest, local, &config, options.verify)?
+    {
+        return Ok(Outcome::Present(entry.version.to_string()));
+    }
+
+    let url = transport::join(&config.origin, "manifest");
+    let remote_bytes = transport.get_capped(&url, MAX_MANIFEST_SIZE)?;
+    let remote = Manifest::parse(&remote_bytes, &config.public_key).map_err(|source| {
+        FetchError::RemoteManifest {
+            url: url.clone(),
+            source,
+        }
+    })?;
+    if let Some((local, _)) = &local {
+        let missing = local.missing_from(&remote);
+        if !missing.is_empty() {
+            let entries = missing
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(FetchError::Rollback { url, entries });
+        }
+    }
+    if local.as_ref().is_none_or(|(_, bytes)| *bytes != remote_bytes) {
+        fsutil::write_file(dest, "manifest", &remote_bytes)?;
+    }
+
+    let available = || {
+        remote
+            .entries()
+            .iter()
+            .map(|e| e.version.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
+    if candidates.is_empty() {
+        let pattern = config.version.to_string();
+        return if options.init {
+            Err(FetchError::NoImage {
+                pattern,
+                available: available(),
+            })
+        } else {
+            Ok(Outcome::NoMatch {
+                pattern,
+                available: available(),
+            })
+        };
+    }
+
+    let store = fsutil::ensure_subdir(dest, "store")?;
+    let mut chosen = None;
+    for entry in &candidates {
+        if install(config_path, &config, &store, entry, options, transport)? {
+            chosen = Some(*entry);
+            break;
+        }
+    }
+    let Some(entry) = chosen else {
+        return Err(FetchError::AllWithdrawn {
+            pattern: config.version.to_string(),
+            versions: candidates
+                .iter()
+                .map(|e| e.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+
+    let target = Path::new("store").join(entry.digest_hex());
+    let latest = dest.join("latest");
+    let previous = fs::read_link(&latest).ok();
+    if previous.as_deref() == Some(target.as_path()) {
+        return Ok(Outcome::UpToDate(entry.version.to_string()));
+    }
+    fsutil::replace_symlink(dest, "latest", &target)?;
+    let from = previous.map(|p| describe_target(&p, &remote));
+
+    let mut restarted = Vec::new();
+    if options.restart && !options.init && !config.restart.is_empty() {
+        restarted = systemd::restart_units(&config.restart, RESTART_TIMEOUT).map_err(|source| {
+            FetchError::Restart {
+                version: entry.version.to_string(),
+                source,
+            }
+        })?;
+    }
+    Ok(Outcome::Updated {
+        from,
+        to: entry.version.to_string(),
+        restarted,
     })
+}
+
+/// The local manifest and its bytes, if there is one; it must verify.
+fn read_local_manifest(
+    path: &Path,
+    config: &Config,
+) -> Result<Option<(Manifest, Vec<u8>)>, FetchError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoError::new("read local manifest", path, e).into()),
+    };
+    let manifest = Manifest::parse(&bytes, &config.public_key).map_err(|source| {
+        FetchError::LocalManifest {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(Some((manifest, bytes)))
+}
+
+/// The entry `latest` points at, if it is a complete, matching image that
+/// the manifest lists: what `--init` needs to skip the network.
+fn installed_entry<'m>(
+    dest: &Path,
+    manifest: &'m Manifest,
+    config: &Config,
+    verify: bool,
+) -> Result<Option<&'m Entry>, FetchError> {
+    let Ok(target) = fs::read_link(dest.join("latest")) else {
+        return Ok(None);
+    };
+    let Some(hex) = target
+        .strip_prefix("store")
+        .ok()
+        .and_then(|name| name.to_str())
+    else {
+        return Ok(None);
+    };
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(hex, &mut digest).is_err() {
+        return Ok(None);
+    }
+    let Some(entry) = manifest.by_digest(&digest) else {
+        return Ok(None);
+    };
+    if !config.version.matches(&entry.version) {
+        return Ok(None);
+    }
+    let intact = check_stored(&dest.join(&target), entry, verify)?;
+    Ok(intact.is_none().then_some(entry))
+}
+
+/// Why a stored image does not match its entry, or `None` if it does.
+/// A missing file counts as damaged ("missing").
+fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Option<String>, FetchError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some("missing".into())),
+        Err(e) => return Err(IoError::new("open", path, e).into()),
+    };
+    let size = file.metadata().context("inspect", path)?.len();
+    if size != entry.size {
+        return Ok(Some(format!(
+            "size {size} bytes, expected {} bytes",
+            entry.size
+        )));
+    }
+    if !verify {
+        return Ok(None);
+    }
+    let mut file = file;
+    let found = hashing::copy_and_hash(&mut file, None, None).map_err(|e| FetchError::Read {
+        path: path.to_path_buf(),
+        source: copy_error_io(e),
+    })?;
+    if found.digest != entry.digest {
+        return Ok(Some(format!(
+            "SHA-256 {}, expected {}",
+            hex::encode(found.digest),
+            entry.digest_hex()
+        )));
+    }
+    Ok(None)
+}
+
+fn copy_error_io(e: CopyError) -> std::io::Error {
+    match e {
+        CopyError::Read(e) | CopyError::Write(e) => e,
+        CopyError::TooLong { limit } => {
+            std::io::Error::other(format!("more than {limit} bytes"))
+        }
+    }
+}
+
+/// Makes sure `store/<hex>` of `entry` is present and intact, downloading
+/// it if needed. `Ok(false)` means the publisher withdrew it (410 Gone).
+fn install(
+    name: &Path,
+    config: &Config,
+    store: &Path,
+    entry: &Entry,
+    options: &Options,
+    transport: &Transport,
+) -> Result<bool, FetchError> {
+    let hex = entry.digest_hex();
+    let path = store.join(&hex);
+    match check_stored(&path, entry, options.verify)? {
+        None => return Ok(true),
+        Some(why) if why != "missing" => {
+            warn(
+                name,
+                &format!("{} is damaged ({why}); downloading it again", path.display()),
+            );
+            fsutil::remove_if_exists(&path)?;
+        }
+        Some(_) => {}
+    }
+
+    let url = transport::join(&config.origin, &format!("store/{hex}"));
+    let mut body = match transport.open(&url) {
+        Ok(body) => body,
+        Err(TransportError::Gone { .. }) => {
+            warn(
+                name,
+                &format!(
+                    "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
+                    entry.version
+                ),
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    progress(
+        name,
+        &format!("downloading {} ({} bytes) from {url}", entry.version, entry.size),
+    );
+    let mut pending = fsutil::PendingFile::create(store, &hex)?;
+    let summary = download(&mut body, &mut pending, entry, &url)?;
+    if summary.size != entry.size {
+        return Err(FetchError::TooShort {
+            url,
+            expected: entry.size,
+            received: summary.size,
+        });
+    }
+    if summary.digest != entry.digest {
+        return Err(FetchError::WrongDigest {
+            url,
+            expected: hex,
+            received: hex::encode(summary.digest),
+        });
+    }
+    pending.commit()?;
+    Ok(true)
+}
+
+fn download(
+    body: &mut transport::Body,
+    pending: &mut fsutil::PendingFile,
+    entry: &Entry,
+    url: &str,
+) -> Result<Summary, FetchError> {
+    let path = pending.path().to_path_buf();
+    hashing::copy_and_hash(body, Some(pending.file() as &mut dyn Write), Some(entry.size)).map_err(
+        |e| match e {
+            CopyError::TooLong { limit } => FetchError::TooLong {
+                url: url.to_string(),
+                expected: limit,
+            },
+            CopyError::Read(e) => TransportError::from_read_error(url, e).into(),
+            CopyError::Write(source) => FetchError::Write { path, source },
+        },
+    )
+}
+
+/// How to name what `latest` pointed at before: its version if the
+/// manifest knows the file, else the link target itself.
+fn describe_target(target: &Path, manifest: &Manifest) -> String {
+    let version = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|hex| {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(hex, &mut digest).ok()?;
+            manifest.by_digest(&digest)
+        })
+        .map(|e| e.version.to_string());
+    version.unwrap_or_else(|| target.display().to_string())
 }
