@@ -16,4 +16,3 @@ pub mod publish;
 pub mod systemd;
 pub mod transport;
 pub mod version;
-
