@@ -1,4 +1,7 @@
 //! Shared helpers for the black-box tests in `tests/`.
+//!
+//! Each test binary uses only some of them.
 #![allow(dead_code)]
 
+pub mod dbus;
 pub mod tako;
