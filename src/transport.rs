@@ -1,1 +1,1134 @@
-//! transport (placeholder)
+//! Fetching an origin's files over `http://`, `https://` and `file://` as streams.
+//!
+//! Everything about the network that the rest of tako must not care about lives
+//! here: TLS roots, proxies, redirects, timeouts, and turning statuses and
+//! socket failures into errors a user can act on. Bodies are handed out as
+//! `Read` streams so a 100 MiB image never sits in memory.
+//!
+//! Redirects and proxy selection are done here rather than by ureq:
+//! ureq picks one proxy for every request (whatever the target scheme), does
+//! not treat a `no_proxy` entry `example.com` as covering its subdomains, and
+//! would follow a redirect to any scheme it thinks has a default port
+//! (`socks5://` included). Following redirects ourselves lets every hop get
+//! its own scheme check and its own proxy decision.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ureq::http::{StatusCode, Uri, header};
+use ureq::tls::{RootCerts, TlsConfig};
+use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
+
+/// The most redirects followed for one request, as curl's default `--max-redirs` would be far
+/// too generous for a static file server.
+pub const MAX_REDIRECTS: u32 = 10;
+
+/// The `User-Agent` sent with every request.
+pub const USER_AGENT: &str = concat!("tako/", env!("CARGO_PKG_VERSION"));
+
+/// Limits for talking to an origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// Time allowed to resolve the host name and to set up a connection, including any
+    /// proxy negotiation and the TLS handshake.
+    pub connect_timeout: Duration,
+    /// A transfer that delivers no data for this long fails. Not a limit on the total time,
+    /// so a slow but steady download of a large image is never cut off.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a download could not start or could not finish.
+///
+/// The Display text is meant for the user as it stands and always names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("unsupported URL {url}: only http://, https:// and file:// are supported")]
+    UnsupportedScheme { url: String },
+
+    #[error("invalid URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// HTTP 410: the publisher withdrew the file on purpose.
+    #[error("HTTP 410 Gone from {url}")]
+    Gone { url: String },
+
+    /// HTTP 404, or a `file://` URL naming a file that does not exist.
+    #[error("{url} not found (404 Not Found)")]
+    NotFound { url: String },
+
+    #[error("HTTP {status}{} from {url}", with_space(.reason))]
+    Status {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+
+    #[error("cannot download {url}: {source}")]
+    Network { url: String, source: NetworkError },
+
+    #[error("{url} is larger than the limit of {max} bytes")]
+    TooLarge { url: String, max: u64 },
+
+    #[error(
+        "refusing the redirect from {url} to {location}: only http:// and https:// are followed"
+    )]
+    RedirectRefused { url: String, location: String },
+
+    #[error("too many redirects (more than {max}) starting at {url}")]
+    TooManyRedirects { url: String, max: u32 },
+
+    #[error("bad redirect from {url}: {reason}")]
+    BadRedirect { url: String, reason: String },
+
+    /// The proxy environment variable is set to something unusable. The value itself is
+    /// left out of the message because it may hold a password.
+    #[error("cannot download {url}: the proxy in ${var} is unusable: {reason}")]
+    Proxy {
+        url: String,
+        var: String,
+        reason: String,
+    },
+
+    #[error("cannot read {url}: {source}")]
+    File { url: String, source: io::Error },
+}
+
+fn with_space(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" {reason}")
+    }
+}
+
+impl TransportError {
+    /// Recovers the error behind a failed [`Body`] read.
+    ///
+    /// `Body` reads fail with an `io::Error` (that is what `Read` allows) which carries a
+    /// `TransportError` inside; this unpacks it, and wraps any other I/O error so it still
+    /// names `url`.
+    pub fn from_read_error(url: &str, err: io::Error) -> TransportError {
+        match err.downcast::<TransportError>() {
+            Ok(transport) => transport,
+            Err(err) => TransportError::Network {
+                url: url.to_owned(),
+                source: NetworkError::new(err.kind(), describe_io(&err)),
+            },
+        }
+    }
+}
+
+/// A connection, TLS, protocol or timeout failure, described for a user.
+///
+/// Kept as plain text on purpose: ureq's own messages ("io: ...", "timeout: per read")
+/// read poorly, and printing them as a cause as well would repeat the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct NetworkError {
+    kind: io::ErrorKind,
+    reason: String,
+}
+
+impl NetworkError {
+    fn new(kind: io::ErrorKind, reason: impl Into<String>) -> NetworkError {
+        NetworkError {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    /// The closest I/O error kind, e.g. `TimedOut` or `ConnectionRefused`.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.kind
+    }
+}
+
+/// Which proxy to use for which URL, from `http_proxy`, `https_proxy` and `no_proxy`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    http: Option<ProxyVar>,
+    https: Option<ProxyVar>,
+    no_proxy: NoProxy,
+}
+
+#[derive(Debug, Clone)]
+struct ProxyVar {
+    name: String,
+    value: String,
+}
+
+impl ProxyConfig {
+    /// No proxy at all, whatever the environment says.
+    pub fn none() -> ProxyConfig {
+        ProxyConfig::default()
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> ProxyConfig {
+        ProxyConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the proxy variables through `lookup`, so they can be given without touching
+    /// the process environment.
+    ///
+    /// The lower-case spelling wins over the upper-case one, as in curl; an empty value
+    /// counts as unset. `all_proxy` is not read, because the SOCKS proxies it usually
+    /// names are not supported.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> ProxyConfig {
+        let var = |lower: &str, upper: &str| {
+            [lower, upper].into_iter().find_map(|name| {
+                let value = lookup(name)?;
+                let value = value.trim();
+                (!value.is_empty()).then(|| ProxyVar {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                })
+            })
+        };
+        let no_proxy = var("no_proxy", "NO_PROXY")
+            .map(|v| NoProxy::parse(&v.value))
+            .unwrap_or_default();
+        ProxyConfig {
+            http: var("http_proxy", "HTTP_PROXY"),
+            https: var("https_proxy", "HTTPS_PROXY"),
+            no_proxy,
+        }
+    }
+
+    /// The proxy for a request to `url`, or `None` to connect directly.
+    fn proxy_for(&self, url: &str, target: &Target) -> Result<Option<Proxy>, TransportError> {
+        let var = if target.https {
+            &self.https
+        } else {
+            &self.http
+        };
+        let Some(var) = var else {
+            return Ok(None);
+        };
+        if self.no_proxy.matches(&target.host, target.port) {
+            return Ok(None);
+        }
+        let unusable = |reason: &str| TransportError::Proxy {
+            url: url.to_owned(),
+            var: var.name.clone(),
+            reason: reason.to_owned(),
+        };
+        let proxy = Proxy::new(&var.value).map_err(|_| unusable("not a valid proxy URL"))?;
+        // ureq panics on a hand-made SOCKS proxy when built without its socks feature, so
+        // anything but an HTTP(S) CONNECT proxy must be refused here.
+        if !matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https) {
+            return Err(unusable("only http:// and https:// proxies are supported"));
+        }
+        Ok(Some(proxy))
+    }
+}
+
+/// A parsed `no_proxy` list.
+///
+/// Follows curl: comma-separated entries; `*` alone matches every host; `example.com`,
+/// `.example.com` and `*.example.com` all match `example.com` and its subdomains; an IP
+/// address matches only itself, and `10.0.0.0/8` style entries match addresses in the
+/// network. Unlike curl, `host:port` restricts an entry to one port, as Go does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct NoProxy {
+    all: bool,
+    entries: Vec<NoProxyEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NoProxyEntry {
+    Domain { name: String, port: Option<u16> },
+    Ip { addr: IpAddr, port: Option<u16> },
+    Network { addr: IpAddr, prefix: u8 },
+}
+
+impl NoProxy {
+    fn parse(list: &str) -> NoProxy {
+        let mut no_proxy = NoProxy::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                no_proxy.all = true;
+            } else if let Some(parsed) = NoProxyEntry::parse(entry) {
+                no_proxy.entries.push(parsed);
+            }
+        }
+        no_proxy
+    }
+
+    fn matches(&self, host: &str, port: u16) -> bool {
+        if self.all {
+            return true;
+        }
+        let host = normalize_host(host);
+        let ip = host.parse::<IpAddr>().ok();
+        self.entries
+            .iter()
+            .any(|entry| entry.matches(&host, ip, port))
+    }
+}
+
+impl NoProxyEntry {
+    /// `None` for entries that cannot match anything (bad port or prefix): ignoring them is
+    /// what curl does, and failing every download over a typo in `no_proxy` would be worse.
+    fn parse(entry: &str) -> Option<NoProxyEntry> {
+        if let Some((addr, prefix)) = entry.split_once('/') {
+            let addr = normalize_host(addr).parse::<IpAddr>().ok()?;
+            let prefix = prefix.parse::<u8>().ok()?;
+            let bits = if addr.is_ipv4() { 32 } else { 128 };
+            return (prefix <= bits).then_some(NoProxyEntry::Network { addr, prefix });
+        }
+        let (host, port) = split_host_port(entry)?;
+        let host = normalize_host(host);
+        let host = host.strip_prefix("*.").unwrap_or(&host);
+        let host = host.strip_prefix('.').unwrap_or(host);
+        if host.is_empty() {
+            return None;
+        }
+        Some(match host.parse::<IpAddr>() {
+            Ok(addr) => NoProxyEntry::Ip { addr, port },
+            Err(_) => NoProxyEntry::Domain {
+                name: host.to_owned(),
+                port,
+            },
+        })
+    }
+
+    fn matches(&self, host: &str, ip: Option<IpAddr>, port: u16) -> bool {
+        let port_ok = |want: &Option<u16>| want.is_none_or(|want| want == port);
+        match self {
+            NoProxyEntry::Domain { name, port: want } => {
+                port_ok(want)
+                    && (host == name
+                        || host
+                            .strip_suffix(name.as_str())
+                            .is_some_and(|rest| rest.ends_with('.')))
+            }
+            NoProxyEntry::Ip { addr, port: want } => port_ok(want) && ip == Some(*addr),
+            NoProxyEntry::Network { addr, prefix } => {
+                ip.is_some_and(|ip| in_network(ip, *addr, *prefix))
+            }
+        }
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, `[v6]` or a bare host. A bare IPv6 address has several
+/// colons and no port. `None` if a port is present but not a number.
+fn split_host_port(entry: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(port) => Some((host, Some(port.parse().ok()?))),
+            None if after.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match entry.split_once(':') {
+        Some((host, port)) if !port.contains(':') => Some((host, Some(port.parse().ok()?))),
+        _ => Some((entry, None)),
+    }
+}
+
+/// Lower-cases and drops IPv6 brackets and a trailing root dot, so `Example.COM.` and
+/// `example.com` compare equal.
+fn normalize_host(host: &str) -> String {
+    let host = host.strip_prefix('[').unwrap_or(host);
+    let host = host.strip_suffix(']').unwrap_or(host);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.to_ascii_lowercase()
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The scheme, host and port of an http(s) URL, as needed to pick a proxy.
+#[derive(Debug)]
+struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, TransportError> {
+        let invalid = |reason: &str| TransportError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
+        let https = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(TransportError::UnsupportedScheme {
+                    url: url.to_owned(),
+                });
+            }
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("no host name"))?;
+        Ok(Target {
+            https,
+            host: host.to_owned(),
+            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+}
+
+/// The URL's scheme in lower case, if it has a syntactically valid one (RFC 3986 §3.1).
+fn scheme_of(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (first_ok && rest_ok).then(|| scheme.to_ascii_lowercase())
+}
+
+fn is_http_scheme(url: &str) -> bool {
+    matches!(scheme_of(url).as_deref(), Some("http" | "https"))
+}
+
+/// The URL without its `#fragment`, which is never sent to a server.
+fn strip_fragment(url: &str) -> &str {
+    url.split_once('#').map_or(url, |(before, _)| before)
+}
+
+/// `<origin>/<path>`, whether or not `origin` ends in a slash or `path` starts with one.
+pub fn join(origin: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        origin.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// Resolves a `Location` header against the absolute http(s) URL it came from
+/// (RFC 3986 §5.2, without fragments).
+fn resolve_location(base: &str, location: &str) -> String {
+    let location = strip_fragment(location.trim());
+    if scheme_of(location).is_some() {
+        return location.to_owned();
+    }
+    let Some((scheme, rest)) = strip_fragment(base).split_once("://") else {
+        return location.to_owned();
+    };
+    if location.starts_with("//") {
+        return format!("{scheme}:{location}");
+    }
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path_query) = rest.split_at(authority_end);
+    let (base_path, base_query) = match path_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_query, None),
+    };
+    let base_path = if base_path.is_empty() { "/" } else { base_path };
+    let (loc_path, loc_query) = match location.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (location, None),
+    };
+    let (path, query) = if loc_path.is_empty() {
+        (base_path.to_owned(), loc_query.or(base_query))
+    } else if loc_path.starts_with('/') {
+        (loc_path.to_owned(), loc_query)
+    } else {
+        let dir_end = base_path.rfind('/').map_or(0, |i| i + 1);
+        (format!("{}{loc_path}", &base_path[..dir_end]), loc_query)
+    };
+    let path = remove_dot_segments(&path);
+    match query {
+        Some(query) => format!("{scheme}://{authority}{path}?{query}"),
+        None => format!("{scheme}://{authority}{path}"),
+    }
+}
+
+/// Collapses `.` and `..` segments of an absolute path (RFC 3986 §5.2.4).
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, segment) in segments.into_iter().enumerate() {
+        match segment {
+            "." | ".." => {
+                if segment == ".." {
+                    out.pop();
+                }
+                // A trailing dot segment still names a directory.
+                if i == last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// The local path named by a `file:` URL.
+///
+/// Accepts `file:///path`, `file://localhost/path` and `file:/path`. `%XX` escapes are
+/// decoded and the result must be UTF-8; a `?` or `#` ends the path, as in any URL, so such
+/// characters in a file name must be written `%3F` and `%23`.
+fn file_url_path(url: &str) -> Result<PathBuf, TransportError> {
+    let invalid = |reason: &str| TransportError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = url.get("file:".len()..).unwrap_or("");
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(invalid("file:// URLs must name a local path, not a host"));
+            }
+            path
+        }
+        None => rest,
+    };
+    if !path.starts_with('/') {
+        return Err(invalid("a file:// URL needs an absolute path"));
+    }
+    let decoded = percent_decode(path.as_bytes());
+    let path = String::from_utf8(decoded)
+        .map_err(|_| invalid("the path is not UTF-8 after percent-decoding"))?;
+    Ok(PathBuf::from(path))
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let escaped = match (b, input.get(i + 1), input.get(i + 2)) {
+            (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)),
+            _ => None,
+        };
+        match escaped {
+            // Both digits are below 16, so the byte always fits.
+            Some((hi, lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Downloads from origins; cheap to clone, and clones share connections.
+#[derive(Clone)]
+pub struct Transport {
+    agent: Agent,
+    config: TransportConfig,
+    proxies: ProxyConfig,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("config", &self.config)
+            .field("proxies", &self.proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport that takes its proxies from the environment.
+    pub fn new(cfg: TransportConfig) -> Transport {
+        Transport::with_proxies(cfg, ProxyConfig::from_env())
+    }
+
+    /// A transport with explicit proxy settings, e.g. [`ProxyConfig::none`] in tests that
+    /// must not be affected by the environment.
+    pub fn with_proxies(cfg: TransportConfig, proxies: ProxyConfig) -> Transport {
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::PlatformVerifier)
+            .build();
+        // ureq only speaks HTTP/1.1, so there is no version to pin.
+        let agent_config = Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            // Chosen per request in `proxy_for`; ureq's own pick would read the environment.
+            .proxy(None)
+            .user_agent(USER_AGENT)
+            // Never ask for compression: images are hashed byte for byte as stored.
+            .accept_encoding("")
+            .timeout_resolve(Some(cfg.connect_timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.idle_timeout))
+            .timeout_per_write(Some(cfg.idle_timeout))
+            .build();
+        Transport {
+            agent: Agent::new_with_config(agent_config),
+            config: cfg,
+            proxies,
+        }
+    }
+
+    /// Opens `url` for streaming. Only status 200 counts as success.
+    ///
+    /// Errors name the URL that failed, which after a redirect is the redirect's target.
+    pub fn open(&self, url: &str) -> Result<Body, TransportError> {
+        match scheme_of(url).as_deref() {
+            Some("http" | "https") => self.open_http(url),
+            Some("file") => open_file(url),
+            _ => Err(TransportError::UnsupportedScheme {
+                url: url.to_owned(),
+            }),
+        }
+    }
+
+    /// Reads all of a small body such as a manifest, failing with `TooLarge` as soon as
+    /// more than `max` bytes arrive; at most `max + 1` bytes are ever buffered.
+    pub fn get_capped(&self, url: &str, max: u64) -> Result<Vec<u8>, TransportError> {
+        let mut body = self.open(url)?;
+        let too_large = |body: &Body| TransportError::TooLarge {
+            url: body.url().to_owned(),
+            max,
+        };
+        if body.content_length().is_some_and(|len| len > max) {
+            return Err(too_large(&body));
+        }
+        let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+        const CHUNK: usize = 64 * 1024;
+        let initial = body
+            .content_length()
+            .and_then(|len| usize::try_from(len).ok())
+            .unwrap_or(CHUNK)
+            .min(limit);
+        let mut out: Vec<u8> = Vec::with_capacity(initial);
+        loop {
+            let start = out.len();
+            let want = CHUNK.min(limit - start);
+            if want == 0 {
+                return Err(too_large(&body));
+            }
+            if out.capacity() < start + want {
+                // Vec's own growth doubles and could overshoot `limit`.
+                let target = out.capacity().saturating_mul(2).clamp(start + want, limit);
+                out.reserve_exact(target - start);
+            }
+            out.resize(start + want, 0);
+            match body.read(&mut out[start..]) {
+                Ok(0) => {
+                    out.truncate(start);
+                    return Ok(out);
+                }
+                Ok(n) => out.truncate(start + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(start),
+                Err(e) => return Err(TransportError::from_read_error(body.url(), e)),
+            }
+            if out.len() as u64 > max {
+                return Err(too_large(&body));
+            }
+        }
+    }
+
+    fn open_http(&self, url: &str) -> Result<Body, TransportError> {
+        let mut current = strip_fragment(url).to_owned();
+        let mut redirects = 0;
+        loop {
+            let response = self.get(&current)?;
+            let status = response.status();
+            if !is_followed_redirect(status) {
+                return self.finish(current, response);
+            }
+            if redirects == MAX_REDIRECTS {
+                return Err(TransportError::TooManyRedirects {
+                    url: url.to_owned(),
+                    max: MAX_REDIRECTS,
+                });
+            }
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .ok_or_else(|| TransportError::BadRedirect {
+                    url: current.clone(),
+                    reason: format!("HTTP {} without a Location header", status.as_u16()),
+                })?
+                .to_str()
+                .map_err(|_| TransportError::BadRedirect {
+                    url: current.clone(),
+                    reason: "the Location header is not ASCII".to_owned(),
+                })?;
+            let next = resolve_location(&current, location);
+            if !is_http_scheme(&next) {
+                return Err(TransportError::RedirectRefused {
+                    url: current,
+                    location: next,
+                });
+            }
+            current = next;
+            redirects += 1;
+        }
+    }
+
+    fn get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
+        let target = Target::parse(url)?;
+        let request = self.agent.get(url);
+        let result = match self.proxies.proxy_for(url, &target)? {
+            Some(proxy) => request.config().proxy(Some(proxy)).build().call(),
+            None => request.call(),
+        };
+        result.map_err(|err| self.classify(url, err))
+    }
+
+    fn finish(
+        &self,
+        url: String,
+        response: ureq::http::Response<ureq::Body>,
+    ) -> Result<Body, TransportError> {
+        let status = response.status();
+        match status {
+            StatusCode::OK => {
+                let body = response.into_body();
+                Ok(Body {
+                    content_length: body.content_length(),
+                    inner: Inner::Http(Box::new(body.into_reader())),
+                    url,
+                    config: self.config,
+                })
+            }
+            StatusCode::NOT_FOUND => Err(TransportError::NotFound { url }),
+            StatusCode::GONE => Err(TransportError::Gone { url }),
+            _ => Err(TransportError::Status {
+                url,
+                status: status.as_u16(),
+                reason: status.canonical_reason().unwrap_or("").to_owned(),
+            }),
+        }
+    }
+
+    fn classify(&self, url: &str, err: ureq::Error) -> TransportError {
+        match err {
+            ureq::Error::BadUri(reason) => TransportError::InvalidUrl {
+                url: url.to_owned(),
+                reason,
+            },
+            ureq::Error::Http(e) => TransportError::InvalidUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            },
+            other => TransportError::Network {
+                url: url.to_owned(),
+                source: describe_ureq(other, &self.config),
+            },
+        }
+    }
+}
+
+/// Statuses whose `Location` we follow. 300 and 304 are not redirects a GET can follow,
+/// and 305 (use proxy) is deprecated for security reasons.
+fn is_followed_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+fn describe_ureq(err: ureq::Error, cfg: &TransportConfig) -> NetworkError {
+    use io::ErrorKind::{Other, TimedOut};
+    let (kind, reason) = match err {
+        ureq::Error::Timeout(Timeout::PerRead) => (
+            TimedOut,
+            format!("timed out after {} with no data", seconds(cfg.idle_timeout)),
+        ),
+        ureq::Error::Timeout(Timeout::PerWrite) => (
+            TimedOut,
+            format!(
+                "timed out after {} unable to send the request",
+                seconds(cfg.idle_timeout)
+            ),
+        ),
+        ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => (
+            TimedOut,
+            format!("could not connect within {}", seconds(cfg.connect_timeout)),
+        ),
+        ureq::Error::Timeout(other) => (TimedOut, format!("timed out ({other})")),
+        ureq::Error::Io(e) => (e.kind(), describe_io(&e)),
+        ureq::Error::HostNotFound => (Other, "host name not found".to_owned()),
+        ureq::Error::Tls(e) => (Other, format!("TLS error: {e}")),
+        ureq::Error::Rustls(e) => (Other, format!("TLS error: {e}")),
+        ureq::Error::Pem(e) => (Other, format!("TLS error: {e:?}")),
+        ureq::Error::Protocol(e) => (Other, format!("invalid HTTP response: {e}")),
+        ureq::Error::LargeResponseHeader(..) => {
+            (Other, "the response headers are too large".to_owned())
+        }
+        ureq::Error::ConnectProxyFailed(e) => (Other, format!("the proxy refused: {e}")),
+        ureq::Error::InvalidProxyUrl => (Other, "invalid proxy URL".to_owned()),
+        ureq::Error::ConnectionFailed => (Other, "connection failed".to_owned()),
+        other => (Other, other.to_string()),
+    };
+    NetworkError::new(kind, reason)
+}
+
+fn describe_io(err: &io::Error) -> String {
+    use io::ErrorKind as K;
+    match err.kind() {
+        K::ConnectionRefused => "connection refused".to_owned(),
+        K::ConnectionReset => "connection reset by the server".to_owned(),
+        K::ConnectionAborted => "connection aborted".to_owned(),
+        K::UnexpectedEof => "connection closed before the transfer was complete".to_owned(),
+        K::TimedOut => "timed out".to_owned(),
+        K::HostUnreachable => "host unreachable".to_owned(),
+        K::NetworkUnreachable => "network unreachable".to_owned(),
+        _ => err.to_string(),
+    }
+}
+
+fn open_file(url: &str) -> Result<Body, TransportError> {
+    let path = file_url_path(url)?;
+    let file_error = |source: io::Error| {
+        if source.kind() == io::ErrorKind::NotFound {
+            TransportError::NotFound {
+                url: url.to_owned(),
+            }
+        } else {
+            TransportError::File {
+                url: url.to_owned(),
+                source,
+            }
+        }
+    };
+    let file = File::open(&path).map_err(file_error)?;
+    let meta = file.metadata().map_err(file_error)?;
+    // Opening a directory succeeds on Unix; reading it would fail later and less clearly.
+    if meta.is_dir() {
+        return Err(file_error(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
+    Ok(Body {
+        url: url.to_owned(),
+        content_length: meta.is_file().then_some(meta.len()),
+        inner: Inner::File(file),
+        config: TransportConfig::default(),
+    })
+}
+
+/// A response body being streamed. Read errors are `io::Error`s whose message names the URL;
+/// [`TransportError::from_read_error`] recovers the structured error.
+pub struct Body {
+    url: String,
+    content_length: Option<u64>,
+    inner: Inner,
+    config: TransportConfig,
+}
+
+enum Inner {
+    // Boxed because the reader is several hundred bytes and File is one word.
+    Http(Box<ureq::BodyReader<'static>>),
+    File(File),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Body")
+            .field("url", &self.url)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body {
+    /// The size the server announced, or the file's size; `None` if unknown.
+    /// Only a claim: the stream may still end early or run long.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// The URL the body comes from (after any redirects).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = match &mut self.inner {
+            Inner::Http(reader) => reader.read(buf),
+            Inner::File(file) => file.read(buf),
+        };
+        result.map_err(|err| {
+            let kind = err.kind();
+            if kind == io::ErrorKind::Interrupted {
+                return err;
+            }
+            let transport = match &self.inner {
+                Inner::Http(_) => TransportError::Network {
+                    url: self.url.clone(),
+                    // Unwraps the ureq::Error that ureq hides inside io::Error::other.
+                    source: match ureq::Error::from(err) {
+                        ureq::Error::Io(e) => NetworkError::new(e.kind(), describe_io(&e)),
+                        other => describe_ureq(other, &self.config),
+                    },
+                },
+                Inner::File(_) => TransportError::File {
+                    url: self.url.clone(),
+                    source: err,
+                },
+            };
+            let kind = match &transport {
+                TransportError::Network { source, .. } => source.kind(),
+                _ => kind,
+            };
+            io::Error::new(kind, transport)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_puts_exactly_one_slash_between_origin_and_path() {
+        assert_eq!(join("http://h/o", "manifest"), "http://h/o/manifest");
+        assert_eq!(join("http://h/o/", "manifest"), "http://h/o/manifest");
+        assert_eq!(join("http://h/o/", "/store/ab"), "http://h/o/store/ab");
+        assert_eq!(join("file:///srv/o", "store/ab"), "file:///srv/o/store/ab");
+    }
+
+    #[test]
+    fn scheme_is_recognised_case_insensitively_and_only_when_well_formed() {
+        assert_eq!(scheme_of("HTTPS://h/").as_deref(), Some("https"));
+        assert_eq!(scheme_of("file:///x").as_deref(), Some("file"));
+        assert_eq!(scheme_of("/just/a/path"), None);
+        assert_eq!(scheme_of("1http://h/"), None);
+        assert_eq!(scheme_of("no scheme here"), None);
+        assert!(is_http_scheme("http://h/"));
+        assert!(!is_http_scheme("file:///etc/passwd"));
+        assert!(!is_http_scheme("socks5://h/"));
+    }
+
+    #[test]
+    fn open_refuses_schemes_other_than_http_https_and_file() {
+        let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
+        for url in ["ftp://h/manifest", "manifest", "socks5://h/x", ""] {
+            let err = transport.open(url).unwrap_err();
+            assert!(
+                matches!(err, TransportError::UnsupportedScheme { .. }),
+                "{url}: {err:?}"
+            );
+            assert!(err.to_string().contains(url));
+        }
+    }
+
+    #[test]
+    fn file_urls_map_to_local_absolute_paths() {
+        let path = |u: &str| file_url_path(u).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(path("file:///srv/o/manifest").unwrap(), "/srv/o/manifest");
+        assert_eq!(path("file://localhost/srv/o").unwrap(), "/srv/o");
+        assert_eq!(path("file:/srv/o").unwrap(), "/srv/o");
+        assert_eq!(path("file:///a%20b/c%2").unwrap(), "/a b/c%2");
+        assert_eq!(path("file:///a?q#f").unwrap(), "/a");
+        assert!(path("file://elsewhere/srv").is_err());
+        assert!(path("file:relative").is_err());
+        assert!(path("file:///%ff").is_err());
+    }
+
+    #[test]
+    fn no_proxy_domain_entries_cover_subdomains_but_not_lookalikes() {
+        let np = NoProxy::parse("example.com, .internal ,*.corp.net");
+        assert!(np.matches("example.com", 80));
+        assert!(np.matches("a.b.example.com", 443));
+        assert!(np.matches("EXAMPLE.com.", 80));
+        assert!(!np.matches("badexample.com", 80));
+        assert!(!np.matches("example.com.evil", 80));
+        assert!(np.matches("internal", 80));
+        assert!(np.matches("x.internal", 80));
+        assert!(np.matches("corp.net", 80));
+        assert!(np.matches("a.corp.net", 80));
+        assert!(!np.matches("other.org", 80));
+    }
+
+    #[test]
+    fn no_proxy_star_matches_everything() {
+        assert!(NoProxy::parse("foo,*").matches("anything.example", 8080));
+        assert!(!NoProxy::parse("").matches("anything.example", 8080));
+    }
+
+    #[test]
+    fn no_proxy_ip_and_network_entries_match_addresses() {
+        let np = NoProxy::parse("127.0.0.1,10.0.0.0/8,::1,fd00::/8");
+        assert!(np.matches("127.0.0.1", 80));
+        assert!(!np.matches("127.0.0.2", 80));
+        assert!(np.matches("10.200.3.4", 80));
+        assert!(!np.matches("11.0.0.1", 80));
+        assert!(np.matches("[::1]", 80));
+        assert!(np.matches("[fd12::5]", 80));
+        assert!(!np.matches("[fe80::1]", 80));
+        assert!(NoProxy::parse("0.0.0.0/0").matches("8.8.8.8", 53));
+    }
+
+    #[test]
+    fn no_proxy_entries_with_a_port_apply_only_to_that_port() {
+        let np = NoProxy::parse("example.com:8080,[::1]:443");
+        assert!(np.matches("example.com", 8080));
+        assert!(!np.matches("example.com", 80));
+        assert!(np.matches("[::1]", 443));
+        assert!(!np.matches("[::1]", 80));
+    }
+
+    #[test]
+    fn no_proxy_ignores_malformed_entries() {
+        let np = NoProxy::parse("example.com:notaport,10.0.0.0/99,,.,[::1,good.org");
+        assert_eq!(np.entries.len(), 1);
+        assert!(np.matches("good.org", 80));
+    }
+
+    fn lookup(vars: &'static [(&'static str, &'static str)]) -> ProxyConfig {
+        ProxyConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    fn proxy_host(cfg: &ProxyConfig, url: &str) -> Option<String> {
+        let target = Target::parse(url).unwrap();
+        cfg.proxy_for(url, &target)
+            .unwrap()
+            .map(|p| format!("{}:{}", p.host(), p.port()))
+    }
+
+    #[test]
+    fn proxy_is_chosen_by_the_target_scheme() {
+        let cfg = lookup(&[
+            ("http_proxy", "http://plain:3128"),
+            ("HTTPS_PROXY", "secure:3129"),
+        ]);
+        assert_eq!(
+            proxy_host(&cfg, "http://a.example/manifest").as_deref(),
+            Some("plain:3128")
+        );
+        assert_eq!(
+            proxy_host(&cfg, "https://a.example/manifest").as_deref(),
+            Some("secure:3129")
+        );
+    }
+
+    #[test]
+    fn lower_case_proxy_variables_win_and_empty_ones_count_as_unset() {
+        let cfg = lookup(&[
+            ("http_proxy", "http://lower:1"),
+            ("HTTP_PROXY", "http://upper:2"),
+            ("https_proxy", ""),
+            ("HTTPS_PROXY", "http://upper:3"),
+        ]);
+        assert_eq!(proxy_host(&cfg, "http://h/").as_deref(), Some("lower:1"));
+        assert_eq!(proxy_host(&cfg, "https://h/").as_deref(), Some("upper:3"));
+    }
+
+    #[test]
+    fn no_proxy_hosts_connect_directly() {
+        let cfg = lookup(&[
+            ("http_proxy", "http://p:3128"),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ]);
+        assert_eq!(proxy_host(&cfg, "http://127.0.0.1:8000/x"), None);
+        assert_eq!(proxy_host(&cfg, "http://LocalHost/x"), None);
+        assert!(proxy_host(&cfg, "http://remote.example/x").is_some());
+    }
+
+    #[test]
+    fn socks_and_garbage_proxies_are_errors_naming_the_variable_and_url() {
+        let url = "https://h.example/manifest";
+        let target = Target::parse(url).unwrap();
+        for cfg in [
+            lookup(&[("https_proxy", "socks5://p:1080")]),
+            lookup(&[("https_proxy", "ftp://p:21")]),
+        ] {
+            let err = cfg.proxy_for(url, &target).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("$https_proxy") && msg.contains(url), "{msg}");
+            assert!(!msg.contains("p:1080") && !msg.contains("p:21"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn redirect_locations_resolve_against_the_current_url() {
+        let base = "http://h:8/a/b/c?q=1";
+        assert_eq!(resolve_location(base, "https://o/x"), "https://o/x");
+        assert_eq!(resolve_location(base, "//o/x"), "http://o/x");
+        assert_eq!(resolve_location(base, "/x/y"), "http://h:8/x/y");
+        assert_eq!(resolve_location(base, "d"), "http://h:8/a/b/d");
+        assert_eq!(resolve_location(base, "../d?z"), "http://h:8/a/d?z");
+        assert_eq!(resolve_location(base, "./"), "http://h:8/a/b/");
+        assert_eq!(resolve_location(base, "?r"), "http://h:8/a/b/c?r");
+        assert_eq!(resolve_location(base, "/x#frag"), "http://h:8/x");
+        assert_eq!(resolve_location("http://h", "x"), "http://h/x");
+        assert_eq!(resolve_location(base, "../../../../x"), "http://h:8/x");
+        assert_eq!(
+            resolve_location(base, "file:///etc/passwd"),
+            "file:///etc/passwd"
+        );
+    }
+
+    #[test]
+    fn status_messages_name_the_status_reason_and_url() {
+        let err = TransportError::Status {
+            url: "http://h/manifest".to_owned(),
+            status: 500,
+            reason: "Internal Server Error".to_owned(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "HTTP 500 Internal Server Error from http://h/manifest"
+        );
+        let err = TransportError::Status {
+            url: "http://h/manifest".to_owned(),
+            status: 599,
+            reason: String::new(),
+        };
+        assert_eq!(err.to_string(), "HTTP 599 from http://h/manifest");
+    }
+
+    #[test]
+    fn durations_read_naturally_in_messages() {
+        assert_eq!(seconds(Duration::from_secs(60)), "60 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn bodies_and_transports_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<Body>();
+        is_send::<Transport>();
+        is_send::<TransportError>();
+    }
+}
