@@ -315,7 +315,10 @@ mod tests {
                 .filter(|l| !l.starts_with(&format!("{key}=")))
                 .map(|l| format!("{l}\n"))
                 .collect();
-            assert_eq!(error(&text).to_string(), format!("app.tako: missing {key}="));
+            assert_eq!(
+                error(&text).to_string(),
+                format!("app.tako: missing {key}=")
+            );
         }
     }
 
@@ -357,14 +360,25 @@ mod tests {
 
     #[test]
     fn parses_toml_with_the_same_settings() {
-        let c = parse_toml("a.toml", &format!("{}restart = \"a.service b.service\"\n", good_toml()))
-            .unwrap();
+        let c = parse_toml(
+            "a.toml",
+            &format!("{}restart = \"a.service b.service\"\n", good_toml()),
+        )
+        .unwrap();
         assert_eq!(c.origin, "https://x");
         assert_eq!(c.restart, ["a.service", "b.service"]);
-        let c = parse_toml("a.toml", &format!("{}restart = [\"a.service\", \"b\"]\n", good_toml()))
-            .unwrap();
+        let c = parse_toml(
+            "a.toml",
+            &format!("{}restart = [\"a.service\", \"b\"]\n", good_toml()),
+        )
+        .unwrap();
         assert_eq!(c.restart, ["a.service", "b"]);
-        assert!(parse_toml("a.toml", &good_toml()).unwrap().restart.is_empty());
+        assert!(
+            parse_toml("a.toml", &good_toml())
+                .unwrap()
+                .restart
+                .is_empty()
+        );
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub enum FetchError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}")]
+    #[error(
+        "every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}"
+    )]
     AllWithdrawn { pattern: String, versions: String },
     #[error("no version matches {pattern} (available: {available}), and --init needs an image")]
     NoImage { pattern: String, available: String },
@@ -214,7 +216,10 @@ pub fn fetch_one(
             return Err(FetchError::Rollback { url, entries });
         }
     }
-    if local.as_ref().is_none_or(|(_, bytes)| *bytes != remote_bytes) {
+    if local
+        .as_ref()
+        .is_none_or(|(_, bytes)| *bytes != remote_bytes)
+    {
         fsutil::write_file(dest, "manifest", &remote_bytes)?;
     }
 
@@ -373,9 +378,7 @@ fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Option<Strin
 fn copy_error_io(e: CopyError) -> std::io::Error {
     match e {
         CopyError::Read(e) | CopyError::Write(e) => e,
-        CopyError::TooLong { limit } => {
-            std::io::Error::other(format!("more than {limit} bytes"))
-        }
+        CopyError::TooLong { limit } => std::io::Error::other(format!("more than {limit} bytes")),
     }
 }
 
@@ -396,7 +399,10 @@ fn install(
         Some(why) if why != "missing" => {
             warn(
                 name,
-                &format!("{} is damaged ({why}); downloading it again", path.display()),
+                &format!(
+                    "{} is damaged ({why}); downloading it again",
+                    path.display()
+                ),
             );
             fsutil::remove_if_exists(&path)?;
         }
@@ -420,7 +426,10 @@ fn install(
     };
     progress(
         name,
-        &format!("downloading {} ({} bytes) from {url}", entry.version, entry.size),
+        &format!(
+            "downloading {} ({} bytes) from {url}",
+            entry.version, entry.size
+        ),
     );
     let mut pending = fsutil::PendingFile::create(store, &hex)?;
     let summary = download(&mut body, &mut pending, entry, &url)?;
@@ -449,16 +458,19 @@ fn download(
     url: &str,
 ) -> Result<Summary, FetchError> {
     let path = pending.path().to_path_buf();
-    hashing::copy_and_hash(body, Some(pending.file() as &mut dyn Write), Some(entry.size)).map_err(
-        |e| match e {
-            CopyError::TooLong { limit } => FetchError::TooLong {
-                url: url.to_string(),
-                expected: limit,
-            },
-            CopyError::Read(e) => TransportError::from_read_error(url, e).into(),
-            CopyError::Write(source) => FetchError::Write { path, source },
-        },
+    hashing::copy_and_hash(
+        body,
+        Some(pending.file() as &mut dyn Write),
+        Some(entry.size),
     )
+    .map_err(|e| match e {
+        CopyError::TooLong { limit } => FetchError::TooLong {
+            url: url.to_string(),
+            expected: limit,
+        },
+        CopyError::Read(e) => TransportError::from_read_error(url, e).into(),
+        CopyError::Write(source) => FetchError::Write { path, source },
+    })
 }
 
 /// How to name what `latest` pointed at before: its version if the
