@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub mod dbus;
+pub mod origin;
 pub mod tako;
