@@ -22,8 +22,8 @@ use ureq::http::{StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
-/// The most redirects followed for one request, as curl's default `--max-redirs` would be far
-/// too generous for a static file server.
+/// The most redirects followed for one request (SPEC §7); a static file server has no
+/// business sending longer chains.
 pub const MAX_REDIRECTS: u32 = 10;
 
 /// The `User-Agent` sent with every request.
@@ -207,8 +207,13 @@ impl ProxyConfig {
         }
     }
 
-    /// The proxy for a request to `url`, or `None` to connect directly.
-    fn proxy_for(&self, url: &str, target: &Target) -> Result<Option<Proxy>, TransportError> {
+    /// The proxy for a request to `url` and the variable it came from, or `None` to connect
+    /// directly.
+    fn proxy_for(
+        &self,
+        url: &str,
+        target: &Target,
+    ) -> Result<Option<(Proxy, String)>, TransportError> {
         let var = if target.https {
             &self.https
         } else {
@@ -231,7 +236,7 @@ impl ProxyConfig {
         if !matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https) {
             return Err(unusable("only http:// and https:// proxies are supported"));
         }
-        Ok(Some(proxy))
+        Ok(Some((proxy, var.name.clone())))
     }
 }
 
@@ -694,11 +699,22 @@ impl Transport {
     fn get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
         let target = Target::parse(url)?;
         let request = self.agent.get(url);
-        let result = match self.proxies.proxy_for(url, &target)? {
-            Some(proxy) => request.config().proxy(Some(proxy)).build().call(),
-            None => request.call(),
+        let Some((proxy, var)) = self.proxies.proxy_for(url, &target)? else {
+            return request.call().map_err(|err| self.classify(url, err));
         };
-        result.map_err(|err| self.classify(url, err))
+        request
+            .config()
+            .proxy(Some(proxy))
+            .build()
+            .call()
+            .map_err(|err| match self.classify(url, err) {
+                // "connection refused" alone would send the user looking at the origin.
+                TransportError::Network { url, mut source } => {
+                    source.reason = format!("{} (through the proxy in ${var})", source.reason);
+                    TransportError::Network { url, source }
+                }
+                other => other,
+            })
     }
 
     fn finish(
@@ -712,7 +728,7 @@ impl Transport {
                 let body = response.into_body();
                 Ok(Body {
                     content_length: body.content_length(),
-                    inner: Inner::Http(Box::new(body.into_reader())),
+                    inner: Inner::Http(body.into_reader()),
                     url,
                     config: self.config,
                 })
@@ -850,8 +866,7 @@ pub struct Body {
 }
 
 enum Inner {
-    // Boxed because the reader is several hundred bytes and File is one word.
-    Http(Box<ureq::BodyReader<'static>>),
+    Http(ureq::BodyReader<'static>),
     File(File),
 }
 
@@ -1023,7 +1038,7 @@ mod tests {
         let target = Target::parse(url).unwrap();
         cfg.proxy_for(url, &target)
             .unwrap()
-            .map(|p| format!("{}:{}", p.host(), p.port()))
+            .map(|(p, _)| format!("{}:{}", p.host(), p.port()))
     }
 
     #[test]

@@ -4,5 +4,6 @@
 #![allow(dead_code)]
 
 pub mod dbus;
+pub mod http_server;
 pub mod origin;
 pub mod tako;
