@@ -179,7 +179,7 @@ mod tests {
         for v in ["1.0.0", "2024.01.05-rc1", "v1", "a"] {
             assert!(validate_new_version(v).is_ok(), "{v}");
         }
-        assert!(validate_new_version(&"1".repeat(128)).is_ok());
+        assert!(validate_new_version(&"1.".repeat(64)).is_ok());
     }
 
     #[test]

@@ -34,7 +34,10 @@ fn restarts_the_unit_after_an_update_and_says_so() {
     assert_exit(&o, 0);
     assert_eq!(
         stdout(&o),
-        format!("{}: updated (none) -> 1.0; restarted app.service\n", config.display())
+        format!(
+            "{}: updated (none) -> 1.0; restarted app.service\n",
+            config.display()
+        )
     );
     assert_eq!(systemd.calls(), [call("app.service")]);
     w.assert_latest(&digest, &World::content("1.0"));
@@ -67,8 +70,15 @@ fn does_not_restart_when_nothing_changed() {
     assert_exit(&fetch(bus.address(), &[], &config), 0);
     let o = fetch(bus.address(), &[], &config);
     assert_exit(&o, 0);
-    assert_eq!(stdout(&o), format!("{}: up to date (1.0)\n", config.display()));
-    assert_eq!(systemd.calls(), [call("app.service")], "only the first run restarts");
+    assert_eq!(
+        stdout(&o),
+        format!("{}: up to date (1.0)\n", config.display())
+    );
+    assert_eq!(
+        systemd.calls(),
+        [call("app.service")],
+        "only the first run restarts"
+    );
     // A newer release restarts again.
     w.publish("1.1");
     assert_exit(&fetch(bus.address(), &[], &config), 0);
@@ -84,7 +94,10 @@ fn never_restarts_under_init() {
     let config = w.config("app.tako", &w.file_url(), "*", "Restart=app.service\n");
     let o = fetch(bus.address(), &["--init"], &config);
     assert_exit(&o, 0);
-    assert_eq!(stdout(&o), format!("{}: updated (none) -> 1.0\n", config.display()));
+    assert_eq!(
+        stdout(&o),
+        format!("{}: updated (none) -> 1.0\n", config.display())
+    );
     w.assert_latest(&digest, &World::content("1.0"));
     assert!(systemd.calls().is_empty());
 }
@@ -122,9 +135,16 @@ fn a_failed_job_fails_the_config_but_keeps_the_new_image() {
         err.contains("restarting app.service failed: result 'failed'"),
         "{err}"
     );
-    assert!(err.starts_with(&format!("tako: error: {}: ", config.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("tako: error: {}: ", config.display())),
+        "{err}"
+    );
     assert_eq!(stdout(&o), "");
-    assert_eq!(systemd.calls(), [call("app.service")], "stops at the failure");
+    assert_eq!(
+        systemd.calls(),
+        [call("app.service")],
+        "stops at the failure"
+    );
     w.assert_latest(&digest, &World::content("1.0"));
 }
 
