@@ -17,6 +17,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::fsutil::{self, Context, IoError};
 use crate::hashing::{self, CopyError, Summary};
 use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::output;
 use crate::systemd::{self, SystemdError};
 use crate::transport::{self, Transport, TransportConfig, TransportError};
 
@@ -146,14 +147,14 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
     for path in &args.configs {
         let name = path.display();
         match fetch_one(path, &options, &transport) {
-            Ok(outcome) => println!("{name}: {outcome}"),
+            Ok(outcome) => output::stdout_line(&format!("{name}: {outcome}")),
             Err(FetchError::Config(e)) => {
                 failed += 1;
-                eprintln!("tako: error: {e}");
+                output::stderr_line(&format!("tako: error: {e}"));
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("tako: error: {name}: {e}");
+                output::stderr_line(&format!("tako: error: {name}: {e}"));
             }
         }
     }
@@ -169,13 +170,13 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
 /// Progress for a person watching; a timer's log only gets results and errors.
 fn progress(name: &Path, message: &str) {
     if std::io::stderr().is_terminal() {
-        eprintln!("tako: {}: {message}", name.display());
+        output::stderr_line(&format!("tako: {}: {message}", name.display()));
     }
 }
 
 /// Something worth a line in the log even when nobody watches.
 fn warn(name: &Path, message: &str) {
-    eprintln!("tako: warning: {}: {message}", name.display());
+    output::stderr_line(&format!("tako: warning: {}: {message}", name.display()));
 }
 
 pub fn fetch_one(

@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod hashing;
 pub mod key;
 pub mod manifest;
+pub mod output;
 pub mod publish;
 pub mod systemd;
 pub mod transport;
@@ -26,11 +27,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::GenKey => {
             let key = key::SecretKey::generate()?;
-            print!("{}", key::gen_key_report(&key));
-            Ok(())
+            // The key exists nowhere else: failing to print it is an error.
+            output::stdout(&key::gen_key_report(&key)).map_err(Error::Print)
         }
         Command::Store(args) => {
-            println!("{}", publish::store(&args)?);
+            output::stdout_line(&publish::store(&args)?);
             Ok(())
         }
         Command::Fetch(args) => fetch::run(&args),

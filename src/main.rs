@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match tako::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tako: error: {err}");
+            tako::output::stderr_line(&format!("tako: error: {err}"));
             ExitCode::FAILURE
         }
     }

@@ -103,7 +103,7 @@ fn fetches_into_an_empty_destination_and_sends_its_user_agent() {
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d11, &World::content("1.1"));
-    assert_eq!(w.store_files(), [d11.clone()]);
+    assert_eq!(w.store_files(), std::slice::from_ref(&d11));
     assert_eq!(
         server.requests(),
         ["/manifest".to_string(), image_path(&d11)]
