@@ -24,9 +24,6 @@ use crate::transport::{self, Transport, TransportConfig, TransportError};
 /// A remote manifest larger than this is refused before it is parsed.
 pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
 
-/// How long one unit's restart job may take.
-const RESTART_TIMEOUT: Duration = Duration::from_secs(90);
-
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error(transparent)]
@@ -278,12 +275,12 @@ pub fn fetch_one(
 
     let mut restarted = Vec::new();
     if options.restart && !options.init && !config.restart.is_empty() {
-        restarted = systemd::restart_units(&config.restart, RESTART_TIMEOUT).map_err(|source| {
-            FetchError::Restart {
+        restarted = systemd::restart_units(&config.restart, systemd::DEFAULT_JOB_TIMEOUT).map_err(
+            |source| FetchError::Restart {
                 version: entry.version.to_string(),
                 source,
-            }
-        })?;
+            },
+        )?;
     }
     Ok(Outcome::Updated {
         from,

@@ -54,3 +54,17 @@ fn refuses_arguments() {
     let o = tako(&["gen-key", "extra"]);
     assert_exit(&o, 2);
 }
+
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = tako_cmd().arg("gen-key").stdout(full).output().unwrap();
+    assert_exit(&o, 1);
+    assert_eq!(
+        stderr(&o),
+        "tako: error: cannot write to standard output: No space left on device (os error 28)\n"
+    );
+}
