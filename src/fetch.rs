@@ -183,7 +183,7 @@ pub fn fetch_one(
 ) -> Result<Outcome, FetchError> {
     let config = config::load(config_path)?;
     let dest = config.destination.as_path();
-    let _lock = fsutil::lock_dir(dest)?;
+    let lock = fsutil::lock_dir(dest)?;
 
     let local_path = dest.join("manifest");
     let local = read_local_manifest(&local_path, &config)?;
@@ -272,6 +272,9 @@ pub fn fetch_one(
     }
     fsutil::replace_symlink(dest, "latest", &target)?;
     let from = previous.map(|p| describe_target(&p, &remote));
+    // A restarted unit may run `tako fetch --init` on this destination in
+    // its ExecStartPre=; holding the lock would make it wait for us.
+    drop(lock);
 
     let mut restarted = Vec::new();
     if options.restart && !options.init && !config.restart.is_empty() {
@@ -330,12 +333,13 @@ fn installed_entry<'m>(
     if hex::decode_to_slice(hex, &mut digest).is_err() {
         return Ok(None);
     }
-    let Some(entry) = manifest.by_digest(&digest) else {
+    // Several versions may share one image; any that matches will do.
+    let Some(entry) = manifest
+        .with_digest(digest)
+        .find(|e| config.version.matches(&e.version))
+    else {
         return Ok(None);
     };
-    if !config.version.matches(&entry.version) {
-        return Ok(None);
-    }
     let intact = check_stored(&dest.join(&target), entry, verify)?;
     Ok(intact.is_none().then_some(entry))
 }
@@ -480,7 +484,7 @@ fn describe_target(target: &Path, manifest: &Manifest) -> String {
         .and_then(|hex| {
             let mut digest = [0u8; 32];
             hex::decode_to_slice(hex, &mut digest).ok()?;
-            manifest.by_digest(&digest)
+            manifest.with_digest(digest).next()
         })
         .map(|e| e.version.to_string());
     version.unwrap_or_else(|| target.display().to_string())

@@ -247,9 +247,13 @@ impl Manifest {
             .filter(move |e| pattern.matches(&e.version))
     }
 
-    /// The entry whose digest is `digest`, if any.
-    pub fn by_digest(&self, digest: &[u8; 32]) -> Option<&Entry> {
-        self.entries.iter().find(|e| &e.digest == digest)
+    /// The entries whose image is `digest`, highest version first (one
+    /// image may be published under several versions).
+    pub fn with_digest(&self, digest: [u8; 32]) -> impl Iterator<Item = &Entry> + '_ {
+        self.entries
+            .iter()
+            .rev()
+            .filter(move |e| e.digest == digest)
     }
 }
 

@@ -109,9 +109,9 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
         return Err(StoreError::NoOutputDir(out.to_path_buf()));
     }
     let _lock = fsutil::lock_dir(out)?;
-    let store_dir = fsutil::ensure_subdir(out, "store")?;
     let manifest_path = out.join("manifest");
     let mut manifest = load_manifest(&manifest_path, &key)?;
+    let store_dir = fsutil::ensure_subdir(out, "store")?;
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
     let mut pending = fsutil::PendingFile::create(&store_dir, "incoming")?;

@@ -735,3 +735,24 @@ fn a_killed_fetch_always_leaves_a_valid_destination() {
     assert_eq!(w.latest(), Some(PathBuf::from("store").join(&big_digest)));
     assert!(!w.store_files().iter().any(|n| n.ends_with(".new")));
 }
+
+/// Regression: with one image published as 1.2.0 and 2.0.0, `--init` looked
+/// only at 1.2.0, found it outside `2.*`, and went online.
+#[test]
+fn init_accepts_an_image_shared_by_several_versions() {
+    let w = World::new();
+    let content = b"the same bytes twice\n";
+    let digest = w.publish_bytes("1.2.0", content);
+    w.publish_bytes("2.0.0", content);
+    let server = Server::serve_dir(w.origin());
+    let config = w.config("app.tako", &server.url(), "2.*", "");
+    assert_exit(&fetch(&[], &[&config]), 0);
+    drop(server);
+    let o = fetch(&["--init"], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("{}: present (2.0.0)\n", config.display())
+    );
+    w.assert_latest(&digest, content);
+}

@@ -170,3 +170,38 @@ fn a_config_without_restart_never_touches_the_bus() {
     let address = format!("unix:path={}", w.path("no-bus-here").display());
     assert_exit(&fetch(&address, &[], &config), 0);
 }
+
+/// Regression: the fetch held the destination lock while it waited for the
+/// restart, so a unit whose `ExecStartPre=` runs `tako fetch --init` on the
+/// same destination waited for it until the restart timed out.
+#[test]
+fn a_restarted_unit_can_run_fetch_init_on_the_same_destination() {
+    let w = World::new();
+    let digest = w.publish("1.0");
+    let config = w.config("app.tako", &w.file_url(), "*", "Restart=app.service\n");
+    let init_output = w.path("init.out");
+    let script = format!(
+        "timeout 20 {} fetch --init {} > {} 2>&1",
+        env!("CARGO_BIN_EXE_tako"),
+        config.display(),
+        init_output.display()
+    );
+    let bus = DbusDaemon::start();
+    let systemd = FakeSystemd::start(
+        bus.address(),
+        Behaviour::all(Reaction::Run(vec!["sh".into(), "-c".into(), script])),
+    );
+    let o = fetch(bus.address(), &[], &config);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).ends_with("; restarted app.service\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(systemd.calls(), [call("app.service")]);
+    assert_eq!(
+        std::fs::read_to_string(&init_output).unwrap(),
+        format!("{}: present (1.0)\n", config.display())
+    );
+    w.assert_latest(&digest, &World::content("1.0"));
+}

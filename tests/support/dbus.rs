@@ -142,6 +142,9 @@ pub enum Reaction {
     DoneBeforeReply,
     /// Refuses with an error reply, as systemd does for a unit it does not know.
     Refuse,
+    /// Runs this command, as the unit's `ExecStartPre=` would, then reports the job `done` if it
+    /// exited with status 0 and `failed` otherwise.
+    Run(Vec<String>),
 }
 
 /// How the stand-in reacts, unit by unit.
@@ -319,6 +322,20 @@ async fn answer(
     let result = match reaction {
         Reaction::Done => "done",
         Reaction::Failed => "failed",
+        Reaction::Run(command) => {
+            let connection = connection.clone();
+            thread::spawn(move || {
+                let ok = command.split_first().is_some_and(|(program, args)| {
+                    std::process::Command::new(program)
+                        .args(args)
+                        .status()
+                        .is_ok_and(|status| status.success())
+                });
+                let result = if ok { "done" } else { "failed" };
+                zbus::block_on(finish_job(&connection, id, &unit, result));
+            });
+            return;
+        }
         Reaction::Never | Reaction::DoneBeforeReply | Reaction::Refuse => return,
     };
     let connection = connection.clone();
