@@ -282,6 +282,10 @@ fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
     if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("the size is not a plain decimal number"));
     }
+    // One number, one spelling: a signed manifest re-serializes to itself.
+    if size.len() > 1 && size.starts_with('0') {
+        return Err(malformed("the size has leading zeros"));
+    }
     let size: u64 = size
         .parse()
         .map_err(|_| malformed("the size does not fit in 64 bits"))?;
@@ -542,6 +546,7 @@ mod tests {
             (format!("1.0  17 {d}"), "three fields"),
             (format!(" 17 {d}"), "version is empty"),
             (format!("1.0 -17 {d}"), "decimal"),
+            (format!("1.0 017 {d}"), "leading zeros"),
             (format!("1.0 18446744073709551616 {d}"), "64 bits"),
             (format!("1.0 17 {}", &d[1..]), "64 hexadecimal"),
             (format!("1.0 17 {}g", &d[1..]), "64 hexadecimal"),
