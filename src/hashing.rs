@@ -4,15 +4,31 @@
 //! reading (and writing) thread never waits for it: filled buffers go to a
 //! hashing thread and come back through a small fixed pool. Memory use is the
 //! pool, whatever the image size.
+//!
+//! [`copy_and_hash_to_file`] adds a third thread for an output file: it flushes
+//! what has been written to disk every [`FLUSH_INTERVAL`] bytes, so that disk
+//! writes overlap the copy and the caller's final `fsync` has only the tail
+//! left, instead of the whole image after the copy.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread;
 
 use sha2::{Digest, Sha256};
 
+// Re-checking 1 GiB on the 2-CPU VM of `bench/README.md`: four 1 MiB buffers
+// are as fast as eight 512 KiB, four 2 MiB or two 4 MiB ones (those two only
+// add to the peak RSS), and 5 to 10 % faster than eight 256 KiB or sixteen
+// 128 KiB ones, which hand over more often per byte.
 const BUFFER_SIZE: usize = 1 << 20;
 const BUFFERS: usize = 4;
+
+/// How much [`copy_and_hash_to_file`] writes between two background flushes.
+/// On the VM of `bench/README.md`, `tako store` of 1 GiB took 0.60 to 0.67 s
+/// with 16 or 32 MiB, 0.70 to 0.73 s with 64 MiB, and 0.86 to 0.91 s with a
+/// single `fsync` at the end.
+pub const FLUSH_INTERVAL: u64 = 32 << 20;
 
 /// Size and digest of the bytes that went through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +114,86 @@ pub fn copy_and_hash(
     })
 }
 
+/// As [`copy_and_hash`] into the file `output`, while a background thread
+/// flushes the data written so far to disk (`fdatasync`) after every
+/// [`FLUSH_INTERVAL`] bytes. The caller still makes the file durable at the
+/// end (`sync_all`), but by then little is left to write. A failed background
+/// flush fails the copy, as a later `fsync` might not report the lost data.
+pub fn copy_and_hash_to_file(
+    input: &mut dyn Read,
+    output: &File,
+    limit: Option<u64>,
+) -> Result<Summary, CopyError> {
+    copy_and_hash_flushing(input, output, limit, FLUSH_INTERVAL)
+}
+
+fn copy_and_hash_flushing(
+    input: &mut dyn Read,
+    output: &File,
+    limit: Option<u64>,
+    interval: u64,
+) -> Result<Summary, CopyError> {
+    // Room for one request: while a flush runs, later requests merge into the
+    // one waiting, and the writer never blocks on the flusher.
+    let (to_flusher, requests) = mpsc::sync_channel::<()>(1);
+    thread::scope(|scope| {
+        let flusher = scope.spawn(move || -> io::Result<()> {
+            for () in requests {
+                output.sync_data()?;
+            }
+            Ok(())
+        });
+        let mut writer = FlushingWriter {
+            file: output,
+            to_flusher: Some(to_flusher),
+            unflushed: 0,
+            interval,
+        };
+        let copied = copy_and_hash(input, Some(&mut writer), limit);
+        drop(writer);
+        let flushed = flusher
+            .join()
+            .map_err(|_| CopyError::Write(io::Error::other("flushing thread failed")))?;
+        match (copied, flushed) {
+            // The flush error is the cause of a write that stopped for it.
+            (Ok(_) | Err(CopyError::Write(_)), Err(e)) => Err(CopyError::Write(e)),
+            (copied, _) => copied,
+        }
+    })
+}
+
+/// Writes to a file and asks the flusher for a flush every `interval` bytes.
+struct FlushingWriter<'a> {
+    file: &'a File,
+    to_flusher: Option<SyncSender<()>>,
+    unflushed: u64,
+    interval: u64,
+}
+
+impl Write for FlushingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.unflushed += n as u64;
+        if self.unflushed >= self.interval {
+            self.unflushed = 0;
+            if let Some(to_flusher) = &self.to_flusher {
+                match to_flusher.try_send(()) {
+                    Ok(()) | Err(TrySendError::Full(())) => {}
+                    Err(TrySendError::Disconnected(())) => {
+                        self.to_flusher = None;
+                        return Err(io::Error::other("flushing to disk failed"));
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Fills `buf` as far as the input allows; returns less only at the end.
 fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -169,6 +265,48 @@ mod tests {
         let err =
             copy_and_hash(&mut io::repeat(1), None, Some(5 * BUFFER_SIZE as u64)).unwrap_err();
         assert!(matches!(err, CopyError::TooLong { .. }));
+    }
+
+    #[test]
+    fn copies_into_a_file_while_flushing_it() {
+        let data: Vec<u8> = (0..(2 * BUFFER_SIZE + 777))
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let mut file = tempfile::tempfile().unwrap();
+        // A small interval, so that many flushes run during the copy.
+        let s = copy_and_hash_flushing(&mut Trickle(&data), &file, None, 4096).unwrap();
+        assert_eq!(s.size, data.len() as u64);
+        assert_eq!(s.digest, sha(&data));
+        let mut written = Vec::new();
+        io::Seek::rewind(&mut file).unwrap();
+        file.read_to_end(&mut written).unwrap();
+        assert_eq!(written, data);
+    }
+
+    #[test]
+    fn copies_an_empty_input_into_a_file() {
+        let file = tempfile::tempfile().unwrap();
+        let s = copy_and_hash_to_file(&mut io::empty(), &file, Some(0)).unwrap();
+        assert_eq!(s.size, 0);
+        assert_eq!(s.digest, sha(b""));
+        assert_eq!(file.metadata().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn file_copy_respects_the_limit() {
+        let file = tempfile::tempfile().unwrap();
+        let err =
+            copy_and_hash_flushing(&mut io::repeat(3), &file, Some(3 << 20), 1 << 20).unwrap_err();
+        assert!(matches!(err, CopyError::TooLong { limit } if limit == 3 << 20));
+    }
+
+    #[test]
+    fn file_copy_reports_write_errors() {
+        // A file opened only for reading refuses writes.
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let read_only = File::open(tmp.path()).unwrap();
+        let err = copy_and_hash_to_file(&mut &[1u8; 10][..], &read_only, None).unwrap_err();
+        assert!(matches!(err, CopyError::Write(_)), "{err:?}");
     }
 
     #[test]
