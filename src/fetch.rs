@@ -7,7 +7,7 @@
 //! leaves a valid destination.
 
 use std::fs::{self, File};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -460,12 +460,7 @@ fn download(
     url: &str,
 ) -> Result<Summary, FetchError> {
     let path = pending.path().to_path_buf();
-    hashing::copy_and_hash(
-        body,
-        Some(pending.file() as &mut dyn Write),
-        Some(entry.size),
-    )
-    .map_err(|e| match e {
+    hashing::copy_and_hash_to_file(body, pending.file(), Some(entry.size)).map_err(|e| match e {
         CopyError::TooLong { limit } => FetchError::TooLong {
             url: url.to_string(),
             expected: limit,

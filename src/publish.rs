@@ -1,7 +1,7 @@
 //! `tako store`: add an image to a server directory and re-sign its manifest.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Write};
+
 use std::path::{Path, PathBuf};
 
 use crate::cli::StoreArgs;
@@ -115,11 +115,13 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
     let mut pending = fsutil::PendingFile::create(&store_dir, "incoming")?;
-    let summary = hashing::copy_and_hash(&mut image, Some(pending.file() as &mut dyn Write), None)
-        .map_err(|source| StoreError::Copy {
-            image: args.image.clone(),
-            target: pending.path().to_path_buf(),
-            source,
+    let summary =
+        hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(|source| {
+            StoreError::Copy {
+                image: args.image.clone(),
+                target: pending.path().to_path_buf(),
+                source,
+            }
         })?;
     let entry = Entry {
         version,
@@ -160,12 +162,10 @@ fn store_file_is_intact(path: &Path, expected: hashing::Summary) -> Result<bool,
         return Ok(false);
     }
     let found =
-        hashing::copy_and_hash(&mut BufReader::new(file), None, None).map_err(|source| {
-            StoreError::Copy {
-                image: path.to_path_buf(),
-                target: path.to_path_buf(),
-                source,
-            }
+        hashing::copy_and_hash(&mut &file, None, None).map_err(|source| StoreError::Copy {
+            image: path.to_path_buf(),
+            target: path.to_path_buf(),
+            source,
         })?;
     Ok(found == expected)
 }
