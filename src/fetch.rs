@@ -221,14 +221,7 @@ pub fn fetch_one(
         fsutil::write_file(dest, "manifest", &remote_bytes)?;
     }
 
-    let available = || {
-        remote
-            .entries()
-            .iter()
-            .map(|e| e.version.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let available = || version_list(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
     if candidates.is_empty() {
         let pattern = config.version.to_string();
@@ -256,11 +249,7 @@ pub fn fetch_one(
     let Some(entry) = chosen else {
         return Err(FetchError::AllWithdrawn {
             pattern: config.version.to_string(),
-            versions: candidates
-                .iter()
-                .map(|e| e.version.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            versions: version_list(candidates.iter().copied()),
         });
     };
 
@@ -290,6 +279,15 @@ pub fn fetch_one(
         to: entry.version.to_string(),
         restarted,
     })
+}
+
+/// Versions for a message: "1.0, 1.1".
+fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
+    entries
+        .into_iter()
+        .map(|e| e.version.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The local manifest and its bytes, if there is one; it must verify.
