@@ -338,27 +338,35 @@ fn installed_entry<'m>(
     else {
         return Ok(None);
     };
-    let intact = check_stored(&dest.join(&target), entry, verify)?;
-    Ok(intact.is_none().then_some(entry))
+    let state = check_stored(&dest.join(&target), entry, verify)?;
+    Ok((state == Stored::Intact).then_some(entry))
 }
 
-/// Why a stored image does not match its entry, or `None` if it does.
-/// A missing file counts as damaged ("missing").
-fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Option<String>, FetchError> {
+/// What the store holds for an entry.
+#[derive(Debug, PartialEq, Eq)]
+enum Stored {
+    Intact,
+    Missing,
+    /// Present with the wrong size or digest; says which.
+    Damaged(String),
+}
+
+/// Checks the store file of `entry`: size always, SHA-256 when `verify`.
+fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Stored, FetchError> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some("missing".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::Missing),
         Err(e) => return Err(IoError::new("open", path, e).into()),
     };
     let size = file.metadata().context("inspect", path)?.len();
     if size != entry.size {
-        return Ok(Some(format!(
+        return Ok(Stored::Damaged(format!(
             "size {size} bytes, expected {} bytes",
             entry.size
         )));
     }
     if !verify {
-        return Ok(None);
+        return Ok(Stored::Intact);
     }
     let mut file = file;
     let found = hashing::copy_and_hash(&mut file, None, None).map_err(|e| FetchError::Read {
@@ -366,13 +374,13 @@ fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Option<Strin
         source: copy_error_io(e),
     })?;
     if found.digest != entry.digest {
-        return Ok(Some(format!(
+        return Ok(Stored::Damaged(format!(
             "SHA-256 {}, expected {}",
             hex::encode(found.digest),
             entry.digest_hex()
         )));
     }
-    Ok(None)
+    Ok(Stored::Intact)
 }
 
 fn copy_error_io(e: CopyError) -> std::io::Error {
@@ -395,8 +403,8 @@ fn install(
     let hex = entry.digest_hex();
     let path = store.join(&hex);
     match check_stored(&path, entry, options.verify)? {
-        None => return Ok(true),
-        Some(why) if why != "missing" => {
+        Stored::Intact => return Ok(true),
+        Stored::Damaged(why) => {
             warn(
                 name,
                 &format!(
@@ -406,7 +414,7 @@ fn install(
             );
             fsutil::remove_if_exists(&path)?;
         }
-        Some(_) => {}
+        Stored::Missing => {}
     }
 
     let url = transport::join(&config.origin, &format!("store/{hex}"));

@@ -138,36 +138,14 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
             source: Box::new(source),
         })?;
 
-    let target = store_dir.join(&hex);
-    if store_file_is_intact(&target, summary)? {
-        drop(pending);
-    } else {
-        pending.commit_as(&hex)?;
-    }
+    // The copy is complete and verified by construction: renaming it over
+    // an existing store file keeps good bytes good and repairs bad ones,
+    // without a second pass over the old file.
+    pending.commit_as(&hex)?;
     if inserted == Insert::Added {
         fsutil::write_file(out, "manifest", &manifest.to_signed_bytes(&key))?;
     }
     Ok(line)
-}
-
-/// Whether `path` already holds exactly the bytes summarised.
-fn store_file_is_intact(path: &Path, expected: hashing::Summary) -> Result<bool, StoreError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(IoError::new("open", path, e).into()),
-    };
-    let len = file.metadata().context("inspect", path)?.len();
-    if len != expected.size {
-        return Ok(false);
-    }
-    let found =
-        hashing::copy_and_hash(&mut &file, None, None).map_err(|source| StoreError::Copy {
-            image: path.to_path_buf(),
-            target: path.to_path_buf(),
-            source,
-        })?;
-    Ok(found == expected)
 }
 
 #[cfg(test)]
