@@ -334,7 +334,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn vectors() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
     }
 
     fn read(name: &str) -> Vec<u8> {

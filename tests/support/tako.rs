@@ -9,7 +9,7 @@ pub const TEST_PUBLIC: &str = "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=";
 pub const TEST_SEED: &[u8; 32] = b"test-key-very-security-such-safe";
 
 pub fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 pub fn vector(name: &str) -> Vec<u8> {
