@@ -1,8 +1,9 @@
 //! The command line: what `tako` accepts, declared with clap.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,16 +26,37 @@ pub enum Command {
     GenKey,
 }
 
+/// The command line with a leading `-h`/`--help` moved after the command
+/// name, so `tako -h fetch` and `tako --help store` print that command's
+/// help (as `tako fetch -h` does) instead of the top-level help, which is
+/// what clap makes of a help flag that comes first.
+pub fn help_after_command(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let is_help = |a: &OsString| a == "-h" || a == "--help";
+    if args.len() >= 3 && is_help(&args[1]) {
+        let is_command = Cli::command()
+            .get_subcommands()
+            .any(|c| args[2] == c.get_name());
+        if is_command {
+            args.swap(1, 2);
+        }
+    }
+    args
+}
+
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Succeed at once, offline, if a valid image is already installed;
-    /// otherwise fetch, and fail unless an image ends up installed.
+    /// otherwise fetch, and fail unless an image ends up installed. Never
+    /// restarts units, and ignores a restart pending from an earlier run.
     #[arg(long)]
     pub init: bool,
     /// Do not re-hash images already in the store (their size is still checked).
     #[arg(long)]
     pub no_verify: bool,
-    /// Do not restart the config's `Restart=` units after an update.
+    /// Do not restart the config's `Restart=` units after an update. A
+    /// restart still pending from an earlier run (DEST/restart-pending) is
+    /// then reported as an error, not retried.
     #[arg(long)]
     pub no_restart: bool,
     /// Give up on a transfer that delivers no data for this many seconds.
@@ -74,7 +96,6 @@ pub struct StoreArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn command_line_definition_is_consistent() {
@@ -97,5 +118,22 @@ mod tests {
             panic!("expected store")
         };
         assert_eq!(args.image, PathBuf::from("-img"));
+    }
+
+    fn help_of(args: &[&str]) -> String {
+        let args = help_after_command(args.iter().map(OsString::from));
+        let err = Cli::try_parse_from(args).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        err.to_string()
+    }
+
+    #[test]
+    fn a_help_flag_before_the_command_shows_that_commands_help() {
+        assert!(help_of(&["tako", "-h", "fetch"]).contains("--no-verify"));
+        assert!(help_of(&["tako", "--help", "store"]).contains("--key-file"));
+        assert!(help_of(&["tako", "-h", "gen-key"]).contains("tako gen-key"));
+        // Anything else after the flag still gets the top-level help.
+        assert!(help_of(&["tako", "-h", "nonsense"]).contains("Commands:"));
+        assert!(help_of(&["tako", "-h"]).contains("Commands:"));
     }
 }

@@ -2,18 +2,28 @@
 //!
 //! Parsing is pure (text in, [`Config`] or [`ConfigError`] out); only
 //! [`load`] touches the file system, to read the file and to check that the
-//! destination exists.
+//! destination exists. Values quoted in messages go through
+//! `text::untrusted`: a config may hold anything, including escape sequences.
 
 use std::fmt;
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::key::PublicKey;
+use crate::key::{KeyError, PublicKey};
+use crate::systemd;
+use crate::text::untrusted;
 use crate::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart";
 const SCHEMES: [&str; 3] = ["https://", "http://", "file://"];
+
+/// A config is a handful of lines; anything larger is not one, and is not
+/// read into memory.
+pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
@@ -53,7 +63,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         line: None,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read config: {e}")))?;
+    let bytes = read_config(path).map_err(err)?;
     let text = String::from_utf8(bytes).map_err(|_| err("config is not UTF-8 text".into()))?;
     let config = if path.extension().is_some_and(|e| e == "toml") {
         parse_toml(&file, &text)?
@@ -66,11 +76,68 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             line: config.destination_line,
             message: format!(
                 "destination {} does not exist or is not a directory; create it first",
-                config.destination.display()
+                untrusted(&config.destination.display().to_string())
             ),
         });
     }
     Ok(config)
+}
+
+/// The bytes of the config file at `path`, or what is wrong with it.
+///
+/// Only a regular file of at most [`MAX_CONFIG_SIZE`] bytes is read: a FIFO
+/// would block the run forever, a device (`/dev/zero`) would be read until
+/// memory runs out.
+fn read_config(path: &Path) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read config: {e}");
+    // Checked before opening, so a device is never even opened.
+    check_config_file(&fs::metadata(path).map_err(cannot)?)?;
+    // O_NONBLOCK: if a FIFO was swapped in since, opening it returns at
+    // once instead of waiting for a writer; the check below then refuses it.
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    check_config_file(&file.metadata().map_err(cannot)?)?;
+    let mut bytes = Vec::new();
+    // One byte more than allowed tells a file that grew since from one
+    // that is exactly at the limit.
+    (&mut file)
+        .take(MAX_CONFIG_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_SIZE {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> String {
+    format!("config is larger than 1 MiB ({MAX_CONFIG_SIZE} bytes); it cannot be a Tako config")
+}
+
+fn check_config_file(meta: &Metadata) -> Result<(), String> {
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        if meta.len() > MAX_CONFIG_SIZE {
+            return Err(too_large());
+        }
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(format!("config is not a regular file (it is {what})"))
 }
 
 /// Values as written, each with the line it came from.
@@ -80,7 +147,8 @@ struct Raw {
     public_key: Option<(String, usize)>,
     destination: Option<(String, usize)>,
     version: Option<(String, usize)>,
-    restart: Vec<String>,
+    /// Unit names as written, each with its line.
+    restart: Vec<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -100,7 +168,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let Some((key, value)) = line.split_once('=') else {
             return Err(at(
                 n,
-                format!("expected Key=Value, found '{}'", line.escape_debug()),
+                format!("expected Key=Value, found '{}'", untrusted(line)),
             ));
         };
         let (key, value) = (key.trim(), value.trim().to_string());
@@ -114,17 +182,14 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                     raw.restart.clear();
                 } else {
                     raw.restart
-                        .extend(value.split_whitespace().map(str::to_string));
+                        .extend(value.split_whitespace().map(|u| (u.to_string(), n)));
                 }
                 continue;
             }
             _ => {
                 return Err(at(
                     n,
-                    format!(
-                        "unknown key '{}'; expected one of {KEYS}",
-                        key.escape_debug()
-                    ),
+                    format!("unknown key '{}'; expected one of {KEYS}", untrusted(key)),
                 ));
             }
         };
@@ -147,7 +212,7 @@ struct TomlConfig {
     destination: toml::Spanned<String>,
     version: toml::Spanned<String>,
     #[serde(default)]
-    restart: Option<Restart>,
+    restart: Option<toml::Spanned<Restart>>,
 }
 
 #[derive(Deserialize)]
@@ -166,7 +231,8 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
     let parsed: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(s.start)),
-        message: e.message().trim().to_string(),
+        // toml quotes the offending key or value in its message.
+        message: untrusted(e.message().trim()),
     })?;
     let spanned = |s: toml::Spanned<String>| {
         let line = line_of(s.span().start);
@@ -174,12 +240,19 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
     };
     let restart = match parsed.restart {
         None => Vec::new(),
-        Some(Restart::Line(line)) => line.split_whitespace().map(str::to_string).collect(),
-        Some(Restart::List(units)) => units
-            .iter()
-            .flat_map(|u| u.split_whitespace())
-            .map(str::to_string)
-            .collect(),
+        Some(spanned) => {
+            // Every name is reported on the line where the setting starts.
+            let n = line_of(spanned.span().start);
+            let names: Vec<String> = match spanned.into_inner() {
+                Restart::Line(line) => vec![line],
+                Restart::List(units) => units,
+            };
+            names
+                .iter()
+                .flat_map(|u| u.split_whitespace())
+                .map(|u| (u.to_string(), n))
+                .collect()
+        }
     };
     let raw = Raw {
         origin: spanned(parsed.origin),
@@ -215,16 +288,47 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
             format!("unsupported origin '{origin}': use an https://, http:// or file:// URL"),
         ));
     }
-    let public_key =
-        PublicKey::parse(&public_key).map_err(|e| err(Some(key_line), e.to_string()))?;
+    let public_key = parse_public_key(&public_key).map_err(|e| err(Some(key_line), e))?;
     let version = Pattern::parse(&version).map_err(|e| err(Some(version_line), e.to_string()))?;
+    let restart = raw
+        .restart
+        .iter()
+        .map(|(name, line)| {
+            systemd::normalize_unit_name(name).map_err(|e| err(Some(*line), e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Config {
         origin: origin.trim_end_matches('/').to_string(),
         public_key,
         destination: PathBuf::from(destination),
         version,
-        restart: raw.restart,
+        restart,
         destination_line: Some(destination_line),
+    })
+}
+
+/// The `PublicKey=` value as a key. A value that is not one is never quoted
+/// back: what lands here by mistake is most often the secret key.
+fn parse_public_key(value: &str) -> Result<PublicKey, String> {
+    let value = value.trim();
+    if value.starts_with("SECRET+") {
+        return Err(
+            "PublicKey= holds a secret key (it starts with SECRET+); use the public key that \
+             'tako gen-key' printed under 'Public key:', and keep the secret key out of \
+             config files"
+                .to_string(),
+        );
+    }
+    PublicKey::parse(value).map_err(|e| match e {
+        KeyError::PublicInvalidPoint(_) => {
+            "invalid public key: it is not a usable Ed25519 key (a weak or invalid point)"
+                .to_string()
+        }
+        _ => format!(
+            "invalid public key ({} characters): it is not base64 of 32 bytes; use the \
+             44-character public key printed by 'tako gen-key'",
+            value.chars().count()
+        ),
     })
 }
 
@@ -346,6 +450,62 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_key_in_public_key_is_named_but_never_quoted() {
+        let secret = "SECRET+dGVzdC1rZXktdmVyeS1zZWN1cml0eS1zdWNoLXNhZmWXQPbwnZ+Ihe9Y9t5k/vCRqr50HnkaXbKyKCX2ZAfb2ZdA9vCdn4iF71j23mT+8JGqvnQeeRpdsrIoJfZkB9vZ";
+        let e = error(&good().replace(KEY, secret));
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("holds a secret key"), "{e}");
+        assert!(!e.to_string().contains(&secret[7..20]), "{e}");
+        let garbage = "x".repeat(5000);
+        let e = error(&good().replace(KEY, &garbage));
+        assert!(e.message.contains("5000 characters"), "{e}");
+        assert!(!e.to_string().contains("xxxx"), "{e}");
+    }
+
+    #[test]
+    fn restart_names_are_completed_and_checked_on_their_lines() {
+        let text = format!("{}Restart=app db.socket\nRestart=getty@tty1\n", good());
+        assert_eq!(
+            parse("a", &text).unwrap().restart,
+            ["app.service", "db.socket", "getty@tty1.service"]
+        );
+        for bad in ["foo@.service", "a/b", "x.service\u{1b}[2J"] {
+            let e = error(&format!("{}Restart=ok.service\nRestart=a {bad}\n", good()));
+            assert_eq!(e.line, Some(6), "{e}");
+            assert!(e.message.contains("invalid unit name"), "{e}");
+            assert!(!e.message.contains('\u{1b}'), "{e}");
+        }
+        let e = parse_toml(
+            "a.toml",
+            &format!("{}restart = [\n  \"a\",\n  \"b/c\",\n]\n", good_toml()),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("'b/c'"), "{e}");
+    }
+
+    #[test]
+    fn a_version_with_spaces_that_is_not_a_range_is_an_error_on_its_line() {
+        for pattern in [">= 1.0", "1.0 - 2.0", "1.0 || 2.0"] {
+            let e = error(&good().replace("1.*", pattern));
+            assert_eq!(e.line, Some(4), "{e}");
+            assert!(e.message.contains("invalid version pattern"), "{e}");
+        }
+    }
+
+    #[test]
+    fn values_quoted_in_errors_are_escaped_and_cut() {
+        let hostile = "\u{1b}[2J".repeat(2000);
+        let e = error(&format!("{}{hostile}\n", good()));
+        let shown = e.to_string();
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        assert!(shown.len() < 1000, "{} bytes", shown.len());
+        let e = error(&good().replace("1.*", &format!("1.{hostile}*")));
+        assert!(!e.to_string().contains('\u{1b}'));
+        assert!(e.to_string().len() < 1000);
+    }
+
+    #[test]
     fn keys_are_case_sensitive() {
         let e = error(&good().replace("Origin=", "origin="));
         assert_eq!(e.line, Some(1));
@@ -372,7 +532,7 @@ mod tests {
             &format!("{}restart = [\"a.service\", \"b\"]\n", good_toml()),
         )
         .unwrap();
-        assert_eq!(c.restart, ["a.service", "b"]);
+        assert_eq!(c.restart, ["a.service", "b.service"]);
         assert!(
             parse_toml("a.toml", &good_toml())
                 .unwrap()

@@ -18,7 +18,9 @@ use crate::fsutil::{self, Context, IoError};
 use crate::hashing::{self, CopyError, Summary};
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::output;
+use crate::restart_pending::{self, PendingError};
 use crate::systemd::{self, SystemdError};
+use crate::text::untrusted;
 use crate::transport::{self, Transport, TransportConfig, TransportError};
 
 /// A remote manifest larger than this is refused before it is parsed.
@@ -71,13 +73,49 @@ pub enum FetchError {
         "every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}"
     )]
     AllWithdrawn { pattern: String, versions: String },
-    #[error("no version matches {pattern} (available: {available}), and --init needs an image")]
+    #[error(
+        "no version matches {pattern} ({}), and --init needs an image",
+        available_text(.available)
+    )]
     NoImage { pattern: String, available: String },
-    #[error("installed {version}, but {source}")]
+    #[error(
+        "installed {version}, but {source}; the next run retries the restart (recorded in {})",
+        pending.display()
+    )]
     Restart {
         version: String,
-        source: SystemdError,
+        source: Box<SystemdError>,
+        pending: PathBuf,
     },
+    #[error(
+        "{outcome}, but the restart pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
+        pending.display()
+    )]
+    RestartRetry {
+        outcome: String,
+        source: Box<SystemdError>,
+        pending: PathBuf,
+    },
+    #[error(
+        "{outcome}, but the restart of {units} is pending from an earlier run and --no-restart was given (recorded in {})",
+        pending.display()
+    )]
+    RestartNotRetried {
+        outcome: String,
+        units: String,
+        pending: PathBuf,
+    },
+    #[error(transparent)]
+    Pending(#[from] PendingError),
+}
+
+/// The parenthesised part of a "no version matches" line.
+fn available_text(available: &str) -> String {
+    if available.is_empty() {
+        "no versions are published".to_string()
+    } else {
+        format!("available: {available}")
+    }
 }
 
 /// What happened to one config, as printed on standard output.
@@ -94,6 +132,12 @@ pub enum Outcome {
     NoMatch {
         pattern: String,
         available: String,
+    },
+    /// The units an earlier run failed to restart were restarted now, after
+    /// the update step ended with `then`.
+    RestartedPending {
+        then: Box<Outcome>,
+        units: Vec<String>,
     },
 }
 
@@ -114,8 +158,17 @@ impl std::fmt::Display for Outcome {
             Outcome::UpToDate(v) => write!(f, "up to date ({v})"),
             Outcome::Present(v) => write!(f, "present ({v})"),
             Outcome::NoMatch { pattern, available } => {
-                write!(f, "no version matches {pattern} (available: {available})")
+                write!(
+                    f,
+                    "no version matches {pattern} ({})",
+                    available_text(available)
+                )
             }
+            Outcome::RestartedPending { then, units } => write!(
+                f,
+                "{then}; restarted {} (pending from an earlier run)",
+                units.join(", ")
+            ),
         }
     }
 }
@@ -147,11 +200,11 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
             Ok(outcome) => output::stdout_line(&format!("{name}: {outcome}")),
             Err(FetchError::Config(e)) => {
                 failed += 1;
-                output::stderr_line(&format!("tako: error: {e}"));
+                output::error_line(&e.to_string());
             }
             Err(e) => {
                 failed += 1;
-                output::stderr_line(&format!("tako: error: {name}: {e}"));
+                output::error_line(&format!("{name}: {e}"));
             }
         }
     }
@@ -173,7 +226,7 @@ fn progress(name: &Path, message: &str) {
 
 /// Something worth a line in the log even when nobody watches.
 fn warn(name: &Path, message: &str) {
-    output::stderr_line(&format!("tako: warning: {}: {message}", name.display()));
+    output::warning_line(&format!("{}: {message}", name.display()));
 }
 
 pub fn fetch_one(
@@ -184,15 +237,49 @@ pub fn fetch_one(
     let config = config::load(config_path)?;
     let dest = config.destination.as_path();
     let lock = fsutil::lock_dir(dest)?;
+    let updated = update(config_path, &config, options, transport);
+    if options.init {
+        // The unit running `--init` is starting anyway, and its start must
+        // not fail because another unit's restart did: a pending restart is
+        // neither retried nor reported here.
+        return updated;
+    }
+    match updated {
+        Ok(outcome) => restart(config_path, &config, options, lock, outcome),
+        Err(e) => {
+            if let Ok(Some(units)) = restart_pending::read(dest)
+                && !units.is_empty()
+            {
+                warn(
+                    config_path,
+                    &format!(
+                        "the restart of {} is still pending from an earlier run; the next run that gets as far as restarting retries it",
+                        units.join(", ")
+                    ),
+                );
+            }
+            Err(e)
+        }
+    }
+}
 
+/// Everything up to and including moving `latest`, under the destination
+/// lock held by the caller.
+fn update(
+    config_path: &Path,
+    config: &Config,
+    options: &Options,
+    transport: &Transport,
+) -> Result<Outcome, FetchError> {
+    let dest = config.destination.as_path();
     let local_path = dest.join("manifest");
-    let local = read_local_manifest(&local_path, &config)?;
+    let local = read_local_manifest(&local_path, config)?;
 
     if options.init
         && let Some((local, _)) = &local
-        && let Some(entry) = installed_entry(dest, local, &config, options.verify)?
+        && let Some(entry) = installed_entry(dest, local, config, options.verify)?
     {
-        return Ok(Outcome::Present(entry.version.to_string()));
+        return Ok(Outcome::Present(untrusted(entry.version.as_str())));
     }
 
     let url = transport::join(&config.origin, "manifest");
@@ -224,7 +311,7 @@ pub fn fetch_one(
     let available = || version_list(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
     if candidates.is_empty() {
-        let pattern = config.version.to_string();
+        let pattern = untrusted(config.version.as_str());
         return if options.init {
             Err(FetchError::NoImage {
                 pattern,
@@ -241,14 +328,14 @@ pub fn fetch_one(
     let store = fsutil::ensure_subdir(dest, "store")?;
     let mut chosen = None;
     for entry in &candidates {
-        if install(config_path, &config, &store, entry, options, transport)? {
+        if install(config_path, config, &store, entry, options, transport)? {
             chosen = Some(*entry);
             break;
         }
     }
     let Some(entry) = chosen else {
         return Err(FetchError::AllWithdrawn {
-            pattern: config.version.to_string(),
+            pattern: untrusted(config.version.as_str()),
             versions: version_list(candidates.iter().copied()),
         });
     };
@@ -257,35 +344,115 @@ pub fn fetch_one(
     let latest = dest.join("latest");
     let previous = fs::read_link(&latest).ok();
     if previous.as_deref() == Some(target.as_path()) {
-        return Ok(Outcome::UpToDate(entry.version.to_string()));
+        return Ok(Outcome::UpToDate(untrusted(entry.version.as_str())));
     }
     fsutil::replace_symlink(dest, "latest", &target)?;
     let from = previous.map(|p| describe_target(&p, &remote));
+    Ok(Outcome::Updated {
+        from,
+        to: untrusted(entry.version.as_str()),
+        restarted: Vec::new(),
+    })
+}
+
+/// Restarts the config's units after an update, and retries the units an
+/// earlier run failed to restart (see `restart_pending`). Takes the
+/// destination lock, because it lets go of it while units restart.
+fn restart(
+    config_path: &Path,
+    config: &Config,
+    options: &Options,
+    lock: fsutil::DirLock,
+    outcome: Outcome,
+) -> Result<Outcome, FetchError> {
+    let dest = config.destination.as_path();
+    let recorded = restart_pending::read(dest)?;
+    // Units taken out of `Restart=` since are no longer restarted.
+    let pending: Vec<String> = match &recorded {
+        Some(units) => config
+            .restart
+            .iter()
+            .filter(|u| units.contains(u))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    let moved = matches!(outcome, Outcome::Updated { .. });
+    let units = match (options.restart, moved) {
+        (true, true) => config.restart.clone(),
+        (true, false) => pending.clone(),
+        (false, _) if pending.is_empty() => Vec::new(),
+        (false, _) => {
+            return Err(FetchError::RestartNotRetried {
+                outcome: outcome.to_string(),
+                units: pending.join(", "),
+                pending: restart_pending::path(dest),
+            });
+        }
+    };
+    if units.is_empty() {
+        if recorded.is_some() {
+            restart_pending::remove(dest)?;
+        }
+        return Ok(outcome);
+    }
+    // Recorded before the first restart, so that a run killed while it
+    // waits for systemd leaves the restart pending rather than forgotten.
+    if recorded.as_ref() != Some(&units) {
+        restart_pending::write(dest, &units)?;
+    }
     // A restarted unit may run `tako fetch --init` on this destination in
     // its ExecStartPre=; holding the lock would make it wait for us.
     drop(lock);
-
-    let mut restarted = Vec::new();
-    if options.restart && !options.init && !config.restart.is_empty() {
-        restarted = systemd::restart_units(&config.restart, systemd::DEFAULT_JOB_TIMEOUT).map_err(
-            |source| FetchError::Restart {
-                version: entry.version.to_string(),
-                source,
-            },
-        )?;
+    let result = systemd::restart_units_until_failure(&units, systemd::DEFAULT_JOB_TIMEOUT);
+    // The record is changed under the lock again, as every file here is.
+    let _lock = fsutil::lock_dir(dest)?;
+    match result {
+        Ok(restarted) => {
+            restart_pending::remove(dest)?;
+            Ok(match outcome {
+                Outcome::Updated { from, to, .. } => Outcome::Updated {
+                    from,
+                    to,
+                    restarted,
+                },
+                then => Outcome::RestartedPending {
+                    then: Box::new(then),
+                    units: restarted,
+                },
+            })
+        }
+        Err(partial) => {
+            let left = &units[partial.restarted.len().min(units.len())..];
+            if let Err(e) = restart_pending::write(dest, left) {
+                // The restart's failure is the news; this one is said on the side.
+                warn(
+                    config_path,
+                    &format!("cannot record the pending restart: {e}"),
+                );
+            }
+            let pending = restart_pending::path(dest);
+            Err(match outcome {
+                Outcome::Updated { to, .. } => FetchError::Restart {
+                    version: to,
+                    source: Box::new(partial.error),
+                    pending,
+                },
+                then => FetchError::RestartRetry {
+                    outcome: then.to_string(),
+                    source: Box::new(partial.error),
+                    pending,
+                },
+            })
+        }
     }
-    Ok(Outcome::Updated {
-        from,
-        to: entry.version.to_string(),
-        restarted,
-    })
 }
 
 /// Versions for a message: "1.0, 1.1".
 fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
     entries
         .into_iter()
-        .map(|e| e.version.to_string())
+        .map(|e| untrusted(e.version.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -425,7 +592,7 @@ fn install(
                 name,
                 &format!(
                     "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
-                    entry.version
+                    untrusted(entry.version.as_str())
                 ),
             );
             return Ok(false);
@@ -436,7 +603,8 @@ fn install(
         name,
         &format!(
             "downloading {} ({} bytes) from {url}",
-            entry.version, entry.size
+            untrusted(entry.version.as_str()),
+            entry.size
         ),
     );
     let mut pending = fsutil::PendingFile::create(store, &hex)?;
@@ -487,6 +655,6 @@ fn describe_target(target: &Path, manifest: &Manifest) -> String {
             hex::decode_to_slice(hex, &mut digest).ok()?;
             manifest.with_digest(digest).next()
         })
-        .map(|e| e.version.to_string());
-    version.unwrap_or_else(|| target.display().to_string())
+        .map(|e| untrusted(e.version.as_str()));
+    version.unwrap_or_else(|| untrusted(&target.display().to_string()))
 }

@@ -7,11 +7,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with status 2.
-    let cli = tako::cli::Cli::parse();
+    let cli = tako::cli::Cli::parse_from(tako::cli::help_after_command(std::env::args_os()));
     match tako::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tako::output::stderr_line(&format!("tako: error: {err}"));
+            tako::output::error_line(&err.to_string());
             ExitCode::FAILURE
         }
     }

@@ -7,12 +7,15 @@
 use thiserror::Error;
 
 use crate::key::{self, PublicKey, SecretKey};
+use crate::text::{untrusted, untrusted_bytes};
 use crate::version::{Version, VersionError};
 
 const HEADER: &str = "Tako Manifest 1";
 const HEADER_FAMILY: &str = "Tako Manifest ";
 
-/// Why a manifest was refused. Line numbers are 1-based.
+/// Why a manifest was refused. Line numbers are 1-based. Text taken from
+/// the manifest is held escaped and cut (see `text::untrusted`): until the
+/// signature is checked, it is whatever the server sent.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ManifestError {
     #[error("it contains a carriage return (manifests use LF line ends only)")]
@@ -21,8 +24,8 @@ pub enum ManifestError {
     NotAscii,
     #[error("it is empty")]
     Empty,
-    #[error("it does not start with the header 'Tako Manifest 1'")]
-    MissingHeader,
+    #[error("it does not start with the header 'Tako Manifest 1' (its first line is '{0}')")]
+    MissingHeader(String),
     #[error("unsupported manifest version: header is '{0}', expected 'Tako Manifest 1'")]
     UnsupportedVersion(String),
     #[error("line {0}: expected a blank line after the header")]
@@ -127,13 +130,25 @@ impl Manifest {
         if bytes.contains(&b'\r') {
             return Err(ManifestError::CarriageReturn);
         }
+        if bytes.is_empty() {
+            return Err(ManifestError::Empty);
+        }
+        // The header is checked on the raw bytes, before the ASCII check, so
+        // that whatever the server sent instead of a manifest (an HTML error
+        // page, a compressed body) can be shown, escaped and cut.
+        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        if first_line != HEADER.as_bytes() {
+            let shown = untrusted_bytes(first_line);
+            return Err(if first_line.starts_with(HEADER_FAMILY.as_bytes()) {
+                ManifestError::UnsupportedVersion(shown)
+            } else {
+                ManifestError::MissingHeader(shown)
+            });
+        }
         let text = std::str::from_utf8(bytes)
             .ok()
             .filter(|t| t.is_ascii())
             .ok_or(ManifestError::NotAscii)?;
-        if text.is_empty() {
-            return Err(ManifestError::Empty);
-        }
 
         // Lines with their terminator; the last piece has none if the file
         // does not end in '\n'.
@@ -142,14 +157,8 @@ impl Manifest {
             (i + 1, body.unwrap_or(l), body.is_some())
         });
 
-        let (_, header, terminated) = lines.next().ok_or(ManifestError::Empty)?;
-        if header != HEADER {
-            return Err(if header.starts_with(HEADER_FAMILY) {
-                ManifestError::UnsupportedVersion(header.to_string())
-            } else {
-                ManifestError::MissingHeader
-            });
-        }
+        // The header itself was checked above.
+        let (_, _, terminated) = lines.next().ok_or(ManifestError::Empty)?;
         if !terminated {
             return Err(ManifestError::Truncated);
         }
@@ -260,7 +269,7 @@ impl Manifest {
 fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
     let malformed = |why: &str| ManifestError::MalformedEntry {
         line: line_no,
-        text: line.to_string(),
+        text: untrusted(line),
         why: why.to_string(),
     };
     let fields: Vec<&str> = line.split(' ').collect();
@@ -275,10 +284,12 @@ fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
     if !version.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(malformed("the version contains a control character"));
     }
-    let version = Version::parse(version).map_err(|source| ManifestError::InvalidVersion {
-        line: line_no,
-        source,
-    })?;
+    // Lenient: the original Tako published separator-only versions (`...`).
+    let version =
+        Version::parse_published(version).map_err(|source| ManifestError::InvalidVersion {
+            line: line_no,
+            source,
+        })?;
     if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed("the size is not a plain decimal number"));
     }
@@ -306,7 +317,12 @@ fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
 }
 
 fn check_order(line: usize, prev: &Entry, entry: &Entry) -> Result<(), ManifestError> {
-    let names = || (entry.version.to_string(), prev.version.to_string());
+    let names = || {
+        (
+            untrusted(entry.version.as_str()),
+            untrusted(prev.version.as_str()),
+        )
+    };
     match prev.version.cmp(&entry.version) {
         std::cmp::Ordering::Less => Ok(()),
         std::cmp::Ordering::Equal => {
@@ -578,7 +594,11 @@ mod tests {
         );
         assert_eq!(
             Manifest::parse(b"<html>404</html>\n", &key).unwrap_err(),
-            ManifestError::MissingHeader
+            ManifestError::MissingHeader("<html>404</html>".into())
+        );
+        assert_eq!(
+            Manifest::parse(b"\x1f\x8b\x08\x00", &key).unwrap_err(),
+            ManifestError::MissingHeader("\\u{1f}\\x8b\\u{8}\\u{0}".into())
         );
         assert_eq!(
             Manifest::parse(b"Tako Manifest 1", &key).unwrap_err(),
@@ -592,6 +612,43 @@ mod tests {
             Manifest::parse(b"Tako Manifest 1\n\n\nshort\n", &key).unwrap_err(),
             ManifestError::MalformedSignature(4)
         ));
+    }
+
+    #[test]
+    fn accepts_a_separator_only_version_as_the_original_published_it() {
+        let d = "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f";
+        let body = format!("Tako Manifest 1\n\n... 17 {d}\n1.0 17 {d}\n\n");
+        let bytes = signed(&body);
+        let m = Manifest::parse(&bytes, &test_public()).unwrap();
+        let versions: Vec<_> = m.entries().iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(versions, ["...", "1.0"]);
+        assert_eq!(m.to_signed_bytes(&test_secret()), bytes);
+        // `...` equals `0`: both in one manifest are a duplicate.
+        let body = format!("Tako Manifest 1\n\n... 17 {d}\n0 17 {d}\n\n");
+        assert!(matches!(
+            Manifest::parse(&signed(&body), &test_public()),
+            Err(ManifestError::Duplicate { line: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_text_in_errors_is_escaped_and_cut() {
+        let key = test_public();
+        let header = format!("Tako Manifest {}\n", "\x1b[2J".repeat(2000));
+        let err = Manifest::parse(header.as_bytes(), &key).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("unsupported manifest version"), "{shown}");
+        assert!(!shown.contains('\x1b'), "{shown}");
+        assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+        assert!(shown.len() < 1000, "{} bytes", shown.len());
+        let err = Manifest::parse("\x1b[2J".repeat(2000).as_bytes(), &key).unwrap_err();
+        assert!(matches!(err, ManifestError::MissingHeader(_)));
+        assert!(err.to_string().len() < 1000);
+        let line = format!("{}\x1b 1 2", "x".repeat(10_000));
+        let err =
+            Manifest::parse(format!("Tako Manifest 1\n\n{line}\n").as_bytes(), &key).unwrap_err();
+        assert!(matches!(err, ManifestError::MalformedEntry { .. }));
+        assert!(err.to_string().len() < 1000, "{err}");
     }
 
     #[test]

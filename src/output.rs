@@ -2,8 +2,26 @@
 //!
 //! `println!` panics on a write error (a closed pipe, a full disk behind a
 //! redirect); a tool run by timers and scripts must not.
+//!
+//! Error and warning lines go through [`error_line`] and [`warning_line`]:
+//! when standard error is connected to the journal, they get the syslog
+//! priority prefix (`<3>`, `<4>`) that journald strips and records as the
+//! line's priority, so `journalctl -p warning` shows them. Without it the
+//! journal files every line as plain info.
 
 use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
+
+/// The variable systemd sets to `DEVICE:INODE` of the stream it connected
+/// to the journal, so a process can tell whether its output still goes there.
+pub const JOURNAL_STREAM_VAR: &str = "JOURNAL_STREAM";
+
+/// syslog priority `err`.
+const PRIORITY_ERROR: &str = "<3>";
+/// syslog priority `warning`.
+const PRIORITY_WARNING: &str = "<4>";
 
 /// Writes `text` to standard output.
 pub fn stdout(text: &str) -> io::Result<()> {
@@ -23,4 +41,69 @@ pub fn stderr_line(line: &str) {
     let _ = io::stderr()
         .lock()
         .write_all(format!("{line}\n").as_bytes());
+}
+
+/// Writes `tako: error: <message>` to standard error, with the journal's
+/// error priority when standard error is the journal.
+pub fn error_line(message: &str) {
+    stderr_line(&format!("{}tako: error: {message}", prefix(PRIORITY_ERROR)));
+}
+
+/// Writes `tako: warning: <message>` to standard error, with the journal's
+/// warning priority when standard error is the journal.
+pub fn warning_line(message: &str) {
+    stderr_line(&format!(
+        "{}tako: warning: {message}",
+        prefix(PRIORITY_WARNING)
+    ));
+}
+
+fn prefix(priority: &'static str) -> &'static str {
+    if stderr_is_journal() { priority } else { "" }
+}
+
+/// Whether standard error is the stream systemd connected to the journal.
+/// Decided once: the answer cannot change during a run.
+pub fn stderr_is_journal() -> bool {
+    static IS_JOURNAL: OnceLock<bool> = OnceLock::new();
+    *IS_JOURNAL.get_or_init(|| {
+        let Some(wanted) = std::env::var(JOURNAL_STREAM_VAR)
+            .ok()
+            .and_then(|v| parse_journal_stream(&v))
+        else {
+            return false;
+        };
+        // The variable is inherited by children whose stderr was redirected
+        // elsewhere (a file, a pipe to a script); only the very stream that
+        // systemd set up counts, identified by device and inode.
+        stderr_identity().is_some_and(|found| found == wanted)
+    })
+}
+
+/// `DEVICE:INODE` in decimal, as systemd writes it.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
+/// The device and inode of what file descriptor 2 refers to.
+fn stderr_identity() -> Option<(u64, u64)> {
+    // fstat on a duplicate of the descriptor: safe code, and it works for
+    // sockets (the journal) as well as files and pipes.
+    let fd = io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let meta = std::fs::File::from(fd).metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_journal_stream_variable() {
+        assert_eq!(parse_journal_stream("8:12345"), Some((8, 12345)));
+        for bad in ["", "8", "8:", ":1", "a:b", "8:1:2", "-1:2"] {
+            assert_eq!(parse_journal_stream(bad), None, "{bad}");
+        }
+    }
 }

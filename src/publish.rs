@@ -57,13 +57,13 @@ pub enum StoreError {
 }
 
 /// Checks a version string as given to `tako store`. Stricter than the
-/// manifest parser, which must accept whatever older publishers wrote.
+/// manifest parser, which must accept whatever older publishers wrote: a
+/// version of separators only (`...`), which the original Tako published,
+/// is read from a manifest but never published anew.
 pub fn validate_new_version(text: &str) -> Result<Version, StoreError> {
     let printable = |b: u8| b.is_ascii_graphic() && b != b'*';
     if text.is_empty() || text.len() > MAX_VERSION_LEN || !text.bytes().all(printable) {
-        return Err(StoreError::VersionCharacters(
-            text.escape_debug().to_string(),
-        ));
+        return Err(StoreError::VersionCharacters(crate::text::untrusted(text)));
     }
     Ok(Version::parse(text)?)
 }

@@ -9,7 +9,11 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Why a version string was refused.
+use crate::text::untrusted;
+
+/// Why a version string was refused. The strings held are already made
+/// safe to print (escaped and cut): versions come from manifests and
+/// configs that someone else may have written.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum VersionError {
     #[error("invalid version '{0}': it has no parts (only separators or nothing)")]
@@ -36,6 +40,12 @@ pub enum PatternError {
         "invalid version pattern '{0}': expected 'LOWER <= v < UPPER', for example '2.3 <= v < 3.0'"
     )]
     MalformedBounds(String),
+    /// `>= 1.0`, `1.0 - 2.0`, `1.0 || 2.0`: range syntax of other tools,
+    /// which as an exact pattern would silently never match.
+    #[error(
+        "invalid version pattern '{0}': only a range 'LOWER <= v < UPPER' may contain spaces; for a range write for example '1.0 <= v < 2.0'"
+    )]
+    Whitespace(String),
     #[error("invalid version pattern '{0}': the lower bound is not below the upper bound")]
     EmptyRange(String),
 }
@@ -61,8 +71,8 @@ fn parse_part(version: &str, part: &str) -> Result<Part, VersionError> {
         part.parse::<u64>()
             .map(Part::Num)
             .map_err(|_| VersionError::NumberTooLarge {
-                version: version.to_string(),
-                part: part.to_string(),
+                version: untrusted(version),
+                part: untrusted(part),
             })
     } else {
         Ok(Part::Str(part.as_bytes().to_vec()))
@@ -70,13 +80,16 @@ fn parse_part(version: &str, part: &str) -> Result<Part, VersionError> {
 }
 
 fn parse_parts(s: &str) -> Result<Vec<Part>, VersionError> {
-    let parts = split_parts(s)
-        .map(|p| parse_part(s, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let parts = parse_parts_lenient(s)?;
     if parts.is_empty() {
-        return Err(VersionError::NoParts(s.to_string()));
+        return Err(VersionError::NoParts(untrusted(s)));
     }
     Ok(parts)
+}
+
+/// As [`parse_parts`], but a string of separators only gives no parts.
+fn parse_parts_lenient(s: &str) -> Result<Vec<Part>, VersionError> {
+    split_parts(s).map(|p| parse_part(s, p)).collect()
 }
 
 const ZERO: Part = Part::Num(0);
@@ -100,10 +113,26 @@ pub struct Version {
 }
 
 impl Version {
+    /// Parses a version as a publisher may give it: it needs at least one part.
     pub fn parse(s: &str) -> Result<Version, VersionError> {
         Ok(Version {
             text: s.to_string(),
             parts: parse_parts(s)?,
+        })
+    }
+
+    /// Parses a version read from a published manifest. The original Tako
+    /// published versions made only of separators (`...`); refusing them
+    /// would make such a manifest unusable, so they are read as the empty
+    /// version, which orders as (and is equal to) `0`. Only the empty
+    /// string is refused.
+    pub fn parse_published(s: &str) -> Result<Version, VersionError> {
+        if s.is_empty() {
+            return Err(VersionError::NoParts(String::new()));
+        }
+        Ok(Version {
+            text: s.to_string(),
+            parts: parse_parts_lenient(s)?,
         })
     }
 
@@ -165,15 +194,20 @@ impl Pattern {
     pub fn parse(s: &str) -> Result<Pattern, PatternError> {
         let text = s.trim();
         if text.is_empty() {
-            return Err(PatternError::Empty(s.to_string()));
+            return Err(PatternError::Empty(untrusted(s)));
         }
         let kind = if text.contains('<') {
             parse_bounds(text)?
+        } else if text.contains(char::is_whitespace) {
+            // No published version contains whitespace (`tako store`
+            // refuses it, the manifest format cannot hold it), so this could
+            // never match anything.
+            return Err(PatternError::Whitespace(untrusted(text)));
         } else if text.contains('*') {
             parse_wildcard(text)?
         } else {
             PatternKind::Exact(parse_parts(text).map_err(|source| PatternError::Version {
-                pattern: text.to_string(),
+                pattern: untrusted(text),
                 source,
             })?)
         };
@@ -208,7 +242,7 @@ impl fmt::Display for Pattern {
 }
 
 fn parse_wildcard(text: &str) -> Result<PatternKind, PatternError> {
-    let misplaced = || PatternError::MisplacedStar(text.to_string());
+    let misplaced = || PatternError::MisplacedStar(untrusted(text));
     let parts: Vec<&str> = split_parts(text).collect();
     let (last, prefix) = parts.split_last().ok_or_else(misplaced)?;
     if *last != "*" || prefix.iter().any(|p| p.contains('*')) {
@@ -224,7 +258,7 @@ fn parse_wildcard(text: &str) -> Result<PatternKind, PatternError> {
         .map(|p| parse_part(text, p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| PatternError::Version {
-            pattern: text.to_string(),
+            pattern: untrusted(text),
             source,
         })?;
     let with = |sentinel: Part| {
@@ -239,7 +273,7 @@ fn parse_wildcard(text: &str) -> Result<PatternKind, PatternError> {
 }
 
 fn parse_bounds(text: &str) -> Result<PatternKind, PatternError> {
-    let malformed = || PatternError::MalformedBounds(text.to_string());
+    let malformed = || PatternError::MalformedBounds(untrusted(text));
     let (lower, rest) = text.split_once("<=").ok_or_else(malformed)?;
     let rest = rest.trim_start().strip_prefix('v').ok_or_else(malformed)?;
     let upper = rest.trim_start().strip_prefix('<').ok_or_else(malformed)?;
@@ -252,13 +286,13 @@ fn parse_bounds(text: &str) -> Result<PatternKind, PatternError> {
             return Err(malformed());
         }
         parse_parts(b).map_err(|source| PatternError::Version {
-            pattern: text.to_string(),
+            pattern: untrusted(text),
             source,
         })
     };
     let (lower, upper) = (bound(lower)?, bound(upper)?);
     if cmp_parts(&lower, &upper).is_ge() {
-        return Err(PatternError::EmptyRange(text.to_string()));
+        return Err(PatternError::EmptyRange(untrusted(text)));
     }
     Ok(PatternKind::Bounds { lower, upper })
 }
@@ -474,6 +508,52 @@ mod tests {
             Pattern::parse("1.0 <= v < 1"),
             Err(PatternError::EmptyRange(_))
         ));
+    }
+
+    #[test]
+    fn rejects_other_tools_range_syntax_instead_of_never_matching() {
+        for s in [
+            ">= 1.0",
+            "1.0 - 2.0",
+            "1.0 || 2.0",
+            "1.0 beta",
+            "~> 1.2",
+            "1.*\t2",
+        ] {
+            assert!(
+                matches!(Pattern::parse(s), Err(PatternError::Whitespace(_))),
+                "{s}"
+            );
+        }
+        // Spaces around the whole pattern are not part of it.
+        assert!(p(" 1.0 ").matches(&v("1.0")));
+    }
+
+    #[test]
+    fn published_versions_of_separators_only_equal_zero() {
+        let empty = Version::parse_published("...").unwrap();
+        assert_eq!(empty.as_str(), "...");
+        assert_eq!(empty, v("0"));
+        assert_eq!(empty, Version::parse_published("-_.").unwrap());
+        assert!(empty < v("0.1"));
+        assert!(empty > v("a"));
+        assert!(p("*").matches(&empty));
+        assert!(p("0").matches(&empty));
+        assert!(!p("1.*").matches(&empty));
+        assert!(Version::parse_published("").is_err());
+        // A publisher may still not give such a version.
+        assert!(Version::parse("...").is_err());
+    }
+
+    #[test]
+    fn errors_show_hostile_text_escaped_and_cut() {
+        let hostile = format!("1.{}*", "\x1b[2J".repeat(1000));
+        let shown = Pattern::parse(&hostile).unwrap_err().to_string();
+        assert!(!shown.contains('\x1b'), "{shown}");
+        assert!(shown.len() < 600, "{} bytes", shown.len());
+        let long = format!("1.{}", "9".repeat(10_000));
+        let shown = Version::parse(&long).unwrap_err().to_string();
+        assert!(shown.len() < 600, "{} bytes", shown.len());
     }
 
     #[test]
