@@ -14,6 +14,7 @@ pub mod key;
 pub mod manifest;
 pub mod output;
 pub mod publish;
+pub mod retention;
 pub mod systemd;
 pub mod text;
 pub mod transport;
