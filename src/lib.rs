@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod output;
 pub mod publish;
 pub mod restart_pending;
+pub mod retention;
 pub mod systemd;
 pub mod text;
 pub mod transport;
