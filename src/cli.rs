@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,17 @@ pub enum Command {
     Store(StoreArgs),
     /// Generate an Ed25519 key pair and print it (writes nothing to disk).
     GenKey,
+    /// Print the id of a public key, as used in `manifest.<keyid>` file names.
+    KeyId(KeyIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyIdArgs {
+    /// A public key as printed by `tako gen-key`, or `-` to read one key
+    /// (public, or a secret `SECRET+…` key, which is never printed) from
+    /// standard input.
+    #[arg(value_name = "PUBLIC_KEY", allow_hyphen_values = true)]
+    pub key: String,
 }
 
 /// The command line with a leading `-h`/`--help` moved after the command
@@ -71,17 +82,25 @@ pub struct FetchArgs {
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// The secret key (`SECRET+…`). Prefer --key-file or TAKO_SECRET_KEY:
-    /// command lines are visible to other users.
+    /// command lines are visible to other users. Repeat it to sign with
+    /// several keys during a key rotation: the first signs `manifest`, each
+    /// other one its `manifest.<keyid>`.
     #[arg(
         short = 'k',
         long = "key",
         value_name = "KEY",
+        action = ArgAction::Append,
         conflicts_with = "key_file"
     )]
-    pub key: Option<String>,
-    /// A file that holds the secret key.
-    #[arg(short = 'f', long = "key-file", value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
+    pub key: Vec<String>,
+    /// A file that holds the secret key. Repeatable, as --key.
+    #[arg(short = 'f', long = "key-file", value_name = "FILE", action = ArgAction::Append)]
+    pub key_file: Vec<PathBuf>,
+    /// Remove the `manifest.<keyid>` file of a key that no longer signs,
+    /// given as its public key or its id (see `tako key-id`). Repeatable.
+    /// With the public key, a `manifest` still signed by it may be replaced.
+    #[arg(long = "retire-key", value_name = "PUBLIC_KEY_OR_ID", action = ArgAction::Append)]
+    pub retire_key: Vec<String>,
     /// The server directory (must exist); `store/` is created inside it.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
@@ -109,6 +128,40 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn keys_and_key_files_repeat_in_order() {
+        let cli = Cli::try_parse_from([
+            "tako", "store", "-k", "A", "--key", "B", "-o", "d", "img", "1.0",
+        ])
+        .unwrap();
+        let Command::Store(args) = cli.command else {
+            panic!("expected store")
+        };
+        assert_eq!(args.key, ["A", "B"]);
+        let cli = Cli::try_parse_from([
+            "tako",
+            "store",
+            "-f",
+            "a",
+            "-f",
+            "b",
+            "--retire-key",
+            "X",
+            "--retire-key",
+            "Y",
+            "-o",
+            "d",
+            "img",
+            "1.0",
+        ])
+        .unwrap();
+        let Command::Store(args) = cli.command else {
+            panic!("expected store")
+        };
+        assert_eq!(args.key_file, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(args.retire_key, ["X", "Y"]);
     }
 
     #[test]

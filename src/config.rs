@@ -30,7 +30,9 @@ pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 pub struct Config {
     /// Without a trailing slash.
     pub origin: String,
-    pub public_key: PublicKey,
+    /// Every key whose signature is trusted, never empty, no two equal; the
+    /// first is preferred (see `keyring`).
+    pub public_keys: Vec<PublicKey>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -144,7 +146,9 @@ fn check_config_file(meta: &Metadata) -> Result<(), String> {
 #[derive(Default)]
 struct Raw {
     origin: Option<(String, usize)>,
-    public_key: Option<(String, usize)>,
+    /// `PublicKey=` may be repeated: several keys are trusted during a key
+    /// rotation.
+    public_keys: Vec<(String, usize)>,
     destination: Option<(String, usize)>,
     version: Option<(String, usize)>,
     /// Unit names as written, each with its line.
@@ -174,7 +178,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let (key, value) = (key.trim(), value.trim().to_string());
         let slot = match key {
             "Origin" => &mut raw.origin,
-            "PublicKey" => &mut raw.public_key,
+            "PublicKey" => {
+                raw.public_keys.push((value, n));
+                continue;
+            }
             "Destination" => &mut raw.destination,
             "Version" => &mut raw.version,
             "Restart" => {
@@ -208,7 +215,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct TomlConfig {
     origin: toml::Spanned<String>,
-    public_key: toml::Spanned<String>,
+    public_key: toml::Spanned<TomlKeys>,
     destination: toml::Spanned<String>,
     version: toml::Spanned<String>,
     #[serde(default)]
@@ -220,6 +227,42 @@ struct TomlConfig {
 enum Restart {
     Line(String),
     List(Vec<String>),
+}
+
+/// `public_key = "…"` or `public_key = ["…", "…"]`, each key with where it
+/// was written. A hand-written visitor, because serde's untagged enums lose
+/// the positions that `Spanned` records. An array element carries its own
+/// offset; a lone string takes the position of the whole setting.
+struct TomlKeys(Vec<(String, Option<usize>)>);
+
+impl<'de> Deserialize<'de> for TomlKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TomlKeys, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<(String, Option<usize>)>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a public key or an array of public keys")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(vec![(value.to_string(), None)])
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = seq.next_element::<toml::Spanned<String>>()? {
+                    let start = key.span().start;
+                    keys.push((key.into_inner(), Some(start)));
+                }
+                Ok(keys)
+            }
+        }
+        deserializer.deserialize_any(Visitor).map(TomlKeys)
+    }
 }
 
 /// Parses the TOML form, which holds the same settings in snake case.
@@ -254,9 +297,24 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
                 .collect()
         }
     };
+    let keys_line = line_of(parsed.public_key.span().start);
+    if parsed.public_key.get_ref().0.is_empty() {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: Some(keys_line),
+            message: "public_key is an empty array; list at least one key".into(),
+        });
+    }
+    let public_keys = parsed
+        .public_key
+        .into_inner()
+        .0
+        .into_iter()
+        .map(|(key, start)| (key, start.map_or(keys_line, line_of)))
+        .collect();
     let raw = Raw {
         origin: spanned(parsed.origin),
-        public_key: spanned(parsed.public_key),
+        public_keys,
         destination: spanned(parsed.destination),
         version: spanned(parsed.version),
         restart,
@@ -278,7 +336,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         Ok((value, line))
     };
     let (origin, origin_line) = required(raw.origin, "Origin")?;
-    let (public_key, key_line) = required(raw.public_key, "PublicKey")?;
+    let public_keys = public_keys(file, raw.public_keys)?;
     let (destination, destination_line) = required(raw.destination, "Destination")?;
     let (version, version_line) = required(raw.version, "Version")?;
 
@@ -288,7 +346,6 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
             format!("unsupported origin '{origin}': use an https://, http:// or file:// URL"),
         ));
     }
-    let public_key = parse_public_key(&public_key).map_err(|e| err(Some(key_line), e))?;
     let version = Pattern::parse(&version).map_err(|e| err(Some(version_line), e.to_string()))?;
     let restart = raw
         .restart
@@ -299,7 +356,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Config {
         origin: origin.trim_end_matches('/').to_string(),
-        public_key,
+        public_keys,
         destination: PathBuf::from(destination),
         version,
         restart,
@@ -332,6 +389,35 @@ fn parse_public_key(value: &str) -> Result<PublicKey, String> {
     })
 }
 
+/// Parses every `PublicKey=` value. At least one is required; an empty
+/// value or the same key twice is an error, as a slip that would otherwise
+/// hide a missing key.
+fn public_keys(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<PublicKey>, ConfigError> {
+    let err = |line: Option<usize>, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    if raw.is_empty() {
+        return Err(err(None, "missing PublicKey=".into()));
+    }
+    let mut keys: Vec<(PublicKey, usize)> = Vec::with_capacity(raw.len());
+    for (text, line) in raw {
+        if text.is_empty() {
+            return Err(err(Some(line), "PublicKey= is empty".into()));
+        }
+        let key = parse_public_key(&text).map_err(|e| err(Some(line), e))?;
+        if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
+            return Err(err(
+                Some(line),
+                format!("public key {key} is given twice (first on line {first})"),
+            ));
+        }
+        keys.push((key, line));
+    }
+    Ok(keys.into_iter().map(|(key, _)| key).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +442,7 @@ mod tests {
         );
         let c = parse("app.tako", &text).unwrap();
         assert_eq!(c.origin, "https://images.example.com/app-foo");
-        assert_eq!(c.public_key.to_base64(), KEY);
+        assert_eq!(c.public_keys, [PublicKey::parse(KEY).unwrap()]);
         assert_eq!(c.destination, PathBuf::from("/var/lib/images/app-foo"));
         assert_eq!(c.version.as_str(), "1.*");
         assert_eq!(c.restart, ["app-foo.service"]);
@@ -403,7 +489,7 @@ mod tests {
 
     #[test]
     fn rejects_a_repeated_single_valued_key() {
-        for key in ["Origin", "PublicKey", "Destination", "Version"] {
+        for key in ["Origin", "Destination", "Version"] {
             let text = format!("{}{key}=again\n", good());
             let e = error(&text);
             assert_eq!(e.line, Some(5), "{e}");
@@ -437,6 +523,57 @@ mod tests {
         let e = error(&good().replace("https://images", "ftp://images"));
         assert_eq!(e.line, Some(1));
         assert!(e.message.contains("unsupported origin"), "{e}");
+    }
+
+    const KEY2: &str = "CIXmyAykawJ4QprUaE1+bqcHVjQUhW+FwPdmHsYsFK8=";
+
+    #[test]
+    fn public_key_may_be_repeated_and_keeps_its_order() {
+        let text = good().replace(
+            &format!("PublicKey={KEY}\n"),
+            &format!("PublicKey={KEY2}\nPublicKey = {KEY}\n"),
+        );
+        let c = parse("a", &text).unwrap();
+        assert_eq!(
+            c.public_keys,
+            [
+                PublicKey::parse(KEY2).unwrap(),
+                PublicKey::parse(KEY).unwrap()
+            ]
+        );
+        // Not necessarily adjacent.
+        let text = format!("{}PublicKey={KEY2}\n", good());
+        let c = parse("a", &text).unwrap();
+        assert_eq!(c.public_keys.len(), 2);
+        assert_eq!(c.public_keys[0].to_base64(), KEY);
+    }
+
+    #[test]
+    fn rejects_the_same_public_key_twice_and_an_empty_one() {
+        let e = error(&format!("{}PublicKey= {KEY}\n", good()));
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("given twice (first on line 2)"), "{e}");
+        let e = error(&format!("{}PublicKey=\n", good()));
+        assert_eq!(e.to_string(), "app.tako:5: PublicKey= is empty");
+    }
+
+    #[test]
+    fn rejects_a_bad_second_key_on_its_line() {
+        let e = error(&format!("{}PublicKey=abc\n", good()));
+        assert_eq!(e.line, Some(5));
+        assert!(
+            e.message.contains("invalid public key (3 characters)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pasted_secret_key_is_not_repeated_in_the_error() {
+        let secret = "SECRET+dGVzdC1rZXktdmVyeS1zZWN1cml0eS1zdWNoLXNhZmWXQPbwnZ+Ihe9Y9t5k/vCRqr50HnkaXbKyKCX2ZAfb2ZdA9vCdn4iF71j23mT+8JGqvnQeeRpdsrIoJfZkB9vZ";
+        let e = error(&good().replace(KEY, secret));
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("secret key"), "{e}");
+        assert!(!e.to_string().contains(&secret[7..30]), "{e}");
     }
 
     #[test]
@@ -539,6 +676,52 @@ mod tests {
                 .restart
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn toml_public_key_is_a_string_or_an_array() {
+        let c = parse_toml("a.toml", &good_toml()).unwrap();
+        assert_eq!(c.public_keys, [PublicKey::parse(KEY).unwrap()]);
+        let text = good_toml().replace(
+            &format!("\"{KEY}\""),
+            &format!("[\n  \"{KEY2}\",\n  \"{KEY}\",\n]"),
+        );
+        let c = parse_toml("a.toml", &text).unwrap();
+        assert_eq!(
+            c.public_keys,
+            [
+                PublicKey::parse(KEY2).unwrap(),
+                PublicKey::parse(KEY).unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_key_errors_name_the_line_of_the_key() {
+        let text = good_toml().replace(
+            &format!("\"{KEY}\""),
+            &format!("[\n  \"{KEY}\",\n  \"abc\",\n]"),
+        );
+        let e = parse_toml("a.toml", &text).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message.contains("invalid public key (3 characters)"),
+            "{e}"
+        );
+        let text = good_toml().replace(&format!("\"{KEY}\""), &format!("[\"{KEY}\", \"{KEY}\"]"));
+        let e = parse_toml("a.toml", &text).unwrap_err();
+        assert!(e.message.contains("twice"), "{e}");
+        let e = parse_toml("a.toml", &good_toml().replace(KEY, "abc")).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let e =
+            parse_toml("a.toml", &good_toml().replace(&format!("\"{KEY}\""), "[]")).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("empty array"), "{e}");
+        let e =
+            parse_toml("a.toml", &good_toml().replace(&format!("\"{KEY}\""), "[1]")).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = parse_toml("a.toml", &good_toml().replace(&format!("\"{KEY}\""), "7")).unwrap_err();
+        assert!(e.message.contains("public key"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot read standard input: {0}")]
+    Stdin(std::io::Error),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

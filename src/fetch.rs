@@ -16,6 +16,7 @@ use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
 use crate::fsutil::{self, Context, IoError};
 use crate::hashing::{self, CopyError, Summary};
+use crate::keyring::{self, KeyringError, LocalManifest};
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::output;
 use crate::restart_pending::{self, PendingError};
@@ -34,13 +35,13 @@ pub enum FetchError {
     Io(#[from] IoError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
     #[error("local manifest {} is invalid: {source}", path.display())]
     LocalManifest {
         path: PathBuf,
         source: ManifestError,
     },
-    #[error("remote manifest {url} is invalid: {source}")]
-    RemoteManifest { url: String, source: ManifestError },
     #[error(
         "remote manifest {url} lacks published entries that the local manifest has ({entries}); refusing it as a possible rollback"
     )]
@@ -274,23 +275,28 @@ fn update(
     let dest = config.destination.as_path();
     let local_path = dest.join("manifest");
     let local = read_local_manifest(&local_path, config)?;
+    if local.as_ref().is_some_and(|l| l.verified().is_none()) {
+        warn(config_path, &untrusted_local_warning(&local_path));
+    }
 
     if options.init
-        && let Some((local, _)) = &local
+        && let Some(local) = local.as_ref().and_then(LocalManifest::verified)
         && let Some(entry) = installed_entry(dest, local, config, options.verify)?
     {
         return Ok(Outcome::Present(untrusted(entry.version.as_str())));
     }
 
-    let url = transport::join(&config.origin, "manifest");
-    let remote_bytes = transport.get_capped(&url, MAX_MANIFEST_SIZE)?;
-    let remote = Manifest::parse(&remote_bytes, &config.public_key).map_err(|source| {
-        FetchError::RemoteManifest {
-            url: url.clone(),
-            source,
-        }
-    })?;
-    if let Some((local, _)) = &local {
+    let keyring::RemoteManifest {
+        url,
+        bytes: remote_bytes,
+        manifest: remote,
+    } = keyring::fetch_remote(
+        transport,
+        &config.origin,
+        &config.public_keys,
+        MAX_MANIFEST_SIZE,
+    )?;
+    if let Some(local) = &local {
         let missing = local.missing_from(&remote);
         if !missing.is_empty() {
             let entries = missing
@@ -301,10 +307,7 @@ fn update(
             return Err(FetchError::Rollback { url, entries });
         }
     }
-    if local
-        .as_ref()
-        .is_none_or(|(_, bytes)| *bytes != remote_bytes)
-    {
+    if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
         fsutil::write_file(dest, "manifest", &remote_bytes)?;
     }
 
@@ -457,23 +460,30 @@ fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
         .join(", ")
 }
 
-/// The local manifest and its bytes, if there is one; it must verify.
-fn read_local_manifest(
-    path: &Path,
-    config: &Config,
-) -> Result<Option<(Manifest, Vec<u8>)>, FetchError> {
+/// The local manifest, if there is one. It must be well-formed; see
+/// [`LocalManifest::check`] for one signed by a key no longer configured.
+fn read_local_manifest(path: &Path, config: &Config) -> Result<Option<LocalManifest>, FetchError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(IoError::new("read local manifest", path, e).into()),
     };
-    let manifest = Manifest::parse(&bytes, &config.public_key).map_err(|source| {
+    let manifest = LocalManifest::check(bytes, &config.public_keys).map_err(|source| {
         FetchError::LocalManifest {
             path: path.to_path_buf(),
             source,
         }
     })?;
-    Ok(Some((manifest, bytes)))
+    Ok(Some(manifest))
+}
+
+/// The one warning of a host whose copy of the manifest is signed by a key
+/// its config no longer lists (see docs/key-rotation.md).
+fn untrusted_local_warning(path: &Path) -> String {
+    format!(
+        "local manifest {} is not signed by any configured key (was its key removed from the config?); its entries still guard against rollbacks, and the origin's manifest replaces it once one verifies",
+        path.display()
+    )
 }
 
 /// The entry `latest` points at, if it is a complete, matching image that

@@ -8,20 +8,37 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use rand::TryRng;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::text;
 
 const SECRET_PREFIX: &str = "SECRET+";
 const SECRET_LEN: usize = 96;
+
+/// The length of a key id in hexadecimal digits (8 bytes of SHA-256).
+pub const KEY_ID_LEN: usize = 16;
 
 /// The length of a signature once base64-encoded.
 pub const SIGNATURE_BASE64_LEN: usize = 88;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KeyError {
+    /// Holds the text already made safe to print.
     #[error("invalid public key '{0}': it is not base64 of 32 bytes")]
     PublicNotBase64(String),
     #[error("invalid public key '{0}': it is not a usable Ed25519 key (a weak or invalid point)")]
     PublicInvalidPoint(String),
+    /// Never holds the text: it is a secret key, and must not reach a log.
+    #[error(
+        "a secret key (SECRET+…) was given where a public key belongs; it is not shown here. Use the public key printed by 'tako gen-key' (or 'tako key-id -' to read a secret key from standard input)"
+    )]
+    SecretAsPublic,
+    /// Says nothing of what was read: it might be a mangled secret key.
+    #[error("standard input holds neither a public key nor a secret key (SECRET+…)")]
+    NotAKey,
+    #[error("invalid key id '{0}': expected 16 lowercase hexadecimal digits")]
+    BadKeyId(String),
     #[error("invalid secret key: it must start with 'SECRET+' (as printed by 'tako gen-key')")]
     SecretPrefix,
     #[error("invalid secret key: the text after 'SECRET+' is not base64 of 96 bytes")]
@@ -41,17 +58,30 @@ pub struct PublicKey(VerifyingKey);
 impl PublicKey {
     pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
         let text = text.trim();
+        // A pasted secret key must not be echoed into an error message.
+        if text.starts_with(SECRET_PREFIX) {
+            return Err(KeyError::SecretAsPublic);
+        }
+        let shown = || text::untrusted(text);
         let bytes: [u8; 32] = BASE64
             .decode(text)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| KeyError::PublicNotBase64(text.to_string()))?;
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| KeyError::PublicInvalidPoint(text.to_string()))?;
+            .ok_or_else(|| KeyError::PublicNotBase64(shown()))?;
+        let key =
+            VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::PublicInvalidPoint(shown()))?;
         if key.is_weak() {
-            return Err(KeyError::PublicInvalidPoint(text.to_string()));
+            return Err(KeyError::PublicInvalidPoint(shown()));
         }
         Ok(PublicKey(key))
+    }
+
+    /// The key's id: the first 16 hex digits of the SHA-256 of its 32
+    /// bytes. Short enough for a file name (`manifest.<id>`), long enough
+    /// that two keys of one publisher never share it by accident.
+    pub fn id(&self) -> KeyId {
+        let digest = Sha256::digest(self.0.as_bytes());
+        KeyId(hex::encode(&digest[..KEY_ID_LEN / 2]))
     }
 
     /// Strict verification: rejects non-canonical signatures and weak keys.
@@ -68,6 +98,35 @@ impl PublicKey {
 impl std::fmt::Display for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_base64())
+    }
+}
+
+/// A key id as printed by `tako key-id` and used in `manifest.<id>`: 16
+/// lowercase hexadecimal digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Parses an id as written by Tako; anything else (upper case, another
+    /// length) is refused so that one key has exactly one spelling.
+    pub fn parse(text: &str) -> Result<KeyId, KeyError> {
+        let text = text.trim();
+        if text.len() == KEY_ID_LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            Ok(KeyId(text.to_string()))
+        } else {
+            Err(KeyError::BadKeyId(text::untrusted(text)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -123,6 +182,20 @@ impl SecretKey {
         bytes.extend_from_slice(&public);
         format!("{SECRET_PREFIX}{}", BASE64.encode(bytes))
     }
+}
+
+/// The id of the one key in `text` read from standard input: a public key,
+/// or a secret key whose public half is used. Unlike a command-line
+/// argument, standard input can carry a secret key without exposing it to
+/// other users; it is never echoed, whatever the outcome.
+pub fn key_id_from_input(text: &str) -> Result<KeyId, KeyError> {
+    let text = text.trim();
+    if text.starts_with(SECRET_PREFIX) {
+        return Ok(SecretKey::parse(text)?.public_key().id());
+    }
+    PublicKey::parse(text)
+        .map(|key| key.id())
+        .map_err(|_| KeyError::NotAKey)
 }
 
 /// What `tako gen-key` prints for a key.
@@ -213,17 +286,79 @@ mod tests {
 
     #[test]
     fn rejects_public_keys_that_are_not_32_bytes() {
-        for bad in [
-            "",
-            "abc",
-            "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH2",
-            "SECRET+AAAA",
-        ] {
+        for bad in ["", "abc", "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH2"] {
             assert!(matches!(
                 PublicKey::parse(bad),
                 Err(KeyError::PublicNotBase64(_))
             ));
         }
+    }
+
+    #[test]
+    fn key_ids_are_the_first_16_hex_digits_of_the_sha256_of_the_key() {
+        // Computed independently: base64 -d | sha256sum | cut -c1-16.
+        let id = PublicKey::parse(TEST_PUBLIC).unwrap().id();
+        assert_eq!(id.as_str(), "9ee3a79654281274");
+        let other = PublicKey::parse("CIXmyAykawJ4QprUaE1+bqcHVjQUhW+FwPdmHsYsFK8=").unwrap();
+        assert_eq!(other.id().to_string(), "fbe6931bfb853cd4");
+        let secret = SecretKey::parse(TEST_SECRET).unwrap();
+        assert_eq!(secret.public_key().id(), id);
+    }
+
+    #[test]
+    fn key_ids_parse_only_in_their_one_spelling() {
+        assert_eq!(
+            KeyId::parse(" 9ee3a79654281274\n").unwrap().as_str(),
+            "9ee3a79654281274"
+        );
+        for bad in [
+            "",
+            "9EE3A79654281274",
+            "9ee3a7965428127",
+            "9ee3a796542812745",
+            "9ee3a7965428127g",
+        ] {
+            assert!(
+                matches!(KeyId::parse(bad), Err(KeyError::BadKeyId(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_ids_from_input_accept_either_half_and_never_echo() {
+        let id = "9ee3a79654281274";
+        assert_eq!(
+            key_id_from_input(&format!("{TEST_PUBLIC}\n"))
+                .unwrap()
+                .as_str(),
+            id
+        );
+        assert_eq!(
+            key_id_from_input(&format!("{TEST_SECRET}\n"))
+                .unwrap()
+                .as_str(),
+            id
+        );
+        let mangled = format!("x{TEST_SECRET}");
+        let err = key_id_from_input(&mangled).unwrap_err();
+        assert_eq!(err, KeyError::NotAKey);
+        let err = key_id_from_input(&TEST_SECRET[..100]).unwrap_err();
+        assert_eq!(err, KeyError::SecretEncoding);
+        assert!(!err.to_string().contains(&TEST_SECRET[7..20]));
+    }
+
+    #[test]
+    fn a_secret_key_given_as_a_public_key_is_refused_without_being_shown() {
+        let err = PublicKey::parse(TEST_SECRET).unwrap_err();
+        assert_eq!(err, KeyError::SecretAsPublic);
+        assert!(!err.to_string().contains(&TEST_SECRET[7..20]), "{err}");
+    }
+
+    #[test]
+    fn invalid_public_keys_are_shown_escaped() {
+        let err = PublicKey::parse("abc\u{1b}[2J").unwrap_err();
+        assert_eq!(err, KeyError::PublicNotBase64("abc\\u{1b}[2J".into()));
     }
 
     #[test]

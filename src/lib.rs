@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod fsutil;
 pub mod hashing;
 pub mod key;
+pub mod keyring;
 pub mod manifest;
 pub mod output;
 pub mod publish;
@@ -23,7 +24,21 @@ pub mod version;
 
 pub use error::Error;
 
+use std::io::Read;
+
 use cli::{Cli, Command};
+
+/// More than any key needs; the rest of standard input is left unread.
+const MAX_KEY_INPUT: u64 = 4096;
+
+fn read_stdin() -> Result<String, Error> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_KEY_INPUT)
+        .read_to_string(&mut text)
+        .map_err(Error::Stdin)?;
+    Ok(text)
+}
 
 /// Runs one invocation of `tako`.
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -38,5 +53,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Fetch(args) => fetch::run(&args),
+        Command::KeyId(args) => {
+            let id = if args.key == "-" {
+                key::key_id_from_input(&read_stdin()?)?
+            } else {
+                key::PublicKey::parse(&args.key)?.id()
+            };
+            output::stdout(&format!("{id}\n")).map_err(Error::Print)
+        }
     }
 }

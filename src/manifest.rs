@@ -62,6 +62,10 @@ pub enum ManifestError {
         "the signature does not verify with public key {0} (signed by another key, or changed after signing)"
     )]
     BadSignature(String),
+    #[error(
+        "the signature verifies with none of the public keys {0} (signed by another key, or changed after signing)"
+    )]
+    BadSignatureAny(String),
 }
 
 /// One published version.
@@ -127,77 +131,34 @@ impl Manifest {
 
     /// Parses `bytes` and verifies the signature with `key`.
     pub fn parse(bytes: &[u8], key: &PublicKey) -> Result<Manifest, ManifestError> {
-        if bytes.contains(&b'\r') {
-            return Err(ManifestError::CarriageReturn);
-        }
-        if bytes.is_empty() {
-            return Err(ManifestError::Empty);
-        }
-        // The header is checked on the raw bytes, before the ASCII check, so
-        // that whatever the server sent instead of a manifest (an HTML error
-        // page, a compressed body) can be shown, escaped and cut.
-        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        if first_line != HEADER.as_bytes() {
-            let shown = untrusted_bytes(first_line);
-            return Err(if first_line.starts_with(HEADER_FAMILY.as_bytes()) {
-                ManifestError::UnsupportedVersion(shown)
-            } else {
-                ManifestError::MissingHeader(shown)
-            });
-        }
-        let text = std::str::from_utf8(bytes)
-            .ok()
-            .filter(|t| t.is_ascii())
-            .ok_or(ManifestError::NotAscii)?;
+        Manifest::parse_any(bytes, std::slice::from_ref(key)).map(|(manifest, _)| manifest)
+    }
 
-        // Lines with their terminator; the last piece has none if the file
-        // does not end in '\n'.
-        let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
-            let body = l.strip_suffix('\n');
-            (i + 1, body.unwrap_or(l), body.is_some())
-        });
-
-        // The header itself was checked above.
-        let (_, _, terminated) = lines.next().ok_or(ManifestError::Empty)?;
-        if !terminated {
-            return Err(ManifestError::Truncated);
+    /// Parses `bytes` and verifies the signature with whichever of `keys`
+    /// made it; returns the manifest and the index of that key.
+    pub fn parse_any(bytes: &[u8], keys: &[PublicKey]) -> Result<(Manifest, usize), ManifestError> {
+        let parsed = parse_unverified(bytes)?;
+        let signed = &bytes[..parsed.signed_len];
+        match keys
+            .iter()
+            .position(|k| k.verify(signed, &parsed.signature))
+        {
+            Some(i) => Ok((
+                Manifest {
+                    entries: parsed.entries,
+                },
+                i,
+            )),
+            None => Err(match keys {
+                [key] => ManifestError::BadSignature(key.to_base64()),
+                keys => ManifestError::BadSignatureAny(
+                    keys.iter()
+                        .map(PublicKey::to_base64)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            }),
         }
-        match lines.next() {
-            Some((_, "", true)) => {}
-            Some((n, _, true)) => return Err(ManifestError::MissingBlankLine(n)),
-            _ => return Err(ManifestError::Truncated),
-        }
-
-        let mut entries: Vec<Entry> = Vec::new();
-        loop {
-            match lines.next() {
-                Some((_, "", true)) => break,
-                Some((n, line, true)) => {
-                    let entry = parse_entry(n, line)?;
-                    if let Some(prev) = entries.last() {
-                        check_order(n, prev, &entry)?;
-                    }
-                    entries.push(entry);
-                }
-                _ => return Err(ManifestError::Truncated),
-            }
-        }
-
-        let (n, sig_text, terminated) = lines.next().ok_or(ManifestError::Truncated)?;
-        let signature =
-            key::decode_signature(sig_text).ok_or(ManifestError::MalformedSignature(n))?;
-        if !terminated {
-            return Err(ManifestError::MissingFinalNewline);
-        }
-        if lines.next().is_some() {
-            return Err(ManifestError::TrailingData);
-        }
-
-        let signed_len = text.len() - sig_text.len() - 1;
-        if !key.verify(&bytes[..signed_len], &signature) {
-            return Err(ManifestError::BadSignature(key.to_base64()));
-        }
-        Ok(Manifest { entries })
     }
 
     /// Adds an entry in version order. An entry with an equal version is
@@ -239,10 +200,7 @@ impl Manifest {
     /// a newer manifest only ever adds entries, so any of these means a
     /// rollback or a rewritten history.
     pub fn missing_from<'a>(&'a self, newer: &Manifest) -> Vec<&'a Entry> {
-        self.entries
-            .iter()
-            .filter(|e| !newer.entries.iter().any(|n| n.same_as(e)))
-            .collect()
+        missing(&self.entries, newer)
     }
 
     /// Entries that `pattern` accepts, highest version first.
@@ -264,6 +222,128 @@ impl Manifest {
             .rev()
             .filter(move |e| e.digest == digest)
     }
+}
+
+/// A manifest checked in every detail but its signature.
+struct Unverified {
+    entries: Vec<Entry>,
+    /// How many leading bytes the signature covers.
+    signed_len: usize,
+    signature: [u8; 64],
+}
+
+/// Everything [`Manifest::parse`] checks except the signature.
+fn parse_unverified(bytes: &[u8]) -> Result<Unverified, ManifestError> {
+    if bytes.contains(&b'\r') {
+        return Err(ManifestError::CarriageReturn);
+    }
+    if bytes.is_empty() {
+        return Err(ManifestError::Empty);
+    }
+    // The header is checked on the raw bytes, before the ASCII check, so
+    // that whatever the server sent instead of a manifest (an HTML error
+    // page, a compressed body) can be shown, escaped and cut.
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    if first_line != HEADER.as_bytes() {
+        let shown = untrusted_bytes(first_line);
+        return Err(if first_line.starts_with(HEADER_FAMILY.as_bytes()) {
+            ManifestError::UnsupportedVersion(shown)
+        } else {
+            ManifestError::MissingHeader(shown)
+        });
+    }
+    let text = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.is_ascii())
+        .ok_or(ManifestError::NotAscii)?;
+
+    // Lines with their terminator; the last piece has none if the file
+    // does not end in '\n'.
+    let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
+        let body = l.strip_suffix('\n');
+        (i + 1, body.unwrap_or(l), body.is_some())
+    });
+
+    // The header itself was checked above.
+    let (_, _, terminated) = lines.next().ok_or(ManifestError::Empty)?;
+    if !terminated {
+        return Err(ManifestError::Truncated);
+    }
+    match lines.next() {
+        Some((_, "", true)) => {}
+        Some((n, _, true)) => return Err(ManifestError::MissingBlankLine(n)),
+        _ => return Err(ManifestError::Truncated),
+    }
+
+    let mut entries: Vec<Entry> = Vec::new();
+    loop {
+        match lines.next() {
+            Some((_, "", true)) => break,
+            Some((n, line, true)) => {
+                let entry = parse_entry(n, line)?;
+                if let Some(prev) = entries.last() {
+                    check_order(n, prev, &entry)?;
+                }
+                entries.push(entry);
+            }
+            _ => return Err(ManifestError::Truncated),
+        }
+    }
+
+    let (n, sig_text, terminated) = lines.next().ok_or(ManifestError::Truncated)?;
+    let signature = key::decode_signature(sig_text).ok_or(ManifestError::MalformedSignature(n))?;
+    if !terminated {
+        return Err(ManifestError::MissingFinalNewline);
+    }
+    if lines.next().is_some() {
+        return Err(ManifestError::TrailingData);
+    }
+
+    Ok(Unverified {
+        entries,
+        signed_len: text.len() - sig_text.len() - 1,
+        signature,
+    })
+}
+
+/// The entries of a manifest that no trusted key verifies, such as a
+/// host's own copy after the key that signed it was removed from its
+/// config. They can only make a check stricter: the one thing they offer
+/// is [`UnverifiedEntries::missing_from`], for refusing a rollback. They are
+/// never used to choose, find or trust an image.
+#[derive(Debug, Clone)]
+pub struct UnverifiedEntries {
+    entries: Vec<Entry>,
+}
+
+impl UnverifiedEntries {
+    /// Parses `bytes` as strictly as [`Manifest::parse`], without checking
+    /// the signature.
+    pub fn parse(bytes: &[u8]) -> Result<UnverifiedEntries, ManifestError> {
+        Ok(UnverifiedEntries {
+            entries: parse_unverified(bytes)?.entries,
+        })
+    }
+
+    /// As [`Manifest::missing_from`].
+    pub fn missing_from<'a>(&'a self, newer: &Manifest) -> Vec<&'a Entry> {
+        missing(&self.entries, newer)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn missing<'a>(entries: &'a [Entry], newer: &Manifest) -> Vec<&'a Entry> {
+    entries
+        .iter()
+        .filter(|e| !newer.entries.iter().any(|n| n.same_as(e)))
+        .collect()
 }
 
 fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
@@ -446,6 +526,52 @@ mod tests {
             Manifest::parse(&read("manifest-one-entry"), &other),
             Err(ManifestError::BadSignature(_))
         ));
+    }
+
+    #[test]
+    fn verifies_with_whichever_of_several_keys_signed_it() {
+        let other =
+            PublicKey::parse(&String::from_utf8(read("other-key.public")).unwrap()).unwrap();
+        let bytes = read("manifest-one-entry");
+        let (m, i) = Manifest::parse_any(&bytes, &[other.clone(), test_public()]).unwrap();
+        assert_eq!((m.entries().len(), i), (1, 1));
+        let (_, i) = Manifest::parse_any(&bytes, &[test_public(), other.clone()]).unwrap();
+        assert_eq!(i, 0);
+        let err = Manifest::parse_any(&read("invalid/other-key"), &[test_public(), test_public()])
+            .unwrap_err();
+        assert!(matches!(err, ManifestError::BadSignatureAny(_)), "{err}");
+        assert!(err.to_string().contains("none of the public keys"), "{err}");
+        // Structure is checked before any signature.
+        assert_eq!(
+            Manifest::parse_any(&read("invalid/trailing-data"), &[other, test_public()])
+                .unwrap_err(),
+            ManifestError::TrailingData
+        );
+    }
+
+    #[test]
+    fn unverified_entries_are_parsed_as_strictly_but_only_compared() {
+        let entries = UnverifiedEntries::parse(&read("invalid/other-key")).unwrap();
+        assert!(!entries.is_empty());
+        let origin = Manifest::parse(&read("origin/manifest"), &test_public()).unwrap();
+        let empty = Manifest::default();
+        assert_eq!(entries.missing_from(&empty).len(), entries.len());
+        let one = UnverifiedEntries::parse(&read("manifest-one-entry")).unwrap();
+        let one_verified = Manifest::parse(&read("manifest-one-entry"), &test_public()).unwrap();
+        assert!(one.missing_from(&one_verified).is_empty());
+        assert_eq!(one.missing_from(&origin).len(), 1);
+        for name in [
+            "crlf",
+            "unsorted",
+            "trailing-data",
+            "truncated",
+            "version-2",
+        ] {
+            assert!(
+                UnverifiedEntries::parse(&read(&format!("invalid/{name}"))).is_err(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,12 @@
-//! `tako store`: add an image to a server directory and re-sign its manifest.
+//! `tako store`: add an image to a server directory and re-sign its manifest files.
+//!
+//! With one key this writes `manifest`, byte for byte what the original Tako writes. With
+//! several (during a key rotation) the first signs `manifest` and each other one signs
+//! `manifest.<keyid>`, with the same entry lines. Before anything changes, every existing
+//! manifest file is checked against its key and against the others (see
+//! docs/key-rotation.md for why the files are written in the order they are).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 
 use std::path::{Path, PathBuf};
@@ -7,14 +14,18 @@ use std::path::{Path, PathBuf};
 use crate::cli::StoreArgs;
 use crate::fsutil::{self, Context, IoError};
 use crate::hashing::{self, CopyError};
-use crate::key::{KeyError, SecretKey};
-use crate::manifest::{Conflict, Entry, Insert, Manifest, ManifestError};
+use crate::key::{KeyError, KeyId, PublicKey, SecretKey};
+use crate::keyring;
+use crate::manifest::{Conflict, Entry, Manifest, ManifestError, UnverifiedEntries};
+use crate::output;
+use crate::text;
 use crate::version::{Version, VersionError};
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
 
 const MAX_VERSION_LEN: usize = 128;
+const MANIFEST: &str = "manifest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +35,14 @@ pub enum StoreError {
     NoKey,
     #[error("secret key from {origin}: {source}")]
     BadKey { origin: String, source: KeyError },
+    #[error("the key with id {0} is given twice")]
+    DuplicateKey(KeyId),
+    #[error("--retire-key '{0}' is neither a public key nor a key id (16 lowercase hex digits)")]
+    BadRetiredKey(String),
+    #[error("--retire-key: {0}")]
+    RetiredSecret(KeyError),
+    #[error("key {0} is given both to sign and to retire")]
+    RetiringSigningKey(KeyId),
     #[error(
         "invalid version '{0}': use 1 to 128 printable ASCII characters without whitespace or '*'"
     )]
@@ -33,13 +52,30 @@ pub enum StoreError {
     #[error("output directory {0} does not exist or is not a directory")]
     NoOutputDir(PathBuf),
     #[error(
-        "existing manifest {0} is signed by another key than the one given; refusing to change it"
+        "existing manifest {} is signed by another key than the ones given; refusing to change it (give its secret key too, or, if its key is to be replaced, --retire-key with that key's public key{})",
+        path.display(),
+        if *.retired_by_id { "; a key id is not enough to check the signature" } else { "" }
     )]
-    ForeignManifest(PathBuf),
+    ForeignManifest { path: PathBuf, retired_by_id: bool },
     #[error("existing manifest {path} is invalid: {source}")]
     BadManifest {
         path: PathBuf,
         source: ManifestError,
+    },
+    #[error(
+        "{} belongs to key {id}, which was not given: give that secret key too, or remove the file with --retire-key {id}; refusing to change anything",
+        path.display()
+    )]
+    UnknownKeyFile { path: PathBuf, id: KeyId },
+    #[error(
+        "the manifest files disagree: {} lists entries that {} lacks ({entries}); refusing to change anything",
+        path.display(),
+        other.display()
+    )]
+    Disagree {
+        path: PathBuf,
+        other: PathBuf,
+        entries: String,
     },
     #[error("cannot store {}: {source}", path.display())]
     Conflict {
@@ -68,49 +104,276 @@ pub fn validate_new_version(text: &str) -> Result<Version, StoreError> {
     Ok(Version::parse(text)?)
 }
 
-/// Where the secret key came from, in the order of precedence.
-fn load_key(args: &StoreArgs) -> Result<SecretKey, StoreError> {
-    let (origin, text) = if let Some(key) = &args.key {
-        ("--key".to_string(), key.clone())
-    } else if let Some(path) = &args.key_file {
-        let text = fs::read_to_string(path).context("read key file", path)?;
-        (format!("key file {}", path.display()), text)
+/// The signing keys, in the order given: all `--key`s, else all
+/// `--key-file`s, else the one key in the environment.
+fn load_keys(args: &StoreArgs) -> Result<Vec<SecretKey>, StoreError> {
+    let numbered = |flag: &str, i: usize, count: usize| {
+        if count == 1 {
+            flag.to_string()
+        } else {
+            format!("{flag} number {}", i + 1)
+        }
+    };
+    let mut texts: Vec<(String, String)> = Vec::new();
+    if !args.key.is_empty() {
+        for (i, key) in args.key.iter().enumerate() {
+            texts.push((numbered("--key", i, args.key.len()), key.clone()));
+        }
+    } else if !args.key_file.is_empty() {
+        for path in &args.key_file {
+            let text = fs::read_to_string(path).context("read key file", path)?;
+            texts.push((format!("key file {}", path.display()), text));
+        }
     } else if let Some(value) = std::env::var_os(SECRET_KEY_VAR) {
         let text = value.into_string().unwrap_or_default();
-        (format!("${SECRET_KEY_VAR}"), text)
+        texts.push((format!("${SECRET_KEY_VAR}"), text));
     } else {
         return Err(StoreError::NoKey);
-    };
-    SecretKey::parse(&text).map_err(|source| StoreError::BadKey { origin, source })
+    }
+    let mut keys: Vec<SecretKey> = Vec::with_capacity(texts.len());
+    for (origin, text) in texts {
+        let key =
+            SecretKey::parse(&text).map_err(|source| StoreError::BadKey { origin, source })?;
+        let id = key.public_key().id();
+        if keys.iter().any(|k| k.public_key().id() == id) {
+            return Err(StoreError::DuplicateKey(id));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
-/// The manifest at `path` if there is one, verified with `key`.
-fn load_manifest(path: &Path, key: &SecretKey) -> Result<Manifest, StoreError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-        Err(e) => return Err(IoError::new("read", path, e).into()),
+/// A key whose manifest file this run removes. Given as a public key, its
+/// files can be verified; given as an id, only parsed.
+struct Retired {
+    id: KeyId,
+    key: Option<PublicKey>,
+}
+
+fn retired_keys(args: &StoreArgs, keys: &[SecretKey]) -> Result<Vec<Retired>, StoreError> {
+    let mut retired: Vec<Retired> = Vec::new();
+    for text in &args.retire_key {
+        let one = match PublicKey::parse(text) {
+            Ok(key) => Retired {
+                id: key.id(),
+                key: Some(key),
+            },
+            Err(e @ KeyError::SecretAsPublic) => return Err(StoreError::RetiredSecret(e)),
+            Err(_) => Retired {
+                id: KeyId::parse(text)
+                    .map_err(|_| StoreError::BadRetiredKey(text::untrusted(text.trim())))?,
+                key: None,
+            },
+        };
+        if keys.iter().any(|k| k.public_key().id() == one.id) {
+            return Err(StoreError::RetiringSigningKey(one.id));
+        }
+        // The same key twice, once by id and once in full: keep the full form.
+        match retired.iter_mut().find(|r| r.id == one.id) {
+            Some(known) => known.key = known.key.take().or(one.key),
+            None => retired.push(one),
+        }
+    }
+    Ok(retired)
+}
+
+/// The manifest files in a server directory: `manifest` (id `None`) and
+/// every `manifest.<keyid>`. Other names, such as a `manifest.new` left by
+/// a crash, are not manifest files.
+fn manifest_files(out: &Path) -> Result<Vec<(String, Option<KeyId>)>, IoError> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(out).context("list", out)? {
+        let entry = entry.context("list", out)?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name == MANIFEST {
+            files.push((name, None));
+        } else if let Some(id) = name
+            .strip_prefix("manifest.")
+            .and_then(|id| KeyId::parse(id).ok())
+            .filter(|id| name.len() == MANIFEST.len() + 1 + id.as_str().len())
+        {
+            files.push((name, Some(id)));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// What an existing manifest file was found to be.
+enum Found {
+    /// Verified with a key given to sign (by its index).
+    Signing(Manifest, usize),
+    /// Verified with a retired key's public key.
+    Retired(Manifest, KeyId),
+    /// Of a key retired by id only: well-formed, signature unchecked.
+    RetiredUnchecked(UnverifiedEntries),
+}
+
+/// Checks the bytes of one manifest file against its key.
+fn check_file(
+    path: &Path,
+    bytes: &[u8],
+    id: Option<&KeyId>,
+    signing: &[PublicKey],
+    retired: &[Retired],
+) -> Result<Found, StoreError> {
+    let bad = |source| StoreError::BadManifest {
+        path: path.to_path_buf(),
+        source,
     };
-    Manifest::parse(&bytes, &key.public_key()).map_err(|source| match source {
-        ManifestError::BadSignature(_) => StoreError::ForeignManifest(path.to_path_buf()),
-        source => StoreError::BadManifest {
+    let Some(id) = id else {
+        // `manifest`: any given key may have signed it, or a retired one.
+        return match Manifest::parse_any(bytes, signing) {
+            Ok((manifest, i)) => Ok(Found::Signing(manifest, i)),
+            Err(ManifestError::BadSignature(_) | ManifestError::BadSignatureAny(_)) => {
+                let (ids, keys): (Vec<KeyId>, Vec<PublicKey>) = retired
+                    .iter()
+                    .filter_map(|r| Some((r.id.clone(), r.key.clone()?)))
+                    .unzip();
+                match Manifest::parse_any(bytes, &keys) {
+                    Ok((manifest, i)) if !keys.is_empty() => {
+                        Ok(Found::Retired(manifest, ids[i].clone()))
+                    }
+                    _ => Err(StoreError::ForeignManifest {
+                        path: path.to_path_buf(),
+                        retired_by_id: retired.iter().any(|r| r.key.is_none()),
+                    }),
+                }
+            }
+            Err(source) => Err(bad(source)),
+        };
+    };
+    if let Some(i) = signing.iter().position(|k| k.id() == *id) {
+        return Manifest::parse(bytes, &signing[i])
+            .map(|manifest| Found::Signing(manifest, i))
+            .map_err(bad);
+    }
+    match retired.iter().find(|r| r.id == *id) {
+        Some(Retired { key: Some(key), .. }) => Manifest::parse(bytes, key)
+            .map(|manifest| Found::Retired(manifest, id.clone()))
+            .map_err(bad),
+        Some(Retired { key: None, .. }) => UnverifiedEntries::parse(bytes)
+            .map(Found::RetiredUnchecked)
+            .map_err(bad),
+        None => Err(StoreError::UnknownKeyFile {
             path: path.to_path_buf(),
-            source,
-        },
+            id: id.clone(),
+        }),
+    }
+}
+
+/// The entries published so far, from the existing manifest files.
+struct Published {
+    manifest: Manifest,
+    /// The file the entries were taken from, when only a retired key
+    /// vouches for them.
+    from_retired: Option<(PathBuf, KeyId)>,
+    /// The key id that signed `manifest`, if it exists.
+    primary_signer: Option<KeyId>,
+    /// The bytes of every manifest file, by name.
+    existing: BTreeMap<String, Vec<u8>>,
+}
+
+/// Checks every manifest file in `out` and returns the entries they list.
+///
+/// Each file must verify with its key, and no file may list an entry that
+/// the fullest file lacks. A file that merely lacks the newest entries is
+/// what a `tako store` interrupted between two files leaves, and is brought
+/// up to date; anything else is a disagreement to refuse.
+fn read_published(
+    out: &Path,
+    keys: &[SecretKey],
+    retired: &[Retired],
+) -> Result<Published, StoreError> {
+    let signing: Vec<PublicKey> = keys.iter().map(SecretKey::public_key).collect();
+    let mut found = Vec::new();
+    let mut existing = BTreeMap::new();
+    let mut primary_signer = None;
+    for (name, id) in manifest_files(out)? {
+        let path = out.join(&name);
+        let bytes = fs::read(&path).context("read", &path)?;
+        let file = check_file(&path, &bytes, id.as_ref(), &signing, retired)?;
+        if id.is_none() {
+            primary_signer = match &file {
+                Found::Signing(_, i) => Some(signing[*i].id()),
+                Found::Retired(_, id) => Some(id.clone()),
+                Found::RetiredUnchecked(_) => None,
+            };
+        }
+        existing.insert(name, bytes);
+        found.push((path, file));
+    }
+
+    // The fullest file signed by a key given; failing that (a key replaced
+    // in an emergency, with no other key set up before), the fullest file
+    // of a retired key, whose entries are then signed anew.
+    let fullest = |retired: bool| {
+        found
+            .iter()
+            .filter_map(|(path, f)| match f {
+                Found::Signing(m, _) if !retired => Some((path, m, None)),
+                Found::Retired(m, id) if retired => Some((path, m, Some(id))),
+                _ => None,
+            })
+            // The first of the fullest, so `manifest` is the reference
+            // when files tie and the other file is the one named.
+            .fold(
+                None,
+                |best: Option<(&PathBuf, &Manifest, Option<&KeyId>)>, f| match best {
+                    Some(b) if b.1.entries().len() >= f.1.entries().len() => Some(b),
+                    _ => Some(f),
+                },
+            )
+    };
+    let Some((base_path, base, retired_id)) = fullest(false).or_else(|| fullest(true)) else {
+        return Ok(Published {
+            manifest: Manifest::default(),
+            from_retired: None,
+            primary_signer,
+            existing,
+        });
+    };
+    for (path, file) in &found {
+        let extra = match file {
+            Found::Signing(m, _) | Found::Retired(m, _) => m.missing_from(base),
+            Found::RetiredUnchecked(entries) => entries.missing_from(base),
+        };
+        if !extra.is_empty() {
+            return Err(StoreError::Disagree {
+                path: path.clone(),
+                other: base_path.clone(),
+                entries: extra
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    Ok(Published {
+        manifest: base.clone(),
+        from_retired: retired_id.map(|id| (base_path.clone(), id.clone())),
+        primary_signer,
+        existing,
     })
 }
 
 /// Runs `tako store` and returns the line to print.
 pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
-    let key = load_key(args)?;
+    let keys = load_keys(args)?;
+    let retired = retired_keys(args, &keys)?;
     let version = validate_new_version(&args.version)?;
     let out = args.output.as_path();
     if !out.is_dir() {
         return Err(StoreError::NoOutputDir(out.to_path_buf()));
     }
     let _lock = fsutil::lock_dir(out)?;
-    let manifest_path = out.join("manifest");
-    let mut manifest = load_manifest(&manifest_path, &key)?;
+    let manifest_path = out.join(MANIFEST);
+    let mut published = read_published(out, &keys, &retired)?;
+    let mut manifest = std::mem::take(&mut published.manifest);
+    let carried = manifest.entries().len();
     let store_dir = fsutil::ensure_subdir(out, "store")?;
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
@@ -131,21 +394,96 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     let hex = entry.digest_hex();
     let line = format!("{} -> {hex}", entry.version);
 
-    let inserted = manifest
+    manifest
         .insert(entry)
         .map_err(|source| StoreError::Conflict {
             path: manifest_path.clone(),
             source: Box::new(source),
         })?;
 
+    if let Some((path, id)) = &published.from_retired {
+        output::stderr_line(&format!(
+            "tako: warning: the {} published entries were taken from {}, which only the retired key {id} vouches for; they are now signed by the keys given, so check them",
+            carried,
+            path.display()
+        ));
+    }
+
     // The copy is complete and verified by construction: renaming it over
     // an existing store file keeps good bytes good and repairs bad ones,
     // without a second pass over the old file.
     pending.commit_as(&hex)?;
-    if inserted == Insert::Added {
-        fsutil::write_file(out, "manifest", &manifest.to_signed_bytes(&key))?;
-    }
+    write_manifests(out, &manifest, &keys, &retired, &published)?;
     Ok(line)
+}
+
+/// Writes every manifest file that is missing or differs, then removes the
+/// ones no longer wanted, in an order that leaves a directory every host
+/// can use after a crash between any two steps:
+///
+/// 1. `manifest.<keyid>` of each secondary key: a host that trusts such a
+///    key but not the one about to sign `manifest` finds its file ready
+///    before `manifest` changes hands.
+/// 2. `manifest`, signed by the primary key. Hosts that read it never see
+///    its entries go backwards, since it is written once per run.
+/// 3. Removal of `manifest.<keyid>` of the primary key (`manifest` now
+///    serves its hosts) and of each retired key.
+fn write_manifests(
+    out: &Path,
+    manifest: &Manifest,
+    keys: &[SecretKey],
+    retired: &[Retired],
+    published: &Published,
+) -> Result<(), StoreError> {
+    let write = |name: &str, key: &SecretKey| -> Result<bool, StoreError> {
+        let bytes = manifest.to_signed_bytes(key);
+        if published.existing.get(name) == Some(&bytes) {
+            return Ok(false);
+        }
+        fsutil::write_file(out, name, &bytes)?;
+        Ok(true)
+    };
+    let Some((primary_key, secondary)) = keys.split_first() else {
+        return Err(StoreError::NoKey);
+    };
+    for key in secondary {
+        let name = keyring::manifest_name(&key.public_key());
+        let created = !published.existing.contains_key(&name);
+        if write(&name, key)? && created {
+            output::stderr_line(&format!(
+                "tako: created {}, signed by key {}",
+                out.join(&name).display(),
+                key.public_key().id()
+            ));
+        }
+    }
+    let primary = primary_key.public_key().id();
+    write(MANIFEST, primary_key)?;
+    if let Some(old) = &published.primary_signer
+        && *old != primary
+    {
+        output::stderr_line(&format!(
+            "tako: {} is now signed by key {primary} instead of {old}",
+            out.join(MANIFEST).display()
+        ));
+    }
+
+    let mut removed = false;
+    let unwanted = std::iter::once((&primary, "its key now signs manifest"))
+        .chain(retired.iter().map(|r| (&r.id, "its key is retired")));
+    for (id, why) in unwanted {
+        let name = format!("{MANIFEST}.{id}");
+        if published.existing.contains_key(&name) {
+            let path = out.join(&name);
+            fsutil::remove_if_exists(&path)?;
+            output::stderr_line(&format!("tako: removed {}: {why}", path.display()));
+            removed = true;
+        }
+    }
+    if removed {
+        fsutil::sync_dir(out)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

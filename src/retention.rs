@@ -163,11 +163,7 @@ mod tests {
     #[test]
     fn ranks_an_image_by_the_highest_version_that_names_it() {
         // Image 1 was republished as 3.0, so it is the newest.
-        let entries = [
-            entry("1.0", 1),
-            entry("2.0", 2),
-            entry("3.0", 1),
-        ];
+        let entries = [entry("1.0", 1), entry("2.0", 2), entry("3.0", 1)];
         let files = [file(1), file(2)];
         let plan = plan(&entries, &files, None, 1);
         assert_eq!(removed(&plan), [file(2).name]);
