@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::key::PublicKey;
+use crate::transport::{self, Credentials, Origin};
 use crate::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart";
-const SCHEMES: [&str; 3] = ["https://", "http://", "file://"];
 
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Without a trailing slash.
+    /// Without a trailing slash, and with any password replaced by `***`: this is the form
+    /// to print and to hand to the transport.
     pub origin: String,
+    /// The user name and password from `Origin=`, which only the transport sees.
+    pub credentials: Option<Credentials>,
     pub public_key: PublicKey,
     pub destination: PathBuf,
     pub version: Pattern,
@@ -209,22 +212,27 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
     let (destination, destination_line) = required(raw.destination, "Destination")?;
     let (version, version_line) = required(raw.version, "Version")?;
 
-    if !SCHEMES.iter().any(|s| origin.starts_with(s)) {
-        return Err(err(
-            Some(origin_line),
-            format!("unsupported origin '{origin}': use an https://, http:// or file:// URL"),
-        ));
-    }
+    let origin = check_origin(file, origin_line, &origin)?;
     let public_key =
         PublicKey::parse(&public_key).map_err(|e| err(Some(key_line), e.to_string()))?;
     let version = Pattern::parse(&version).map_err(|e| err(Some(version_line), e.to_string()))?;
     Ok(Config {
-        origin: origin.trim_end_matches('/').to_string(),
+        origin: origin.url,
+        credentials: origin.credentials,
         public_key,
         destination: PathBuf::from(destination),
         version,
         restart: raw.restart,
         destination_line: Some(destination_line),
+    })
+}
+
+/// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
+fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
+    transport::parse_origin(origin).map_err(|e| ConfigError {
+        file: file.to_string(),
+        line: Some(line),
+        message: e.to_string(),
     })
 }
 
@@ -333,6 +341,16 @@ mod tests {
         let e = error(&good().replace("https://images", "ftp://images"));
         assert_eq!(e.line, Some(1));
         assert!(e.message.contains("unsupported origin"), "{e}");
+    }
+
+    #[test]
+    fn checks_the_origin_as_a_url_on_its_line() {
+        let e = error(&good().replace("app-foo/", "app-foo/?v=1"));
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.contains("has a query"), "{e}");
+        let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
+        assert_eq!(c.origin, "https://u:***@images.example.com/app-foo");
+        assert!(c.credentials.is_some());
     }
 
     #[test]
