@@ -74,6 +74,19 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub idle_timeout: u64,
+    /// Give up on a transfer slower than this many bytes per second, averaged over
+    /// --speed-time seconds (as curl's option of the same name). 0 turns the check off.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub speed_limit: u64,
+    /// The number of seconds over which --speed-limit is averaged.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub speed_time: u64,
+    /// Give up on a config whose fetch takes longer than this many seconds in all,
+    /// manifest and image included. Default: no limit.
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub max_time: Option<u64>,
     /// Configuration files, one per image.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,

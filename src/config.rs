@@ -16,10 +16,10 @@ use serde::Deserialize;
 use crate::key::{KeyError, PublicKey};
 use crate::systemd;
 use crate::text::untrusted;
+use crate::transport::{self, Credentials, Origin};
 use crate::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart";
-const SCHEMES: [&str; 3] = ["https://", "http://", "file://"];
 
 /// A config is a handful of lines; anything larger is not one, and is not
 /// read into memory.
@@ -28,11 +28,14 @@ pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Without a trailing slash.
+    /// Without a trailing slash, and with any password replaced by `***`: this is the form
+    /// to print and to hand to the transport.
     pub origin: String,
     /// Every key whose signature is trusted, never empty, no two equal; the
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
+    /// The user name and password from `Origin=`, which only the transport sees.
+    pub credentials: Option<Credentials>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -340,12 +343,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
     let (destination, destination_line) = required(raw.destination, "Destination")?;
     let (version, version_line) = required(raw.version, "Version")?;
 
-    if !SCHEMES.iter().any(|s| origin.starts_with(s)) {
-        return Err(err(
-            Some(origin_line),
-            format!("unsupported origin '{origin}': use an https://, http:// or file:// URL"),
-        ));
-    }
+    let origin = check_origin(file, origin_line, &origin)?;
     let version = Pattern::parse(&version).map_err(|e| err(Some(version_line), e.to_string()))?;
     let restart = raw
         .restart
@@ -355,7 +353,8 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Config {
-        origin: origin.trim_end_matches('/').to_string(),
+        origin: origin.url,
+        credentials: origin.credentials,
         public_keys,
         destination: PathBuf::from(destination),
         version,
@@ -416,6 +415,15 @@ fn public_keys(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<PublicKey>, 
         keys.push((key, line));
     }
     Ok(keys.into_iter().map(|(key, _)| key).collect())
+}
+
+/// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
+fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
+    transport::parse_origin(origin).map_err(|e| ConfigError {
+        file: file.to_string(),
+        line: Some(line),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -574,6 +582,16 @@ mod tests {
         assert_eq!(e.line, Some(2));
         assert!(e.message.contains("secret key"), "{e}");
         assert!(!e.to_string().contains(&secret[7..30]), "{e}");
+    }
+
+    #[test]
+    fn checks_the_origin_as_a_url_on_its_line() {
+        let e = error(&good().replace("app-foo/", "app-foo/?v=1"));
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.contains("has a query"), "{e}");
+        let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
+        assert_eq!(c.origin, "https://u:***@images.example.com/app-foo");
+        assert!(c.credentials.is_some());
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub struct Options {
     pub verify: bool,
     pub restart: bool,
     pub transport: TransportConfig,
+    /// The most one config's fetch may take (`--max-time`).
+    pub max_time: Option<Duration>,
 }
 
 /// Runs `tako fetch` over every config; one failure does not stop the rest.
@@ -190,8 +192,11 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
         restart: !args.no_restart,
         transport: TransportConfig {
             idle_timeout: Duration::from_secs(args.idle_timeout),
+            speed_limit: args.speed_limit,
+            speed_time: Duration::from_secs(args.speed_time),
             ..TransportConfig::default()
         },
+        max_time: args.max_time.map(Duration::from_secs),
     };
     let transport = Transport::new(options.transport);
     let mut failed = 0;
@@ -235,7 +240,10 @@ pub fn fetch_one(
     options: &Options,
     transport: &Transport,
 ) -> Result<Outcome, FetchError> {
+    // The clock for --max-time starts before anything else of this config.
+    let transport = transport.with_max_time(options.max_time);
     let config = config::load(config_path)?;
+    let transport = &transport.with_credentials(config.credentials.clone());
     let dest = config.destination.as_path();
     let lock = fsutil::lock_dir(dest)?;
     let updated = update(config_path, &config, options, transport);

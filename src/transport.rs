@@ -1,8 +1,8 @@
 //! Fetching an origin's files over `http://`, `https://` and `file://` as streams.
 //!
 //! Everything about the network that the rest of tako must not care about lives
-//! here: TLS roots, proxies, redirects, timeouts, and turning statuses and
-//! socket failures into errors a user can act on. Bodies are handed out as
+//! here: TLS roots, proxies, redirects, timeouts, credentials, and turning statuses
+//! and socket failures into errors a user can act on. Bodies are handed out as
 //! `Read` streams so a 100 MiB image never sits in memory.
 //!
 //! Redirects and proxy selection are done here rather than by ureq:
@@ -10,17 +10,33 @@
 //! not treat a `no_proxy` entry `example.com` as covering its subdomains, and
 //! would follow a redirect to any scheme it thinks has a default port
 //! (`socks5://` included). Following redirects ourselves lets every hop get
-//! its own scheme check and its own proxy decision.
+//! its own scheme check, its own proxy decision and its own decision whether the
+//! origin's credentials may be sent.
+//!
+//! URLs handed to [`Transport::open`] are the ones tako prints: an origin's password
+//! is already replaced by `***` there (see [`parse_origin`]). The real credentials
+//! travel separately in [`Credentials`], which only the request builder reads, and
+//! no URL with a user part ever reaches ureq (it would turn one into an
+//! `Authorization` header on its own). Every URL, header value and other text from
+//! the network passes through [`crate::text::untrusted`] before it is put in a
+//! message.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ureq::http::{StatusCode, Uri, header};
+use base64::Engine;
+use ureq::http::uri::{Authority, PathAndQuery, Scheme};
+use ureq::http::{HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
+
+use crate::text::untrusted;
+
+mod absolute_form;
+mod tls;
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
 /// business sending longer chains.
@@ -38,6 +54,11 @@ pub struct TransportConfig {
     /// A transfer that delivers no data for this long fails. Not a limit on the total time,
     /// so a slow but steady download of a large image is never cut off.
     pub idle_timeout: Duration,
+    /// A transfer slower than this many bytes per second, averaged over `speed_time`,
+    /// fails (curl's `--speed-limit`). 0 turns the check off.
+    pub speed_limit: u64,
+    /// The window over which `speed_limit` is averaged (curl's `--speed-time`).
+    pub speed_time: Duration,
 }
 
 impl Default for TransportConfig {
@@ -45,7 +66,32 @@ impl Default for TransportConfig {
         TransportConfig {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            speed_limit: 1024,
+            speed_time: Duration::from_secs(60),
         }
+    }
+}
+
+impl TransportConfig {
+    /// Whether the low-speed check is on.
+    fn speed_checked(&self) -> bool {
+        self.speed_limit > 0 && !self.speed_time.is_zero()
+    }
+
+    /// How long one read may wait for data. Silence for the whole speed window means a rate
+    /// of 0, so with the speed check on, waiting longer than the window is pointless.
+    fn read_timeout(&self) -> Duration {
+        if self.speed_checked() {
+            self.idle_timeout.min(self.speed_time)
+        } else {
+            self.idle_timeout
+        }
+    }
+
+    /// Whether a read that timed out was cut off by the speed check rather than by the idle
+    /// timeout.
+    fn read_timeout_is_speed_check(&self) -> bool {
+        self.speed_checked() && self.speed_time < self.idle_timeout
     }
 }
 
@@ -103,6 +149,56 @@ pub enum TransportError {
 
     #[error("cannot read {url}: {source}")]
     File { url: String, source: io::Error },
+
+    /// The low-speed check (curl's `--speed-limit`) gave up on a trickling transfer.
+    #[error(
+        "cannot download {url}: too slow: {received} bytes in the last {} ({} bytes/s), below the limit of {limit} bytes/s (see --speed-limit and --speed-time)",
+        seconds(*.window),
+        rate(*.received, *.window)
+    )]
+    TooSlow {
+        url: String,
+        received: u64,
+        window: Duration,
+        limit: u64,
+    },
+
+    /// The time allowed for one config's whole fetch (`--max-time`) ran out.
+    #[error(
+        "cannot download {url}: gave up after the time limit of {} for this config (--max-time){}",
+        seconds(*.limit),
+        progress_note(.progress)
+    )]
+    MaxTime {
+        url: String,
+        limit: Duration,
+        /// Bytes of the body received so far and how long that took, if a body had started.
+        progress: Option<(u64, Duration)>,
+    },
+
+    /// The server compressed the body although tako asked for it as it is; the bytes would
+    /// not match the signed size and digest.
+    #[error(
+        "{url} was sent compressed (Content-Encoding: {encoding}) although tako asks for files as they are; configure the server not to compress it"
+    )]
+    Compressed { url: String, encoding: String },
+}
+
+/// Bytes per second, rounded down; a window of zero counts as one millisecond.
+fn rate(bytes: u64, window: Duration) -> u64 {
+    let millis = window.as_millis().max(1);
+    u64::try_from(u128::from(bytes) * 1000 / millis).unwrap_or(u64::MAX)
+}
+
+fn progress_note(progress: &Option<(u64, Duration)>) -> String {
+    match progress {
+        Some((received, took)) => format!(
+            "; received {received} bytes in {} ({} bytes/s)",
+            seconds(*took),
+            rate(*received, *took)
+        ),
+        None => String::new(),
+    }
 }
 
 fn with_space(reason: &str) -> String {
@@ -123,7 +219,7 @@ impl TransportError {
         match err.downcast::<TransportError>() {
             Ok(transport) => transport,
             Err(err) => TransportError::Network {
-                url: url.to_owned(),
+                url: show_url(url),
                 source: NetworkError::new(err.kind(), describe_io(&err)),
             },
         }
@@ -153,6 +249,183 @@ impl NetworkError {
     pub fn kind(&self) -> io::ErrorKind {
         self.kind
     }
+}
+
+/// A user name and password for HTTP Basic authentication, taken from an origin URL.
+///
+/// Only the request builder reads them, and only for requests to the scheme, host and port
+/// they came with: a redirect elsewhere (another host, another port, or from `https` to
+/// `http`) never receives them. Debug output hides the password, and there is no Display.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Percent-decoded: `p%40ss` in the URL is the password `p@ss`.
+    user: Vec<u8>,
+    password: Vec<u8>,
+    scope: Scope,
+}
+
+/// Where credentials may be sent: one scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    https: bool,
+    /// As [`normalize_host`] leaves it.
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("password", &"***")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Whether a request to `target` may carry these credentials.
+    fn applies_to(&self, target: &Target) -> bool {
+        self.scope.https == target.https
+            && self.scope.host == normalize_host(&target.host)
+            && self.scope.port == target.port
+    }
+
+    /// The value of the `Authorization` header (RFC 7617).
+    fn header_value(&self) -> Option<HeaderValue> {
+        basic_auth(&self.user, &self.password)
+    }
+}
+
+/// `Basic base64(user:password)`, marked sensitive so nothing in ureq logs it.
+fn basic_auth(user: &[u8], password: &[u8]) -> Option<HeaderValue> {
+    let mut pair = Vec::with_capacity(user.len() + 1 + password.len());
+    pair.extend_from_slice(user);
+    pair.push(b':');
+    pair.extend_from_slice(password);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// An origin URL checked when the config is loaded.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The URL as tako prints it and hands to [`Transport::open`]: normalised, without a
+    /// trailing slash, and with any password replaced by `***`.
+    pub url: String,
+    /// The user name and password the URL carried, if any.
+    pub credentials: Option<Credentials>,
+}
+
+/// Why an `Origin=` value is not usable. The URL in the message has its password hidden.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("invalid origin URL '{url}': {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("unsupported origin '{url}': use an https://, http:// or file:// URL")]
+    UnsupportedScheme { url: String },
+    #[error("origin URL '{url}' has a query ('?…'); an origin names a directory, so remove it")]
+    Query { url: String },
+    #[error("origin URL '{url}' has a fragment ('#…'), which is never sent to a server; remove it")]
+    Fragment { url: String },
+    #[error("file:// origin '{url}' names a host; use file:///path for a local directory")]
+    FileHost { url: String },
+    #[error("file:// origin '{url}' cannot carry a user name or password")]
+    FileCredentials { url: String },
+}
+
+/// Checks an `Origin=` value and splits off its credentials.
+///
+/// The scheme is case-insensitive (`HTTPS://` is fine); a query or fragment is an error,
+/// because tako appends `manifest` and `store/<hex>` to the path. A user name and password
+/// (`https://user:p%40ss@host/`) become [`Credentials`], percent-decoded.
+pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
+    let shown = || show_url(text);
+    let url = url::Url::parse(text).map_err(|e| OriginError::Invalid {
+        url: shown(),
+        reason: e.to_string(),
+    })?;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        "file" => {
+            if url.host_str().is_some_and(|h| !h.is_empty()) {
+                return Err(OriginError::FileHost { url: shown() });
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(OriginError::FileCredentials { url: shown() });
+            }
+            false
+        }
+        _ => return Err(OriginError::UnsupportedScheme { url: shown() }),
+    };
+    if url.query().is_some() {
+        return Err(OriginError::Query { url: shown() });
+    }
+    if url.fragment().is_some() {
+        return Err(OriginError::Fragment { url: shown() });
+    }
+    let credentials = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some(Credentials {
+            user: percent_decode(user.as_bytes()),
+            password: percent_decode(password.unwrap_or("").as_bytes()),
+            scope: Scope {
+                https,
+                host: normalize_host(url.host_str().unwrap_or("")),
+                port: url
+                    .port_or_known_default()
+                    .unwrap_or(if https { 443 } else { 80 }),
+            },
+        }),
+    };
+    let mut display = url;
+    if display.password().is_some() {
+        // Only fails for URLs that cannot have a password, which this one just had.
+        let _ = display.set_password(Some("***"));
+    }
+    Ok(Origin {
+        url: display.as_str().trim_end_matches('/').to_owned(),
+        credentials,
+    })
+}
+
+/// Splits `scheme://authority/rest` into `scheme://`, the authority and the rest; `None`
+/// if `url` has no `://` after a well-formed scheme.
+fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
+    let scheme = scheme_of(url)?;
+    let start = scheme.len() + "://".len();
+    if url.get(scheme.len()..start) != Some("://") {
+        return None;
+    }
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    Some((&url[..start], &url[start..end], &url[end..]))
+}
+
+/// `url` with the password of its user part replaced by `***`. Works on text, so that a
+/// value which is not a valid URL is hidden as well; the last `@` of the authority ends the
+/// user part, as in URL parsers.
+pub fn redact(url: &str) -> String {
+    let Some((prefix, authority, rest)) = split_authority(url) else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{prefix}{user}:***@{host}{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// `url` as it may appear in a message: password hidden, control characters escaped, cut
+/// at a sane length.
+pub fn show_url(url: &str) -> String {
+    untrusted(&redact(url))
 }
 
 /// Which proxy to use for which URL, from `http_proxy`, `https_proxy` and `no_proxy`.
@@ -368,19 +641,23 @@ fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// The scheme, host and port of an http(s) URL, as needed to pick a proxy.
+/// An http(s) URL taken apart for a request: the scheme, host and port pick a proxy and
+/// decide whether credentials go along; `uri` is what ureq is asked for.
 #[derive(Debug)]
 struct Target {
     https: bool,
     host: String,
     port: u16,
+    /// The URL without any user part, which ureq would otherwise send as credentials.
+    uri: Uri,
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, TransportError> {
+    /// Parses `url`; errors name it as `shown`, the form fit for messages.
+    fn parse_shown(url: &str, shown: &str) -> Result<Target, TransportError> {
         let invalid = |reason: &str| TransportError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
+            url: shown.to_owned(),
+            reason: untrusted(reason),
         };
         let uri: Uri = url.parse().map_err(|e| invalid(&format!("{e}")))?;
         let https = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
@@ -388,19 +665,35 @@ impl Target {
             Some("http") => false,
             _ => {
                 return Err(TransportError::UnsupportedScheme {
-                    url: url.to_owned(),
+                    url: shown.to_owned(),
                 });
             }
         };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| invalid("no host name"))?;
+        let authority = uri.authority().map_or("", Authority::as_str);
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+        let clean: Authority = host_port.parse().map_err(|_| invalid("no host name"))?;
+        let host = clean.host();
+        if host.is_empty() {
+            return Err(invalid("no host name"));
+        }
+        let mut parts = uri.clone().into_parts();
+        parts.scheme = Some(if https { Scheme::HTTPS } else { Scheme::HTTP });
+        parts.authority = Some(clean.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        let uri = Uri::from_parts(parts).map_err(|e| invalid(&format!("{e}")))?;
         Ok(Target {
             https,
             host: host.to_owned(),
-            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            port: clean.port_u16().unwrap_or(if https { 443 } else { 80 }),
+            uri,
         })
+    }
+
+    #[cfg(test)]
+    fn parse(url: &str) -> Result<Target, TransportError> {
+        Target::parse_shown(url, &show_url(url))
     }
 }
 
@@ -551,8 +844,25 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
 #[derive(Clone)]
 pub struct Transport {
     agent: Agent,
+    /// For `http://` targets through a proxy; see [`absolute_form`].
+    forward_agent: Agent,
     config: TransportConfig,
     proxies: ProxyConfig,
+    credentials: Option<Credentials>,
+    deadline: Option<Deadline>,
+}
+
+/// When the time allowed for one config's fetch runs out, and how long that was.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
 }
 
 impl std::fmt::Debug for Transport {
@@ -560,6 +870,8 @@ impl std::fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("config", &self.config)
             .field("proxies", &self.proxies)
+            .field("credentials", &self.credentials)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -588,26 +900,53 @@ impl Transport {
             .accept_encoding("")
             .timeout_resolve(Some(cfg.connect_timeout))
             .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_per_read(Some(cfg.idle_timeout))
+            .timeout_per_read(Some(cfg.read_timeout()))
             .timeout_per_write(Some(cfg.idle_timeout))
             .build();
         Transport {
+            forward_agent: absolute_form::agent(agent_config.clone()),
             agent: Agent::new_with_config(agent_config),
             config: cfg,
             proxies,
+            credentials: None,
+            deadline: None,
+        }
+    }
+
+    /// This transport (sharing its connections), sending `credentials` as HTTP Basic
+    /// authentication with every request to their own scheme, host and port.
+    pub fn with_credentials(&self, credentials: Option<Credentials>) -> Transport {
+        Transport {
+            credentials,
+            ..self.clone()
+        }
+    }
+
+    /// This transport (sharing its connections), failing every request and every read of a
+    /// body once `max_time` from now has passed; `None` for no limit.
+    pub fn with_max_time(&self, max_time: Option<Duration>) -> Transport {
+        let now = Instant::now();
+        Transport {
+            deadline: max_time.map(|limit| Deadline {
+                at: now
+                    .checked_add(limit)
+                    .unwrap_or(now + Duration::from_secs(86400 * 365)),
+                limit,
+            }),
+            ..self.clone()
         }
     }
 
     /// Opens `url` for streaming. Only status 200 counts as success.
     ///
-    /// Errors name the URL that failed, which after a redirect is the redirect's target.
+    /// Errors name the URL that failed, which after a redirect is the redirect's target, in
+    /// the form of [`show_url`].
     pub fn open(&self, url: &str) -> Result<Body, TransportError> {
+        let shown = show_url(url);
         match scheme_of(url).as_deref() {
-            Some("http" | "https") => self.open_http(url),
-            Some("file") => open_file(url),
-            _ => Err(TransportError::UnsupportedScheme {
-                url: url.to_owned(),
-            }),
+            Some("http" | "https") => self.open_http(url, shown),
+            Some("file") => open_file(url, shown, self.deadline),
+            _ => Err(TransportError::UnsupportedScheme { url: shown }),
         }
     }
 
@@ -657,18 +996,20 @@ impl Transport {
         }
     }
 
-    fn open_http(&self, url: &str) -> Result<Body, TransportError> {
+    fn open_http(&self, url: &str, shown: String) -> Result<Body, TransportError> {
         let mut current = strip_fragment(url).to_owned();
+        let mut current_shown = show_url(&current);
         let mut redirects = 0;
         loop {
-            let response = self.get(&current)?;
+            let target = Target::parse_shown(&current, &current_shown)?;
+            let response = self.get(&target, &current_shown)?;
             let status = response.status();
             if !is_followed_redirect(status) {
-                return self.finish(current, response);
+                return self.finish(current_shown, response);
             }
             if redirects == MAX_REDIRECTS {
                 return Err(TransportError::TooManyRedirects {
-                    url: url.to_owned(),
+                    url: shown,
                     max: MAX_REDIRECTS,
                 });
             }
@@ -676,41 +1017,74 @@ impl Transport {
                 .headers()
                 .get(header::LOCATION)
                 .ok_or_else(|| TransportError::BadRedirect {
-                    url: current.clone(),
+                    url: current_shown.clone(),
                     reason: format!("HTTP {} without a Location header", status.as_u16()),
                 })?
                 .to_str()
                 .map_err(|_| TransportError::BadRedirect {
-                    url: current.clone(),
+                    url: current_shown.clone(),
                     reason: "the Location header is not ASCII".to_owned(),
                 })?;
             let next = resolve_location(&current, location);
             if !is_http_scheme(&next) {
                 return Err(TransportError::RedirectRefused {
-                    url: current,
-                    location: next,
+                    url: current_shown,
+                    location: show_url(&next),
                 });
             }
+            current_shown = show_url(&next);
             current = next;
             redirects += 1;
         }
     }
 
-    fn get(&self, url: &str) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
-        let target = Target::parse(url)?;
-        let request = self.agent.get(url);
-        let Some((proxy, var)) = self.proxies.proxy_for(url, &target)? else {
-            return request.call().map_err(|err| self.classify(url, err));
+    /// One GET of `target`, directly or through the proxy its scheme calls for.
+    fn get(
+        &self,
+        target: &Target,
+        shown: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
+        let proxy = self.proxies.proxy_for(shown, target)?;
+        let mut request = match &proxy {
+            // Plain HTTP goes to the proxy in absolute form (`GET http://host/path`), as
+            // curl sends it: many proxies allow CONNECT only to port 443.
+            Some((proxy, _)) if !target.https => {
+                absolute_form_request(&self.forward_agent, target, proxy).map_err(|reason| {
+                    TransportError::InvalidUrl {
+                        url: shown.to_owned(),
+                        reason,
+                    }
+                })?
+            }
+            _ => self.agent.get(target.uri.clone()),
         };
-        request
-            .config()
-            .proxy(Some(proxy))
+        let credentials = self.credentials.as_ref().filter(|c| c.applies_to(target));
+        if let Some(value) = credentials.and_then(Credentials::header_value) {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let mut config = request.config();
+        if let Some((proxy, _)) = &proxy
+            && target.https
+        {
+            config = config.proxy(Some(proxy.clone()));
+        }
+        if let Some(deadline) = &self.deadline {
+            config = config.timeout_global(Some(deadline.remaining()));
+        }
+        let peer = proxy.is_none().then_some(tls::Peer {
+            host: &target.host,
+            port: target.port,
+            timeout: self.config.connect_timeout,
+        });
+        config
             .build()
             .call()
-            .map_err(|err| match self.classify(url, err) {
+            .map_err(|err| match self.classify(shown, err, peer) {
                 // "connection refused" alone would send the user looking at the origin.
                 TransportError::Network { url, mut source } => {
-                    source.reason = format!("{} (through the proxy in ${var})", source.reason);
+                    if let Some((_, var)) = &proxy {
+                        source.reason = format!("{} (through the proxy in ${var})", source.reason);
+                    }
                     TransportError::Network { url, source }
                 }
                 other => other,
@@ -725,13 +1099,24 @@ impl Transport {
         let status = response.status();
         match status {
             StatusCode::OK => {
+                if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
+                    let encoding = String::from_utf8_lossy(encoding.as_bytes());
+                    let encoding = encoding.trim();
+                    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+                        return Err(TransportError::Compressed {
+                            url,
+                            encoding: untrusted(encoding),
+                        });
+                    }
+                }
                 let body = response.into_body();
-                Ok(Body {
-                    content_length: body.content_length(),
-                    inner: Inner::Http(body.into_reader()),
+                Ok(Body::new(
                     url,
-                    config: self.config,
-                })
+                    body.content_length(),
+                    Inner::Http(body.into_reader()),
+                    self.config,
+                    self.deadline,
+                ))
             }
             StatusCode::NOT_FOUND => Err(TransportError::NotFound { url }),
             StatusCode::GONE => Err(TransportError::Gone { url }),
@@ -743,22 +1128,80 @@ impl Transport {
         }
     }
 
-    fn classify(&self, url: &str, err: ureq::Error) -> TransportError {
+    /// Turns a failed request into an error naming `url` (already fit to print).
+    fn classify(&self, url: &str, err: ureq::Error, peer: Option<tls::Peer>) -> TransportError {
+        let url = url.to_owned();
         match err {
             ureq::Error::BadUri(reason) => TransportError::InvalidUrl {
-                url: url.to_owned(),
-                reason,
+                url,
+                reason: untrusted(&reason),
             },
             ureq::Error::Http(e) => TransportError::InvalidUrl {
-                url: url.to_owned(),
-                reason: e.to_string(),
+                url,
+                reason: untrusted(&e.to_string()),
             },
+            ureq::Error::Timeout(Timeout::Global) => match self.deadline {
+                Some(deadline) => TransportError::MaxTime {
+                    url,
+                    limit: deadline.limit,
+                    progress: None,
+                },
+                None => TransportError::Network {
+                    url,
+                    source: NetworkError::new(io::ErrorKind::TimedOut, "timed out"),
+                },
+            },
+            // No answer within the speed window: the rate over it is 0.
+            ureq::Error::Timeout(Timeout::PerRead) if self.config.read_timeout_is_speed_check() => {
+                TransportError::TooSlow {
+                    url,
+                    received: 0,
+                    window: self.config.speed_time,
+                    limit: self.config.speed_limit,
+                }
+            }
             other => TransportError::Network {
-                url: url.to_owned(),
-                source: describe_ureq(other, &self.config),
+                url,
+                source: describe_ureq(other, &self.config, peer),
             },
         }
     }
+}
+
+/// A GET for an `http://` target sent to `proxy` in absolute form: `agent` (see
+/// [`absolute_form`]) connects to the proxy as if it were the origin, and the request's
+/// `Host` names the target, from which the request line is rewritten.
+fn absolute_form_request(
+    agent: &Agent,
+    target: &Target,
+    proxy: &Proxy,
+) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, String> {
+    let scheme = match proxy.protocol() {
+        ProxyProtocol::Https => Scheme::HTTPS,
+        _ => Scheme::HTTP,
+    };
+    let host = proxy.host();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let authority: Authority = format!("{host}:{}", proxy.port())
+        .parse()
+        .map_err(|_| "the proxy's host is not usable".to_owned())?;
+    let mut parts = target.uri.clone().into_parts();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    let uri = Uri::from_parts(parts).map_err(|e| untrusted(&e.to_string()))?;
+    let target_authority = target.uri.authority().map_or("", Authority::as_str);
+    let mut request = agent.get(uri).header(header::HOST, target_authority);
+    if let Some(user) = proxy.username() {
+        let password = proxy.password().unwrap_or("");
+        if let Some(value) = basic_auth(user.as_bytes(), password.as_bytes()) {
+            request = request.header(header::PROXY_AUTHORIZATION, value);
+        }
+    }
+    Ok(request)
 }
 
 /// Statuses whose `Location` we follow. 300 and 304 are not redirects a GET can follow,
@@ -775,12 +1218,17 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-fn describe_ureq(err: ureq::Error, cfg: &TransportConfig) -> NetworkError {
+/// Describes a failed request; `peer` is the server when connected to directly, which lets a
+/// certificate failure be looked at more closely.
+fn describe_ureq(err: ureq::Error, cfg: &TransportConfig, peer: Option<tls::Peer>) -> NetworkError {
     use io::ErrorKind::{Other, TimedOut};
     let (kind, reason) = match err {
         ureq::Error::Timeout(Timeout::PerRead) => (
             TimedOut,
-            format!("timed out after {} with no data", seconds(cfg.idle_timeout)),
+            format!(
+                "timed out after {} with no data",
+                seconds(cfg.read_timeout())
+            ),
         ),
         ureq::Error::Timeout(Timeout::PerWrite) => (
             TimedOut,
@@ -794,25 +1242,41 @@ fn describe_ureq(err: ureq::Error, cfg: &TransportConfig) -> NetworkError {
             format!("could not connect within {}", seconds(cfg.connect_timeout)),
         ),
         ureq::Error::Timeout(other) => (TimedOut, format!("timed out ({other})")),
-        ureq::Error::Io(e) => (e.kind(), describe_io(&e)),
+        ureq::Error::Io(e) => match tls_error_of(&e) {
+            Some(tls) => (Other, tls::describe(tls, peer)),
+            None => (e.kind(), describe_io(&e)),
+        },
         ureq::Error::HostNotFound => (Other, "host name not found".to_owned()),
-        ureq::Error::Tls(e) => (Other, format!("TLS error: {e}")),
-        ureq::Error::Rustls(e) => (Other, format!("TLS error: {e}")),
-        ureq::Error::Pem(e) => (Other, format!("TLS error: {e:?}")),
-        ureq::Error::Protocol(e) => (Other, format!("invalid HTTP response: {e}")),
+        ureq::Error::Tls(e) => (Other, format!("TLS error: {}", untrusted(e))),
+        ureq::Error::Rustls(e) => (Other, tls::describe(&e, peer)),
+        ureq::Error::Pem(_) => (Other, "TLS error: unreadable PEM data".to_owned()),
+        ureq::Error::Protocol(e) => (
+            Other,
+            format!("invalid HTTP response: {}", untrusted(&e.to_string())),
+        ),
         ureq::Error::LargeResponseHeader(..) => {
             (Other, "the response headers are too large".to_owned())
         }
-        ureq::Error::ConnectProxyFailed(e) => (Other, format!("the proxy refused: {e}")),
+        ureq::Error::ConnectProxyFailed(e) => {
+            (Other, format!("the proxy refused: {}", untrusted(&e)))
+        }
         ureq::Error::InvalidProxyUrl => (Other, "invalid proxy URL".to_owned()),
         ureq::Error::ConnectionFailed => (Other, "connection failed".to_owned()),
-        other => (Other, other.to_string()),
+        other => (Other, untrusted(&other.to_string())),
     };
     NetworkError::new(kind, reason)
 }
 
+/// The rustls error inside an I/O error, as rustls streams report handshake failures.
+fn tls_error_of(err: &io::Error) -> Option<&rustls::Error> {
+    err.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
 fn describe_io(err: &io::Error) -> String {
     use io::ErrorKind as K;
+    if let Some(tls) = tls_error_of(err) {
+        return tls::describe(tls, None);
+    }
     match err.kind() {
         K::ConnectionRefused => "connection refused".to_owned(),
         K::ConnectionReset => "connection reset by the server".to_owned(),
@@ -821,20 +1285,18 @@ fn describe_io(err: &io::Error) -> String {
         K::TimedOut => "timed out".to_owned(),
         K::HostUnreachable => "host unreachable".to_owned(),
         K::NetworkUnreachable => "network unreachable".to_owned(),
-        _ => err.to_string(),
+        _ => untrusted(&err.to_string()),
     }
 }
 
-fn open_file(url: &str) -> Result<Body, TransportError> {
+fn open_file(url: &str, shown: String, deadline: Option<Deadline>) -> Result<Body, TransportError> {
     let path = file_url_path(url)?;
     let file_error = |source: io::Error| {
         if source.kind() == io::ErrorKind::NotFound {
-            TransportError::NotFound {
-                url: url.to_owned(),
-            }
+            TransportError::NotFound { url: shown.clone() }
         } else {
             TransportError::File {
-                url: url.to_owned(),
+                url: shown.clone(),
                 source,
             }
         }
@@ -848,12 +1310,13 @@ fn open_file(url: &str) -> Result<Body, TransportError> {
             "it is a directory",
         )));
     }
-    Ok(Body {
-        url: url.to_owned(),
-        content_length: meta.is_file().then_some(meta.len()),
-        inner: Inner::File(file),
-        config: TransportConfig::default(),
-    })
+    Ok(Body::new(
+        shown,
+        meta.is_file().then_some(meta.len()),
+        Inner::File(file),
+        TransportConfig::default(),
+        deadline,
+    ))
 }
 
 /// A response body being streamed. Read errors are `io::Error`s whose message names the URL;
@@ -863,6 +1326,12 @@ pub struct Body {
     content_length: Option<u64>,
     inner: Inner,
     config: TransportConfig,
+    deadline: Option<Deadline>,
+    started: Instant,
+    received: u64,
+    /// The current window of the low-speed check: when it began and what arrived since.
+    window_start: Instant,
+    window_bytes: u64,
 }
 
 enum Inner {
@@ -880,49 +1349,139 @@ impl std::fmt::Debug for Body {
 }
 
 impl Body {
+    fn new(
+        url: String,
+        content_length: Option<u64>,
+        inner: Inner,
+        config: TransportConfig,
+        deadline: Option<Deadline>,
+    ) -> Body {
+        let now = Instant::now();
+        Body {
+            url,
+            content_length,
+            inner,
+            config,
+            deadline,
+            started: now,
+            received: 0,
+            window_start: now,
+            window_bytes: 0,
+        }
+    }
+
     /// The size the server announced, or the file's size; `None` if unknown.
     /// Only a claim: the stream may still end early or run long.
     pub fn content_length(&self) -> Option<u64> {
         self.content_length
     }
 
-    /// The URL the body comes from (after any redirects).
+    /// The URL the body comes from (after any redirects), fit to print.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    fn max_time_error(&self, deadline: Deadline) -> TransportError {
+        TransportError::MaxTime {
+            url: self.url.clone(),
+            limit: deadline.limit,
+            progress: Some((self.received, self.started.elapsed())),
+        }
+    }
+
+    fn too_slow(&self) -> TransportError {
+        TransportError::TooSlow {
+            url: self.url.clone(),
+            received: self.window_bytes,
+            window: self.window_start.elapsed(),
+            limit: self.config.speed_limit,
+        }
+    }
+
+    /// Counts `n` new bytes for the low-speed check: once a window of `speed_time` is over,
+    /// its average must reach `speed_limit`, and the next window starts.
+    fn check_speed(&mut self, n: usize) -> Result<(), TransportError> {
+        if !self.config.speed_checked() || !matches!(self.inner, Inner::Http(_)) {
+            return Ok(());
+        }
+        self.window_bytes = self.window_bytes.saturating_add(n as u64);
+        let elapsed = self.window_start.elapsed();
+        if elapsed < self.config.speed_time {
+            return Ok(());
+        }
+        if rate(self.window_bytes, elapsed) < self.config.speed_limit {
+            return Err(self.too_slow());
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
+    }
+
+    /// The structured error behind a failed read.
+    fn read_error(&self, err: io::Error) -> TransportError {
+        match &self.inner {
+            // Unwraps the ureq::Error that ureq hides inside io::Error::other.
+            Inner::Http(_) => match ureq::Error::from(err) {
+                ureq::Error::Timeout(Timeout::Global) => match self.deadline {
+                    Some(deadline) => self.max_time_error(deadline),
+                    None => TransportError::Network {
+                        url: self.url.clone(),
+                        source: NetworkError::new(io::ErrorKind::TimedOut, "timed out"),
+                    },
+                },
+                ureq::Error::Timeout(Timeout::PerRead)
+                    if self.config.read_timeout_is_speed_check() =>
+                {
+                    self.too_slow()
+                }
+                ureq::Error::Io(e) => TransportError::Network {
+                    url: self.url.clone(),
+                    source: NetworkError::new(e.kind(), describe_io(&e)),
+                },
+                other => TransportError::Network {
+                    url: self.url.clone(),
+                    source: describe_ureq(other, &self.config, None),
+                },
+            },
+            Inner::File(_) => TransportError::File {
+                url: self.url.clone(),
+                source: err,
+            },
+        }
     }
 }
 
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wrap = |transport: TransportError| {
+            let kind = match &transport {
+                TransportError::Network { source, .. } => source.kind(),
+                TransportError::File { source, .. } => source.kind(),
+                _ => io::ErrorKind::TimedOut,
+            };
+            io::Error::new(kind, transport)
+        };
+        // ureq enforces the deadline on HTTP bodies itself; a local file is checked here.
+        if let (Inner::File(_), Some(deadline)) = (&self.inner, self.deadline)
+            && deadline.remaining().is_zero()
+        {
+            return Err(wrap(self.max_time_error(deadline)));
+        }
         let result = match &mut self.inner {
             Inner::Http(reader) => reader.read(buf),
             Inner::File(file) => file.read(buf),
         };
-        result.map_err(|err| {
-            let kind = err.kind();
-            if kind == io::ErrorKind::Interrupted {
-                return err;
+        match result {
+            Ok(n) => {
+                self.received = self.received.saturating_add(n as u64);
+                if n > 0 {
+                    self.check_speed(n).map_err(wrap)?;
+                }
+                Ok(n)
             }
-            let transport = match &self.inner {
-                Inner::Http(_) => TransportError::Network {
-                    url: self.url.clone(),
-                    // Unwraps the ureq::Error that ureq hides inside io::Error::other.
-                    source: match ureq::Error::from(err) {
-                        ureq::Error::Io(e) => NetworkError::new(e.kind(), describe_io(&e)),
-                        other => describe_ureq(other, &self.config),
-                    },
-                },
-                Inner::File(_) => TransportError::File {
-                    url: self.url.clone(),
-                    source: err,
-                },
-            };
-            let kind = match &transport {
-                TransportError::Network { source, .. } => source.kind(),
-                _ => kind,
-            };
-            io::Error::new(kind, transport)
-        })
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => Err(err),
+            Err(err) => Err(wrap(self.read_error(err))),
+        }
     }
 }
 
@@ -1137,6 +1696,101 @@ mod tests {
     fn durations_read_naturally_in_messages() {
         assert_eq!(seconds(Duration::from_secs(60)), "60 s");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn origins_with_credentials_are_shown_with_the_password_hidden() {
+        let origin = parse_origin("HTTPS://user:p%40ss@Images.Example.com:8443/app/").unwrap();
+        assert_eq!(origin.url, "https://user:***@images.example.com:8443/app");
+        let creds = origin.credentials.unwrap();
+        assert_eq!(creds.user, b"user");
+        assert_eq!(creds.password, b"p@ss");
+        let debug = format!("{creds:?}");
+        assert!(!debug.contains("p@ss") && debug.contains("***"), "{debug}");
+        let plain = parse_origin("http://h/x").unwrap();
+        assert_eq!(plain.url, "http://h/x");
+        assert!(plain.credentials.is_none());
+        let user_only = parse_origin("http://me@h/").unwrap();
+        assert_eq!(user_only.url, "http://me@h");
+        assert_eq!(user_only.credentials.unwrap().password, b"");
+    }
+
+    #[test]
+    fn origins_with_a_query_fragment_odd_host_or_scheme_are_refused() {
+        let err = |text: &str| parse_origin(text).unwrap_err();
+        assert!(matches!(err("https://h/x?a=1"), OriginError::Query { .. }));
+        assert!(matches!(err("https://h/x?"), OriginError::Query { .. }));
+        assert!(matches!(err("https://h/x#f"), OriginError::Fragment { .. }));
+        assert!(matches!(
+            err("ftp://h/x"),
+            OriginError::UnsupportedScheme { .. }
+        ));
+        assert!(matches!(err("file://host/x"), OriginError::FileHost { .. }));
+        assert!(matches!(err("https://"), OriginError::Invalid { .. }));
+        assert!(matches!(err("/just/a/path"), OriginError::Invalid { .. }));
+        let msg = err("https://u:secret@bad host/").to_string();
+        assert!(
+            !msg.contains("secret") && msg.contains("u:***@bad host"),
+            "{msg}"
+        );
+        assert_eq!(
+            parse_origin("file://localhost/srv/o").unwrap().url,
+            "file:///srv/o"
+        );
+    }
+
+    #[test]
+    fn redaction_hides_the_password_even_in_text_that_is_no_url() {
+        assert_eq!(redact("http://u:p@h/x"), "http://u:***@h/x");
+        assert_eq!(redact("http://u:p@q@h:1/x?y@z"), "http://u:***@h:1/x?y@z");
+        assert_eq!(redact("http://u@h/"), "http://u@h/");
+        assert_eq!(redact("http://h/a:b@c"), "http://h/a:b@c");
+        assert_eq!(redact("not a url u:p@h"), "not a url u:p@h");
+        assert_eq!(show_url("http://h/\u{1b}[2J"), "http://h/\\u{1b}[2J");
+    }
+
+    #[test]
+    fn credentials_apply_only_to_their_own_scheme_host_and_port() {
+        let creds = parse_origin("https://u:p@Host.example/o")
+            .unwrap()
+            .credentials
+            .unwrap();
+        let applies = |url: &str| creds.applies_to(&Target::parse(url).unwrap());
+        assert!(applies("https://host.example/o/manifest"));
+        assert!(applies("https://HOST.example:443/other"));
+        assert!(applies("https://x:***@host.example/o/manifest"));
+        assert!(!applies("http://host.example/o/manifest"));
+        assert!(!applies("https://host.example:8443/o/manifest"));
+        assert!(!applies("https://other.example/o/manifest"));
+        assert!(!applies("https://host.example.evil/o/manifest"));
+    }
+
+    #[test]
+    fn requests_never_carry_the_user_part_of_a_url() {
+        let target = Target::parse("http://u:p@h:81/x?y").unwrap();
+        assert_eq!(target.uri.to_string(), "http://h:81/x?y");
+        assert_eq!(target.host, "h");
+        assert_eq!(target.port, 81);
+    }
+
+    #[test]
+    fn the_speed_check_shortens_the_read_timeout_only_when_it_is_on() {
+        let cfg = TransportConfig {
+            idle_timeout: Duration::from_secs(60),
+            speed_time: Duration::from_secs(5),
+            ..TransportConfig::default()
+        };
+        assert_eq!(cfg.read_timeout(), Duration::from_secs(5));
+        assert!(cfg.read_timeout_is_speed_check());
+        let off = TransportConfig {
+            speed_limit: 0,
+            ..cfg
+        };
+        assert_eq!(off.read_timeout(), Duration::from_secs(60));
+        assert!(!off.read_timeout_is_speed_check());
+        assert!(!TransportConfig::default().read_timeout_is_speed_check());
+        assert_eq!(rate(1500, Duration::from_millis(1500)), 1000);
+        assert_eq!(rate(10, Duration::ZERO), 10_000);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn impatient_transport() -> Transport {
     let cfg = TransportConfig {
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(1),
+        ..TransportConfig::default()
     };
     Transport::with_proxies(cfg, ProxyConfig::none())
 }
@@ -241,20 +242,18 @@ fn with_proxy(proxy: &Server, no_proxy: &str) -> Transport {
 fn http_proxy_is_used_for_http_urls() {
     let dir = origin_with(&[("manifest", b"via proxy")]);
     let server = Server::serve_dir(dir.path());
-    let proxy = Server::connect_proxy();
+    let proxy = Server::proxy();
 
     let got = with_proxy(&proxy, "")
         .get_capped(&server.url_for("/manifest"), 100)
         .unwrap();
 
     assert_eq!(got, b"via proxy");
-    let tunnelled = proxy.recorded();
-    assert_eq!(tunnelled.len(), 1);
-    assert_eq!(tunnelled[0].method, "CONNECT");
-    assert_eq!(
-        tunnelled[0].path,
-        server.url().trim_start_matches("http://")
-    );
+    // Plain HTTP goes to the proxy in absolute form, as curl sends it (issue 8).
+    let forwarded = proxy.recorded();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0].method, "GET");
+    assert_eq!(forwarded[0].path, server.url_for("/manifest"));
     assert_eq!(server.requests(), vec!["/manifest"]);
 }
 

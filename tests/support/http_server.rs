@@ -43,6 +43,9 @@ pub enum Fault {
     /// Announce the real file's length, send its first `after` bytes, then go silent
     /// without closing.
     Stall { after: u64 },
+    /// Serve `body` with status 200 and `Content-Encoding: <encoding>`, as a server that
+    /// compresses on its own does.
+    Encoded { encoding: String, body: Vec<u8> },
 }
 
 /// One request as the server saw it.
@@ -72,6 +75,11 @@ struct Shared {
     stop: AtomicBool,
     /// Whether `CONNECT host:port` opens a tunnel, making this an HTTP proxy.
     tunnel: bool,
+    /// Whether requests in absolute form (`GET http://host/path`) are forwarded, as an
+    /// HTTP proxy does for plain HTTP.
+    forward: bool,
+    /// Whether CONNECT is refused (403) to any port but 443, as many proxies do.
+    connect_only_443: bool,
 }
 
 impl Shared {
@@ -102,10 +110,31 @@ impl Server {
     /// An HTTP proxy that tunnels `CONNECT` requests (the only kind ureq sends) and records
     /// them; its `url()` is what `http_proxy` should hold. Other requests get 404.
     pub fn connect_proxy() -> Server {
-        Server::start(PathBuf::new(), true)
+        Server::start_proxy(true, false, false)
+    }
+
+    /// An HTTP proxy as curl expects one: it forwards requests in absolute form
+    /// (`GET http://127.0.0.1:PORT/path`) to their target and tunnels `CONNECT`. Records
+    /// every request as it arrived.
+    pub fn proxy() -> Server {
+        Server::start_proxy(true, true, false)
+    }
+
+    /// As [`Server::proxy`], but refuses `CONNECT` to any port but 443 with 403 Forbidden,
+    /// as proxies in their default setup do.
+    pub fn strict_proxy() -> Server {
+        Server::start_proxy(true, true, true)
     }
 
     fn start(root: PathBuf, tunnel: bool) -> Server {
+        Server::start_with(root, tunnel, false, false)
+    }
+
+    fn start_proxy(tunnel: bool, forward: bool, connect_only_443: bool) -> Server {
+        Server::start_with(PathBuf::new(), tunnel, forward, connect_only_443)
+    }
+
+    fn start_with(root: PathBuf, tunnel: bool, forward: bool, connect_only_443: bool) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener
             .local_addr()
@@ -121,6 +150,8 @@ impl Server {
             workers: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             tunnel,
+            forward,
+            connect_only_443,
         });
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -218,7 +249,15 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     };
     lock(&shared.requests).push(request.clone());
     if shared.tunnel && request.method == "CONNECT" {
+        if shared.connect_only_443 && !request.path.ends_with(":443") {
+            let _ = send_small(&mut stream, shared, 403, b"CONNECT only to port 443\n");
+            return;
+        }
         let _ = tunnel(stream, shared, &request.path);
+        return;
+    }
+    if shared.forward && request.path.starts_with("http://") {
+        let _ = forward(stream, shared, &request);
         return;
     }
     let route = request.path.split('?').next().unwrap_or("").to_owned();
@@ -336,6 +375,17 @@ fn respond(
             format!("{}\n", reason(status)).as_bytes(),
         ),
         Some(Fault::Body(bytes)) => send_small(stream, shared, 200, &bytes),
+        Some(Fault::Encoded { encoding, body }) => {
+            let mut out = head(
+                200,
+                &[
+                    format!("Content-Encoding: {encoding}"),
+                    format!("Content-Length: {}", body.len()),
+                ],
+            );
+            out.extend_from_slice(&body);
+            send(stream, shared, &out)
+        }
         Some(Fault::Redirect(location)) => {
             let out = head(
                 302,
@@ -505,6 +555,32 @@ fn tunnel(mut client: TcpStream, shared: &Shared, target: &str) -> io::Result<()
         scope.spawn(|| pipe(client_in, upstream, shared));
         pipe(upstream_in, client, shared);
     });
+    Ok(())
+}
+
+/// Passes an absolute-form request on to its target in origin form, then copies the answer
+/// back until the target closes. Only `http://` targets, as a proxy handles them.
+fn forward(mut client: TcpStream, shared: &Shared, request: &Request) -> io::Result<()> {
+    let rest = request.path.strip_prefix("http://").unwrap_or("");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut upstream = match TcpStream::connect(authority) {
+        Ok(upstream) => upstream,
+        Err(_) => return send_small(&mut client, shared, 502, b"cannot reach target\n"),
+    };
+    upstream.set_read_timeout(Some(TICK))?;
+    upstream.set_write_timeout(Some(TICK))?;
+    let mut head = format!("{} {path} HTTP/1.1\r\n", request.method);
+    for (name, value) in &request.headers {
+        // Hop-by-hop headers stay with the proxy.
+        if !matches!(name.as_str(), "proxy-authorization" | "connection") {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("connection: close\r\n\r\n");
+    send(&mut upstream, shared, head.as_bytes())?;
+    pipe(upstream, client.try_clone()?, shared);
+    drain(&mut client, shared);
     Ok(())
 }
 
