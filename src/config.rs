@@ -175,7 +175,12 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let Some((key, value)) = line.split_once('=') else {
             return Err(at(
                 n,
-                format!("expected Key=Value, found '{}'", untrusted(line)),
+                // The line is not echoed: a mistyped `Origin https://user:pass@…`
+                // or a pasted key would land in the log.
+                format!(
+                    "expected Key=Value, found a line without '=' ({} characters)",
+                    line.chars().count()
+                ),
             ));
         };
         let (key, value) = (key.trim(), value.trim().to_string());

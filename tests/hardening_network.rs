@@ -889,3 +889,22 @@ fn a_refusing_proxy_is_named_in_the_error() {
     );
     assert!(server.requests().is_empty());
 }
+
+#[test]
+fn a_config_line_without_equals_sign_is_not_echoed_with_its_password() {
+    let w = World::new();
+    let config = w.path("typo.tako");
+    fs::write(
+        &config,
+        format!(
+            "Origin https://{USER}:s3cr3t-pw@127.0.0.1:1/app\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\n",
+            w.dest().display()
+        ),
+    )
+    .unwrap();
+    let o = fetch(&[config.to_str().unwrap()]);
+    assert_exit(&o, 1);
+    let all = all_output(&o);
+    assert!(all.contains("typo.tako:1: expected Key=Value"), "{all}");
+    assert!(!all.contains("s3cr3t-pw"), "{all}");
+}
