@@ -23,6 +23,9 @@ pub enum Command {
     Store(StoreArgs),
     /// Generate an Ed25519 key pair and print it (writes nothing to disk).
     GenKey,
+    /// Print a man page or a shell completion script (for packaging).
+    #[command(subcommand)]
+    Generate(crate::generate::GenerateCommand),
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod generate;
 pub mod hashing;
 pub mod key;
 pub mod manifest;
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Fetch(args) => fetch::run(&args),
+        Command::Generate(command) => Ok(generate::run(&command)?),
     }
 }

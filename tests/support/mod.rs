@@ -7,3 +7,4 @@ pub mod dbus;
 pub mod http_server;
 pub mod origin;
 pub mod tako;
+pub mod tools;
