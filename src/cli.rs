@@ -26,6 +26,9 @@ pub enum Command {
     GenKey,
     /// Print the id of a public key, as used in `manifest.<keyid>` file names.
     KeyId(KeyIdArgs),
+    /// Print a man page or a shell completion script (for packaging).
+    #[command(subcommand)]
+    Generate(crate::generate::GenerateCommand),
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The error type every command returns; its `Display` is what the user reads.
 
+use crate::generate::GenerateError;
 use crate::key::KeyError;
 use crate::publish::StoreError;
 
@@ -11,6 +12,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("cannot read standard input: {0}")]
     Stdin(std::io::Error),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

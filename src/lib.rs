@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod generate;
 pub mod hashing;
 pub mod key;
 pub mod keyring;
@@ -61,5 +62,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             output::stdout(&format!("{id}\n")).map_err(Error::Print)
         }
+        Command::Generate(command) => Ok(generate::run(&command)?),
     }
 }

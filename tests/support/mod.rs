@@ -8,3 +8,4 @@ pub mod http_server;
 pub mod origin;
 pub mod tako;
 pub mod tls_server;
+pub mod tools;
