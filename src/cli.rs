@@ -27,8 +27,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Succeed at once, offline, if a valid image is already installed;
-    /// otherwise fetch, and fail unless an image ends up installed.
+    /// Succeed at once, offline and without waiting for another run's lock, if
+    /// a valid image is already installed; otherwise fetch, and fail unless an
+    /// image ends up installed.
     #[arg(long)]
     pub init: bool,
     /// Do not re-hash images already in the store (their size is still checked).

@@ -2,13 +2,13 @@
 
 use std::fs::{self, File};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::StoreArgs;
-use crate::fsutil::{self, Context, IoError};
+use crate::fsutil::{Context, Dir, IoError};
 use crate::hashing::{self, CopyError};
 use crate::key::{KeyError, SecretKey};
-use crate::manifest::{Conflict, Entry, Insert, Manifest, ManifestError};
+use crate::manifest::{Conflict, Entry, Insert, MAX_MANIFEST_SIZE, Manifest, ManifestError};
 use crate::version::{Version, VersionError};
 
 /// The environment variable that may hold the secret key.
@@ -84,12 +84,13 @@ fn load_key(args: &StoreArgs) -> Result<SecretKey, StoreError> {
     SecretKey::parse(&text).map_err(|source| StoreError::BadKey { origin, source })
 }
 
-/// The manifest at `path` if there is one, verified with `key`.
-fn load_manifest(path: &Path, key: &SecretKey) -> Result<Manifest, StoreError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-        Err(e) => return Err(IoError::new("read", path, e).into()),
+/// The manifest in `out` if there is one, verified with `key`. Only a
+/// regular file of at most `MAX_MANIFEST_SIZE` bytes is read, as a client
+/// would.
+fn load_manifest(out: &Dir, key: &SecretKey) -> Result<Manifest, StoreError> {
+    let path = out.path().join("manifest");
+    let Some(bytes) = out.read_file("manifest", MAX_MANIFEST_SIZE, "read")? else {
+        return Ok(Manifest::default());
     };
     Manifest::parse(&bytes, &key.public_key()).map_err(|source| match source {
         ManifestError::BadSignature(_) => StoreError::ForeignManifest(path.to_path_buf()),
@@ -108,13 +109,14 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     if !out.is_dir() {
         return Err(StoreError::NoOutputDir(out.to_path_buf()));
     }
-    let _lock = fsutil::lock_dir(out)?;
+    let out_dir = Dir::open(out)?;
+    let _lock = out_dir.lock()?;
     let manifest_path = out.join("manifest");
-    let mut manifest = load_manifest(&manifest_path, &key)?;
-    let store_dir = fsutil::ensure_subdir(out, "store")?;
+    let mut manifest = load_manifest(&out_dir, &key)?;
+    let store_dir = out_dir.ensure_subdir("store")?;
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
-    let mut pending = fsutil::PendingFile::create(&store_dir, "incoming")?;
+    let mut pending = store_dir.create("incoming")?;
     let summary =
         hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(|source| {
             StoreError::Copy {
@@ -143,7 +145,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     // without a second pass over the old file.
     pending.commit_as(&hex)?;
     if inserted == Insert::Added {
-        fsutil::write_file(out, "manifest", &manifest.to_signed_bytes(&key))?;
+        out_dir.write_file("manifest", &manifest.to_signed_bytes(&key))?;
     }
     Ok(line)
 }
