@@ -619,11 +619,18 @@ fn the_rollback_check_against_an_8_mib_manifest_finishes() {
 }
 
 /// Runs `script` with `sh` in a private mount namespace (`unshare -m`), where
-/// it may mount file systems that nobody else sees. `None` when this is not
-/// root.
+/// it may mount file systems that nobody else sees. `None`, with a note,
+/// where that is impossible (not root, or a container without the right).
+/// `src/fsutil.rs` pins the wording of these errors in unit tests as well.
 fn in_mount_namespace(script: &str, args: &[&std::ffi::OsStr]) -> Option<Output> {
-    if !running_as_root() {
-        eprintln!("skipped: mounting needs root");
+    let possible = running_as_root()
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !possible {
+        eprintln!("skipped: cannot mount in a private mount namespace (needs root)");
         return None;
     }
     let mut cmd = Command::new("unshare");
