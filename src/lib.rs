@@ -4,6 +4,7 @@
 //! everything else lives in one module per domain noun.
 #![forbid(unsafe_code)]
 
+pub mod chunk_index;
 pub mod cli;
 pub mod config;
 pub mod error;
