@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk_index;
+pub mod chunking;
 pub mod cli;
 pub mod config;
 pub mod error;
