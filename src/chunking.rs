@@ -163,7 +163,7 @@ pub(crate) mod tests {
     /// Deterministic pseudo-random bytes (xorshift), so that chunk
     /// boundaries depend on content as they do on a real image.
     pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
-        let mut state = seed | 1;
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         (0..len)
             .map(|_| {
                 state ^= state << 13;

@@ -22,6 +22,9 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Add an image to a server directory and re-sign its manifest.
     Store(StoreArgs),
+    /// Write the missing chunk indexes (`index/<sha256>`) of the images in a
+    /// server directory, for delta updates.
+    Index(IndexArgs),
     /// Generate an Ed25519 key pair and print it (writes nothing to disk).
     GenKey,
     /// Print the id of a public key, as used in `manifest.<keyid>` file names.
@@ -97,6 +100,14 @@ pub struct FetchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The server directory, as given to `tako store -o`; `index/` is
+    /// created inside it.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct StoreArgs {
     /// The secret key (`SECRET+…`). Prefer --key-file or TAKO_SECRET_KEY:
     /// command lines are visible to other users. Repeat it to sign with
@@ -121,6 +132,10 @@ pub struct StoreArgs {
     /// The server directory (must exist); `store/` is created inside it.
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
+    /// Do not write the chunk index `index/<sha256>` of the image, which
+    /// lets hosts download only the parts of it they do not have.
+    #[arg(long)]
+    pub no_index: bool,
     /// The image file to publish.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,

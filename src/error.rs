@@ -3,6 +3,7 @@
 use crate::generate::GenerateError;
 use crate::key::KeyError;
 use crate::publish::StoreError;
+use crate::reindex::ReindexError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,6 +15,8 @@ pub enum Error {
     Stdin(std::io::Error),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Index(#[from] ReindexError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

@@ -446,12 +446,25 @@ fn prose(page: &str) -> Prose {
                 .example(&[
                     "manifest             the signed list of versions, sizes and digests",
                     "store/<sha256>       every published image, read-only",
+                    "index/<sha256>       its chunk index, for delta updates (not with --no-index)",
                 ])
                 .section("ENVIRONMENT")
                 .item([bold("TAKO_SECRET_KEY")], [roman(
                     "The secret key, when neither --key nor --key-file is given.",
                 )])
                 .done(),
+        },
+        "tako-index" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Hashes every image in the server directory's store/ and writes its chunk \
+                     index to index/<sha256> if it has none (or an invalid one), so that hosts \
+                     can download only the parts of new images they lack. Needs no key: an \
+                     image whose bytes do not match its name is reported and not indexed, \
+                     and the exit status is then 1. Runs under the lock tako store takes.",
+                )])
+                .done(),
+            sections: Roff::new(),
         },
         "tako-gen-key" => Prose {
             description: Doc::new()

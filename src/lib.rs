@@ -18,6 +18,7 @@ pub mod keyring;
 pub mod manifest;
 pub mod output;
 pub mod publish;
+pub mod reindex;
 pub mod restart_pending;
 pub mod retention;
 pub mod systemd;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Fetch(args) => fetch::run(&args),
+        Command::Index(args) => Ok(reindex::run(&args)?),
         Command::KeyId(args) => {
             let id = if args.key == "-" {
                 key::key_id_from_input(&read_stdin()?)?

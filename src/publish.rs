@@ -11,6 +11,7 @@ use std::fs::{self, File};
 
 use std::path::{Path, PathBuf};
 
+use crate::chunking;
 use crate::cli::StoreArgs;
 use crate::fsutil::{self, Context, Dir, IoError};
 use crate::hashing::{self, CopyError};
@@ -28,6 +29,8 @@ pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
 
 const MAX_VERSION_LEN: usize = 128;
 const MANIFEST: &str = "manifest";
+/// The directory of chunk indexes in a server directory (see docs/index.md).
+pub const INDEX: &str = "index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -386,14 +389,21 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
     let mut pending = store_dir.create("incoming")?;
-    let summary =
-        hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(|source| {
-            StoreError::Copy {
-                image: args.image.clone(),
-                target: pending.path().to_path_buf(),
-                source,
-            }
-        })?;
+    let target = pending.path().to_path_buf();
+    let copy_error = |source| StoreError::Copy {
+        image: args.image.clone(),
+        target,
+        source,
+    };
+    let (summary, index) = if args.no_index {
+        let summary =
+            hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(copy_error)?;
+        (summary, None)
+    } else {
+        let (summary, index) =
+            chunking::copy_hash_and_index(&mut image, pending.file()).map_err(copy_error)?;
+        (summary, Some(index))
+    };
     let entry = Entry {
         version,
         size: summary.size,
@@ -421,6 +431,13 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     // an existing store file keeps good bytes good and repairs bad ones,
     // without a second pass over the old file.
     pending.commit_as(&hex)?;
+    // Before the manifest names the image, so that a host never finds the
+    // new entry without its index (it would download the image in full).
+    if let Some(index) = index {
+        out_dir
+            .ensure_subdir(INDEX)?
+            .write_file(&hex, &index.to_bytes())?;
+    }
     write_manifests(&out_dir, &manifest, &keys, &retired, &published)?;
     Ok(line)
 }
