@@ -8,6 +8,7 @@ pub mod chunk_index;
 pub mod chunking;
 pub mod cli;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
