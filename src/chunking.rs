@@ -1,6 +1,6 @@
 //! Content-defined chunking of an image (FastCDC 2020) into a [`ChunkIndex`], streaming.
 //!
-//! The chunker reads through a buffer of one maximum chunk (256 KiB), so memory
+//! The chunker reads through a buffer of one maximum chunk (64 KiB), so memory
 //! use does not grow with the image. [`copy_hash_and_index`] chunks an image in
 //! the same pass as the copy and hash of `tako store`, on a thread of its own:
 //! chunk hashing costs as much as hashing the image, and the second CPU does it

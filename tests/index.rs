@@ -74,14 +74,14 @@ fn assert_index_describes(index: &Path, content: &[u8]) {
     for line in lines {
         let (digest, length) = line.split_once(' ').unwrap();
         let length: usize = length.parse().unwrap();
-        assert!(length <= 256 << 10, "{line}");
+        assert!(length <= 64 << 10, "{line}");
         assert_eq!(digest, sha256_hex(&content[offset..offset + length]));
         offset += length;
         count += 1;
     }
     assert_eq!(offset, content.len());
     if content.len() > 1 << 20 {
-        // Content-defined chunks of about 64 KiB, not one per image.
+        // Content-defined chunks of about 16 KiB, not one per image.
         assert!(count > 4, "{count} chunks");
     }
     assert!(text.ends_with('\n'));
