@@ -386,6 +386,13 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     let mut manifest = std::mem::take(&mut published.manifest);
     let carried = manifest.entries().len();
     let store_dir = out_dir.ensure_subdir("store")?;
+    // Before the copy: something planted at `index` fails the run before
+    // anything is written.
+    let index_dir = if args.no_index {
+        None
+    } else {
+        Some(out_dir.ensure_subdir(INDEX)?)
+    };
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
     let mut pending = store_dir.create("incoming")?;
@@ -433,10 +440,8 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     pending.commit_as(&hex)?;
     // Before the manifest names the image, so that a host never finds the
     // new entry without its index (it would download the image in full).
-    if let Some(index) = index {
-        out_dir
-            .ensure_subdir(INDEX)?
-            .write_file(&hex, &index.to_bytes())?;
+    if let (Some(dir), Some(index)) = (&index_dir, index) {
+        dir.write_file(&hex, &index.to_bytes())?;
     }
     write_manifests(&out_dir, &manifest, &keys, &retired, &published)?;
     Ok(line)

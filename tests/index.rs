@@ -259,3 +259,25 @@ fn index_of_a_directory_without_a_store_says_so() {
     assert!(err.contains(&p.out().display().to_string()), "{err}");
     assert!(err.contains("no store/"), "{err}");
 }
+
+#[test]
+fn store_refuses_a_symlink_planted_as_the_index_directory_before_writing_anything() {
+    let p = Publisher::new();
+    let elsewhere = p.dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, p.out().join("index")).unwrap();
+    let content = noise(11, 100_000);
+    let o = p.store(&content, "1.0", &[]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&p.out().join("index").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(!p.out().join("manifest").exists());
+    assert!(!p.out().join("store").join(sha256_hex(&content)).exists());
+    // With --no-index the index directory is not touched.
+    assert_exit(&p.store(&content, "1.0", &["--no-index"]), 0);
+}
