@@ -80,7 +80,7 @@ impl Plan {
 
     /// Bytes requested from the origin.
     pub fn to_fetch(&self) -> u64 {
-        self.size - self.reused()
+        self.size.saturating_sub(self.reused())
     }
 
     /// The number of range requests.
@@ -705,6 +705,50 @@ mod tests {
         assert_eq!(merge_closest(&ranges, 5), ranges);
         assert_eq!(merge_closest(&ranges, 3), [(0, 20), (100, 120), (500, 510)]);
         assert_eq!(merge_closest(&ranges, 1), [(0, 510)]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the indexes, a plan covers the image in order, fetches at
+        /// most the image, within the request bound, and copies only chunks
+        /// whose digest and length a local image has.
+        #[test]
+        fn any_plan_covers_the_image_within_the_bounds(
+            new in proptest::collection::vec((0u32..40, 1u32..5), 0..300),
+            old in proptest::collection::vec((0u32..40, 1u32..5), 0..300),
+        ) {
+            // Lengths are chosen from a few sizes so that digests repeat
+            // with the same or another length.
+            let scale = |v: &[(u32, u32)]| -> Vec<(u32, u32)> {
+                v.iter().map(|&(id, l)| (id, l * 24 * K)).collect()
+            };
+            let (new, old) = (synthetic(&scale(&new)), synthetic(&scale(&old)));
+            let plan = plan(&new, &[&old]);
+            assert_covers(&plan, &new);
+            proptest::prop_assert!(plan.requests() <= MAX_RANGES);
+            proptest::prop_assert!(plan.to_fetch() <= new.size);
+            let known: std::collections::HashSet<([u8; 32], u32)> =
+                old.chunks.iter().map(|c| (c.digest, c.length)).collect();
+            for step in &plan.steps {
+                if let Step::Copy { digest, length, offset, source } = *step {
+                    proptest::prop_assert!(known.contains(&(digest, length)));
+                    proptest::prop_assert_eq!(source, 0);
+                    proptest::prop_assert!(offset + u64::from(length) <= old.size);
+                }
+            }
+            // Two fetches are never adjacent or closer than the merge gap.
+            let mut last_end: Option<u64> = None;
+            let mut at = 0;
+            for step in &plan.steps {
+                if let Step::Fetch { start, end } = *step {
+                    if let Some(previous) = last_end {
+                        proptest::prop_assert!(start - previous >= MERGE_GAP);
+                    }
+                    last_end = Some(end);
+                }
+                at += step_length(step);
+            }
+            proptest::prop_assert_eq!(at, new.size);
+        }
     }
 
     /// An origin in memory that records the ranges asked for.
