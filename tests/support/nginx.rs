@@ -40,6 +40,10 @@ pub struct Options {
     pub tls: Option<Tls>,
     /// nginx's `limit_rate` for every response, e.g. `"256k"`.
     pub limit_rate: Option<String>,
+    /// The socket send buffer (`listen … sndbuf=`), e.g. `"16k"`. A small one keeps nginx
+    /// from handing a whole file to the kernel at once, so that the time nginx logs for a
+    /// response follows how fast the client reads it.
+    pub send_buffer: Option<String>,
     /// Extra directives placed verbatim inside the `server` block, typically
     /// `location … { … }` blocks.
     pub locations: Vec<String>,
@@ -227,9 +231,13 @@ const LOG_FORMAT: &str = "$request_method\t$request_uri\t$status\t$http_range\t$
 fn config(prefix: &Path, root: &Path, port: u16, options: &Options) -> String {
     let p = prefix.display();
     let mut server = String::new();
+    let sndbuf = options
+        .send_buffer
+        .as_ref()
+        .map_or(String::new(), |size| format!(" sndbuf={size}"));
     match &options.tls {
         Some(tls) => {
-            let _ = writeln!(server, "        listen 127.0.0.1:{port} ssl;");
+            let _ = writeln!(server, "        listen 127.0.0.1:{port} ssl{sndbuf};");
             let _ = writeln!(server, "        ssl_certificate {};", tls.cert.display());
             let _ = writeln!(server, "        ssl_certificate_key {};", tls.key.display());
             if let Some(ca) = &tls.client_ca {
@@ -238,7 +246,7 @@ fn config(prefix: &Path, root: &Path, port: u16, options: &Options) -> String {
             }
         }
         None => {
-            let _ = writeln!(server, "        listen 127.0.0.1:{port};");
+            let _ = writeln!(server, "        listen 127.0.0.1:{port}{sndbuf};");
         }
     }
     if let Some(rate) = &options.limit_rate {
