@@ -924,10 +924,26 @@ fn limit_rate_slows_the_download_as_nginx_measures_it() {
 }
 
 #[test]
-fn limit_rate_rejects_values_that_are_not_rates() {
+fn limit_rate_takes_curls_syntax_and_rejects_values_that_are_not_rates() {
+    let world = World::new();
+    let missing = world.path("missing.tako");
+    for good in ["1", "500K", "500k", "10M", "1G"] {
+        // Accepted: the run gets as far as the (missing) config.
+        let o = run_bounded(fetch_cmd(&world).args(["--limit-rate", good]).arg(&missing));
+        assert_exit(&o, 1);
+        assert!(
+            stderr(&o).contains("missing.tako"),
+            "{good}: {}",
+            stderr(&o)
+        );
+    }
     for bad in ["0", "1.5M", "10X", "fast"] {
         let o = tako(&["fetch", "--limit-rate", bad, "x.tako"]);
         assert_exit(&o, 2);
-        assert!(stderr(&o).contains("--limit-rate"), "{bad}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '--limit-rate <RATE>'")),
+            "{bad}: {err}"
+        );
     }
 }
