@@ -1433,7 +1433,12 @@ fn server_says(response: ureq::http::Response<ureq::Body>, canonical: &str) -> O
         .into_reader()
         .take(4096)
         .read_to_end(&mut head);
-    let text = String::from_utf8_lossy(&head);
+    page_says(&head, canonical)
+}
+
+/// What the start of an error page says beyond `canonical`; see [`server_says`].
+fn page_says(head: &[u8], canonical: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
     let lower = text.to_ascii_lowercase();
     let said = match lower.find("<title>") {
         Some(start) => {
@@ -2110,6 +2115,97 @@ mod tests {
         assert!(!TransportConfig::default().read_timeout_is_speed_check());
         assert_eq!(rate(1500, Duration::from_millis(1500)), 1000);
         assert_eq!(rate(10, Duration::ZERO), 10_000);
+    }
+
+    #[test]
+    fn error_pages_are_summed_up_by_their_title_when_it_says_more_than_the_status() {
+        let nginx = b"<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>";
+        assert_eq!(
+            page_says(nginx, "Bad Request").as_deref(),
+            Some("No required SSL certificate was sent")
+        );
+        assert_eq!(
+            page_says(b"<html><head><title>403 Forbidden</title>", "Forbidden"),
+            None
+        );
+        assert_eq!(page_says(b"Forbidden\n", "Forbidden"), None);
+        assert_eq!(
+            page_says(b"\ntoken expired\nmore", "Unauthorized").as_deref(),
+            Some("token expired")
+        );
+        assert_eq!(page_says(b"<p>no title</p>", "Bad Request"), None);
+        assert_eq!(page_says(b"", "Bad Request"), None);
+        let hostile = page_says(b"<TITLE>\x1b[2Jgone\xff</TITLE>", "Bad Request").unwrap();
+        assert_eq!(hostile, "\\u{1b}[2Jgone\u{fffd}");
+        let long = page_says("x".repeat(3000).as_bytes(), "Bad Request").unwrap();
+        assert!(long.chars().count() <= 121, "{long}");
+    }
+
+    #[test]
+    fn a_header_file_authorization_replaces_basic_credentials() {
+        let mut creds = parse_origin("https://u:p@h/o")
+            .unwrap()
+            .credentials
+            .unwrap();
+        let names = |c: &Credentials| -> Vec<String> {
+            c.headers()
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                .collect()
+        };
+        assert_eq!(names(&creds), ["authorization: Basic dTpw"]);
+        let mut token = HeaderValue::from_static("Bearer t");
+        token.set_sensitive(true);
+        creds.headers = vec![
+            (header::AUTHORIZATION, token),
+            (
+                HeaderName::from_static("x-a"),
+                HeaderValue::from_static("b"),
+            ),
+        ];
+        assert_eq!(names(&creds), ["authorization: Bearer t", "x-a: b"]);
+        let debug = format!("{creds:?}");
+        assert!(
+            !debug.contains("Bearer") && debug.contains("x-a"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn for_origin_reads_netrc_for_the_origins_host_and_ignores_everything_for_file_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        std::fs::write(
+            &netrc,
+            "machine other login o password x\nmachine h.example login u password p\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "NETRC").then(|| netrc.clone().into_os_string());
+        let base = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
+        let t = base
+            .for_origin_in("https://H.example/o", None, &Access::default(), env)
+            .unwrap();
+        let creds = t.credentials.unwrap();
+        assert_eq!(creds.basic.as_ref().unwrap().user, b"u");
+        assert!(creds.applies_to(&Target::parse("https://h.example/o/manifest").unwrap()));
+        assert!(!creds.applies_to(&Target::parse("https://other/o/manifest").unwrap()));
+
+        let missing = Access {
+            header_file: Some(dir.path().join("missing")),
+            ca_certificate: Some(dir.path().join("missing-ca")),
+            ..Access::default()
+        };
+        let t = base
+            .for_origin_in("file:///srv/o", None, &missing, env)
+            .unwrap();
+        assert!(t.credentials.is_none() && t.private_tls.is_none());
+        let err = base
+            .for_origin_in("https://h.example/o", None, &missing, env)
+            .unwrap_err();
+        assert!(
+            matches!(err, TransportError::Access(AccessError::Read { .. })),
+            "{err}"
+        );
     }
 
     #[test]
