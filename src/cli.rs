@@ -91,6 +91,11 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub max_time: Option<u64>,
+    /// Cap the download rate of the whole run (all configs together) at this many bytes per
+    /// second, as curl's option of the same name: a number with an optional K, M or G
+    /// suffix (powers of 1024), e.g. 500K or 10M. Default: no limit.
+    #[arg(long, value_name = "RATE", value_parser = crate::transport::parse_rate)]
+    pub limit_rate: Option<u64>,
     /// Configuration files, one per image.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,

@@ -192,6 +192,7 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             speed_limit: args.speed_limit,
             speed_time: Duration::from_secs(args.speed_time),
+            limit_rate: args.limit_rate,
             ..TransportConfig::default()
         },
         max_time: args.max_time.map(Duration::from_secs),
@@ -241,7 +242,9 @@ pub fn fetch_one(
     // The clock for --max-time starts before anything else of this config.
     let transport = transport.with_max_time(options.max_time);
     let config = config::load(config_path)?;
-    let transport = &transport.with_credentials(config.credentials.clone());
+    // Credentials (URL or netrc), HeaderFile=, CACertificate=, ClientCertificate=.
+    let transport =
+        &transport.for_origin(&config.origin, config.credentials.clone(), &config.access)?;
     let dest = config.destination.as_path();
     let dir = Dir::open(dest)?;
 

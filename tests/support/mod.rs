@@ -5,6 +5,7 @@
 
 pub mod dbus;
 pub mod http_server;
+pub mod nginx;
 pub mod origin;
 pub mod tako;
 pub mod tls_server;
