@@ -20,6 +20,15 @@ pub struct Cli {
 pub enum Command {
     /// Download the newest matching image for each config and point `latest` at it.
     Fetch(FetchArgs),
+    /// Show what each config's destination holds, offline: the installed
+    /// version, whether its image is intact, the store and pending restarts.
+    Status(StatusArgs),
+    /// Ask each config's origin whether an update is available, changing
+    /// nothing on disk. Exit status 100 when one is.
+    Check(CheckArgs),
+    /// Delete old images from each config's store, keeping the newest ones
+    /// and always the one `latest` points at.
+    Gc(GcArgs),
     /// Add an image to a server directory and re-sign its manifest.
     Store(StoreArgs),
     /// Generate an Ed25519 key pair and print it (writes nothing to disk).
@@ -90,6 +99,57 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub max_time: Option<u64>,
+    /// Print one JSON object per config on standard output (JSON Lines)
+    /// instead of the text lines; see docs/json.md. Errors still go to
+    /// standard error as text.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print nothing on standard output and no progress: only warnings and
+    /// errors, on standard error (for cron).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check the SHA-256 of the installed image, not only its size.
+    #[arg(long)]
+    pub verify: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep this many of the newest images (ranked by the highest version
+    /// naming each). Default: the config's Keep=, else 3. The image `latest`
+    /// points at is always kept besides.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keep: Option<u64>,
+    /// Only print what would be removed.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
     /// Configuration files, one per image.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,

@@ -19,7 +19,7 @@ use crate::text::untrusted;
 use crate::transport::{self, Credentials, Origin};
 use crate::version::Pattern;
 
-const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart";
+const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, Keep";
 
 /// A config is a handful of lines; anything larger is not one, and is not
 /// read into memory.
@@ -39,6 +39,9 @@ pub struct Config {
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
+    /// `Keep=`: how many images `tako gc` keeps, and, when given, makes
+    /// `tako fetch` collect after it moved `latest` (see `retention`).
+    pub keep: Option<usize>,
     destination_line: Option<usize>,
 }
 
@@ -156,6 +159,7 @@ struct Raw {
     version: Option<(String, usize)>,
     /// Unit names as written, each with its line.
     restart: Vec<(String, usize)>,
+    keep: Option<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -192,6 +196,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             }
             "Destination" => &mut raw.destination,
             "Version" => &mut raw.version,
+            "Keep" => &mut raw.keep,
             "Restart" => {
                 if value.is_empty() {
                     raw.restart.clear();
@@ -228,6 +233,8 @@ struct TomlConfig {
     version: toml::Spanned<String>,
     #[serde(default)]
     restart: Option<toml::Spanned<Restart>>,
+    #[serde(default)]
+    keep: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +333,12 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         destination: spanned(parsed.destination),
         version: spanned(parsed.version),
         restart,
+        // Checked with the Key=Value form's rules; a TOML string is refused
+        // by the parser already.
+        keep: parsed.keep.map(|k| {
+            let line = line_of(k.span().start);
+            (k.into_inner().to_string(), line)
+        }),
     };
     validate(file, raw)
 }
@@ -357,6 +370,10 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
             systemd::normalize_unit_name(name).map_err(|e| err(Some(*line), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let keep = match raw.keep {
+        None => None,
+        Some((value, line)) => Some(parse_keep(&value).map_err(|e| err(Some(line), e))?),
+    };
     Ok(Config {
         origin: origin.url,
         credentials: origin.credentials,
@@ -364,6 +381,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         destination: PathBuf::from(destination),
         version,
         restart,
+        keep,
         destination_line: Some(destination_line),
     })
 }
@@ -420,6 +438,18 @@ fn public_keys(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<PublicKey>, 
         keys.push((key, line));
     }
     Ok(keys.into_iter().map(|(key, _)| key).collect())
+}
+
+/// The value of `Keep=`: a whole number of images, at least 1 (the image
+/// `latest` points at is kept anyway, so 0 would only mislead).
+fn parse_keep(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!(
+            "Keep= must be a whole number of images, at least 1; found '{}'",
+            untrusted(value)
+        )),
+    }
 }
 
 /// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
@@ -489,7 +519,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart"
+            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, Keep"
         );
     }
 
@@ -663,6 +693,27 @@ mod tests {
         let e = error(&good().replace("1.*", &format!("1.{hostile}*")));
         assert!(!e.to_string().contains('\u{1b}'));
         assert!(e.to_string().len() < 1000);
+    }
+
+    #[test]
+    fn keep_is_an_optional_count_of_at_least_one() {
+        assert_eq!(parse("a", &good()).unwrap().keep, None);
+        let c = parse("a", &format!("{}Keep = 2\n", good())).unwrap();
+        assert_eq!(c.keep, Some(2));
+        for bad in ["0", "-1", "+2", "two", "", "1.5", "99999999999999999999999"] {
+            let e = error(&format!("{}Keep={bad}\n", good()));
+            assert_eq!(e.line, Some(5), "{bad}: {e}");
+            assert!(e.message.contains("Keep= must be"), "{bad}: {e}");
+        }
+        let e = error(&format!("{}Keep=1\nKeep=2\n", good()));
+        assert!(e.message.contains("twice"), "{e}");
+        let c = parse_toml("a.toml", &format!("{}keep = 4\n", good_toml())).unwrap();
+        assert_eq!(c.keep, Some(4));
+        let e = parse_toml("a.toml", &format!("{}keep = 0\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("at least 1"), "{e}");
+        let e = parse_toml("a.toml", &format!("{}keep = \"3\"\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
     }
 
     #[test]
