@@ -230,3 +230,68 @@ fn check_reports_no_match_in_fetchs_words_and_exits_0() {
         )
     );
 }
+
+/// A manifest with these entry lines signed by the key made from `seed`, and that key's
+/// public half.
+fn signed_by(seed: &[u8; 32], lines: &[&str]) -> (Vec<u8>, String) {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let mut body = String::from("Tako Manifest 1\n\n");
+    for line in lines {
+        body.push_str(line);
+        body.push('\n');
+    }
+    body.push('\n');
+    let key = ed25519_dalek::SigningKey::from_bytes(seed);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signature = b64.encode(key.sign(body.as_bytes()).to_bytes());
+    let public = b64.encode(key.verifying_key().to_bytes());
+    (format!("{body}{signature}\n").into_bytes(), public)
+}
+
+#[test]
+fn check_after_the_key_was_removed_warns_once_and_still_refuses_rollbacks() {
+    let (w, server, config, d10) = installed();
+    let d11 = w.publish("1.1");
+    assert_exit(&run(&["fetch"], &[&config]), 0);
+    let d12 = w.publish("1.2");
+    let line = |v: &str, d: &str| format!("{v} {} {d}", World::content(v).len());
+    let seed = b"another-key-for-the-check-tests!";
+    // The config now trusts only the new key; the local copy is signed by the old one.
+    let (_, public) = signed_by(seed, &[]);
+    fs::write(
+        &config,
+        fs::read_to_string(&config)
+            .unwrap()
+            .replace(TEST_PUBLIC, &public),
+    )
+    .unwrap();
+    let before = snapshot(&w.dest());
+    let warning = "is not signed by any configured key";
+
+    // A validly signed manifest that lacks 1.1, which this host has seen.
+    let (old, _) = signed_by(seed, &[&line("1.0", &d10)]);
+    server.set_fault("/manifest", Fault::Body(old));
+    let o = run(&["check"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refusing it as a possible rollback"),
+        "{}",
+        stderr(&o)
+    );
+
+    let (new, _) = signed_by(
+        seed,
+        &[&line("1.0", &d10), &line("1.1", &d11), &line("1.2", &d12)],
+    );
+    server.set_fault("/manifest", Fault::Body(new));
+    let o = run(&["check"], &[&config]);
+    assert_exit(&o, 100);
+    assert_eq!(
+        stdout(&o),
+        format!("{}: update available 1.1 -> 1.2\n", config.display())
+    );
+    assert_eq!(stderr(&o).matches(warning).count(), 1, "{}", stderr(&o));
+    assert_eq!(snapshot(&w.dest()), before, "check changed the destination");
+}
