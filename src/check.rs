@@ -6,12 +6,12 @@
 //! but nothing is written, not even the manifest, and no lock is taken:
 //! every file read here is only ever replaced atomically.
 
-use std::fs;
 use std::path::Path;
 
 use crate::cli::CheckArgs;
 use crate::config;
 use crate::fetch::{self, FetchError, Image};
+use crate::fsutil::Dir;
 use crate::json::CheckRecord;
 use crate::output;
 use crate::text::untrusted;
@@ -92,10 +92,10 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Error> {
 pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, FetchError> {
     let config = config::load(config_path)?;
     let transport = transport.with_credentials(config.credentials.clone());
-    let dest = config.destination.as_path();
-    let local = fetch::local_manifest(config_path, &config)?;
+    let dir = Dir::open(&config.destination)?;
+    let local = fetch::local_manifest(config_path, &dir, &config)?;
     let remote = fetch::remote_manifest(&config, local.as_ref(), &transport)?.manifest;
-    let installed = fs::read_link(dest.join("latest")).ok();
+    let installed = dir.read_link("latest");
     let Some(entry) = remote.matching(&config.version).next() else {
         return Ok(Checked::NoMatch {
             installed: installed.map(|p| fetch::describe_target(&p, &remote)),

@@ -4,14 +4,12 @@
 //! store, carries the plan out and reports it. `tako fetch` runs the same
 //! collection after it moved `latest` when a config sets `Keep=`.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
 use crate::config;
 use crate::fetch::{self, FetchError};
-use crate::fsutil::{self, Context, IoError};
+use crate::fsutil::{Dir, IoError, ListedKind};
 use crate::json::{GcRecord, RemovedRecord};
 use crate::manifest::Manifest;
 use crate::output;
@@ -112,15 +110,16 @@ fn collect_config(
         .or(config.keep)
         .unwrap_or(retention::DEFAULT_KEEP);
     *keep_used = Some(keep);
-    let dest = config.destination.as_path();
+    let dir = Dir::open(&config.destination)?;
     // A fetch in progress could be about to point `latest` at an image
     // that looks old to us; its lock makes us wait for it.
-    let _lock = fsutil::lock_dir(dest)?;
-    let manifest_path = dest.join("manifest");
-    let Some(local) = fetch::read_local_manifest(&manifest_path, &config)? else {
+    let _lock = dir.lock()?;
+    let manifest_path = dir.path().join("manifest");
+    let Some(local) = fetch::read_local_manifest(&dir, &config)? else {
         // With no manifest every image would count as unlisted: refuse,
         // unless there is nothing to remove anyway.
-        return match list_store(dest)? {
+        let store = dir.subdir("store")?;
+        return match store.map(|store| list_store(&store)).transpose()? {
             Some(files) if !files.is_empty() => Err(GcError::NoManifest {
                 path: manifest_path,
             }),
@@ -134,25 +133,27 @@ fn collect_config(
             path: manifest_path,
         });
     };
-    collect(dest, manifest, keep, args.dry_run, on_removal)?;
+    collect(&dir, manifest, keep, args.dry_run, on_removal)?;
     Ok(())
 }
 
-/// Removes from `dest/store` what [`retention::plan`] says, given the
-/// destination's verified `manifest`, calling `on_removal` after each
-/// removal (before it, with `dry_run`, and nothing is removed). The caller
-/// holds the destination lock.
+/// Removes from the destination `dir`'s store what [`retention::plan`]
+/// says, given its verified `manifest`, calling `on_removal` after each
+/// removal (with `dry_run`, nothing is removed). The caller holds the
+/// destination lock.
 pub fn collect(
-    dest: &Path,
+    dir: &Dir,
     manifest: &Manifest,
     keep: usize,
     dry_run: bool,
     on_removal: &mut dyn FnMut(&Removal),
 ) -> Result<(), IoError> {
-    let Some(files) = list_store(dest)? else {
+    // A `store` that is a symlink is refused here, not followed.
+    let Some(store) = dir.subdir("store")? else {
         return Ok(());
     };
-    let latest = latest_name(dest);
+    let files = list_store(&store)?;
+    let latest = latest_name(dir);
     let mut plan = retention::plan(manifest.entries(), &files, latest.as_deref(), keep);
     // Reported oldest image first, then unlisted files, then temporaries.
     // Entries are in ascending version order, so the position of the last
@@ -171,28 +172,22 @@ pub fn collect(
     if plan.is_empty() {
         return Ok(());
     }
-    let store = dest.join("store");
     for removal in &plan {
         if !dry_run {
-            let path = store.join(&removal.name);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                // Gone already: the goal is reached.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(IoError::new("remove", &path, e)),
-            }
+            store.remove_file(&removal.name)?;
         }
         on_removal(removal);
     }
     if !dry_run {
-        fsutil::sync_dir(&store)?;
+        store.sync()?;
     }
     Ok(())
 }
 
-/// The file in `store/` that `dest/latest` points at, if it points into `store/`.
-pub fn latest_name(dest: &Path) -> Option<String> {
-    let target = fs::read_link(dest.join("latest")).ok()?;
+/// The file in `store/` that `latest` in the destination `dir` points at,
+/// if it points into `store/`.
+pub fn latest_name(dir: &Dir) -> Option<String> {
+    let target = dir.read_link("latest")?;
     let name = target.strip_prefix("store").ok()?;
     let mut parts = name.components();
     match (parts.next(), parts.next()) {
@@ -201,46 +196,21 @@ pub fn latest_name(dest: &Path) -> Option<String> {
     }
 }
 
-/// The regular files and symlinks in `dest/store`, sorted by name, or
-/// `None` if there is no store yet. A `store` that is not a directory (a
-/// symlink planted in its place) is refused rather than followed.
+/// The regular files and symlinks in `store`, sorted by name.
 /// Subdirectories, special files and names that are not UTF-8 are left out:
 /// tako never writes such things, and never removes them.
-pub fn list_store(dest: &Path) -> Result<Option<Vec<StoreFile>>, IoError> {
-    let store = dest.join("store");
-    let meta = match fs::symlink_metadata(&store) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoError::new("inspect", &store, e)),
-    };
-    if !meta.is_dir() {
-        let what = if meta.file_type().is_symlink() {
-            "a symbolic link"
-        } else {
-            "not a directory"
-        };
-        return Err(IoError::new(
-            "list",
-            &store,
-            io::Error::other(format!("it is {what}; refusing to use it")),
-        ));
-    }
-    let mut files = Vec::new();
-    for entry in fs::read_dir(&store).context("list", &store)? {
-        let entry = entry.context("list", &store)?;
-        let kind = entry.file_type().context("inspect", &entry.path())?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let size = if kind.is_file() {
-            entry.metadata().context("inspect", &entry.path())?.len()
-        } else if kind.is_symlink() {
-            0
-        } else {
-            continue;
-        };
-        files.push(StoreFile { name, size });
-    }
+pub fn list_store(store: &Dir) -> Result<Vec<StoreFile>, IoError> {
+    let mut files: Vec<StoreFile> = store
+        .entries()?
+        .into_iter()
+        .filter(|e| matches!(e.kind, ListedKind::File | ListedKind::Symlink))
+        .filter_map(|e| {
+            Some(StoreFile {
+                name: e.name.into_string().ok()?,
+                size: e.size,
+            })
+        })
+        .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Some(files))
+    Ok(files)
 }

@@ -4,13 +4,12 @@
 //! only ever replaced atomically, so whatever is read here is a state some
 //! run left complete. Nothing is written.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::cli::StatusArgs;
 use crate::config::{self, Config};
 use crate::fetch::{self, FetchError, Stored};
+use crate::fsutil::{Dir, Found};
 use crate::gc;
 use crate::json::{StatusRecord, StoreRecord};
 use crate::manifest::{Entry, Manifest};
@@ -141,12 +140,24 @@ fn error_text(config_path: &Path, e: &StatusError) -> String {
 /// Reads one config's destination.
 pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusError> {
     let config = config::load(config_path).map_err(FetchError::from)?;
-    let dest = config.destination.as_path();
-    let local = fetch::local_manifest(config_path, &config)?;
+    let dir = Dir::open(&config.destination)?;
+    let local = fetch::local_manifest(config_path, &dir, &config)?;
     let manifest = local.as_ref().and_then(|l| l.verified());
-    let installed = installed(dest, &config, local.is_some(), manifest, verify)?;
-    let store_files = gc::list_store(dest)?.unwrap_or_default();
-    let latest = gc::latest_name(dest);
+    // A `store` that is a symlink is refused, not followed.
+    let store = dir.subdir("store")?;
+    let installed = installed(
+        &dir,
+        store.as_ref(),
+        &config,
+        local.is_some(),
+        manifest,
+        verify,
+    )?;
+    let store_files = match &store {
+        Some(store) => gc::list_store(store)?,
+        None => Vec::new(),
+    };
+    let latest = gc::latest_name(&dir);
     let store = describe_store(store_files, manifest, latest.as_deref());
     let newer = match manifest {
         Some(manifest) => newer(manifest, &config, &installed),
@@ -160,27 +171,25 @@ pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusErro
         verified: verify,
         newer,
         store,
-        restart_pending: restart_pending::read(dest)?.unwrap_or_default(),
+        restart_pending: restart_pending::read(dir.path())?.unwrap_or_default(),
     })
 }
 
 fn installed(
-    dest: &Path,
+    dir: &Dir,
+    store: Option<&Dir>,
     config: &Config,
     has_manifest: bool,
     manifest: Option<&Manifest>,
     verify: bool,
 ) -> Result<Installed, StatusError> {
-    let latest = dest.join("latest");
-    let target = match fs::read_link(&latest) {
-        Ok(target) => target,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Installed::Nothing),
-        Err(_) => {
-            return Ok(Installed::Unknown {
-                target: latest.display().to_string(),
-                why: "latest is not a symbolic link".into(),
-            });
-        }
+    let Some(target) = dir.read_link("latest") else {
+        return Ok(match dir.open_file("latest")? {
+            Found::Missing => Installed::Nothing,
+            Found::File(_) => not_a_link(dir, "a regular file"),
+            Found::Directory => not_a_link(dir, "a directory"),
+            Found::Other(kind) => not_a_link(dir, kind),
+        });
     };
     let shown = untrusted(&target.display().to_string());
     let unknown = |why: &str| {
@@ -189,7 +198,7 @@ fn installed(
             why: why.to_string(),
         })
     };
-    let digest = gc::latest_name(dest).and_then(|hex| {
+    let digest = gc::latest_name(dir).and_then(|hex| {
         let mut digest = [0u8; 32];
         hex::decode_to_slice(&hex, &mut digest).ok()?;
         Some(digest)
@@ -208,7 +217,10 @@ fn installed(
     let Some(&entry) = entries.first() else {
         return unknown("the local manifest does not list it");
     };
-    let state = fetch::check_stored(&dest.join(&target), entry, verify)?;
+    let state = match store {
+        Some(store) => fetch::inspect_stored(store, entry, verify)?,
+        None => Stored::Missing,
+    };
     Ok(Installed::Image {
         versions: fetch::versions(entries.iter().copied()),
         digest: entry.digest_hex(),
@@ -216,6 +228,13 @@ fn installed(
         matches_pattern: entries.iter().any(|e| config.version.matches(&e.version)),
         state,
     })
+}
+
+fn not_a_link(dir: &Dir, kind: &str) -> Installed {
+    Installed::Unknown {
+        target: untrusted(&dir.path().join("latest").display().to_string()),
+        why: format!("latest is {kind}, not a symbolic link"),
+    }
 }
 
 /// Matching versions above the installed one, highest first; every

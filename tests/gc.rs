@@ -255,3 +255,41 @@ fn fetch_without_keep_keeps_every_image() {
     let (w, _, d) = four_images("");
     assert_eq!(w.store_files(), sorted(&d.iter().collect::<Vec<_>>()));
 }
+
+#[test]
+fn gc_removes_a_planted_symlink_but_never_what_it_points_at() {
+    let (w, config, d) = four_images("");
+    let victim = w.path("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let store = w.dest().join("store");
+    std::os::unix::fs::symlink(&victim, store.join("link")).unwrap();
+    // Named as an old image: still only the link goes.
+    fs::remove_file(store.join(&d[0])).unwrap();
+    std::os::unix::fs::symlink(&victim, store.join(&d[0])).unwrap();
+    let o = run(&["gc", "--keep", "3"], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(w.store_files(), sorted(&[&d[1], &d[2], &d[3]]));
+}
+
+#[test]
+fn gc_refuses_a_store_that_is_a_symlink_and_removes_nothing_through_it() {
+    let (w, config, d) = four_images("");
+    let store = w.dest().join("store");
+    let moved = w.path("moved-store");
+    fs::rename(&store, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &store).unwrap();
+    let o = run(&["gc", "--keep", "1"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("{}: it is a symbolic link", store.display())),
+        "{}",
+        stderr(&o)
+    );
+    let mut left: Vec<String> = fs::read_dir(&moved)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, sorted(&d.iter().collect::<Vec<_>>()));
+}

@@ -226,3 +226,67 @@ fn status_describes_every_config_and_fails_if_any_is_not_intact() {
         stderr(&o)
     );
 }
+
+/// Runs tako with `args`; killed after 30 s, which fails the test (a hang guard, not a
+/// timing assertion).
+fn run_guarded(args: &[&str], configs: &[&Path]) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = tako_cmd()
+        .args(args)
+        .args(configs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("tako {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn status_never_follows_a_symlink_or_opens_a_fifo_planted_as_the_installed_image() {
+    let (w, _server, config, [_, d11, _]) = healthy();
+    let stored = w.dest().join("store").join(&d11);
+    // A link to a file with the right bytes is still not an image tako wrote.
+    let elsewhere = w.path("elsewhere");
+    fs::write(&elsewhere, World::content("1.1")).unwrap();
+    fs::remove_file(&stored).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &stored).unwrap();
+    let o = run_guarded(&["status", "--json", "--verify"], &[&config]);
+    assert_exit(&o, 1);
+    let r = &json_records(&o)[0];
+    assert_eq!(r["outcome"], "damaged");
+    assert_eq!(r["problem"], "it is a symbolic link");
+
+    fs::remove_file(&stored).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&stored)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = run_guarded(&["status", "--json", "--verify"], &[&config]);
+    assert_exit(&o, 1);
+    assert_eq!(json_records(&o)[0]["problem"], "it is a FIFO");
+}
+
+#[test]
+fn status_refuses_a_store_that_is_a_symlink() {
+    let (w, _server, config, _) = healthy();
+    let store = w.dest().join("store");
+    let moved = w.path("moved-store");
+    fs::rename(&store, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &store).unwrap();
+    let o = run(&["status"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("{}: it is a symbolic link", store.display())),
+        "{}",
+        stderr(&o)
+    );
+}
