@@ -20,14 +20,25 @@ pub struct Cli {
 pub enum Command {
     /// Download the newest matching image for each config and point `latest` at it.
     Fetch(FetchArgs),
-    /// Show what each config's destination holds, offline: the installed
-    /// version, whether its image is intact, the store and pending restarts.
+    /// Show what each config's destination holds, offline.
+    ///
+    /// The installed version, whether its image is intact, newer versions
+    /// the local manifest lists, the store and pending restarts. No network,
+    /// no lock, nothing written. Exit status 0 when every config has an
+    /// intact image, else 1.
     Status(StatusArgs),
-    /// Ask each config's origin whether an update is available, changing
-    /// nothing on disk. Exit status 100 when one is.
+    /// Tell whether an update is available, changing nothing (exit status 100 if so).
+    ///
+    /// Downloads and verifies each origin's manifest exactly as fetch does,
+    /// and writes nothing, not even the manifest. Exit status 0 when nothing
+    /// is to be updated, 100 when an update is available, 1 when a config
+    /// failed.
     Check(CheckArgs),
-    /// Delete old images from each config's store, keeping the newest ones
-    /// and always the one `latest` points at.
+    /// Delete old images from each config's store.
+    ///
+    /// Under the destination lock: keeps the newest images and always the
+    /// one `latest` points at, and removes older ones, files no manifest
+    /// entry names and stale temporaries.
     Gc(GcArgs),
     /// Add an image to a server directory and re-sign its manifest.
     Store(StoreArgs),
