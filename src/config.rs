@@ -19,7 +19,7 @@ use crate::text::untrusted;
 use crate::transport::{self, Access, Credentials, Origin};
 use crate::version::Pattern;
 
-const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey";
+const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
 
 /// A config is a handful of lines; anything larger is not one, and is not
 /// read into memory.
@@ -42,6 +42,9 @@ pub struct Config {
     /// `HeaderFile=`, `CACertificate=`, `ClientCertificate=`, `ClientKey=`: files the
     /// transport reads when the config is fetched.
     pub access: Access,
+    /// `Keep=`: how many images `tako gc` keeps, and, when given, makes
+    /// `tako fetch` collect after it moved `latest` (see `retention`).
+    pub keep: Option<usize>,
     destination_line: Option<usize>,
 }
 
@@ -163,6 +166,7 @@ struct Raw {
     ca_certificate: Option<(String, usize)>,
     client_certificate: Option<(String, usize)>,
     client_key: Option<(String, usize)>,
+    keep: Option<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -203,6 +207,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "CACertificate" => &mut raw.ca_certificate,
             "ClientCertificate" => &mut raw.client_certificate,
             "ClientKey" => &mut raw.client_key,
+            "Keep" => &mut raw.keep,
             "Restart" => {
                 if value.is_empty() {
                     raw.restart.clear();
@@ -247,6 +252,7 @@ struct TomlConfig {
     client_certificate: Option<toml::Spanned<String>>,
     #[serde(default)]
     client_key: Option<toml::Spanned<String>>,
+    keep: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +355,12 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         ca_certificate: parsed.ca_certificate.and_then(spanned),
         client_certificate: parsed.client_certificate.and_then(spanned),
         client_key: parsed.client_key.and_then(spanned),
+        // Checked with the Key=Value form's rules; a TOML string is refused
+        // by the parser already.
+        keep: parsed.keep.map(|k| {
+            let line = line_of(k.span().start);
+            (k.into_inner().to_string(), line)
+        }),
     };
     validate(file, raw)
 }
@@ -387,6 +399,10 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         raw.client_certificate,
         raw.client_key,
     )?;
+    let keep = match raw.keep {
+        None => None,
+        Some((value, line)) => Some(parse_keep(&value).map_err(|e| err(Some(line), e))?),
+    };
     Ok(Config {
         origin: origin.url,
         credentials: origin.credentials,
@@ -395,6 +411,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         version,
         restart,
         access,
+        keep,
         destination_line: Some(destination_line),
     })
 }
@@ -503,6 +520,18 @@ fn public_keys(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<PublicKey>, 
     Ok(keys.into_iter().map(|(key, _)| key).collect())
 }
 
+/// The value of `Keep=`: a whole number of images, at least 1 (the image
+/// `latest` points at is kept anyway, so 0 would only mislead).
+fn parse_keep(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!(
+            "Keep= must be a whole number of images, at least 1; found '{}'",
+            untrusted(value)
+        )),
+    }
+}
+
 /// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
     transport::parse_origin(origin).map_err(|e| ConfigError {
@@ -570,7 +599,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey"
+            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
         );
     }
 
@@ -744,6 +773,27 @@ mod tests {
         let e = error(&good().replace("1.*", &format!("1.{hostile}*")));
         assert!(!e.to_string().contains('\u{1b}'));
         assert!(e.to_string().len() < 1000);
+    }
+
+    #[test]
+    fn keep_is_an_optional_count_of_at_least_one() {
+        assert_eq!(parse("a", &good()).unwrap().keep, None);
+        let c = parse("a", &format!("{}Keep = 2\n", good())).unwrap();
+        assert_eq!(c.keep, Some(2));
+        for bad in ["0", "-1", "+2", "two", "", "1.5", "99999999999999999999999"] {
+            let e = error(&format!("{}Keep={bad}\n", good()));
+            assert_eq!(e.line, Some(5), "{bad}: {e}");
+            assert!(e.message.contains("Keep= must be"), "{bad}: {e}");
+        }
+        let e = error(&format!("{}Keep=1\nKeep=2\n", good()));
+        assert!(e.message.contains("twice"), "{e}");
+        let c = parse_toml("a.toml", &format!("{}keep = 4\n", good_toml())).unwrap();
+        assert_eq!(c.keep, Some(4));
+        let e = parse_toml("a.toml", &format!("{}keep = 0\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("at least 1"), "{e}");
+        let e = parse_toml("a.toml", &format!("{}keep = \"3\"\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
     }
 
     #[test]
