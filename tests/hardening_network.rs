@@ -6,38 +6,15 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
 use support::tls_server::{self, TestCa, TlsServer};
-
-/// Runs `cmd`, killing it after 30 s: a run that long counts as hung and fails the test.
-fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait for tako").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect output");
-            panic!(
-                "tako did not finish within 30 s; stderr so far:\n{}",
-                stderr(&output)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
-}
 
 fn fetch(args: &[&str]) -> Output {
     run_bounded(tako_cmd().arg("fetch").args(args))

@@ -38,9 +38,15 @@ pub fn tako_cmd() -> Command {
         "no_proxy",
         "NO_PROXY",
         "DBUS_SYSTEM_BUS_ADDRESS",
+        // Where netrc credentials come from (issue 10): a test sets them when it wants them.
+        "NETRC",
+        "CREDENTIALS_DIRECTORY",
     ] {
         cmd.env_remove(var);
     }
+    // A developer's own ~/.netrc must not change what a test sees; a test that
+    // wants one sets HOME itself.
+    cmd.env("HOME", "/nonexistent/tako-test-home");
     cmd
 }
 
@@ -92,4 +98,35 @@ pub fn signed_manifest(lines: &[String]) -> Vec<u8> {
     let sig = key.sign(body.as_bytes()).to_bytes();
     let sig = base64::engine::general_purpose::STANDARD.encode(sig);
     format!("{body}{sig}\n").into_bytes()
+}
+
+/// How long a tako run may take in a test before it counts as hung.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `cmd` with no input, killing it and failing the test if it has not ended within
+/// [`HANG_GUARD`]: a guard against hangs, not a measure of speed.
+#[track_caller]
+pub fn run_bounded(cmd: &mut Command) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tako");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for tako").is_none() {
+        if start.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("collect tako's output");
+            panic!(
+                "tako did not finish within {HANG_GUARD:?} and was killed\nstdout:\n{}\nstderr:\n{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect tako's output")
 }
