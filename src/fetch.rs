@@ -18,6 +18,7 @@ use crate::fsutil::{self, Context, IoError};
 use crate::hashing::{self, CopyError, Summary};
 use crate::keyring::{self, KeyringError, LocalManifest};
 use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::origin::{self, Origin};
 use crate::output;
 use crate::restart_pending::{self, PendingError};
 use crate::systemd::{self, SystemdError};
@@ -243,10 +244,10 @@ pub fn fetch_one(
     // The clock for --max-time starts before anything else of this config.
     let transport = transport.with_max_time(options.max_time);
     let config = config::load(config_path)?;
-    let transport = &transport.with_credentials(config.credentials.clone());
+    let origin = origin::for_config(&config, &transport)?;
     let dest = config.destination.as_path();
     let lock = fsutil::lock_dir(dest)?;
-    let updated = update(config_path, &config, options, transport);
+    let updated = update(config_path, &config, options, origin.as_ref());
     if options.init {
         // The unit running `--init` is starting anyway, and its start must
         // not fail because another unit's restart did: a pending restart is
@@ -278,7 +279,7 @@ fn update(
     config_path: &Path,
     config: &Config,
     options: &Options,
-    transport: &Transport,
+    origin: &dyn Origin,
 ) -> Result<Outcome, FetchError> {
     let dest = config.destination.as_path();
     let local_path = dest.join("manifest");
@@ -298,12 +299,7 @@ fn update(
         url,
         bytes: remote_bytes,
         manifest: remote,
-    } = keyring::fetch_remote(
-        transport,
-        &config.origin,
-        &config.public_keys,
-        MAX_MANIFEST_SIZE,
-    )?;
+    } = keyring::fetch_remote(origin, &config.public_keys, MAX_MANIFEST_SIZE)?;
     if let Some(local) = &local {
         let missing = local.missing_from(&remote);
         if !missing.is_empty() {
@@ -339,7 +335,7 @@ fn update(
     let store = fsutil::ensure_subdir(dest, "store")?;
     let mut chosen = None;
     for entry in &candidates {
-        if install(config_path, config, &store, entry, options, transport)? {
+        if install(config_path, &store, entry, options, origin)? {
             chosen = Some(*entry);
             break;
         }
@@ -579,11 +575,10 @@ fn copy_error_io(e: CopyError) -> std::io::Error {
 /// it if needed. `Ok(false)` means the publisher withdrew it (410 Gone).
 fn install(
     name: &Path,
-    config: &Config,
     store: &Path,
     entry: &Entry,
     options: &Options,
-    transport: &Transport,
+    origin: &dyn Origin,
 ) -> Result<bool, FetchError> {
     let hex = entry.digest_hex();
     let path = store.join(&hex);
@@ -602,10 +597,9 @@ fn install(
         Stored::Missing => {}
     }
 
-    let url = transport::join(&config.origin, &format!("store/{hex}"));
-    let mut body = match transport.open(&url) {
+    let mut body = match origin.open_image(&hex) {
         Ok(body) => body,
-        Err(TransportError::Gone { .. }) => {
+        Err(TransportError::Gone { url }) => {
             warn(
                 name,
                 &format!(
@@ -617,6 +611,7 @@ fn install(
         }
         Err(e) => return Err(e.into()),
     };
+    let url = body.url().to_owned();
     progress(
         name,
         &format!(

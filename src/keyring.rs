@@ -10,7 +10,8 @@
 
 use crate::key::PublicKey;
 use crate::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
-use crate::transport::{self, Transport, TransportError};
+use crate::origin::{ManifestFile, ManifestName, Origin};
+use crate::transport::TransportError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -45,13 +46,11 @@ pub struct RemoteManifest {
 /// `manifest` first, then `manifest.<keyid>` for each key in order. A
 /// `manifest.<keyid>` must verify with the key it is named after.
 pub fn fetch_remote(
-    transport: &Transport,
-    origin: &str,
+    origin: &dyn Origin,
     keys: &[PublicKey],
     max_size: u64,
 ) -> Result<RemoteManifest, KeyringError> {
-    let url = transport::join(origin, "manifest");
-    let bytes = transport.get_capped(&url, max_size)?;
+    let ManifestFile { url, bytes } = origin.manifest(ManifestName::Primary, max_size)?;
     let not_ours = match Manifest::parse_any(&bytes, keys) {
         Ok((manifest, _)) => {
             return Ok(RemoteManifest {
@@ -68,25 +67,27 @@ pub fn fetch_remote(
 
     let mut tried = Vec::new();
     for key in keys {
-        let alternative = transport::join(origin, &manifest_name(key));
-        let bytes = match transport.get_capped(&alternative, max_size) {
-            Ok(bytes) => bytes,
-            Err(TransportError::NotFound { .. } | TransportError::Gone { .. }) => {
+        let file = match origin.manifest(ManifestName::ForKey(key), max_size) {
+            Ok(file) => file,
+            Err(
+                TransportError::NotFound { url: alternative }
+                | TransportError::Gone { url: alternative },
+            ) => {
                 tried.push(format!("{alternative}: not found"));
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         // A broken file for one key must not keep a host from the next.
-        match Manifest::parse(&bytes, key) {
+        match Manifest::parse(&file.bytes, key) {
             Ok(manifest) => {
                 return Ok(RemoteManifest {
-                    url: alternative,
-                    bytes,
+                    url: file.url,
+                    bytes: file.bytes,
                     manifest,
                 });
             }
-            Err(e) => tried.push(format!("{alternative}: {e}")),
+            Err(e) => tried.push(format!("{}: {e}", file.url)),
         }
     }
     Err(KeyringError::Untrusted {

@@ -14,6 +14,7 @@ pub mod hashing;
 pub mod key;
 pub mod keyring;
 pub mod manifest;
+pub mod origin;
 pub mod output;
 pub mod publish;
 pub mod restart_pending;

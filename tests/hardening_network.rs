@@ -532,7 +532,9 @@ fn control_characters_in_a_redirect_target_are_escaped() {
 
     assert_exit(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("file:///etc/\\tpasswd"), "{err:?}");
+    // The URL parser drops tabs and newlines from a URL, as browsers do, so the
+    // location is named without it; escaping would have shown it as `\t`.
+    assert!(err.contains("to file:///etc/passwd"), "{err:?}");
     assert!(!err.contains('\t'), "{err:?}");
 }
 

@@ -1,0 +1,95 @@
+//! A static directory of files as an origin: `manifest`, `manifest.<keyid>` and
+//! `store/<hex>` under one base URL, over `http(s)://` or `file://` (SPEC §6).
+
+use url::Url;
+
+use super::{ManifestFile, ManifestName, Origin};
+use crate::keyring;
+use crate::transport::{Body, Transport, TransportError, show_url};
+
+/// A server directory reached through a [`Transport`] that carries its credentials.
+#[derive(Debug)]
+pub struct Dir {
+    /// The directory's URL with a trailing slash, so that joining a relative name keeps
+    /// its last segment. Any password in it is already `***` (see `transport::parse_origin`).
+    base: Url,
+    transport: Transport,
+}
+
+impl Dir {
+    /// The directory at `url` (as `Config::origin` holds it), reached through `transport`.
+    pub fn new(url: &str, transport: Transport) -> Result<Dir, TransportError> {
+        let mut base = Url::parse(url).map_err(|e| TransportError::InvalidUrl {
+            url: show_url(url),
+            reason: e.to_string(),
+        })?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Dir { base, transport })
+    }
+
+    /// The URL of a file in the directory; `name` is one of tako's own relative names.
+    fn url_of(&self, name: &str) -> String {
+        // Joining a relative path of plain segments onto a URL with a trailing slash
+        // cannot fail; fall back to the text form all the same rather than panic.
+        self.base
+            .join(name)
+            .map_or_else(|_| format!("{}{name}", self.base), String::from)
+    }
+}
+
+impl Origin for Dir {
+    fn describe(&self) -> String {
+        show_url(self.base.as_str().trim_end_matches('/'))
+    }
+
+    fn manifest(&self, name: ManifestName<'_>, max: u64) -> Result<ManifestFile, TransportError> {
+        let file = match name {
+            ManifestName::Primary => "manifest".to_owned(),
+            ManifestName::ForKey(key) => keyring::manifest_name(key),
+        };
+        let url = self.url_of(&file);
+        let bytes = self.transport.get_capped(&url, max)?;
+        Ok(ManifestFile {
+            url: show_url(&url),
+            bytes,
+        })
+    }
+
+    fn open_image(&self, hex: &str) -> Result<Body, TransportError> {
+        self.transport.open(&self.url_of(&format!("store/{hex}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{ProxyConfig, TransportConfig};
+
+    fn dir(url: &str) -> Dir {
+        let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
+        Dir::new(url, transport).unwrap()
+    }
+
+    #[test]
+    fn names_are_joined_under_the_directory_with_or_without_a_trailing_slash() {
+        assert_eq!(dir("http://h/o").url_of("manifest"), "http://h/o/manifest");
+        assert_eq!(dir("http://h/o/").url_of("manifest"), "http://h/o/manifest");
+        assert_eq!(dir("http://h").url_of("store/ab"), "http://h/store/ab");
+        assert_eq!(
+            dir("file:///srv/o").url_of("store/ab"),
+            "file:///srv/o/store/ab"
+        );
+        assert_eq!(
+            dir("https://u:***@h:8/a%20b").url_of("manifest.0123"),
+            "https://u:***@h:8/a%20b/manifest.0123"
+        );
+    }
+
+    #[test]
+    fn describes_itself_without_the_trailing_slash() {
+        assert_eq!(dir("https://u:***@h/o/").describe(), "https://u:***@h/o");
+    }
+}
