@@ -15,15 +15,20 @@ use crate::Error;
 use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
 use crate::fsutil::{self, Context, IoError};
-use crate::hashing::{self, CopyError, Summary};
-use crate::keyring::{self, KeyringError, LocalManifest};
+use crate::hashing::{self, CopyError};
+use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::manifest::{Entry, Manifest, ManifestError};
-use crate::origin::{self, Origin};
+use crate::origin::image::{self, Downloaded, ImageError, Say};
+use crate::origin::retry::RetryPolicy;
+use crate::origin::select::{self, ManifestQuery, SelectError};
+use crate::origin::{self, Origin, Validators};
 use crate::output;
+use crate::partial;
+use crate::poll;
 use crate::restart_pending::{self, PendingError};
 use crate::systemd::{self, SystemdError};
 use crate::text::untrusted;
-use crate::transport::{self, Transport, TransportConfig, TransportError};
+use crate::transport::{Transport, TransportConfig, TransportError};
 
 /// A remote manifest larger than this is refused before it is parsed.
 pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
@@ -43,29 +48,10 @@ pub enum FetchError {
         path: PathBuf,
         source: ManifestError,
     },
-    #[error(
-        "remote manifest {url} lacks published entries that the local manifest has ({entries}); refusing it as a possible rollback"
-    )]
-    Rollback { url: String, entries: String },
-    #[error("image {url} is longer than the {expected} bytes signed; download stopped")]
-    TooLong { url: String, expected: u64 },
-    #[error("image {url} is shorter than signed: expected {expected} bytes, received {received}")]
-    TooShort {
-        url: String,
-        expected: u64,
-        received: u64,
-    },
-    #[error("image {url} has the wrong SHA-256: expected {expected}, received {received}")]
-    WrongDigest {
-        url: String,
-        expected: String,
-        received: String,
-    },
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -183,6 +169,8 @@ pub struct Options {
     pub transport: TransportConfig,
     /// The most one config's fetch may take (`--max-time`).
     pub max_time: Option<Duration>,
+    /// How transient failures are retried (`--retries`).
+    pub retry: RetryPolicy,
 }
 
 /// Runs `tako fetch` over every config; one failure does not stop the rest.
@@ -198,6 +186,10 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
             ..TransportConfig::default()
         },
         max_time: args.max_time.map(Duration::from_secs),
+        retry: RetryPolicy {
+            retries: args.retries,
+            base: Duration::from_millis(args.retry_delay_ms),
+        },
     };
     let transport = Transport::new(options.transport);
     let mut failed = 0;
@@ -295,25 +287,30 @@ fn update(
         return Ok(Outcome::Present(untrusted(entry.version.as_str())));
     }
 
-    let keyring::RemoteManifest {
-        url,
+    // Validators are only sent for a copy that verifies: a 304 must leave a usable one.
+    let known = local
+        .as_ref()
+        .filter(|l| l.verified().is_some())
+        .and_then(|l| poll::read(dest, &l.bytes));
+    let RemoteManifest {
         bytes: remote_bytes,
         manifest: remote,
-    } = keyring::fetch_remote(origin, &config.public_keys, MAX_MANIFEST_SIZE)?;
-    if let Some(local) = &local {
-        let missing = local.missing_from(&remote);
-        if !missing.is_empty() {
-            let entries = missing
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(FetchError::Rollback { url, entries });
-        }
-    }
+        validators,
+        ..
+    } = remote_manifest(
+        config_path,
+        config,
+        options,
+        origin,
+        local.as_ref(),
+        known.as_ref(),
+    )?;
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
+        // Validators must never outlive the manifest they describe.
+        poll::forget(dest)?;
         fsutil::write_file(dest, "manifest", &remote_bytes)?;
     }
+    poll::update(dest, known.as_ref(), validators.as_ref(), &remote_bytes)?;
 
     let available = || version_list(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
@@ -333,6 +330,10 @@ fn update(
     }
 
     let store = fsutil::ensure_subdir(dest, "store")?;
+    // Bytes kept for an image no longer wanted would only take up space.
+    partial::remove_unwanted(&store, |hex| {
+        candidates.iter().any(|e| e.digest_hex() == hex)
+    })?;
     let mut chosen = None;
     for entry in &candidates {
         if install(config_path, &store, entry, options, origin)? {
@@ -360,6 +361,28 @@ fn update(
         to: untrusted(entry.version.as_str()),
         restarted: Vec::new(),
     })
+}
+
+/// Obtains the remote manifest, verifies it and refuses a rollback, from the first of the
+/// config's origins that serves a usable one (see `origin::select`). Writes nothing: a
+/// caller that keeps the manifest also keeps its validators (see `poll`).
+pub fn remote_manifest(
+    config_path: &Path,
+    config: &Config,
+    options: &Options,
+    origin: &dyn Origin,
+    local: Option<&LocalManifest>,
+    known: Option<&Validators>,
+) -> Result<RemoteManifest, FetchError> {
+    let query = ManifestQuery {
+        keys: &config.public_keys,
+        max: MAX_MANIFEST_SIZE,
+        local,
+        known,
+        retry: options.retry,
+        warn: &|message| warn(config_path, message),
+    };
+    Ok(select::remote_manifest(origin, &query)?)
 }
 
 /// Restarts the config's units after an update, and retries the units an
@@ -597,9 +620,13 @@ fn install(
         Stored::Missing => {}
     }
 
-    let mut body = match origin.open_image(&hex) {
-        Ok(body) => body,
-        Err(TransportError::Gone { url }) => {
+    let say = Say {
+        warn: &|message| warn(name, message),
+        progress: &|message| progress(name, message),
+    };
+    match image::download(origin, store, entry, options.retry, &say)? {
+        Downloaded::Installed => Ok(true),
+        Downloaded::Withdrawn { url } => {
             warn(
                 name,
                 &format!(
@@ -607,54 +634,9 @@ fn install(
                     untrusted(entry.version.as_str())
                 ),
             );
-            return Ok(false);
+            Ok(false)
         }
-        Err(e) => return Err(e.into()),
-    };
-    let url = body.url().to_owned();
-    progress(
-        name,
-        &format!(
-            "downloading {} ({} bytes) from {url}",
-            untrusted(entry.version.as_str()),
-            entry.size
-        ),
-    );
-    let mut pending = fsutil::PendingFile::create(store, &hex)?;
-    let summary = download(&mut body, &mut pending, entry, &url)?;
-    if summary.size != entry.size {
-        return Err(FetchError::TooShort {
-            url,
-            expected: entry.size,
-            received: summary.size,
-        });
     }
-    if summary.digest != entry.digest {
-        return Err(FetchError::WrongDigest {
-            url,
-            expected: hex,
-            received: hex::encode(summary.digest),
-        });
-    }
-    pending.commit()?;
-    Ok(true)
-}
-
-fn download(
-    body: &mut transport::Body,
-    pending: &mut fsutil::PendingFile,
-    entry: &Entry,
-    url: &str,
-) -> Result<Summary, FetchError> {
-    let path = pending.path().to_path_buf();
-    hashing::copy_and_hash_to_file(body, pending.file(), Some(entry.size)).map_err(|e| match e {
-        CopyError::TooLong { limit } => FetchError::TooLong {
-            url: url.to_string(),
-            expected: limit,
-        },
-        CopyError::Read(e) => TransportError::from_read_error(url, e).into(),
-        CopyError::Write(source) => FetchError::Write { path, source },
-    })
 }
 
 /// How to name what `latest` pointed at before: its version if the

@@ -16,6 +16,8 @@ pub mod keyring;
 pub mod manifest;
 pub mod origin;
 pub mod output;
+pub mod partial;
+pub mod poll;
 pub mod publish;
 pub mod restart_pending;
 pub mod retention;

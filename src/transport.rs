@@ -121,7 +121,13 @@ pub enum TransportError {
         url: String,
         status: u16,
         reason: String,
+        /// How long the server asked us to wait before trying again (`Retry-After`).
+        retry_after: Option<Duration>,
     },
+
+    /// A `206 Partial Content` answer that is not the range asked for, or cannot be read.
+    #[error("{url} answered a range request with an unusable partial response: {reason}")]
+    BadPartial { url: String, reason: String },
 
     #[error("cannot download {url}: {source}")]
     Network { url: String, source: NetworkError },
@@ -212,6 +218,28 @@ fn with_space(reason: &str) -> String {
 }
 
 impl TransportError {
+    /// Whether trying again later may succeed: connection failures, timeouts, a transfer
+    /// too slow, and the statuses 408, 429 and 5xx. A status such as 403, 404 or 410, a
+    /// bad URL or redirect, or a local file error is an answer, not a hiccup.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransportError::Network { source, .. } => source.is_transient(),
+            TransportError::TooSlow { .. } => true,
+            TransportError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait the server asked for with `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Recovers the error behind a failed [`Body`] read.
     ///
     /// `Body` reads fail with an `io::Error` (that is what `Read` allows) which carries a
@@ -250,6 +278,25 @@ impl NetworkError {
     /// The closest I/O error kind, e.g. `TimedOut` or `ConnectionRefused`.
     pub fn kind(&self) -> io::ErrorKind {
         self.kind
+    }
+
+    /// Whether the connection broke or timed out, which may go better a little later. A
+    /// certificate, protocol or name resolution failure says the same again.
+    pub fn is_transient(&self) -> bool {
+        use io::ErrorKind as K;
+        matches!(
+            self.kind,
+            K::TimedOut
+                | K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::NotConnected
+                | K::UnexpectedEof
+                | K::BrokenPipe
+                | K::HostUnreachable
+                | K::NetworkUnreachable
+                | K::NetworkDown
+        )
     }
 }
 
@@ -739,6 +786,80 @@ fn parse_url(url: &str, shown: &str) -> Result<url::Url, TransportError> {
     })
 }
 
+/// What one GET asks for beyond the file itself: a conditional poll or a resumed range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `If-None-Match`: the entity tag of the copy the client holds.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since`: the `Last-Modified` date of the copy the client holds, as the
+    /// server wrote it.
+    pub if_modified_since: Option<String>,
+    /// `Range: bytes=N-`: only the bytes from this offset on.
+    pub range_from: Option<u64>,
+    /// `If-Range`: with `range_from`, the entity tag or date the bytes before the offset
+    /// came with; a server whose file changed since answers with all of the new one.
+    pub if_range: Option<String>,
+}
+
+impl Conditions {
+    fn is_conditional(&self) -> bool {
+        self.if_none_match.is_some() || self.if_modified_since.is_some()
+    }
+}
+
+/// How a request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200: the whole file.
+    Whole,
+    /// 206: the file from byte `start` on.
+    Partial { start: u64 },
+    /// 304: the client's copy is current; there is no body.
+    NotModified,
+}
+
+/// A header value fit to keep and send back: visible ASCII and spaces, at most 1 KiB. An
+/// entity tag or date is short; anything else is not worth remembering.
+fn validator(value: Option<&HeaderValue>) -> Option<String> {
+    let text = value?.to_str().ok()?.trim();
+    let fits = !text.is_empty()
+        && text.len() <= 1024
+        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    fits.then(|| text.to_owned())
+}
+
+/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The first byte position of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
+fn content_range_start(value: Option<&HeaderValue>) -> Result<u64, String> {
+    let Some(value) = value else {
+        return Err("it has no Content-Range header".to_owned());
+    };
+    let text = value.to_str().unwrap_or("");
+    let start = text
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|rest| rest.trim_start().split_once('-'))
+        .and_then(|(first, _)| first.trim().parse::<u64>().ok());
+    start.ok_or_else(|| {
+        format!(
+            "its Content-Range '{}' is not 'bytes FIRST-LAST/LENGTH'",
+            untrusted(&String::from_utf8_lossy(value.as_bytes()))
+        )
+    })
+}
+
 /// Downloads from origins; cheap to clone, and clones share connections.
 #[derive(Clone)]
 pub struct Transport {
@@ -841,11 +962,20 @@ impl Transport {
     /// Errors name the URL that failed, which after a redirect is the redirect's target, in
     /// the form of [`show_url`].
     pub fn open(&self, url: &str) -> Result<Body, TransportError> {
+        self.open_with(url, &Conditions::default())
+    }
+
+    /// Opens `url` with `conditions`: besides 200, a 206 that answers `range_from` and a 304
+    /// that answers the validators count as success; [`Body::answer`] tells which came.
+    ///
+    /// A `file://` URL has no validators, so it is never "not modified"; a range is served
+    /// by seeking.
+    pub fn open_with(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
         let shown = show_url(url);
         let parsed = parse_url(url, &shown)?;
         match parsed.scheme() {
-            "http" | "https" => self.open_http(parsed, shown),
-            "file" => open_file(&parsed, shown, self.deadline),
+            "http" | "https" => self.open_http(parsed, shown, conditions),
+            "file" => open_file(&parsed, shown, self.deadline, conditions.range_from),
             _ => Err(TransportError::UnsupportedScheme { url: shown }),
         }
     }
@@ -853,60 +983,106 @@ impl Transport {
     /// Reads all of a small body such as a manifest, failing with `TooLarge` as soon as
     /// more than `max` bytes arrive; at most `max + 1` bytes are ever buffered.
     pub fn get_capped(&self, url: &str, max: u64) -> Result<Vec<u8>, TransportError> {
-        let mut body = self.open(url)?;
-        let too_large = |body: &Body| TransportError::TooLarge {
-            url: body.url().to_owned(),
-            max,
-        };
-        if body.content_length().is_some_and(|len| len > max) {
-            return Err(too_large(&body));
-        }
-        let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
-        const CHUNK: usize = 64 * 1024;
-        let initial = body
-            .content_length()
-            .and_then(|len| usize::try_from(len).ok())
-            .unwrap_or(CHUNK)
-            .min(limit);
-        let mut out: Vec<u8> = Vec::with_capacity(initial);
-        loop {
-            let start = out.len();
-            let want = CHUNK.min(limit - start);
-            if want == 0 {
-                return Err(too_large(&body));
-            }
-            if out.capacity() < start + want {
-                // Vec's own growth doubles and could overshoot `limit`.
-                let target = out.capacity().saturating_mul(2).clamp(start + want, limit);
-                out.reserve_exact(target - start);
-            }
-            out.resize(start + want, 0);
-            match body.read(&mut out[start..]) {
-                Ok(0) => {
-                    out.truncate(start);
-                    return Ok(out);
-                }
-                Ok(n) => out.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(start),
-                Err(e) => return Err(TransportError::from_read_error(body.url(), e)),
-            }
-            if out.len() as u64 > max {
-                return Err(too_large(&body));
-            }
-        }
+        Ok(self
+            .get_capped_with(url, max, &Conditions::default())?
+            .bytes)
     }
 
-    fn open_http(&self, mut url: url::Url, shown: String) -> Result<Body, TransportError> {
+    /// As [`Transport::get_capped`], with `conditions`; a 304 comes back with no bytes.
+    pub fn get_capped_with(
+        &self,
+        url: &str,
+        max: u64,
+        conditions: &Conditions,
+    ) -> Result<Small, TransportError> {
+        let mut body = self.open_with(url, conditions)?;
+        let bytes = if body.answer() == Answer::NotModified {
+            Vec::new()
+        } else {
+            read_capped(&mut body, max)?
+        };
+        Ok(Small {
+            url: body.url.clone(),
+            answer: body.answer,
+            bytes,
+            etag: body.etag.take(),
+            last_modified: body.last_modified.take(),
+        })
+    }
+}
+
+/// A small file read whole, with what the server said about it.
+#[derive(Debug)]
+pub struct Small {
+    /// Where it came from after any redirects, fit to print.
+    pub url: String,
+    pub answer: Answer,
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// Reads all of `body`, failing with `TooLarge` as soon as more than `max` bytes arrive.
+fn read_capped(body: &mut Body, max: u64) -> Result<Vec<u8>, TransportError> {
+    let too_large = |body: &Body| TransportError::TooLarge {
+        url: body.url().to_owned(),
+        max,
+    };
+    if body.content_length().is_some_and(|len| len > max) {
+        return Err(too_large(body));
+    }
+    let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+    const CHUNK: usize = 64 * 1024;
+    let initial = body
+        .content_length()
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(CHUNK)
+        .min(limit);
+    let mut out: Vec<u8> = Vec::with_capacity(initial);
+    loop {
+        let start = out.len();
+        let want = CHUNK.min(limit - start);
+        if want == 0 {
+            return Err(too_large(body));
+        }
+        if out.capacity() < start + want {
+            // Vec's own growth doubles and could overshoot `limit`.
+            let target = out.capacity().saturating_mul(2).clamp(start + want, limit);
+            out.reserve_exact(target - start);
+        }
+        out.resize(start + want, 0);
+        match body.read(&mut out[start..]) {
+            Ok(0) => {
+                out.truncate(start);
+                return Ok(out);
+            }
+            Ok(n) => out.truncate(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(start),
+            Err(e) => return Err(TransportError::from_read_error(body.url(), e)),
+        }
+        if out.len() as u64 > max {
+            return Err(too_large(body));
+        }
+    }
+}
+
+impl Transport {
+    fn open_http(
+        &self,
+        mut url: url::Url,
+        shown: String,
+        conditions: &Conditions,
+    ) -> Result<Body, TransportError> {
         url.set_fragment(None);
         let mut current = String::from(url);
         let mut current_shown = show_url(&current);
         let mut redirects = 0;
         loop {
             let target = Target::parse_shown(&current, &current_shown)?;
-            let response = self.get(&target, &current_shown)?;
+            let response = self.get(&target, &current_shown, conditions)?;
             let status = response.status();
             if !is_followed_redirect(status) {
-                return self.finish(current_shown, response);
+                return self.finish(current_shown, response, conditions);
             }
             if redirects == MAX_REDIRECTS {
                 return Err(TransportError::TooManyRedirects {
@@ -948,6 +1124,7 @@ impl Transport {
         &self,
         target: &Target,
         shown: &str,
+        conditions: &Conditions,
     ) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
         let proxy = self.proxies.proxy_for(shown, target)?;
         let mut request = match &proxy {
@@ -966,6 +1143,18 @@ impl Transport {
         let credentials = self.credentials.as_ref().filter(|c| c.applies_to(target));
         if let Some(value) = credentials.and_then(Credentials::header_value) {
             request = request.header(header::AUTHORIZATION, value);
+        }
+        if let Some(etag) = &conditions.if_none_match {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &conditions.if_modified_since {
+            request = request.header(header::IF_MODIFIED_SINCE, date);
+        }
+        if let Some(from) = conditions.range_from {
+            request = request.header(header::RANGE, format!("bytes={from}-"));
+            if let Some(validator) = &conditions.if_range {
+                request = request.header(header::IF_RANGE, validator);
+            }
         }
         let mut config = request.config();
         if let Some((proxy, _)) = &proxy
@@ -1000,37 +1189,62 @@ impl Transport {
         &self,
         url: String,
         response: ureq::http::Response<ureq::Body>,
+        conditions: &Conditions,
     ) -> Result<Body, TransportError> {
         let status = response.status();
-        match status {
-            StatusCode::OK => {
-                if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
-                    let encoding = String::from_utf8_lossy(encoding.as_bytes());
-                    let encoding = encoding.trim();
-                    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
-                        return Err(TransportError::Compressed {
-                            url,
-                            encoding: untrusted(encoding),
-                        });
-                    }
-                }
-                let body = response.into_body();
-                Ok(Body::new(
-                    url,
-                    body.content_length(),
-                    Inner::Http(body.into_reader()),
-                    self.config,
-                    self.deadline,
-                ))
+        let headers = response.headers();
+        let answer = match status {
+            StatusCode::OK => Answer::Whole,
+            StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
+                let start =
+                    content_range_start(headers.get(header::CONTENT_RANGE)).map_err(|reason| {
+                        TransportError::BadPartial {
+                            url: url.clone(),
+                            reason,
+                        }
+                    })?;
+                Answer::Partial { start }
             }
-            StatusCode::NOT_FOUND => Err(TransportError::NotFound { url }),
-            StatusCode::GONE => Err(TransportError::Gone { url }),
-            _ => Err(TransportError::Status {
-                url,
-                status: status.as_u16(),
-                reason: status.canonical_reason().unwrap_or("").to_owned(),
-            }),
+            StatusCode::NOT_MODIFIED if conditions.is_conditional() => Answer::NotModified,
+            StatusCode::NOT_FOUND => return Err(TransportError::NotFound { url }),
+            StatusCode::GONE => return Err(TransportError::Gone { url }),
+            _ => {
+                return Err(TransportError::Status {
+                    url,
+                    status: status.as_u16(),
+                    reason: status.canonical_reason().unwrap_or("").to_owned(),
+                    retry_after: retry_after(headers.get(header::RETRY_AFTER)),
+                });
+            }
+        };
+        if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes());
+            let encoding = encoding.trim();
+            if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+                return Err(TransportError::Compressed {
+                    url,
+                    encoding: untrusted(encoding),
+                });
+            }
         }
+        let etag = validator(headers.get(header::ETAG));
+        let last_modified = validator(headers.get(header::LAST_MODIFIED));
+        let body = response.into_body();
+        let content_length = match answer {
+            Answer::NotModified => Some(0),
+            _ => body.content_length(),
+        };
+        let mut body = Body::new(
+            url,
+            content_length,
+            Inner::Http(body.into_reader()),
+            self.config,
+            self.deadline,
+        );
+        body.answer = answer;
+        body.etag = etag;
+        body.last_modified = last_modified;
+        Ok(body)
     }
 
     /// Turns a failed request into an error naming `url` (already fit to print).
@@ -1166,7 +1380,9 @@ fn describe_ureq(err: ureq::Error, cfg: &TransportConfig, peer: Option<tls::Peer
             (Other, format!("the proxy refused: {}", untrusted(&e)))
         }
         ureq::Error::InvalidProxyUrl => (Other, "invalid proxy URL".to_owned()),
-        ureq::Error::ConnectionFailed => (Other, "connection failed".to_owned()),
+        ureq::Error::ConnectionFailed => {
+            (io::ErrorKind::NotConnected, "connection failed".to_owned())
+        }
         other => (Other, untrusted(&other.to_string())),
     };
     NetworkError::new(kind, reason)
@@ -1198,6 +1414,7 @@ fn open_file(
     url: &url::Url,
     shown: String,
     deadline: Option<Deadline>,
+    range_from: Option<u64>,
 ) -> Result<Body, TransportError> {
     let path = file_url_path(url, &shown)?;
     let file_error = |source: io::Error| {
@@ -1219,13 +1436,31 @@ fn open_file(
             "it is a directory",
         )));
     }
-    Ok(Body::new(
+    let mut file = file;
+    let mut answer = Answer::Whole;
+    let mut length = meta.is_file().then_some(meta.len());
+    if let Some(from) = range_from.filter(|&from| from > 0 && meta.is_file()) {
+        if from >= meta.len() {
+            return Err(TransportError::Status {
+                url: shown,
+                status: 416,
+                reason: "Range Not Satisfiable".to_owned(),
+                retry_after: None,
+            });
+        }
+        io::Seek::seek(&mut file, io::SeekFrom::Start(from)).map_err(file_error)?;
+        answer = Answer::Partial { start: from };
+        length = Some(meta.len() - from);
+    }
+    let mut body = Body::new(
         shown,
-        meta.is_file().then_some(meta.len()),
+        length,
         Inner::File(file),
         TransportConfig::default(),
         deadline,
-    ))
+    );
+    body.answer = answer;
+    Ok(body)
 }
 
 /// A response body being streamed. Read errors are `io::Error`s whose message names the URL;
@@ -1241,6 +1476,9 @@ pub struct Body {
     /// The current window of the low-speed check: when it began and what arrived since.
     window_start: Instant,
     window_bytes: u64,
+    answer: Answer,
+    etag: Option<String>,
+    last_modified: Option<String>,
 }
 
 enum Inner {
@@ -1276,7 +1514,25 @@ impl Body {
             received: 0,
             window_start: now,
             window_bytes: 0,
+            answer: Answer::Whole,
+            etag: None,
+            last_modified: None,
         }
+    }
+
+    /// Whether this is the whole file, a range of it, or no body because nothing changed.
+    pub fn answer(&self) -> Answer {
+        self.answer
+    }
+
+    /// The server's `ETag` for the file, if it sent a usable one.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    /// The server's `Last-Modified` date for the file, as sent, if usable.
+    pub fn last_modified(&self) -> Option<&str> {
+        self.last_modified.as_deref()
     }
 
     /// The size the server announced, or the file's size; `None` if unknown.
@@ -1570,6 +1826,7 @@ mod tests {
             url: "http://h/manifest".to_owned(),
             status: 500,
             reason: "Internal Server Error".to_owned(),
+            retry_after: None,
         };
         assert_eq!(
             err.to_string(),
@@ -1579,6 +1836,7 @@ mod tests {
             url: "http://h/manifest".to_owned(),
             status: 599,
             reason: String::new(),
+            retry_after: None,
         };
         assert_eq!(err.to_string(), "HTTP 599 from http://h/manifest");
     }

@@ -3,9 +3,9 @@
 
 use url::Url;
 
-use super::{ManifestFile, ManifestName, Origin};
+use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::keyring;
-use crate::transport::{Body, Transport, TransportError, show_url};
+use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
 #[derive(Debug)]
@@ -45,21 +45,55 @@ impl Origin for Dir {
         show_url(self.base.as_str().trim_end_matches('/'))
     }
 
-    fn manifest(&self, name: ManifestName<'_>, max: u64) -> Result<ManifestFile, TransportError> {
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, TransportError> {
         let file = match name {
             ManifestName::Primary => "manifest".to_owned(),
             ManifestName::ForKey(key) => keyring::manifest_name(key),
         };
         let url = self.url_of(&file);
-        let bytes = self.transport.get_capped(&url, max)?;
+        // Validators are only worth anything to the server, and the file, that made them.
+        let conditions = match known.filter(|k| k.url == show_url(&url)) {
+            Some(known) => Conditions {
+                if_none_match: known.etag.clone(),
+                if_modified_since: known.last_modified.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        let small = self.transport.get_capped_with(&url, max, &conditions)?;
+        let validators =
+            (small.etag.is_some() || small.last_modified.is_some()).then(|| Validators {
+                url: show_url(&url),
+                etag: small.etag,
+                last_modified: small.last_modified,
+            });
         Ok(ManifestFile {
-            url: show_url(&url),
-            bytes,
+            url: small.url,
+            bytes: (small.answer != Answer::NotModified).then_some(small.bytes),
+            validators,
         })
     }
 
-    fn open_image(&self, hex: &str) -> Result<Body, TransportError> {
-        self.transport.open(&self.url_of(&format!("store/{hex}")))
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+        let conditions = match resume {
+            Some(resume) => Conditions {
+                range_from: Some(resume.offset),
+                if_range: resume.if_range.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        self.transport
+            .open_with(&self.url_of(&format!("store/{hex}")), &conditions)
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        vec![self]
     }
 }
 
