@@ -60,9 +60,10 @@ pub fn help_after_command(args: impl IntoIterator<Item = OsString>) -> Vec<OsStr
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Succeed at once, offline, if a valid image is already installed;
-    /// otherwise fetch, and fail unless an image ends up installed. Never
-    /// restarts units, and ignores a restart pending from an earlier run.
+    /// Succeed at once, offline and without waiting for another run's lock, if
+    /// a valid image is already installed; otherwise fetch, and fail unless an
+    /// image ends up installed. Never restarts units, and ignores a restart
+    /// pending from an earlier run.
     #[arg(long)]
     pub init: bool,
     /// Do not re-hash images already in the store (their size is still checked).

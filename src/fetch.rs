@@ -6,17 +6,18 @@
 //! file is installed atomically (see `fsutil`), so a crash at any point
 //! leaves a valid destination.
 
-use std::fs::{self, File};
 use std::io::IsTerminal;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Error;
 use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
-use crate::fsutil::{self, Context, IoError};
+use crate::fsutil::{self, Context, Dir, Found, IoError};
 use crate::hashing::{self, CopyError};
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
+pub use crate::manifest::MAX_MANIFEST_SIZE;
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::origin::image::{self, Downloaded, ImageError, Say};
 use crate::origin::retry::RetryPolicy;
@@ -29,9 +30,6 @@ use crate::restart_pending::{self, PendingError};
 use crate::systemd::{self, SystemdError};
 use crate::text::untrusted;
 use crate::transport::{Transport, TransportConfig, TransportError};
-
-/// A remote manifest larger than this is refused before it is parsed.
-pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -238,8 +236,25 @@ pub fn fetch_one(
     let config = config::load(config_path)?;
     let origin = origin::for_config(&config, &transport)?;
     let dest = config.destination.as_path();
-    let lock = fsutil::lock_dir(dest)?;
-    let updated = update(config_path, &config, options, origin.as_ref());
+    let dir = Dir::open(dest)?;
+
+    // Every file is replaced atomically, so the offline check needs no
+    // lock: a run stuck on a slow download must not hold up a service's
+    // ExecStartPre=.
+    if options.init
+        && let Some(local) = read_local_manifest(&dir, &config)?
+        && let Some(verified) = local.verified()
+        && let Some(entry) = installed_entry(config_path, &dir, verified, &config, options.verify)?
+    {
+        return Ok(Outcome::Present(untrusted(entry.version.as_str())));
+    }
+
+    let lock = dir.lock()?;
+    // Temporaries of runs that crashed; no live run owns them under the lock.
+    if let Some(store) = dir.subdir("store")? {
+        store.remove_temporaries()?;
+    }
+    let updated = update(config_path, &dir, &config, options, origin.as_ref());
     if options.init {
         // The unit running `--init` is starting anyway, and its start must
         // not fail because another unit's restart did: a pending restart is
@@ -265,33 +280,28 @@ pub fn fetch_one(
     }
 }
 
-/// Everything up to and including moving `latest`, under the destination
-/// lock held by the caller.
+/// Everything after the `--init` shortcut up to and including moving
+/// `latest`, under the destination lock held by the caller.
 fn update(
     config_path: &Path,
+    dir: &Dir,
     config: &Config,
     options: &Options,
     origin: &dyn Origin,
 ) -> Result<Outcome, FetchError> {
-    let dest = config.destination.as_path();
-    let local_path = dest.join("manifest");
-    let local = read_local_manifest(&local_path, config)?;
+    let local = read_local_manifest(dir, config)?;
     if local.as_ref().is_some_and(|l| l.verified().is_none()) {
-        warn(config_path, &untrusted_local_warning(&local_path));
-    }
-
-    if options.init
-        && let Some(local) = local.as_ref().and_then(LocalManifest::verified)
-        && let Some(entry) = installed_entry(dest, local, config, options.verify)?
-    {
-        return Ok(Outcome::Present(untrusted(entry.version.as_str())));
+        warn(
+            config_path,
+            &untrusted_local_warning(&dir.path().join("manifest")),
+        );
     }
 
     // Validators are only sent for a copy that verifies: a 304 must leave a usable one.
     let known = local
         .as_ref()
         .filter(|l| l.verified().is_some())
-        .and_then(|l| poll::read(dest, &l.bytes));
+        .and_then(|l| poll::read(dir, &l.bytes));
     let RemoteManifest {
         bytes: remote_bytes,
         manifest: remote,
@@ -307,10 +317,10 @@ fn update(
     )?;
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
         // Validators must never outlive the manifest they describe.
-        poll::forget(dest)?;
-        fsutil::write_file(dest, "manifest", &remote_bytes)?;
+        poll::forget(dir)?;
+        dir.write_file("manifest", &remote_bytes)?;
     }
-    poll::update(dest, known.as_ref(), validators.as_ref(), &remote_bytes)?;
+    poll::update(dir, known.as_ref(), validators.as_ref(), &remote_bytes)?;
 
     let available = || version_list(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
@@ -329,7 +339,7 @@ fn update(
         };
     }
 
-    let store = fsutil::ensure_subdir(dest, "store")?;
+    let store = dir.ensure_subdir("store")?;
     // Bytes kept for an image no longer wanted would only take up space.
     partial::remove_unwanted(&store, |hex| {
         candidates.iter().any(|e| e.digest_hex() == hex)
@@ -349,12 +359,11 @@ fn update(
     };
 
     let target = Path::new("store").join(entry.digest_hex());
-    let latest = dest.join("latest");
-    let previous = fs::read_link(&latest).ok();
+    let previous = dir.read_link("latest");
     if previous.as_deref() == Some(target.as_path()) {
         return Ok(Outcome::UpToDate(untrusted(entry.version.as_str())));
     }
-    fsutil::replace_symlink(dest, "latest", &target)?;
+    dir.replace_symlink("latest", &target)?;
     let from = previous.map(|p| describe_target(&p, &remote));
     Ok(Outcome::Updated {
         from,
@@ -487,17 +496,17 @@ fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
         .join(", ")
 }
 
-/// The local manifest, if there is one. It must be well-formed; see
-/// [`LocalManifest::check`] for one signed by a key no longer configured.
-fn read_local_manifest(path: &Path, config: &Config) -> Result<Option<LocalManifest>, FetchError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoError::new("read local manifest", path, e).into()),
+/// The local manifest, if there is one. It is read as a remote one is, at
+/// most `MAX_MANIFEST_SIZE` bytes, and only if it is a regular file. It must
+/// be well-formed; see [`LocalManifest::check`] for one signed by a key no
+/// longer configured.
+fn read_local_manifest(dir: &Dir, config: &Config) -> Result<Option<LocalManifest>, FetchError> {
+    let Some(bytes) = dir.read_file("manifest", MAX_MANIFEST_SIZE, "read local manifest")? else {
+        return Ok(None);
     };
     let manifest = LocalManifest::check(bytes, &config.public_keys).map_err(|source| {
         FetchError::LocalManifest {
-            path: path.to_path_buf(),
+            path: dir.path().join("manifest"),
             source,
         }
     })?;
@@ -516,12 +525,13 @@ fn untrusted_local_warning(path: &Path) -> String {
 /// The entry `latest` points at, if it is a complete, matching image that
 /// the manifest lists: what `--init` needs to skip the network.
 fn installed_entry<'m>(
-    dest: &Path,
+    name: &Path,
+    dir: &Dir,
     manifest: &'m Manifest,
     config: &Config,
     verify: bool,
 ) -> Result<Option<&'m Entry>, FetchError> {
-    let Ok(target) = fs::read_link(dest.join("latest")) else {
+    let Some(target) = dir.read_link("latest") else {
         return Ok(None);
     };
     let Some(hex) = target
@@ -542,7 +552,10 @@ fn installed_entry<'m>(
     else {
         return Ok(None);
     };
-    let state = check_stored(&dest.join(&target), entry, verify)?;
+    let Some(store) = dir.subdir("store")? else {
+        return Ok(None);
+    };
+    let state = check_stored(name, &store, entry, verify)?;
     Ok((state == Stored::Intact).then_some(entry))
 }
 
@@ -556,35 +569,95 @@ enum Stored {
 }
 
 /// Checks the store file of `entry`: size always, SHA-256 when `verify`.
-fn check_stored(path: &Path, entry: &Entry, verify: bool) -> Result<Stored, FetchError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::Missing),
-        Err(e) => return Err(IoError::new("open", path, e).into()),
+/// Anything but a regular file there (a planted symlink) counts as damaged.
+/// An intact file someone made writable is set back to read-only.
+fn check_stored(
+    name: &Path,
+    store: &Dir,
+    entry: &Entry,
+    verify: bool,
+) -> Result<Stored, FetchError> {
+    let hex = entry.digest_hex();
+    let path = store.path().join(&hex);
+    let mut file = match store.open_file(&hex)? {
+        Found::Missing => return Ok(Stored::Missing),
+        Found::Other(kind) => return Ok(Stored::Damaged(format!("it is {kind}"))),
+        // No rename can replace it, so downloading would be in vain.
+        Found::Directory => {
+            return Err(IoError::directory_in_the_way("use", &path).into());
+        }
+        Found::File(file) => file,
     };
-    let size = file.metadata().context("inspect", path)?.len();
-    if size != entry.size {
+    let meta = file.metadata().context("inspect", &path)?;
+    if meta.len() != entry.size {
         return Ok(Stored::Damaged(format!(
-            "size {size} bytes, expected {} bytes",
+            "size {} bytes, expected {} bytes",
+            meta.len(),
             entry.size
         )));
     }
-    if !verify {
-        return Ok(Stored::Intact);
+    if verify {
+        // The limit catches a file that grows while it is read.
+        let found = match hashing::copy_and_hash(&mut file, None, Some(entry.size)) {
+            Ok(found) => found,
+            Err(CopyError::TooLong { .. }) => {
+                return Ok(Stored::Damaged(format!(
+                    "it grew beyond {} bytes while being checked",
+                    entry.size
+                )));
+            }
+            Err(e) => {
+                return Err(FetchError::Read {
+                    path,
+                    source: copy_error_io(e),
+                });
+            }
+        };
+        if found.digest != entry.digest {
+            return Ok(Stored::Damaged(format!(
+                "SHA-256 {}, expected {}",
+                hex::encode(found.digest),
+                entry.digest_hex()
+            )));
+        }
     }
-    let mut file = file;
-    let found = hashing::copy_and_hash(&mut file, None, None).map_err(|e| FetchError::Read {
-        path: path.to_path_buf(),
-        source: copy_error_io(e),
-    })?;
-    if found.digest != entry.digest {
-        return Ok(Stored::Damaged(format!(
-            "SHA-256 {}, expected {}",
-            hex::encode(found.digest),
-            entry.digest_hex()
-        )));
-    }
+    make_read_only(name, &file, &meta, &path)?;
     Ok(Stored::Intact)
+}
+
+/// Sets an intact store file that someone made writable back to 0444.
+/// Through the open file, so nothing but that file changes, and only when
+/// it has no other name: a hard link could be someone else's file.
+fn make_read_only(
+    name: &Path,
+    file: &std::fs::File,
+    meta: &std::fs::Metadata,
+    path: &Path,
+) -> Result<(), IoError> {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o222 == 0 {
+        return Ok(());
+    }
+    if meta.nlink() > 1 {
+        warn(
+            name,
+            &format!(
+                "{} was writable (mode {mode:04o}) and has other hard links; leaving its mode as it is",
+                path.display()
+            ),
+        );
+        return Ok(());
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(fsutil::READ_ONLY))
+        .context("set permissions of", path)?;
+    warn(
+        name,
+        &format!(
+            "{} was writable (mode {mode:04o}); set it back to read-only (0444)",
+            path.display()
+        ),
+    );
+    Ok(())
 }
 
 fn copy_error_io(e: CopyError) -> std::io::Error {
@@ -598,25 +671,24 @@ fn copy_error_io(e: CopyError) -> std::io::Error {
 /// it if needed. `Ok(false)` means the publisher withdrew it (410 Gone).
 fn install(
     name: &Path,
-    store: &Path,
+    store: &Dir,
     entry: &Entry,
     options: &Options,
     origin: &dyn Origin,
 ) -> Result<bool, FetchError> {
     let hex = entry.digest_hex();
-    let path = store.join(&hex);
-    match check_stored(&path, entry, options.verify)? {
+    let path = store.path().join(&hex);
+    match check_stored(name, store, entry, options.verify)? {
         Stored::Intact => return Ok(true),
-        Stored::Damaged(why) => {
-            warn(
-                name,
-                &format!(
-                    "{} is damaged ({why}); downloading it again",
-                    path.display()
-                ),
-            );
-            fsutil::remove_if_exists(&path)?;
-        }
+        // Kept until a verified copy is renamed over it: if the download
+        // fails, `latest` still points at a file.
+        Stored::Damaged(why) => warn(
+            name,
+            &format!(
+                "{} is damaged ({why}); downloading it again",
+                path.display()
+            ),
+        ),
         Stored::Missing => {}
     }
 

@@ -10,6 +10,10 @@ use crate::key::{self, PublicKey, SecretKey};
 use crate::text::{untrusted, untrusted_bytes};
 use crate::version::{Version, VersionError};
 
+/// The largest manifest Tako reads, wherever it comes from (an origin, a
+/// destination's copy, a server directory): 8 MiB, about 90,000 entries.
+pub const MAX_MANIFEST_SIZE: u64 = 8 << 20;
+
 const HEADER: &str = "Tako Manifest 1";
 const HEADER_FAMILY: &str = "Tako Manifest ";
 
@@ -199,6 +203,11 @@ impl Manifest {
     /// Every entry of `self` that `newer` lacks (same string, size, digest):
     /// a newer manifest only ever adds entries, so any of these means a
     /// rollback or a rewritten history.
+    ///
+    /// Both entry lists are in strictly ascending version order, so one
+    /// merge-like pass over both finds them, linear in the manifests' size:
+    /// 2 ms for two 8 MiB manifests, where looking each entry up in the
+    /// whole other list took 79 s (`bench/rollback.sh`).
     pub fn missing_from<'a>(&'a self, newer: &Manifest) -> Vec<&'a Entry> {
         missing(&self.entries, newer)
     }
@@ -339,11 +348,22 @@ impl UnverifiedEntries {
     }
 }
 
+/// Both entry lists are in strictly ascending version order, so one
+/// merge-like pass over both finds the missing ones, linear in the
+/// manifests' size.
 fn missing<'a>(entries: &'a [Entry], newer: &Manifest) -> Vec<&'a Entry> {
-    entries
-        .iter()
-        .filter(|e| !newer.entries.iter().any(|n| n.same_as(e)))
-        .collect()
+    let mut missing = Vec::new();
+    let mut rest = newer.entries.iter().peekable();
+    for entry in entries {
+        while rest.next_if(|n| n.version < entry.version).is_some() {}
+        match rest.peek() {
+            Some(n) if n.same_as(entry) => {
+                rest.next();
+            }
+            _ => missing.push(entry),
+        }
+    }
+    missing
 }
 
 fn parse_entry(line_no: usize, line: &str) -> Result<Entry, ManifestError> {
@@ -811,5 +831,51 @@ mod tests {
         let mut changed = Manifest::default();
         changed.insert(entry("1.0", 1, d2)).unwrap();
         assert_eq!(old.missing_from(&changed).len(), 1);
+        // An equal version written differently is not the same entry.
+        let mut respelled = Manifest::default();
+        respelled.insert(entry("1-0", 1, d1)).unwrap();
+        respelled.insert(entry("2.0", 1, d2)).unwrap();
+        assert_eq!(old.missing_from(&respelled).len(), 1);
+        assert_eq!(new.missing_from(&respelled).len(), 1);
+    }
+
+    #[test]
+    fn missing_from_agrees_with_looking_up_every_entry() {
+        let d = [
+            "9641a49d02e90cbb6213f202fb632da70cdc59073d42283cfcdc1d786454f17f",
+            "0076bc1f2562c14ad9b84ac7d08d936530703d043fe2816b5062f8cb583cf113",
+        ];
+        let spellings = ["{}", "{}.0", "0{}", "{}-0"];
+        // A small deterministic generator is enough to mix the cases.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..200 {
+            let mut pair = [Manifest::default(), Manifest::default()];
+            for m in &mut pair {
+                for v in 0..12 {
+                    if next(3) == 0 {
+                        continue;
+                    }
+                    let text = spellings[next(4) as usize].replace("{}", &v.to_string());
+                    let _ = m.insert(entry(&text, next(2), d[next(2) as usize]));
+                }
+            }
+            let [old, new] = &pair;
+            let naive: Vec<&Entry> = old
+                .entries()
+                .iter()
+                .filter(|e| !new.entries().iter().any(|n| n.same_as(e)))
+                .collect();
+            let fast = old.missing_from(new);
+            assert_eq!(
+                fast.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                naive.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+            );
+        }
     }
 }

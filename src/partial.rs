@@ -9,12 +9,12 @@
 //! checked at the end, whatever mix of responses it came from, so a partial can delay a
 //! good image but never install a bad one.
 
-use std::fs::{self, File, Permissions};
+use std::fs::{File, Permissions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{self, Context, IoError};
+use crate::fsutil::{self, Context, Dir, IoError};
 use crate::hashing::Prefix;
 
 pub const SUFFIX: &str = ".partial";
@@ -25,39 +25,28 @@ const MAX_VALIDATOR: u64 = 1024;
 
 /// The partial download of one image, open for appending. The caller holds the
 /// destination's lock.
-#[derive(Debug)]
-pub struct Partial {
-    store: PathBuf,
+pub struct Partial<'s> {
+    store: &'s Dir,
     hex: String,
+    name: String,
     path: PathBuf,
     file: File,
     len: u64,
     validator: Option<String>,
 }
 
-impl Partial {
+impl<'s> Partial<'s> {
     /// Opens `store/<hex>.partial`, creating it empty if there is none.
-    pub fn open(store: &Path, hex: &str) -> Result<Partial, IoError> {
-        let path = store.join(format!("{hex}{SUFFIX}"));
-        let file = match open_own(&path)? {
-            Some(file) => file,
-            None => {
-                // Not ours (a symlink, a FIFO, …): take the name back, never follow it.
-                fsutil::remove_if_exists(&path)?;
-                open_own(&path)?.ok_or_else(|| {
-                    IoError::new(
-                        "open",
-                        &path,
-                        io::Error::other("it was replaced by something other than a file"),
-                    )
-                })?
-            }
-        };
+    pub fn open(store: &'s Dir, hex: &str) -> Result<Partial<'s>, IoError> {
+        let name = format!("{hex}{SUFFIX}");
+        let path = store.path().join(&name);
+        let file = store.open_rw(&name)?;
         let len = file.metadata().context("inspect", &path)?.len();
-        let validator = read_validator(&store.join(format!("{hex}{VALIDATOR_SUFFIX}")));
+        let validator = read_validator(store, &format!("{hex}{VALIDATOR_SUFFIX}"));
         Ok(Partial {
-            store: store.to_path_buf(),
+            store,
             hex: hex.to_owned(),
+            name,
             path,
             file,
             len,
@@ -92,7 +81,7 @@ impl Partial {
     pub fn restart(&mut self, validator: Option<&str>) -> Result<(), IoError> {
         // The old validator goes first: bytes must never be kept under one that is not
         // theirs, or a later `If-Range` would splice two files.
-        fsutil::remove_if_exists(&self.store.join(self.validator_name()))?;
+        self.store.remove(&self.validator_name())?;
         self.validator = None;
         self.file.set_len(0).context("truncate", &self.path)?;
         self.file
@@ -100,7 +89,8 @@ impl Partial {
             .context("seek in", &self.path)?;
         self.len = 0;
         if let Some(validator) = validator {
-            fsutil::write_file(&self.store, &self.validator_name(), validator.as_bytes())?;
+            self.store
+                .write_file(&self.validator_name(), validator.as_bytes())?;
             self.validator = Some(validator.to_owned());
         }
         Ok(())
@@ -131,105 +121,61 @@ impl Partial {
     pub fn keep(&mut self) -> Result<(), IoError> {
         self.file.sync_data().context("flush", &self.path)?;
         self.len = self.file.metadata().context("inspect", &self.path)?.len();
-        fsutil::sync_dir(&self.store)
+        self.store.sync()
     }
 
     /// Deletes the partial and its validator: its bytes are no good.
     pub fn discard(self) -> Result<(), IoError> {
-        fsutil::remove_if_exists(&self.path)?;
-        fsutil::remove_if_exists(&self.store.join(self.validator_name()))?;
-        fsutil::sync_dir(&self.store)
+        self.store.remove(&self.name)?;
+        self.store.remove(&self.validator_name())?;
+        self.store.sync()
     }
 
     /// Installs the complete, verified file as `store/<hex>`: read-only, flushed, renamed
-    /// into place, directory flushed (as `fsutil::PendingFile::commit`).
+    /// into place (over a damaged copy, if any), directory flushed.
     pub fn commit(self) -> Result<PathBuf, IoError> {
-        let target = self.store.join(&self.hex);
         self.file
             .set_permissions(Permissions::from_mode(fsutil::READ_ONLY))
             .context("set permissions of", &self.path)?;
         self.file.sync_all().context("flush", &self.path)?;
-        fs::rename(&self.path, &target).context("rename into place", &target)?;
-        fsutil::remove_if_exists(&self.store.join(self.validator_name()))?;
-        fsutil::sync_dir(&self.store)?;
-        Ok(target)
+        self.store.rename(&self.name, &self.hex)?;
+        self.store.remove(&self.validator_name())?;
+        self.store.sync()?;
+        Ok(self.store.path().join(&self.hex))
     }
 }
 
-/// Opens `path` for reading and writing without following a symlink, creating it (mode
-/// 0600) if missing; `None` if something other than a regular file has the name.
-fn open_own(path: &Path) -> Result<Option<File>, IoError> {
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path);
-    let file = match file {
-        Ok(file) => file,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        // A directory, or a FIFO without a reader on some systems.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::ENXIO)) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(IoError::new("open", path, e)),
-    };
-    let meta = file.metadata().context("inspect", path)?;
-    Ok(meta.is_file().then_some(file))
-}
-
-/// The validator kept at `path`, if it is a small regular file of printable ASCII.
+/// The validator kept as `name`, if it is a small regular file of printable ASCII.
 /// Anything else counts as none: the bytes are then resumed without `If-Range`, and the
 /// final digest check still guards them.
-fn read_validator(path: &Path) -> Option<String> {
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_VALIDATOR + 1).read_to_end(&mut bytes).ok()?;
+fn read_validator(store: &Dir, name: &str) -> Option<String> {
+    let bytes = store
+        .read_file(name, MAX_VALIDATOR, "read")
+        .ok()
+        .flatten()?;
     let text = String::from_utf8(bytes).ok()?;
-    let fits = !text.is_empty()
-        && text.len() as u64 <= MAX_VALIDATOR
-        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    let fits = !text.is_empty() && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
     fits.then_some(text)
 }
 
 /// Removes every partial (and validator) in `store` whose image `wanted` does not name, and
-/// returns their names. A missing `store` has none.
-pub fn remove_unwanted(
-    store: &Path,
-    wanted: impl Fn(&str) -> bool,
-) -> Result<Vec<String>, IoError> {
-    let entries = match fs::read_dir(store) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(IoError::new("list", store, e)),
-    };
+/// returns their names.
+pub fn remove_unwanted(store: &Dir, wanted: impl Fn(&str) -> bool) -> Result<Vec<String>, IoError> {
     let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry.context("list", store)?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
+    for name in store.names()? {
         let hex = name
             .strip_suffix(VALIDATOR_SUFFIX)
             .or_else(|| name.strip_suffix(SUFFIX));
         if let Some(hex) = hex
             && !wanted(hex)
+            && store.remove(&name)?
         {
-            fsutil::remove_if_exists(&store.join(&name))?;
             removed.push(name);
         }
     }
     if !removed.is_empty() {
         removed.sort();
-        fsutil::sync_dir(store)?;
+        store.sync()?;
     }
     Ok(removed)
 }
@@ -237,19 +183,25 @@ pub fn remove_unwanted(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
+
+    fn store(dir: &tempfile::TempDir) -> Dir {
+        Dir::open(dir.path()).unwrap()
+    }
 
     const HEX: &str = "ab";
 
     #[test]
     fn a_partial_keeps_its_bytes_and_validator_across_opens() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Partial::open(dir.path(), HEX).unwrap();
+        let store = store(&dir);
+        let mut p = Partial::open(&store, HEX).unwrap();
         assert!(p.is_empty() && p.validator().is_none());
         p.restart(Some("\"v1\"")).unwrap();
         p.file().write_all(b"hello").unwrap();
         p.keep().unwrap();
-        let mut p = Partial::open(dir.path(), HEX).unwrap();
+        let mut p = Partial::open(&store, HEX).unwrap();
         assert_eq!(p.len(), 5);
         assert_eq!(p.validator(), Some("\"v1\""));
         assert_eq!(p.prefix().unwrap().size(), 5);
@@ -271,12 +223,13 @@ mod tests {
     #[test]
     fn restarting_forgets_the_old_validator_and_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Partial::open(dir.path(), HEX).unwrap();
+        let store = store(&dir);
+        let mut p = Partial::open(&store, HEX).unwrap();
         p.restart(Some("\"old\"")).unwrap();
         p.file().write_all(b"old bytes").unwrap();
         p.keep().unwrap();
         p.restart(None).unwrap();
-        let p = Partial::open(dir.path(), HEX).unwrap();
+        let p = Partial::open(&store, HEX).unwrap();
         assert!(p.is_empty());
         assert_eq!(p.validator(), None);
         p.discard().unwrap();
@@ -291,7 +244,8 @@ mod tests {
         std::os::unix::fs::symlink(&victim, dir.path().join(format!("{HEX}{SUFFIX}"))).unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join(format!("{HEX}{VALIDATOR_SUFFIX}")))
             .unwrap();
-        let mut p = Partial::open(dir.path(), HEX).unwrap();
+        let store = store(&dir);
+        let mut p = Partial::open(&store, HEX).unwrap();
         assert!(p.is_empty(), "the link's target is not taken as kept bytes");
         assert_eq!(p.validator(), None);
         p.restart(None).unwrap();
@@ -312,16 +266,11 @@ mod tests {
         ] {
             fs::write(dir.path().join(name), b"x").unwrap();
         }
-        let removed = remove_unwanted(dir.path(), |hex| hex == "bb").unwrap();
+        let removed = remove_unwanted(&store(&dir), |hex| hex == "bb").unwrap();
         assert_eq!(
             removed,
             ["aa.partial", "aa.partial.validator", "cc.partial.validator"]
         );
         assert!(dir.path().join("bb.partial").exists() && dir.path().join("dd").exists());
-        assert!(
-            remove_unwanted(&dir.path().join("missing"), |_| false)
-                .unwrap()
-                .is_empty()
-        );
     }
 }

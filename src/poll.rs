@@ -16,14 +16,9 @@
 //! last-modified Tue, 24 Nov 2026 10:00:00 GMT
 //! ```
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::{self, IoError};
+use crate::fsutil::{Dir, IoError};
 use crate::origin::Validators;
 
 pub const FILE_NAME: &str = "manifest.validators";
@@ -33,21 +28,10 @@ const MAX_SIZE: u64 = 8 * 1024;
 
 /// The validators kept in `dest` for the manifest `bytes`, if there are any and they
 /// describe exactly these bytes.
-pub fn read(dest: &Path, bytes: &[u8]) -> Option<Validators> {
-    // Never through a symlink planted in our place, and never blocked by a FIFO.
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(dest.join(FILE_NAME))
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut raw = Vec::new();
-    file.take(MAX_SIZE + 1).read_to_end(&mut raw).ok()?;
-    if raw.len() as u64 > MAX_SIZE {
-        return None;
-    }
+pub fn read(dest: &Dir, bytes: &[u8]) -> Option<Validators> {
+    // Never through a symlink planted in our place, never blocked by a FIFO, never
+    // more than a few lines: anything odd just means no conditional request.
+    let raw = dest.read_file(FILE_NAME, MAX_SIZE, "read").ok().flatten()?;
     let text = String::from_utf8(raw).ok()?;
     let (mut url, mut digest, mut etag, mut last_modified) = (None, None, None, None);
     for line in text.lines() {
@@ -78,7 +62,7 @@ pub fn read(dest: &Path, bytes: &[u8]) -> Option<Validators> {
 /// Records `new` as the validators of the manifest `bytes` in `dest`, or removes the
 /// record when there are none; nothing is written when `known` already says the same.
 pub fn update(
-    dest: &Path,
+    dest: &Dir,
     known: Option<&Validators>,
     new: Option<&Validators>,
     bytes: &[u8],
@@ -100,18 +84,16 @@ pub fn update(
     if let Some(date) = &new.last_modified {
         text.push_str(&format!("last-modified {date}\n"));
     }
-    fsutil::write_file(dest, FILE_NAME, text.as_bytes())?;
+    dest.write_file(FILE_NAME, text.as_bytes())?;
     Ok(())
 }
 
 /// Removes the record, durably; none is fine.
-pub fn forget(dest: &Path) -> Result<(), IoError> {
-    let path = dest.join(FILE_NAME);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(());
+pub fn forget(dest: &Dir) -> Result<(), IoError> {
+    if dest.remove(FILE_NAME)? {
+        dest.sync()?;
     }
-    fsutil::remove_if_exists(&path)?;
-    fsutil::sync_dir(dest)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -128,23 +110,25 @@ mod tests {
 
     #[test]
     fn validators_are_kept_for_the_manifest_they_describe_only() {
-        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
         let v = validators(Some("\"abc\""), Some("Tue, 24 Nov 2026 10:00:00 GMT"));
-        update(dir.path(), None, Some(&v), b"manifest one").unwrap();
-        assert_eq!(read(dir.path(), b"manifest one"), Some(v.clone()));
-        assert_eq!(read(dir.path(), b"manifest two"), None);
+        update(&dir, None, Some(&v), b"manifest one").unwrap();
+        assert_eq!(read(&dir, b"manifest one"), Some(v.clone()));
+        assert_eq!(read(&dir, b"manifest two"), None);
         let only_date = validators(None, Some("Tue, 24 Nov 2026 10:00:00 GMT"));
-        update(dir.path(), Some(&v), Some(&only_date), b"manifest two").unwrap();
-        assert_eq!(read(dir.path(), b"manifest two"), Some(only_date.clone()));
-        update(dir.path(), Some(&only_date), None, b"manifest two").unwrap();
-        assert!(!dir.path().join(FILE_NAME).exists());
-        forget(dir.path()).unwrap();
+        update(&dir, Some(&v), Some(&only_date), b"manifest two").unwrap();
+        assert_eq!(read(&dir, b"manifest two"), Some(only_date.clone()));
+        update(&dir, Some(&only_date), None, b"manifest two").unwrap();
+        assert!(!tmp.path().join(FILE_NAME).exists());
+        forget(&dir).unwrap();
     }
 
     #[test]
     fn a_damaged_or_foreign_record_counts_as_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let path = tmp.path().join(FILE_NAME);
         let digest = hex::encode(Sha256::digest(b"m"));
         for text in [
             format!("url http://h/manifest\nsha256 {digest}\n"),
@@ -153,12 +137,12 @@ mod tests {
             format!("sha256 {digest}\netag \"a\"\n"),
         ] {
             std::fs::write(&path, &text).unwrap();
-            assert_eq!(read(dir.path(), b"m"), None, "{text:?}");
+            assert_eq!(read(&dir, b"m"), None, "{text:?}");
         }
         std::fs::remove_file(&path).unwrap();
-        let elsewhere = dir.path().join("elsewhere");
+        let elsewhere = tmp.path().join("elsewhere");
         std::fs::write(&elsewhere, format!("url u\nsha256 {digest}\netag \"a\"\n")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        assert_eq!(read(dir.path(), b"m"), None, "never read through a symlink");
+        assert_eq!(read(&dir, b"m"), None, "never read through a symlink");
     }
 }

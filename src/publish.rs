@@ -12,11 +12,13 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::cli::StoreArgs;
-use crate::fsutil::{self, Context, IoError};
+use crate::fsutil::{Context, Dir, IoError};
 use crate::hashing::{self, CopyError};
 use crate::key::{KeyError, KeyId, PublicKey, SecretKey};
 use crate::keyring;
-use crate::manifest::{Conflict, Entry, Manifest, ManifestError, UnverifiedEntries};
+use crate::manifest::{
+    Conflict, Entry, MAX_MANIFEST_SIZE, Manifest, ManifestError, UnverifiedEntries,
+};
 use crate::origin::local::LocalDir;
 use crate::output;
 use crate::text;
@@ -284,7 +286,7 @@ struct Published {
 /// what a `tako store` interrupted between two files leaves, and is brought
 /// up to date; anything else is a disagreement to refuse.
 fn read_published(
-    out: &Path,
+    out: &Dir,
     keys: &[SecretKey],
     retired: &[Retired],
 ) -> Result<Published, StoreError> {
@@ -292,9 +294,14 @@ fn read_published(
     let mut found = Vec::new();
     let mut existing = BTreeMap::new();
     let mut primary_signer = None;
-    for (name, id) in manifest_files(out)? {
-        let path = out.join(&name);
-        let bytes = fs::read(&path).context("read", &path)?;
+    for (name, id) in manifest_files(out.path())? {
+        let path = out.path().join(&name);
+        // Only a regular file of at most the size a client accepts is read,
+        // never through a symlink: a planted FIFO or link cannot hang or
+        // redirect the publisher.
+        let Some(bytes) = out.read_file(&name, MAX_MANIFEST_SIZE, "read")? else {
+            continue;
+        };
         let file = check_file(&path, &bytes, id.as_ref(), &signing, retired)?;
         if id.is_none() {
             primary_signer = match &file {
@@ -370,15 +377,16 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     if !out.is_dir() {
         return Err(StoreError::NoOutputDir(out.to_path_buf()));
     }
-    let _lock = fsutil::lock_dir(out)?;
+    let out_dir = Dir::open(out)?;
+    let _lock = out_dir.lock()?;
     let manifest_path = out.join(MANIFEST);
-    let mut published = read_published(out, &keys, &retired)?;
+    let mut published = read_published(&out_dir, &keys, &retired)?;
     let mut manifest = std::mem::take(&mut published.manifest);
     let carried = manifest.entries().len();
-    let store_dir = fsutil::ensure_subdir(out, "store")?;
+    let store_dir = out_dir.ensure_subdir("store")?;
 
     let mut image = File::open(&args.image).context("open image", &args.image)?;
-    let mut pending = fsutil::PendingFile::create(&store_dir, "incoming")?;
+    let mut pending = store_dir.create("incoming")?;
     let summary =
         hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(|source| {
             StoreError::Copy {
@@ -414,7 +422,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     // an existing store file keeps good bytes good and repairs bad ones,
     // without a second pass over the old file.
     pending.commit_as(&hex)?;
-    write_manifests(out, &manifest, &keys, &retired, &published)?;
+    write_manifests(&out_dir, &manifest, &keys, &retired, &published)?;
     Ok(line)
 }
 
@@ -430,7 +438,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 /// 3. Removal of `manifest.<keyid>` of the primary key (`manifest` now
 ///    serves its hosts) and of each retired key.
 fn write_manifests(
-    out: &Path,
+    out: &Dir,
     manifest: &Manifest,
     keys: &[SecretKey],
     retired: &[Retired],
@@ -454,7 +462,7 @@ fn write_manifests(
         if write(&name, key)? && created {
             output::stderr_line(&format!(
                 "tako: created {}, signed by key {}",
-                out.join(&name).display(),
+                out.path().join(&name).display(),
                 key.public_key().id()
             ));
         }
@@ -466,7 +474,7 @@ fn write_manifests(
     {
         output::stderr_line(&format!(
             "tako: {} is now signed by key {primary} instead of {old}",
-            out.join(MANIFEST).display()
+            out.path().join(MANIFEST).display()
         ));
     }
 

@@ -8,12 +8,11 @@
 //! asked again after a backoff, `retries` times. The image counts as withdrawn only if
 //! every place answered 410.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::retry::{RetryPolicy, describe_wait};
 use super::{Origin, Resume};
-use crate::fsutil::IoError;
+use crate::fsutil::{Dir, IoError};
 use crate::hashing::{self, CopyError};
 use crate::manifest::Entry;
 use crate::partial::Partial;
@@ -83,10 +82,10 @@ pub struct Say<'a> {
     pub progress: &'a dyn Fn(&str),
 }
 
-/// Downloads the image of `entry` into `store` (which holds the lock's directory).
+/// Downloads the image of `entry` into `store`, under the destination's lock.
 pub fn download(
     origin: &dyn Origin,
-    store: &Path,
+    store: &Dir,
     entry: &Entry,
     retry: RetryPolicy,
     say: &Say<'_>,
@@ -180,7 +179,7 @@ fn if_range_of(body: &Body) -> Option<&str> {
 /// One try at one place.
 fn attempt(
     place: &dyn Origin,
-    store: &Path,
+    store: &Dir,
     entry: &Entry,
     say: &Say<'_>,
 ) -> Result<(), ImageError> {

@@ -4,42 +4,39 @@
 //! Publishing needs only to put a named file and to take one away; both keep the
 //! directory usable by hosts at every instant (see `fsutil`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::fsutil::{self, IoError};
+use crate::fsutil::{Dir, IoError};
 
 /// A server directory that `tako store` writes to. The caller holds its lock.
-#[derive(Debug)]
-pub struct LocalDir {
-    path: PathBuf,
+pub struct LocalDir<'d> {
+    dir: &'d Dir,
 }
 
-impl LocalDir {
-    pub fn new(path: &Path) -> LocalDir {
-        LocalDir {
-            path: path.to_path_buf(),
-        }
+impl<'d> LocalDir<'d> {
+    pub fn new(dir: &'d Dir) -> LocalDir<'d> {
+        LocalDir { dir }
     }
 
     /// Where the file `name` lives.
     pub fn path_of(&self, name: &str) -> PathBuf {
-        self.path.join(name)
+        self.dir.path().join(name)
     }
 
     /// Publishes `bytes` as `name` (a manifest file): written atomically and durably,
     /// read-only, so a host reads either the old file or the new one.
     pub fn put(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, IoError> {
-        fsutil::write_file(&self.path, name, bytes)
+        self.dir.write_file(name, bytes)
     }
 
     /// Takes `name` away if it is there. The directory is flushed by [`LocalDir::flush`],
     /// once after several removals.
     pub fn remove(&self, name: &str) -> Result<(), IoError> {
-        fsutil::remove_if_exists(&self.path_of(name))
+        self.dir.remove(name).map(drop)
     }
 
     /// Makes earlier removals durable.
     pub fn flush(&self) -> Result<(), IoError> {
-        fsutil::sync_dir(&self.path)
+        self.dir.sync()
     }
 }
