@@ -136,12 +136,11 @@ fn copy_and_hash_after(
                     .map_or(BUFFER_SIZE, |w| w.min(BUFFER_SIZE))
             });
             buf.resize(want, 0);
-            let filled = match fill(input, &mut buf) {
-                Ok(n) => n,
-                Err(e) => break Err(CopyError::Read(e)),
-            };
+            // Bytes that arrived before a read failed are still written: a resumed
+            // download goes on from the last byte received, not from the last full buffer.
+            let (filled, failed) = fill_until_error(input, &mut buf);
             if filled == 0 {
-                break Ok(());
+                break failed.map_or(Ok(()), |e| Err(CopyError::Read(e)));
             }
             buf.truncate(filled);
             size += filled as u64;
@@ -155,6 +154,9 @@ fn copy_and_hash_after(
             }
             if to_hasher.send(buf).is_err() {
                 break Err(CopyError::Read(io::Error::other("hashing thread stopped")));
+            }
+            if let Some(e) = failed {
+                break Err(CopyError::Read(e));
             }
         };
         drop(to_hasher);
@@ -255,6 +257,20 @@ impl Write for FlushingWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// As [`fill`], but a read error after some bytes arrived comes back beside them.
+fn fill_until_error(input: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Some(e)),
+        }
+    }
+    (filled, None)
 }
 
 /// Fills `buf` as far as the input allows; returns less only at the end.
@@ -401,6 +417,27 @@ mod tests {
         // A prefix already past the limit is refused before anything is read.
         let err = append_and_hash_to_file(prefix, &mut io::repeat(1), &file, Some(3));
         assert!(matches!(err, Err(CopyError::TooLong { limit: 3 })));
+    }
+
+    #[test]
+    fn bytes_read_before_an_error_are_written_and_hashed() {
+        struct Cut<'a>(&'a [u8]);
+        impl Read for Cut<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(1000).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data = vec![7u8; 5500];
+        let mut out = Vec::new();
+        let err = copy_and_hash(&mut Cut(&data), Some(&mut out), None).unwrap_err();
+        assert!(matches!(err, CopyError::Read(_)), "{err:?}");
+        assert_eq!(out, data, "everything that arrived was written");
     }
 
     #[test]
