@@ -182,7 +182,7 @@ fn a_download_cut_by_the_network_resumes_with_a_range_request() {
     );
     // Every byte crossed the network once.
     assert_eq!(server.body_bytes_sent(&path), image.len() as u64);
-    assert_eq!(w.store_files(), [digest.clone()], "no partial left behind");
+    assert_eq!(w.store_files(), [digest], "no partial left behind");
 }
 
 #[test]
