@@ -20,6 +20,26 @@ pub struct Cli {
 pub enum Command {
     /// Download the newest matching image for each config and point `latest` at it.
     Fetch(FetchArgs),
+    /// Show what each config's destination holds, offline.
+    ///
+    /// The installed version, whether its image is intact, newer versions
+    /// the local manifest lists, the store and pending restarts. No network,
+    /// no lock, nothing written. Exit status 0 when every config has an
+    /// intact image, else 1.
+    Status(StatusArgs),
+    /// Tell whether an update is available, changing nothing (exit status 100 if so).
+    ///
+    /// Downloads and verifies each origin's manifest exactly as fetch does,
+    /// and writes nothing, not even the manifest. Exit status 0 when nothing
+    /// is to be updated, 100 when an update is available, 1 when a config
+    /// failed.
+    Check(CheckArgs),
+    /// Delete old images from each config's store.
+    ///
+    /// Under the destination lock: keeps the newest images and always the
+    /// one `latest` points at, and removes older ones, files no manifest
+    /// entry names and stale temporaries.
+    Gc(GcArgs),
     /// Add an image to a server directory and re-sign its manifest.
     Store(StoreArgs),
     /// Generate an Ed25519 key pair and print it (writes nothing to disk).
@@ -101,6 +121,62 @@ pub struct FetchArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000, hide = true,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub retry_delay_ms: u64,
+    /// Cap the download rate of the whole run (all configs together) at this many bytes per
+    /// second, as curl's option of the same name: a number with an optional K, M or G
+    /// suffix (powers of 1024), e.g. 500K or 10M. Default: no limit.
+    #[arg(long, value_name = "RATE", value_parser = crate::transport::parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Print one JSON object per config on standard output (JSON Lines)
+    /// instead of the text lines; see docs/json.md. Errors still go to
+    /// standard error as text.
+    #[arg(long, conflicts_with = "quiet")]
+    pub json: bool,
+    /// Print nothing on standard output and no progress: only warnings and
+    /// errors, on standard error (for cron).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check the SHA-256 of the installed image, not only its size.
+    #[arg(long)]
+    pub verify: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration files, one per image.
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep this many of the newest images (ranked by the highest version
+    /// naming each). Default: the config's Keep=, else 3. The image `latest`
+    /// points at is always kept besides.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keep: Option<u64>,
+    /// Only print what would be removed.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print one JSON object per config (JSON Lines); see docs/json.md.
+    #[arg(long)]
+    pub json: bool,
     /// Configuration files, one per image.
     #[arg(required = true, value_name = "CONFIG")]
     pub configs: Vec<PathBuf>,

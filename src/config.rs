@@ -16,10 +16,10 @@ use serde::Deserialize;
 use crate::key::{KeyError, PublicKey};
 use crate::systemd;
 use crate::text::untrusted;
-use crate::transport::{self, Credentials, Origin};
+use crate::transport::{self, Access, Credentials, Origin};
 use crate::version::Pattern;
 
-const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart";
+const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
 
 /// A config is a handful of lines; anything larger is not one, and is not
 /// read into memory.
@@ -42,6 +42,12 @@ pub struct Config {
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
+    /// `HeaderFile=`, `CACertificate=`, `ClientCertificate=`, `ClientKey=`: files the
+    /// transport reads when the config is fetched.
+    pub access: Access,
+    /// `Keep=`: how many images `tako gc` keeps, and, when given, makes
+    /// `tako fetch` collect after it moved `latest` (see `retention`).
+    pub keep: Option<usize>,
     destination_line: Option<usize>,
 }
 
@@ -160,6 +166,11 @@ struct Raw {
     version: Option<(String, usize)>,
     /// Unit names as written, each with its line.
     restart: Vec<(String, usize)>,
+    header_file: Option<(String, usize)>,
+    ca_certificate: Option<(String, usize)>,
+    client_certificate: Option<(String, usize)>,
+    client_key: Option<(String, usize)>,
+    keep: Option<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -199,6 +210,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             }
             "Destination" => &mut raw.destination,
             "Version" => &mut raw.version,
+            "HeaderFile" => &mut raw.header_file,
+            "CACertificate" => &mut raw.ca_certificate,
+            "ClientCertificate" => &mut raw.client_certificate,
+            "ClientKey" => &mut raw.client_key,
+            "Keep" => &mut raw.keep,
             "Restart" => {
                 if value.is_empty() {
                     raw.restart.clear();
@@ -235,6 +251,15 @@ struct TomlConfig {
     version: toml::Spanned<String>,
     #[serde(default)]
     restart: Option<toml::Spanned<Restart>>,
+    #[serde(default)]
+    header_file: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    ca_certificate: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    client_certificate: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    client_key: Option<toml::Spanned<String>>,
+    keep: Option<toml::Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +390,16 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         destination: spanned(parsed.destination),
         version: spanned(parsed.version),
         restart,
+        header_file: parsed.header_file.and_then(spanned),
+        ca_certificate: parsed.ca_certificate.and_then(spanned),
+        client_certificate: parsed.client_certificate.and_then(spanned),
+        client_key: parsed.client_key.and_then(spanned),
+        // Checked with the Key=Value form's rules; a TOML string is refused
+        // by the parser already.
+        keep: parsed.keep.map(|k| {
+            let line = line_of(k.span().start);
+            (k.into_inner().to_string(), line)
+        }),
     };
     validate(file, raw)
 }
@@ -395,6 +430,17 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
             systemd::normalize_unit_name(name).map_err(|e| err(Some(*line), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let access = access(
+        file,
+        raw.header_file,
+        raw.ca_certificate,
+        raw.client_certificate,
+        raw.client_key,
+    )?;
+    let keep = match raw.keep {
+        None => None,
+        Some((value, line)) => Some(parse_keep(&value).map_err(|e| err(Some(line), e))?),
+    };
     Ok(Config {
         origin: origins[0].url.clone(),
         credentials: origins[0].credentials.clone(),
@@ -403,7 +449,59 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         destination: PathBuf::from(destination),
         version,
         restart,
+        access,
+        keep,
         destination_line: Some(destination_line),
+    })
+}
+
+/// The optional file settings for a private origin. Only their presence is checked here;
+/// the files are read when the config is fetched.
+fn access(
+    file: &str,
+    header_file: Option<(String, usize)>,
+    ca_certificate: Option<(String, usize)>,
+    client_certificate: Option<(String, usize)>,
+    client_key: Option<(String, usize)>,
+) -> Result<Access, ConfigError> {
+    let err = |line: usize, message: String| ConfigError {
+        file: file.to_string(),
+        line: Some(line),
+        message,
+    };
+    let path = |value: Option<(String, usize)>, key: &str| match value {
+        Some((value, line)) if value.is_empty() => Err(err(
+            line,
+            format!("{key}= is empty; remove the line or name a file"),
+        )),
+        Some((value, line)) => Ok(Some((PathBuf::from(value), line))),
+        None => Ok(None),
+    };
+    let header_file = path(header_file, "HeaderFile")?;
+    let ca_certificate = path(ca_certificate, "CACertificate")?;
+    let client_certificate = path(client_certificate, "ClientCertificate")?;
+    let client_key = path(client_key, "ClientKey")?;
+    // Mutual TLS needs both halves; one alone is a slip that would fail every handshake.
+    match (&client_certificate, &client_key) {
+        (Some((_, line)), None) => {
+            return Err(err(
+                *line,
+                "ClientCertificate= is given without ClientKey=; mutual TLS needs both".into(),
+            ));
+        }
+        (None, Some((_, line))) => {
+            return Err(err(
+                *line,
+                "ClientKey= is given without ClientCertificate=; mutual TLS needs both".into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(Access {
+        header_file: header_file.map(|(p, _)| p),
+        ca_certificate: ca_certificate.map(|(p, _)| p),
+        client_certificate: client_certificate.map(|(p, _)| p),
+        client_key: client_key.map(|(p, _)| p),
     })
 }
 
@@ -492,6 +590,18 @@ fn origins(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<Origin>, ConfigE
     Ok(origins.into_iter().map(|(origin, _)| origin).collect())
 }
 
+/// The value of `Keep=`: a whole number of images, at least 1 (the image
+/// `latest` points at is kept anyway, so 0 would only mislead).
+fn parse_keep(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= 1 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!(
+            "Keep= must be a whole number of images, at least 1; found '{}'",
+            untrusted(value)
+        )),
+    }
+}
+
 /// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
     transport::parse_origin(origin).map_err(|e| ConfigError {
@@ -559,7 +669,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart"
+            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
         );
     }
 
@@ -789,6 +899,27 @@ mod tests {
     }
 
     #[test]
+    fn keep_is_an_optional_count_of_at_least_one() {
+        assert_eq!(parse("a", &good()).unwrap().keep, None);
+        let c = parse("a", &format!("{}Keep = 2\n", good())).unwrap();
+        assert_eq!(c.keep, Some(2));
+        for bad in ["0", "-1", "+2", "two", "", "1.5", "99999999999999999999999"] {
+            let e = error(&format!("{}Keep={bad}\n", good()));
+            assert_eq!(e.line, Some(5), "{bad}: {e}");
+            assert!(e.message.contains("Keep= must be"), "{bad}: {e}");
+        }
+        let e = error(&format!("{}Keep=1\nKeep=2\n", good()));
+        assert!(e.message.contains("twice"), "{e}");
+        let c = parse_toml("a.toml", &format!("{}keep = 4\n", good_toml())).unwrap();
+        assert_eq!(c.keep, Some(4));
+        let e = parse_toml("a.toml", &format!("{}keep = 0\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("at least 1"), "{e}");
+        let e = parse_toml("a.toml", &format!("{}keep = \"3\"\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+    }
+
+    #[test]
     fn keys_are_case_sensitive() {
         let e = error(&good().replace("Origin=", "origin="));
         assert_eq!(e.line, Some(1));
@@ -887,5 +1018,46 @@ mod tests {
         assert!(e.message.contains("public_key"), "{e}");
         let e = parse_toml("a.toml", "origin = \n").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn private_origin_files_are_read_in_both_syntaxes() {
+        let text = format!(
+            "{}HeaderFile=/etc/tako/h\nCACertificate=/etc/tako/ca.pem\nClientCertificate=/c.pem\nClientKey=/k.pem\n",
+            good()
+        );
+        let c = parse("a", &text).unwrap();
+        assert_eq!(c.access.header_file, Some(PathBuf::from("/etc/tako/h")));
+        assert_eq!(
+            c.access.ca_certificate,
+            Some(PathBuf::from("/etc/tako/ca.pem"))
+        );
+        assert_eq!(c.access.client_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(c.access.client_key, Some(PathBuf::from("/k.pem")));
+        let toml = format!(
+            "{}header_file = \"/h\"\nca_certificate = \"/ca\"\nclient_certificate = \"/c\"\nclient_key = \"/k\"\n",
+            good_toml()
+        );
+        let t = parse_toml("a.toml", &toml).unwrap();
+        assert_eq!(t.access.header_file, Some(PathBuf::from("/h")));
+        assert_eq!(t.access.ca_certificate, Some(PathBuf::from("/ca")));
+        assert_eq!(t.access.client_certificate, Some(PathBuf::from("/c")));
+        assert_eq!(t.access.client_key, Some(PathBuf::from("/k")));
+        assert_eq!(parse("a", &good()).unwrap().access, Access::default());
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_files_may_not_be_empty() {
+        let e = error(&format!("{}ClientCertificate=/c.pem\n", good()));
+        assert!(e.message.contains("without ClientKey="), "{e}");
+        assert_eq!(e.line, Some(5));
+        let e = error(&format!("{}ClientKey=/k.pem\n", good()));
+        assert!(e.message.contains("without ClientCertificate="), "{e}");
+        let e = error(&format!("{}HeaderFile=\n", good()));
+        assert!(e.message.contains("HeaderFile= is empty"), "{e}");
+        let e = error(&format!("{}CACertificate=/a\nCACertificate=/b\n", good()));
+        assert!(e.message.contains("given twice"), "{e}");
+        let e = parse_toml("a.toml", &format!("{}client_key = \"/k\"\n", good_toml())).unwrap_err();
+        assert!(e.message.contains("without ClientCertificate="), "{e}");
     }
 }

@@ -19,4 +19,7 @@ pub enum Error {
     /// Each failed config was already reported on its own line.
     #[error("{failed} of {total} configs failed")]
     ConfigsFailed { failed: usize, total: usize },
+    /// `tako status`: each config was described on its own.
+    #[error("{failed} of {total} configs have no intact installed image")]
+    NotIntact { failed: usize, total: usize },
 }

@@ -6,16 +6,18 @@
 //! file is installed atomically (see `fsutil`), so a crash at any point
 //! leaves a valid destination.
 
+use std::fs::File;
 use std::io::IsTerminal;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::Error;
 use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
 use crate::fsutil::{self, Context, Dir, Found, IoError};
+use crate::gc;
 use crate::hashing::{self, CopyError};
+use crate::json;
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 pub use crate::manifest::MAX_MANIFEST_SIZE;
 use crate::manifest::{Entry, Manifest, ManifestError};
@@ -26,10 +28,13 @@ use crate::origin::{self, Origin, Validators};
 use crate::output;
 use crate::partial;
 use crate::poll;
+use crate::progress;
 use crate::restart_pending::{self, PendingError};
+use crate::retention;
 use crate::systemd::{self, SystemdError};
 use crate::text::untrusted;
 use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -96,11 +101,30 @@ pub enum FetchError {
 }
 
 /// The parenthesised part of a "no version matches" line.
-fn available_text(available: &str) -> String {
+pub(crate) fn available_text(available: &str) -> String {
     if available.is_empty() {
         "no versions are published".to_string()
     } else {
         format!("available: {available}")
+    }
+}
+
+/// A published image as reported: the version chosen, its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Fit to print (see `text::untrusted`).
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Image {
+    pub fn of(entry: &Entry) -> Image {
+        Image {
+            version: untrusted(entry.version.as_str()),
+            digest: entry.digest_hex(),
+            size: entry.size,
+        }
     }
 }
 
@@ -109,15 +133,18 @@ fn available_text(available: &str) -> String {
 pub enum Outcome {
     Updated {
         from: Option<String>,
-        to: String,
+        to: Image,
         restarted: Vec<String>,
+        /// What `Keep=` collected from the store afterwards.
+        removed: Vec<retention::Removal>,
     },
-    UpToDate(String),
+    UpToDate(Image),
     /// `--init` found a valid image and did not look for updates.
-    Present(String),
+    Present(Image),
     NoMatch {
         pattern: String,
-        available: String,
+        /// Every published version, lowest first, fit to print.
+        available: Vec<String>,
     },
     /// The units an earlier run failed to restart were restarted now, after
     /// the update step ended with `then`.
@@ -134,20 +161,31 @@ impl std::fmt::Display for Outcome {
                 from,
                 to,
                 restarted,
+                removed,
             } => {
-                write!(f, "updated {} -> {to}", from.as_deref().unwrap_or("(none)"))?;
+                write!(
+                    f,
+                    "updated {} -> {}",
+                    from.as_deref().unwrap_or("(none)"),
+                    to.version
+                )?;
                 if !restarted.is_empty() {
                     write!(f, "; restarted {}", restarted.join(", "))?;
                 }
+                if !removed.is_empty() {
+                    let removed: Vec<String> =
+                        removed.iter().map(retention::Removal::brief).collect();
+                    write!(f, "; removed {}", removed.join(", "))?;
+                }
                 Ok(())
             }
-            Outcome::UpToDate(v) => write!(f, "up to date ({v})"),
-            Outcome::Present(v) => write!(f, "present ({v})"),
+            Outcome::UpToDate(image) => write!(f, "up to date ({})", image.version),
+            Outcome::Present(image) => write!(f, "present ({})", image.version),
             Outcome::NoMatch { pattern, available } => {
                 write!(
                     f,
                     "no version matches {pattern} ({})",
-                    available_text(available)
+                    available_text(&available.join(", "))
                 )
             }
             Outcome::RestartedPending { then, units } => write!(
@@ -167,12 +205,14 @@ pub struct Options {
     pub transport: TransportConfig,
     /// The most one config's fetch may take (`--max-time`).
     pub max_time: Option<Duration>,
+    /// Whether to draw a progress bar for each download (a person watches).
+    pub progress: bool,
     /// How transient failures are retried (`--retries`).
     pub retry: RetryPolicy,
 }
 
 /// Runs `tako fetch` over every config; one failure does not stop the rest.
-pub fn run(args: &FetchArgs) -> Result<(), Error> {
+pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
     let options = Options {
         init: args.init,
         verify: !args.no_verify,
@@ -181,9 +221,11 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
             speed_limit: args.speed_limit,
             speed_time: Duration::from_secs(args.speed_time),
+            limit_rate: args.limit_rate,
             ..TransportConfig::default()
         },
         max_time: args.max_time.map(Duration::from_secs),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
         retry: RetryPolicy {
             retries: args.retries,
             base: Duration::from_millis(args.retry_delay_ms),
@@ -193,20 +235,23 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
     let mut failed = 0;
     for path in &args.configs {
         let name = path.display();
-        match fetch_one(path, &options, &transport) {
-            Ok(outcome) => output::stdout_line(&format!("{name}: {outcome}")),
-            Err(FetchError::Config(e)) => {
-                failed += 1;
-                output::error_line(&e.to_string());
+        let result = fetch_one(path, &options, &transport);
+        match &result {
+            Ok(outcome) if !args.quiet && !args.json => {
+                output::stdout_line(&format!("{name}: {outcome}"));
             }
+            Ok(_) => {}
             Err(e) => {
                 failed += 1;
-                output::error_line(&format!("{name}: {e}"));
+                output::error_line(&config_error_text(path, e));
             }
+        }
+        if args.json {
+            output::json_line(&json::FetchRecord::new(path, &result));
         }
     }
     match failed {
-        0 => Ok(()),
+        0 => Ok(Exit::Success),
         failed => Err(Error::ConfigsFailed {
             failed,
             total: args.configs.len(),
@@ -214,9 +259,18 @@ pub fn run(args: &FetchArgs) -> Result<(), Error> {
     }
 }
 
+/// An error of one config as printed: a config error names its file and
+/// line itself, any other is prefixed with the config's name.
+pub fn config_error_text(config_path: &Path, e: &FetchError) -> String {
+    match e {
+        FetchError::Config(e) => e.to_string(),
+        e => format!("{}: {e}", config_path.display()),
+    }
+}
+
 /// Progress for a person watching; a timer's log only gets results and errors.
-fn progress(name: &Path, message: &str) {
-    if std::io::stderr().is_terminal() {
+fn progress(name: &Path, options: &Options, message: &str) {
+    if options.progress {
         output::stderr_line(&format!("tako: {}: {message}", name.display()));
     }
 }
@@ -234,6 +288,8 @@ pub fn fetch_one(
     // The clock for --max-time starts before anything else of this config.
     let transport = transport.with_max_time(options.max_time);
     let config = config::load(config_path)?;
+    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
+    // ClientCertificate=.
     let origin = origin::for_config(&config, &transport)?;
     let dest = config.destination.as_path();
     let dir = Dir::open(dest)?;
@@ -246,7 +302,7 @@ pub fn fetch_one(
         && let Some(verified) = local.verified()
         && let Some(entry) = installed_entry(config_path, &dir, verified, &config, options.verify)?
     {
-        return Ok(Outcome::Present(untrusted(entry.version.as_str())));
+        return Ok(Outcome::Present(Image::of(entry)));
     }
 
     let lock = dir.lock()?;
@@ -289,13 +345,7 @@ fn update(
     options: &Options,
     origin: &dyn Origin,
 ) -> Result<Outcome, FetchError> {
-    let local = read_local_manifest(dir, config)?;
-    if local.as_ref().is_some_and(|l| l.verified().is_none()) {
-        warn(
-            config_path,
-            &untrusted_local_warning(&dir.path().join("manifest")),
-        );
-    }
+    let local = local_manifest(config_path, dir, config)?;
 
     // Validators are only sent for a copy that verifies: a 304 must leave a usable one.
     let known = local
@@ -310,10 +360,10 @@ fn update(
     } = remote_manifest(
         config_path,
         config,
-        options,
         origin,
         local.as_ref(),
         known.as_ref(),
+        options.retry,
     )?;
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
         // Validators must never outlive the manifest they describe.
@@ -322,14 +372,14 @@ fn update(
     }
     poll::update(dir, known.as_ref(), validators.as_ref(), &remote_bytes)?;
 
-    let available = || version_list(remote.entries());
+    let available = || versions(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
     if candidates.is_empty() {
         let pattern = untrusted(config.version.as_str());
         return if options.init {
             Err(FetchError::NoImage {
                 pattern,
-                available: available(),
+                available: available().join(", "),
             })
         } else {
             Ok(Outcome::NoMatch {
@@ -361,34 +411,65 @@ fn update(
     let target = Path::new("store").join(entry.digest_hex());
     let previous = dir.read_link("latest");
     if previous.as_deref() == Some(target.as_path()) {
-        return Ok(Outcome::UpToDate(untrusted(entry.version.as_str())));
+        return Ok(Outcome::UpToDate(Image::of(entry)));
     }
     dir.replace_symlink("latest", &target)?;
     let from = previous.map(|p| describe_target(&p, &remote));
+    // `Keep=`: the store is collected once `latest` is in place, still
+    // under the lock. The update stands whatever happens here.
+    let mut removed = Vec::new();
+    if let Some(keep) = config.keep {
+        let collected = gc::collect(dir, &remote, keep, false, &mut |r| removed.push(r.clone()));
+        if let Err(e) = collected {
+            warn(config_path, &format!("Keep={keep}: {e}"));
+        }
+    }
     Ok(Outcome::Updated {
         from,
-        to: untrusted(entry.version.as_str()),
+        to: Image::of(entry),
         restarted: Vec::new(),
+        removed,
     })
 }
 
-/// Obtains the remote manifest, verifies it and refuses a rollback, from the first of the
-/// config's origins that serves a usable one (see `origin::select`). Writes nothing: a
-/// caller that keeps the manifest also keeps its validators (see `poll`).
+/// The local manifest of `config`'s destination, if there is one, with the
+/// one warning of a host whose copy is signed by a key no longer configured
+/// (its entries then only serve the rollback check; see docs/key-rotation.md).
+pub fn local_manifest(
+    config_path: &Path,
+    dir: &Dir,
+    config: &Config,
+) -> Result<Option<LocalManifest>, FetchError> {
+    let local = read_local_manifest(dir, config)?;
+    if local.as_ref().is_some_and(|l| l.verified().is_none()) {
+        warn(
+            config_path,
+            &untrusted_local_warning(&dir.path().join("manifest")),
+        );
+    }
+    Ok(local)
+}
+
+/// Obtains the remote manifest and accepts it as fetch does: at most
+/// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with the
+/// `manifest.<keyid>` fallback), and no rollback against `local`, from the first
+/// of the config's origins that serves one (see `origin::select`); `known` makes
+/// the poll conditional. Changes nothing on disk; `tako check` relies on that,
+/// and a caller that keeps the manifest also keeps its validators (see `poll`).
 pub fn remote_manifest(
     config_path: &Path,
     config: &Config,
-    options: &Options,
     origin: &dyn Origin,
     local: Option<&LocalManifest>,
     known: Option<&Validators>,
+    retry: RetryPolicy,
 ) -> Result<RemoteManifest, FetchError> {
     let query = ManifestQuery {
         keys: &config.public_keys,
         max: MAX_MANIFEST_SIZE,
         local,
         known,
-        retry: options.retry,
+        retry,
         warn: &|message| warn(config_path, message),
     };
     Ok(select::remote_manifest(origin, &query)?)
@@ -450,10 +531,13 @@ fn restart(
         Ok(restarted) => {
             restart_pending::remove(dest)?;
             Ok(match outcome {
-                Outcome::Updated { from, to, .. } => Outcome::Updated {
+                Outcome::Updated {
+                    from, to, removed, ..
+                } => Outcome::Updated {
                     from,
                     to,
                     restarted,
+                    removed,
                 },
                 then => Outcome::RestartedPending {
                     then: Box::new(then),
@@ -473,7 +557,7 @@ fn restart(
             let pending = restart_pending::path(dest);
             Err(match outcome {
                 Outcome::Updated { to, .. } => FetchError::Restart {
-                    version: to,
+                    version: to.version,
                     source: Box::new(partial.error),
                     pending,
                 },
@@ -489,18 +573,25 @@ fn restart(
 
 /// Versions for a message: "1.0, 1.1".
 fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
+    versions(entries).join(", ")
+}
+
+/// The versions of `entries`, each fit to print.
+pub(crate) fn versions<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<String> {
     entries
         .into_iter()
         .map(|e| untrusted(e.version.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect()
 }
 
 /// The local manifest, if there is one. It is read as a remote one is, at
 /// most `MAX_MANIFEST_SIZE` bytes, and only if it is a regular file. It must
 /// be well-formed; see [`LocalManifest::check`] for one signed by a key no
 /// longer configured.
-fn read_local_manifest(dir: &Dir, config: &Config) -> Result<Option<LocalManifest>, FetchError> {
+pub(crate) fn read_local_manifest(
+    dir: &Dir,
+    config: &Config,
+) -> Result<Option<LocalManifest>, FetchError> {
     let Some(bytes) = dir.read_file("manifest", MAX_MANIFEST_SIZE, "read local manifest")? else {
         return Ok(None);
     };
@@ -560,8 +651,8 @@ fn installed_entry<'m>(
 }
 
 /// What the store holds for an entry.
-#[derive(Debug, PartialEq, Eq)]
-enum Stored {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
     Intact,
     Missing,
     /// Present with the wrong size or digest; says which.
@@ -577,11 +668,31 @@ fn check_stored(
     entry: &Entry,
     verify: bool,
 ) -> Result<Stored, FetchError> {
+    let (state, intact) = examine_stored(store, entry, verify)?;
+    if let Some((file, meta)) = intact {
+        make_read_only(name, &file, &meta, &store.path().join(entry.digest_hex()))?;
+    }
+    Ok(state)
+}
+
+/// As [`check_stored`], but changes nothing, not even a wrong mode: what
+/// `tako status` reports.
+pub fn inspect_stored(store: &Dir, entry: &Entry, verify: bool) -> Result<Stored, FetchError> {
+    Ok(examine_stored(store, entry, verify)?.0)
+}
+
+/// The state of the store file of `entry`, and the open file if it is intact.
+fn examine_stored(
+    store: &Dir,
+    entry: &Entry,
+    verify: bool,
+) -> Result<(Stored, Option<(File, std::fs::Metadata)>), FetchError> {
+    let damaged = |why: String| Ok((Stored::Damaged(why), None));
     let hex = entry.digest_hex();
     let path = store.path().join(&hex);
     let mut file = match store.open_file(&hex)? {
-        Found::Missing => return Ok(Stored::Missing),
-        Found::Other(kind) => return Ok(Stored::Damaged(format!("it is {kind}"))),
+        Found::Missing => return Ok((Stored::Missing, None)),
+        Found::Other(kind) => return damaged(format!("it is {kind}")),
         // No rename can replace it, so downloading would be in vain.
         Found::Directory => {
             return Err(IoError::directory_in_the_way("use", &path).into());
@@ -590,21 +701,21 @@ fn check_stored(
     };
     let meta = file.metadata().context("inspect", &path)?;
     if meta.len() != entry.size {
-        return Ok(Stored::Damaged(format!(
+        return damaged(format!(
             "size {} bytes, expected {} bytes",
             meta.len(),
             entry.size
-        )));
+        ));
     }
     if verify {
         // The limit catches a file that grows while it is read.
         let found = match hashing::copy_and_hash(&mut file, None, Some(entry.size)) {
             Ok(found) => found,
             Err(CopyError::TooLong { .. }) => {
-                return Ok(Stored::Damaged(format!(
+                return damaged(format!(
                     "it grew beyond {} bytes while being checked",
                     entry.size
-                )));
+                ));
             }
             Err(e) => {
                 return Err(FetchError::Read {
@@ -614,15 +725,14 @@ fn check_stored(
             }
         };
         if found.digest != entry.digest {
-            return Ok(Stored::Damaged(format!(
+            return damaged(format!(
                 "SHA-256 {}, expected {}",
                 hex::encode(found.digest),
                 entry.digest_hex()
-            )));
+            ));
         }
     }
-    make_read_only(name, &file, &meta, &path)?;
-    Ok(Stored::Intact)
+    Ok((Stored::Intact, Some((file, meta))))
 }
 
 /// Sets an intact store file that someone made writable back to 0444.
@@ -692,9 +802,11 @@ fn install(
         Stored::Missing => {}
     }
 
+    let bar = || progress::download_bar(name, entry.version.as_str(), entry.size);
     let say = Say {
         warn: &|message| warn(name, message),
-        progress: &|message| progress(name, message),
+        progress: &|message| progress(name, options, message),
+        bar: options.progress.then_some(&bar as &dyn Fn() -> _),
     };
     match image::download(origin, store, entry, options.retry, &say)? {
         Downloaded::Installed => Ok(true),
@@ -713,7 +825,7 @@ fn install(
 
 /// How to name what `latest` pointed at before: its version if the
 /// manifest knows the file, else the link target itself.
-fn describe_target(target: &Path, manifest: &Manifest) -> String {
+pub(crate) fn describe_target(target: &Path, manifest: &Manifest) -> String {
     let version = target
         .file_name()
         .and_then(|n| n.to_str())

@@ -425,6 +425,73 @@ impl Dir {
     }
 }
 
+/// An entry of a directory as [`Dir::entries`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: OsString,
+    /// Only regular files and symlinks are ever Tako's; anything else is
+    /// listed so that callers can leave it alone knowingly.
+    pub kind: ListedKind,
+    /// The size of a regular file; 0 for anything else.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedKind {
+    File,
+    Symlink,
+    Directory,
+    Other,
+}
+
+impl Dir {
+    /// Every entry of this directory (but `.` and `..`), each inspected
+    /// without following a symlink. An entry gone since it was listed is
+    /// left out.
+    pub fn entries(&self) -> Result<Vec<Listed>, IoError> {
+        let dir = rustix::fs::Dir::read_from(&self.file).context("list", &self.path)?;
+        let mut listed = Vec::new();
+        for entry in dir {
+            let entry = entry.context("list", &self.path)?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let stat = match rustix::fs::statat(&self.file, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => stat,
+                Err(e) if e == Errno::NOENT => continue,
+                Err(e) => {
+                    return Err(e)
+                        .context("inspect", &self.child(OsStr::from_bytes(name.to_bytes())));
+                }
+            };
+            let (kind, size) = match FileType::from_raw_mode(stat.st_mode) {
+                FileType::RegularFile => {
+                    (ListedKind::File, u64::try_from(stat.st_size).unwrap_or(0))
+                }
+                FileType::Symlink => (ListedKind::Symlink, 0),
+                FileType::Directory => (ListedKind::Directory, 0),
+                _ => (ListedKind::Other, 0),
+            };
+            listed.push(Listed {
+                name: OsStr::from_bytes(name.to_bytes()).to_owned(),
+                kind,
+                size,
+            });
+        }
+        Ok(listed)
+    }
+
+    /// Removes the file or symlink `name` (never what a symlink points at);
+    /// one that is gone already is fine. The caller flushes the directory.
+    pub fn remove_file(&self, name: &str) -> Result<(), IoError> {
+        match rustix::fs::unlinkat(&self.file, name, AtFlags::empty()) {
+            Err(e) if e != Errno::NOENT => Err(e).context("remove", &self.child(name)),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn temp_name(name: &str) -> String {
     format!("{name}.new")
 }

@@ -332,6 +332,10 @@ fn prose(page: &str) -> Prose {
                      \"tako: error:\".",
                 )])
                 .item([bold("2")], [roman("The command line was not understood.")])
+                .item([bold("100")], [
+                    bold("tako check"),
+                    roman(" only: an update is available for at least one configuration, and none failed."),
+                ])
                 .section("ENVIRONMENT")
                 .item([bold("TAKO_SECRET_KEY")], [
                     roman("The secret key for "),
@@ -426,6 +430,62 @@ fn prose(page: &str) -> Prose {
                      at a complete, verified image.",
                 )])
                 .done(),
+        },
+        "tako-status" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Offline, without a lock and without writing anything: for each \
+                     configuration, the installed version (every version that names the image \
+                     latest points at), whether that image is intact (its size; with --verify \
+                     also its SHA-256), newer matching versions the local manifest lists, the \
+                     files in the store with their versions and sizes, and a pending restart. \
+                     Every line starts with the configuration's name:",
+                )])
+                .example(&[
+                    "app.tako: installed 1.4.0, intact (size checked)",
+                    "app.tako:   newer in the local manifest: 1.5.0",
+                ])
+                .para([roman(
+                    "The exit status is 0 when every configuration has an intact installed \
+                     image, 1 otherwise.",
+                )])
+                .done(),
+            sections: Roff::new(),
+        },
+        "tako-check" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Downloads and verifies each origin's manifest exactly as tako fetch does \
+                     (size limit, signature, no rollback), changes nothing on disk, and prints \
+                     one line per configuration:",
+                )])
+                .example(&[
+                    "app.tako: update available 1.1.0 -> 1.2.0",
+                    "app.tako: up to date (1.2.0)",
+                ])
+                .para([roman(
+                    "The exit status is 0 when nothing is to be updated, 100 when at least one \
+                     configuration has an update available, and 1 when any configuration \
+                     failed, whatever the others found.",
+                )])
+                .done(),
+            sections: Roff::new(),
+        },
+        "tako-gc" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Under the destination's lock, removes from each store the images beyond \
+                     the newest N (ranked by the highest version naming each), never the one \
+                     latest points at, plus files no manifest entry names and temporary files \
+                     left by interrupted runs. N is --keep, else the configuration's Keep=, \
+                     else 3. Prints each removed version and the bytes freed:",
+                )])
+                .example(&[
+                    "app.tako: removed 1.0.0 (50.00 MiB)",
+                    "app.tako: freed 52428800 bytes (50.00 MiB)",
+                ])
+                .done(),
+            sections: Roff::new(),
         },
         "tako-store" => Prose {
             description: Doc::new()

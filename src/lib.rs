@@ -4,13 +4,16 @@
 //! everything else lives in one module per domain noun.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+pub mod gc;
 pub mod generate;
 pub mod hashing;
+pub mod json;
 pub mod key;
 pub mod keyring;
 pub mod manifest;
@@ -18,9 +21,11 @@ pub mod origin;
 pub mod output;
 pub mod partial;
 pub mod poll;
+pub mod progress;
 pub mod publish;
 pub mod restart_pending;
 pub mod retention;
+pub mod status;
 pub mod systemd;
 pub mod text;
 pub mod transport;
@@ -44,27 +49,55 @@ fn read_stdin() -> Result<String, Error> {
     Ok(text)
 }
 
+/// How a run that did not fail ends; `main` maps it to the exit status.
+/// A failure is an [`Error`] (exit status 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Exit status 0.
+    Success,
+    /// Exit status 100: `tako check` found an update for at least one
+    /// config, as `dnf check-update` says so.
+    UpdateAvailable,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::UpdateAvailable => 100,
+        }
+    }
+}
+
 /// Runs one invocation of `tako`.
-pub fn run(cli: Cli) -> Result<(), Error> {
+pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::GenKey => {
             let key = key::SecretKey::generate()?;
             // The key exists nowhere else: failing to print it is an error.
-            output::stdout(&key::gen_key_report(&key)).map_err(Error::Print)
+            output::stdout(&key::gen_key_report(&key)).map_err(Error::Print)?;
+            Ok(Exit::Success)
         }
         Command::Store(args) => {
             output::stdout_line(&publish::store(&args)?);
-            Ok(())
+            Ok(Exit::Success)
         }
         Command::Fetch(args) => fetch::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Gc(args) => gc::run(&args),
         Command::KeyId(args) => {
             let id = if args.key == "-" {
                 key::key_id_from_input(&read_stdin()?)?
             } else {
                 key::PublicKey::parse(&args.key)?.id()
             };
-            output::stdout(&format!("{id}\n")).map_err(Error::Print)
+            output::stdout(&format!("{id}\n")).map_err(Error::Print)?;
+            Ok(Exit::Success)
         }
-        Command::Generate(command) => Ok(generate::run(&command)?),
+        Command::Generate(command) => {
+            generate::run(&command)?;
+            Ok(Exit::Success)
+        }
     }
 }

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     // clap prints usage errors itself and exits with status 2.
     let cli = tako::cli::Cli::parse_from(tako::cli::help_after_command(std::env::args_os()));
     match tako::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
             tako::output::error_line(&err.to_string());
             ExitCode::FAILURE

@@ -36,6 +36,26 @@ pub fn stdout_line(line: &str) {
     let _ = stdout(&format!("{line}\n"));
 }
 
+/// Writes `value` as one line of JSON to standard output (JSON Lines); a
+/// failure to write is ignored, as for [`stdout_line`].
+pub fn json_line<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(line) => stdout_line(&line),
+        // Only maps with non-string keys fail, and the records have none.
+        Err(e) => error_line(&format!("cannot encode a JSON record: {e}")),
+    }
+}
+
+/// A size for people: `1258291 bytes (1.20 MiB)`, or `10 bytes` when the
+/// binary unit would add nothing.
+pub fn size_text(size: u64) -> String {
+    if size < 1024 {
+        format!("{size} bytes")
+    } else {
+        format!("{size} bytes ({})", indicatif::HumanBytes(size))
+    }
+}
+
 /// Writes one line to standard error; a failure is ignored.
 pub fn stderr_line(line: &str) {
     let _ = io::stderr()

@@ -124,8 +124,18 @@ impl<'s> Partial<'s> {
         self.store.sync()
     }
 
+    /// Deletes the partial if it holds no bytes: an attempt that failed before any
+    /// arrived leaves nothing behind.
+    pub fn remove_if_empty(&mut self) -> Result<(), IoError> {
+        let len = self.file.metadata().context("inspect", &self.path)?.len();
+        if len == 0 {
+            self.discard()?;
+        }
+        Ok(())
+    }
+
     /// Deletes the partial and its validator: its bytes are no good.
-    pub fn discard(self) -> Result<(), IoError> {
+    pub fn discard(&mut self) -> Result<(), IoError> {
         self.store.remove(&self.name)?;
         self.store.remove(&self.validator_name())?;
         self.store.sync()
@@ -133,7 +143,7 @@ impl<'s> Partial<'s> {
 
     /// Installs the complete, verified file as `store/<hex>`: read-only, flushed, renamed
     /// into place (over a damaged copy, if any), directory flushed.
-    pub fn commit(self) -> Result<PathBuf, IoError> {
+    pub fn commit(&mut self) -> Result<PathBuf, IoError> {
         self.file
             .set_permissions(Permissions::from_mode(fsutil::READ_ONLY))
             .context("set permissions of", &self.path)?;
@@ -229,7 +239,7 @@ mod tests {
         p.file().write_all(b"old bytes").unwrap();
         p.keep().unwrap();
         p.restart(None).unwrap();
-        let p = Partial::open(&store, HEX).unwrap();
+        let mut p = Partial::open(&store, HEX).unwrap();
         assert!(p.is_empty());
         assert_eq!(p.validator(), None);
         p.discard().unwrap();

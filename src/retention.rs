@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
+use indicatif::HumanBytes;
+
 use crate::manifest::Entry;
+use crate::text::untrusted;
 use crate::version::Version;
 
 /// How many images `gc` keeps when neither `--keep` nor `Keep=` says.
@@ -37,6 +40,27 @@ pub struct Removal {
     pub name: String,
     pub size: u64,
     pub reason: Reason,
+}
+
+impl Removal {
+    /// What the file is, for a line of output: the versions that name it
+    /// (`1.0.1, 1.0`), or `unlisted store/NAME`, `temporary store/NAME`.
+    pub fn what(&self) -> String {
+        match &self.reason {
+            Reason::Old(versions) => versions
+                .iter()
+                .map(|v| untrusted(v))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Reason::Unlisted => format!("unlisted store/{}", untrusted(&self.name)),
+            Reason::Temporary => format!("temporary store/{}", untrusted(&self.name)),
+        }
+    }
+
+    /// [`Removal::what`] with the size: `1.0 (1.20 MiB)`.
+    pub fn brief(&self) -> String {
+        format!("{} ({})", self.what(), HumanBytes(self.size))
+    }
 }
 
 /// Whether `name` is one of the temporaries tako writes in `store/`.
@@ -180,6 +204,22 @@ mod tests {
         assert_eq!(
             plan[0].reason,
             Reason::Old(vec!["1.0.1".into(), "1.0".into()])
+        );
+    }
+
+    #[test]
+    fn describes_each_removal_for_a_line_of_output() {
+        let entries = [entry("1.0", 1), entry("1.0.1", 1), entry("2.0", 2)];
+        let files = [file(1), file(2), named("x\u{1b}.new"), file(9)];
+        let plan = plan(&entries, &files, None, 1);
+        let shown: Vec<String> = plan.iter().map(Removal::brief).collect();
+        assert_eq!(
+            shown,
+            [
+                "1.0.1, 1.0 (101 B)".to_string(),
+                "temporary store/x\\u{1b}.new (7 B)".to_string(),
+                format!("unlisted store/{} (109 B)", file(9).name),
+            ]
         );
     }
 

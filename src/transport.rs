@@ -25,20 +25,26 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ureq::http::uri::{Authority, PathAndQuery, Scheme};
-use ureq::http::{HeaderValue, StatusCode, Uri, header};
+use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
 use percent_encoding::percent_decode_str;
 
-use crate::text::untrusted;
+use crate::text::{self, untrusted};
 
 mod absolute_form;
+mod private;
+mod rate;
 mod tls;
+
+pub use private::{Access, AccessError, MAX_HEADER_FILE};
+pub use rate::parse_rate;
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
 /// business sending longer chains.
@@ -61,6 +67,9 @@ pub struct TransportConfig {
     pub speed_limit: u64,
     /// The window over which `speed_limit` is averaged (curl's `--speed-time`).
     pub speed_time: Duration,
+    /// The most bytes per second all downloads of the run take together (curl's
+    /// `--limit-rate`); `None` for no limit.
+    pub limit_rate: Option<u64>,
 }
 
 impl Default for TransportConfig {
@@ -70,6 +79,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(60),
             speed_limit: 1024,
             speed_time: Duration::from_secs(60),
+            limit_rate: None,
         }
     }
 }
@@ -140,6 +150,13 @@ pub enum TransportError {
     )]
     RedirectRefused { url: String, location: String },
 
+    /// A redirect from `https://` to `http://` would send the rest of the exchange, and
+    /// whatever the origin needs to be reached, unencrypted.
+    #[error(
+        "refusing the redirect from {url} to {location}: it leaves https:// for plain http://, which tako never follows"
+    )]
+    InsecureRedirect { url: String, location: String },
+
     #[error("too many redirects (more than {max}) starting at {url}")]
     TooManyRedirects { url: String, max: u32 },
 
@@ -190,6 +207,10 @@ pub enum TransportError {
         "{url} was sent compressed (Content-Encoding: {encoding}) although tako asks for files as they are; configure the server not to compress it"
     )]
     Compressed { url: String, encoding: String },
+
+    /// A netrc, header or certificate file for a private origin is unusable.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 /// Bytes per second, rounded down; a window of zero counts as one millisecond.
@@ -300,17 +321,28 @@ impl NetworkError {
     }
 }
 
-/// A user name and password for HTTP Basic authentication, taken from an origin URL.
+/// What an origin is sent to let tako in: a user name and password for HTTP Basic
+/// authentication (from the origin URL or from netrc) and extra headers (from the config's
+/// `HeaderFile=`).
 ///
 /// Only the request builder reads them, and only for requests to the scheme, host and port
 /// they came with: a redirect elsewhere (another host, another port, or from `https` to
-/// `http`) never receives them. Debug output hides the password, and there is no Display.
+/// `http`) never receives them. Debug output hides the password and the header values, and
+/// there is no Display.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    basic: Option<Basic>,
+    /// From `HeaderFile=`, marked sensitive. An `Authorization` line here replaces the
+    /// Basic one (see [`Credentials::headers`]).
+    headers: Vec<(HeaderName, HeaderValue)>,
+    scope: Scope,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Basic {
     /// Percent-decoded: `p%40ss` in the URL is the password `p@ss`.
     user: Vec<u8>,
     password: Vec<u8>,
-    scope: Scope,
 }
 
 /// Where credentials may be sent: one scheme, host and port.
@@ -322,11 +354,44 @@ struct Scope {
     port: u16,
 }
 
+impl Scope {
+    /// The scope of an http(s) URL; `None` for any other scheme or without a host.
+    fn of(url: &url::Url) -> Option<Scope> {
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let host = url.host_str().filter(|h| !h.is_empty())?;
+        Some(Scope {
+            https,
+            host: normalize_host(host),
+            port: url
+                .port_or_known_default()
+                .unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+
+    fn covers(&self, target: &Target) -> bool {
+        self.https == target.https
+            && self.host == normalize_host(&target.host)
+            && self.port == target.port
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("Credentials")
-            .field("user", &String::from_utf8_lossy(&self.user))
-            .field("password", &"***")
+            .field(
+                "user",
+                &self
+                    .basic
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(&b.user)),
+            )
+            .field("password", &self.basic.as_ref().map(|_| "***"))
+            .field("headers", &names)
             .field("scope", &self.scope)
             .finish()
     }
@@ -335,14 +400,26 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// Whether a request to `target` may carry these credentials.
     fn applies_to(&self, target: &Target) -> bool {
-        self.scope.https == target.https
-            && self.scope.host == normalize_host(&target.host)
-            && self.scope.port == target.port
+        self.scope.covers(target)
     }
 
-    /// The value of the `Authorization` header (RFC 7617).
-    fn header_value(&self) -> Option<HeaderValue> {
-        basic_auth(&self.user, &self.password)
+    /// Every header these credentials add to a request: Basic authentication (RFC 7617)
+    /// unless a header file sets `Authorization` itself (a bearer token replaces the
+    /// password, as curl's `-H` replaces `-u`), then the header file's lines.
+    fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(self.headers.len() + 1);
+        let own_authorization = self
+            .headers
+            .iter()
+            .any(|(name, _)| name == header::AUTHORIZATION);
+        if let Some(basic) = &self.basic
+            && !own_authorization
+            && let Some(value) = basic_auth(&basic.user, &basic.password)
+        {
+            out.push((header::AUTHORIZATION, value));
+        }
+        out.extend(self.headers.iter().cloned());
+        out
     }
 }
 
@@ -419,15 +496,16 @@ pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
     let credentials = match (url.username(), url.password()) {
         ("", None) => None,
         (user, password) => Some(Credentials {
-            user: percent_decode_str(user).collect(),
-            password: percent_decode_str(password.unwrap_or("")).collect(),
-            scope: Scope {
+            basic: Some(Basic {
+                user: percent_decode_str(user).collect(),
+                password: percent_decode_str(password.unwrap_or("")).collect(),
+            }),
+            headers: Vec::new(),
+            scope: Scope::of(&url).unwrap_or(Scope {
                 https,
-                host: normalize_host(url.host_str().unwrap_or("")),
-                port: url
-                    .port_or_known_default()
-                    .unwrap_or(if https { 443 } else { 80 }),
-            },
+                host: String::new(),
+                port: 0,
+            }),
         }),
     };
     let mut display = url;
@@ -863,13 +941,92 @@ fn content_range_start(value: Option<&HeaderValue>) -> Result<u64, String> {
 /// Downloads from origins; cheap to clone, and clones share connections.
 #[derive(Clone)]
 pub struct Transport {
-    agent: Agent,
-    /// For `http://` targets through a proxy; see [`absolute_form`].
-    forward_agent: Agent,
+    agents: Agents,
     config: TransportConfig,
     proxies: ProxyConfig,
     credentials: Option<Credentials>,
     deadline: Option<Deadline>,
+    /// A config's own CA and client certificate, which need connections of their own.
+    private_tls: Option<Arc<PrivateTls>>,
+    /// `--limit-rate`, shared by every clone so that all downloads of a run share it.
+    limit: Option<Arc<rate::RateLimit>>,
+}
+
+/// The connection pools for one TLS setup.
+#[derive(Clone)]
+struct Agents {
+    agent: Agent,
+    /// For `http://` targets through a proxy; see [`absolute_form`].
+    forward: Agent,
+}
+
+impl Agents {
+    fn new(cfg: &TransportConfig, tls: TlsConfig) -> Agents {
+        // ureq only speaks HTTP/1.1, so there is no version to pin.
+        let agent_config = Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            // Chosen per request in `proxy_for`; ureq's own pick would read the environment.
+            .proxy(None)
+            .user_agent(USER_AGENT)
+            // Never ask for compression: images are hashed byte for byte as stored.
+            .accept_encoding("")
+            .timeout_resolve(Some(cfg.connect_timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.read_timeout()))
+            .timeout_per_write(Some(cfg.idle_timeout))
+            .build();
+        Agents {
+            forward: absolute_form::agent(agent_config.clone()),
+            agent: Agent::new_with_config(agent_config),
+        }
+    }
+}
+
+/// The TLS setup of a config with `CACertificate=` or `ClientCertificate=`.
+///
+/// Kept in pools of its own: a connection made with one config's client certificate, or
+/// trusted through one config's CA, must never be reused for another config.
+struct PrivateTls {
+    /// With the client certificate: for the origin's own scheme, host and port only.
+    origin: Agents,
+    /// Without it, for wherever a redirect leads; the same roots.
+    elsewhere: Agents,
+    scope: Scope,
+    /// The `CACertificate=` file as shown in messages, when it replaces the system's roots.
+    roots: Option<String>,
+}
+
+impl PrivateTls {
+    fn new(cfg: &TransportConfig, files: private::TlsFiles, scope: Scope, access: &Access) -> Self {
+        let roots = match &files.roots {
+            Some(certs) => RootCerts::new_with_certs(certs),
+            None => RootCerts::PlatformVerifier,
+        };
+        let plain = TlsConfig::builder().root_certs(roots.clone()).build();
+        let elsewhere = Agents::new(cfg, plain);
+        let origin = match files.client {
+            Some(client) => Agents::new(
+                cfg,
+                TlsConfig::builder()
+                    .root_certs(roots)
+                    .client_cert(Some(client))
+                    .build(),
+            ),
+            None => elsewhere.clone(),
+        };
+        PrivateTls {
+            origin,
+            elsewhere,
+            scope,
+            roots: access
+                .ca_certificate
+                .as_ref()
+                .filter(|_| files.roots.is_some())
+                .map(|p| untrusted(&p.display().to_string())),
+        }
+    }
 }
 
 /// When the time allowed for one config's fetch runs out, and how long that was.
@@ -892,6 +1049,8 @@ impl std::fmt::Debug for Transport {
             .field("proxies", &self.proxies)
             .field("credentials", &self.credentials)
             .field("deadline", &self.deadline)
+            .field("private_tls", &self.private_tls.is_some())
+            .field("limit_rate", &self.limit.as_ref().map(|l| l.rate()))
             .finish_non_exhaustive()
     }
 }
@@ -904,32 +1063,108 @@ impl Transport {
 
     /// A transport with explicit proxy settings, e.g. [`ProxyConfig::none`] in tests that
     /// must not be affected by the environment.
-    pub fn with_proxies(cfg: TransportConfig, proxies: ProxyConfig) -> Transport {
+    ///
+    /// With `limit_rate` below `speed_limit`, every transfer would fail the low-speed check,
+    /// so the check then asks for half the limited rate instead.
+    pub fn with_proxies(mut cfg: TransportConfig, proxies: ProxyConfig) -> Transport {
+        if let Some(rate) = cfg.limit_rate {
+            cfg.speed_limit = cfg.speed_limit.min(rate / 2);
+        }
         let tls = TlsConfig::builder()
             .root_certs(RootCerts::PlatformVerifier)
             .build();
-        // ureq only speaks HTTP/1.1, so there is no version to pin.
-        let agent_config = Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .max_redirects(0)
-            // Chosen per request in `proxy_for`; ureq's own pick would read the environment.
-            .proxy(None)
-            .user_agent(USER_AGENT)
-            // Never ask for compression: images are hashed byte for byte as stored.
-            .accept_encoding("")
-            .timeout_resolve(Some(cfg.connect_timeout))
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_per_read(Some(cfg.read_timeout()))
-            .timeout_per_write(Some(cfg.idle_timeout))
-            .build();
         Transport {
-            forward_agent: absolute_form::agent(agent_config.clone()),
-            agent: Agent::new_with_config(agent_config),
+            agents: Agents::new(&cfg, tls),
             config: cfg,
             proxies,
             credentials: None,
             deadline: None,
+            private_tls: None,
+            limit: cfg
+                .limit_rate
+                .map(|rate| Arc::new(rate::RateLimit::new(rate))),
+        }
+    }
+
+    /// This transport set up for one config's origin (`origin` as [`parse_origin`] prints
+    /// it): the credentials from the origin URL or, without any, the netrc login for the
+    /// origin's host; the headers of `HeaderFile=`; and the config's own CA and client
+    /// certificate. The files are read now, on every run, so a rotated token or certificate
+    /// needs no change to the config. A `file://` origin uses none of them.
+    pub fn for_origin(
+        &self,
+        origin: &str,
+        credentials: Option<Credentials>,
+        access: &Access,
+    ) -> Result<Transport, TransportError> {
+        self.for_origin_in(origin, credentials, access, |name| std::env::var_os(name))
+    }
+
+    /// As [`Transport::for_origin`], with the environment (`NETRC`, `CREDENTIALS_DIRECTORY`,
+    /// `HOME`) read through `var`.
+    pub fn for_origin_in(
+        &self,
+        origin: &str,
+        credentials: Option<Credentials>,
+        access: &Access,
+        var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Transport, TransportError> {
+        let Some(scope) = url::Url::parse(origin).ok().as_ref().and_then(Scope::of) else {
+            return Ok(self.with_credentials(credentials));
+        };
+        let mut credentials =
+            match credentials {
+                Some(credentials) => Some(credentials),
+                None => private::netrc_login(&scope.host, &private::netrc_candidates(var))?.map(
+                    |login| Credentials {
+                        basic: Some(Basic {
+                            user: login.login,
+                            password: login.password,
+                        }),
+                        headers: Vec::new(),
+                        scope: scope.clone(),
+                    },
+                ),
+            };
+        if let Some(path) = &access.header_file {
+            let headers = private::read_header_file(path)?;
+            match &mut credentials {
+                Some(credentials) => credentials.headers = headers,
+                None => {
+                    credentials = Some(Credentials {
+                        basic: None,
+                        headers,
+                        scope: scope.clone(),
+                    })
+                }
+            }
+        }
+        let mut transport = self.with_credentials(credentials);
+        if let Some(files) = private::load_tls(access)? {
+            transport.private_tls = Some(Arc::new(PrivateTls::new(
+                &self.config,
+                files,
+                scope,
+                access,
+            )));
+        }
+        Ok(transport)
+    }
+
+    /// The connection pools for a request to `target`.
+    fn agents_for(&self, target: &Target) -> &Agents {
+        match &self.private_tls {
+            Some(tls) if tls.scope.covers(target) => &tls.origin,
+            Some(tls) => &tls.elsewhere,
+            None => &self.agents,
+        }
+    }
+
+    /// Whose roots decide which servers are trusted, for messages.
+    fn roots(&self) -> tls::Roots<'_> {
+        match self.private_tls.as_ref().and_then(|t| t.roots.as_deref()) {
+            Some(file) => tls::Roots::File(file),
+            None => tls::Roots::System,
         }
     }
 
@@ -975,7 +1210,13 @@ impl Transport {
         let parsed = parse_url(url, &shown)?;
         match parsed.scheme() {
             "http" | "https" => self.open_http(parsed, shown, conditions),
-            "file" => open_file(&parsed, shown, self.deadline, conditions.range_from),
+            "file" => open_file(
+                &parsed,
+                shown,
+                self.deadline,
+                self.limit.clone(),
+                conditions.range_from,
+            ),
             _ => Err(TransportError::UnsupportedScheme { url: shown }),
         }
     }
@@ -1113,6 +1354,12 @@ impl Transport {
                     location: show_url(next.as_str()),
                 });
             }
+            if target.https && next.scheme() == "http" {
+                return Err(TransportError::InsecureRedirect {
+                    url: current_shown,
+                    location: show_url(next.as_str()),
+                });
+            }
             current_shown = show_url(next.as_str());
             current = String::from(next);
             redirects += 1;
@@ -1131,18 +1378,18 @@ impl Transport {
             // Plain HTTP goes to the proxy in absolute form (`GET http://host/path`), as
             // curl sends it: many proxies allow CONNECT only to port 443.
             Some((proxy, _)) if !target.https => {
-                absolute_form_request(&self.forward_agent, target, proxy).map_err(|reason| {
-                    TransportError::InvalidUrl {
+                absolute_form_request(&self.agents_for(target).forward, target, proxy).map_err(
+                    |reason| TransportError::InvalidUrl {
                         url: shown.to_owned(),
                         reason,
-                    }
-                })?
+                    },
+                )?
             }
-            _ => self.agent.get(target.uri.clone()),
+            _ => self.agents_for(target).agent.get(target.uri.clone()),
         };
         let credentials = self.credentials.as_ref().filter(|c| c.applies_to(target));
-        if let Some(value) = credentials.and_then(Credentials::header_value) {
-            request = request.header(header::AUTHORIZATION, value);
+        for (name, value) in credentials.map(Credentials::headers).unwrap_or_default() {
+            request = request.header(name, value);
         }
         if let Some(etag) = &conditions.if_none_match {
             request = request.header(header::IF_NONE_MATCH, etag);
@@ -1209,11 +1456,23 @@ impl Transport {
             StatusCode::NOT_FOUND => return Err(TransportError::NotFound { url }),
             StatusCode::GONE => return Err(TransportError::Gone { url }),
             _ => {
+                let canonical = status.canonical_reason().unwrap_or("");
+                let retry_after = retry_after(headers.get(header::RETRY_AFTER));
+                // A refusal of the client (no or a wrong client certificate, missing
+                // credentials) is often explained only in the page: nginx answers both
+                // certificate problems with a plain 400 whose title says which.
+                let says = matches!(status.as_u16(), 400 | 401 | 403)
+                    .then(|| server_says(response, canonical))
+                    .flatten();
+                let reason = match says {
+                    Some(says) => format!("{canonical} (the server says: {says})"),
+                    None => canonical.to_owned(),
+                };
                 return Err(TransportError::Status {
                     url,
                     status: status.as_u16(),
-                    reason: status.canonical_reason().unwrap_or("").to_owned(),
-                    retry_after: retry_after(headers.get(header::RETRY_AFTER)),
+                    reason,
+                    retry_after,
                 });
             }
         };
@@ -1240,7 +1499,8 @@ impl Transport {
             Inner::Http(body.into_reader()),
             self.config,
             self.deadline,
-        );
+        )
+        .limited(self.limit.clone());
         body.answer = answer;
         body.etag = etag;
         body.last_modified = last_modified;
@@ -1281,10 +1541,51 @@ impl Transport {
             }
             other => TransportError::Network {
                 url,
-                source: describe_ureq(other, &self.config, peer),
+                source: describe_ureq(other, &self.config, peer, self.roots()),
             },
         }
     }
+}
+
+/// The title of an error page (or the first line of a plain-text one), if it says more than
+/// the status's own reason; escaped and cut, as any text from the network. At most 4 KiB of
+/// the body are read.
+fn server_says(response: ureq::http::Response<ureq::Body>, canonical: &str) -> Option<String> {
+    let mut head = Vec::new();
+    let _ = response
+        .into_body()
+        .into_reader()
+        .take(4096)
+        .read_to_end(&mut head);
+    page_says(&head, canonical)
+}
+
+/// What the start of an error page says beyond `canonical`; see [`server_says`].
+fn page_says(head: &[u8], canonical: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    let lower = text.to_ascii_lowercase();
+    let said = match lower.find("<title>") {
+        Some(start) => {
+            let start = start + "<title>".len();
+            let end = lower[start..]
+                .find("</title>")
+                .map_or(text.len(), |e| start + e);
+            text.get(start..end).unwrap_or("")
+        }
+        None if lower.contains('<') => return None,
+        None => text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
+    };
+    // nginx titles start with the status code: "400 No required SSL certificate was sent".
+    let said = said.trim();
+    let said = said
+        .split_once(' ')
+        .filter(|(code, _)| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(said, |(_, rest)| rest)
+        .trim();
+    if said.is_empty() || said.eq_ignore_ascii_case(canonical) {
+        return None;
+    }
+    Some(text::untrusted_max(said, 120))
 }
 
 /// A GET for an `http://` target sent to `proxy` in absolute form: `agent` (see
@@ -1339,7 +1640,12 @@ fn seconds(d: Duration) -> String {
 
 /// Describes a failed request; `peer` is the server when connected to directly, which lets a
 /// certificate failure be looked at more closely.
-fn describe_ureq(err: ureq::Error, cfg: &TransportConfig, peer: Option<tls::Peer>) -> NetworkError {
+fn describe_ureq(
+    err: ureq::Error,
+    cfg: &TransportConfig,
+    peer: Option<tls::Peer>,
+    roots: tls::Roots,
+) -> NetworkError {
     use io::ErrorKind::{Other, TimedOut};
     let (kind, reason) = match err {
         ureq::Error::Timeout(Timeout::PerRead) => (
@@ -1362,12 +1668,12 @@ fn describe_ureq(err: ureq::Error, cfg: &TransportConfig, peer: Option<tls::Peer
         ),
         ureq::Error::Timeout(other) => (TimedOut, format!("timed out ({other})")),
         ureq::Error::Io(e) => match tls_error_of(&e) {
-            Some(tls) => (Other, tls::describe(tls, peer)),
+            Some(tls) => (Other, tls::describe(tls, peer, roots)),
             None => (e.kind(), describe_io(&e)),
         },
         ureq::Error::HostNotFound => (Other, "host name not found".to_owned()),
         ureq::Error::Tls(e) => (Other, format!("TLS error: {}", untrusted(e))),
-        ureq::Error::Rustls(e) => (Other, tls::describe(&e, peer)),
+        ureq::Error::Rustls(e) => (Other, tls::describe(&e, peer, roots)),
         ureq::Error::Pem(_) => (Other, "TLS error: unreadable PEM data".to_owned()),
         ureq::Error::Protocol(e) => (
             Other,
@@ -1396,7 +1702,7 @@ fn tls_error_of(err: &io::Error) -> Option<&rustls::Error> {
 fn describe_io(err: &io::Error) -> String {
     use io::ErrorKind as K;
     if let Some(tls) = tls_error_of(err) {
-        return tls::describe(tls, None);
+        return tls::describe(tls, None, tls::Roots::System);
     }
     match err.kind() {
         K::ConnectionRefused => "connection refused".to_owned(),
@@ -1414,6 +1720,7 @@ fn open_file(
     url: &url::Url,
     shown: String,
     deadline: Option<Deadline>,
+    limit: Option<Arc<rate::RateLimit>>,
     range_from: Option<u64>,
 ) -> Result<Body, TransportError> {
     let path = file_url_path(url, &shown)?;
@@ -1458,7 +1765,8 @@ fn open_file(
         Inner::File(file),
         TransportConfig::default(),
         deadline,
-    );
+    )
+    .limited(limit);
     body.answer = answer;
     Ok(body)
 }
@@ -1479,6 +1787,8 @@ pub struct Body {
     answer: Answer,
     etag: Option<String>,
     last_modified: Option<String>,
+    /// `--limit-rate`, shared with every other body of the run.
+    limit: Option<Arc<rate::RateLimit>>,
 }
 
 enum Inner {
@@ -1517,7 +1827,12 @@ impl Body {
             answer: Answer::Whole,
             etag: None,
             last_modified: None,
+            limit: None,
         }
+    }
+
+    fn limited(self, limit: Option<Arc<rate::RateLimit>>) -> Body {
+        Body { limit, ..self }
     }
 
     /// Whether this is the whole file, a range of it, or no body because nothing changed.
@@ -1605,7 +1920,7 @@ impl Body {
                 },
                 other => TransportError::Network {
                     url: self.url.clone(),
-                    source: describe_ureq(other, &self.config, None),
+                    source: describe_ureq(other, &self.config, None, tls::Roots::System),
                 },
             },
             Inner::File(_) => TransportError::File {
@@ -1632,12 +1947,21 @@ impl Read for Body {
         {
             return Err(wrap(self.max_time_error(deadline)));
         }
+        // Under --limit-rate, reads are cut to the bucket's burst so that the rate stays even.
+        let want = self
+            .limit
+            .as_ref()
+            .map_or(buf.len(), |l| l.chunk(buf.len()));
+        let buf = &mut buf[..want];
         let result = match &mut self.inner {
             Inner::Http(reader) => reader.read(buf),
             Inner::File(file) => file.read(buf),
         };
         match result {
             Ok(n) => {
+                if let Some(limit) = &self.limit {
+                    limit.spend(n);
+                }
                 self.received = self.received.saturating_add(n as u64);
                 if n > 0 {
                     self.check_speed(n).map_err(wrap)?;
@@ -1852,8 +2176,9 @@ mod tests {
         let origin = parse_origin("HTTPS://user:p%40ss@Images.Example.com:8443/app/").unwrap();
         assert_eq!(origin.url, "https://user:***@images.example.com:8443/app");
         let creds = origin.credentials.unwrap();
-        assert_eq!(creds.user, b"user");
-        assert_eq!(creds.password, b"p@ss");
+        let basic = creds.basic.as_ref().unwrap();
+        assert_eq!(basic.user, b"user");
+        assert_eq!(basic.password, b"p@ss");
         let debug = format!("{creds:?}");
         assert!(!debug.contains("p@ss") && debug.contains("***"), "{debug}");
         let plain = parse_origin("http://h/x").unwrap();
@@ -1861,7 +2186,7 @@ mod tests {
         assert!(plain.credentials.is_none());
         let user_only = parse_origin("http://me@h/").unwrap();
         assert_eq!(user_only.url, "http://me@h");
-        assert_eq!(user_only.credentials.unwrap().password, b"");
+        assert_eq!(user_only.credentials.unwrap().basic.unwrap().password, b"");
     }
 
     #[test]
@@ -1940,6 +2265,97 @@ mod tests {
         assert!(!TransportConfig::default().read_timeout_is_speed_check());
         assert_eq!(rate(1500, Duration::from_millis(1500)), 1000);
         assert_eq!(rate(10, Duration::ZERO), 10_000);
+    }
+
+    #[test]
+    fn error_pages_are_summed_up_by_their_title_when_it_says_more_than_the_status() {
+        let nginx = b"<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>";
+        assert_eq!(
+            page_says(nginx, "Bad Request").as_deref(),
+            Some("No required SSL certificate was sent")
+        );
+        assert_eq!(
+            page_says(b"<html><head><title>403 Forbidden</title>", "Forbidden"),
+            None
+        );
+        assert_eq!(page_says(b"Forbidden\n", "Forbidden"), None);
+        assert_eq!(
+            page_says(b"\ntoken expired\nmore", "Unauthorized").as_deref(),
+            Some("token expired")
+        );
+        assert_eq!(page_says(b"<p>no title</p>", "Bad Request"), None);
+        assert_eq!(page_says(b"", "Bad Request"), None);
+        let hostile = page_says(b"<TITLE>\x1b[2Jgone\xff</TITLE>", "Bad Request").unwrap();
+        assert_eq!(hostile, "\\u{1b}[2Jgone\u{fffd}");
+        let long = page_says("x".repeat(3000).as_bytes(), "Bad Request").unwrap();
+        assert!(long.chars().count() <= 121, "{long}");
+    }
+
+    #[test]
+    fn a_header_file_authorization_replaces_basic_credentials() {
+        let mut creds = parse_origin("https://u:p@h/o")
+            .unwrap()
+            .credentials
+            .unwrap();
+        let names = |c: &Credentials| -> Vec<String> {
+            c.headers()
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                .collect()
+        };
+        assert_eq!(names(&creds), ["authorization: Basic dTpw"]);
+        let mut token = HeaderValue::from_static("Bearer t");
+        token.set_sensitive(true);
+        creds.headers = vec![
+            (header::AUTHORIZATION, token),
+            (
+                HeaderName::from_static("x-a"),
+                HeaderValue::from_static("b"),
+            ),
+        ];
+        assert_eq!(names(&creds), ["authorization: Bearer t", "x-a: b"]);
+        let debug = format!("{creds:?}");
+        assert!(
+            !debug.contains("Bearer") && debug.contains("x-a"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn for_origin_reads_netrc_for_the_origins_host_and_ignores_everything_for_file_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        std::fs::write(
+            &netrc,
+            "machine other login o password x\nmachine h.example login u password p\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "NETRC").then(|| netrc.clone().into_os_string());
+        let base = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
+        let t = base
+            .for_origin_in("https://H.example/o", None, &Access::default(), env)
+            .unwrap();
+        let creds = t.credentials.unwrap();
+        assert_eq!(creds.basic.as_ref().unwrap().user, b"u");
+        assert!(creds.applies_to(&Target::parse("https://h.example/o/manifest").unwrap()));
+        assert!(!creds.applies_to(&Target::parse("https://other/o/manifest").unwrap()));
+
+        let missing = Access {
+            header_file: Some(dir.path().join("missing")),
+            ca_certificate: Some(dir.path().join("missing-ca")),
+            ..Access::default()
+        };
+        let t = base
+            .for_origin_in("file:///srv/o", None, &missing, env)
+            .unwrap();
+        assert!(t.credentials.is_none() && t.private_tls.is_none());
+        let err = base
+            .for_origin_in("https://h.example/o", None, &missing, env)
+            .unwrap_err();
+        assert!(
+            matches!(err, TransportError::Access(AccessError::Read { .. })),
+            "{err}"
+        );
     }
 
     #[test]

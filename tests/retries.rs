@@ -117,6 +117,8 @@ fn only_transient_failures_are_retried_and_at_most_retries_times() {
             // A 410 for the only image means withdrawn, which is its own failure.
             assert_exit(&o, 1);
             assert_eq!(w.latest(), None);
+            // No bytes arrived, so no partial is kept.
+            assert_eq!(w.store_files(), Vec::<String>::new());
         }
     }
 }

@@ -80,6 +80,8 @@ pub struct Say<'a> {
     pub warn: &'a dyn Fn(&str),
     /// For a person watching: a download starts or resumes.
     pub progress: &'a dyn Fn(&str),
+    /// A progress bar for the whole image, when a person watches a terminal.
+    pub bar: Option<&'a dyn Fn() -> indicatif::ProgressBar>,
 }
 
 /// Downloads the image of `entry` into `store`, under the destination's lock.
@@ -183,8 +185,21 @@ fn attempt(
     entry: &Entry,
     say: &Say<'_>,
 ) -> Result<(), ImageError> {
+    let mut partial = Partial::open(store, &entry.digest_hex())?;
+    let result = attempt_into(place, &mut partial, entry, say);
+    if result.is_err() {
+        partial.remove_if_empty()?;
+    }
+    result
+}
+
+fn attempt_into(
+    place: &dyn Origin,
+    partial: &mut Partial<'_>,
+    entry: &Entry,
+    say: &Say<'_>,
+) -> Result<(), ImageError> {
     let hex = entry.digest_hex();
-    let mut partial = Partial::open(store, &hex)?;
     if partial.len() >= entry.size && !partial.is_empty() {
         // All there (a run stopped between the last byte and the rename), or too long.
         let prefix = partial.prefix()?;
@@ -236,8 +251,16 @@ fn attempt(
         }
     }
     let prefix = partial.prefix()?;
-    let copied =
-        hashing::append_and_hash_to_file(prefix, &mut body, partial.file(), Some(entry.size));
+    let limit = Some(entry.size);
+    let copied = match say.bar {
+        Some(bar) => {
+            let bar = bar();
+            bar.set_position(prefix.size());
+            let mut watched = bar.wrap_read(&mut body);
+            hashing::append_and_hash_to_file(prefix, &mut watched, partial.file(), limit)
+        }
+        None => hashing::append_and_hash_to_file(prefix, &mut body, partial.file(), limit),
+    };
     let summary = match copied {
         Ok(summary) => summary,
         Err(CopyError::Read(e)) => {

@@ -84,7 +84,9 @@ pub trait Origin: Send + Sync {
 }
 
 /// The origin a config names, reached through `transport`: its one `Origin=`, or its
-/// mirrors in the order written.
+/// mirrors in the order written. Each gets its own credentials (from its URL, else from
+/// netrc for its host) and the config's `HeaderFile=` and certificates, which are only
+/// ever sent to that origin's own host (see `Transport::for_origin`).
 pub fn for_config(
     config: &Config,
     transport: &Transport,
@@ -92,7 +94,10 @@ pub fn for_config(
     let mut dirs = config
         .origins
         .iter()
-        .map(|o| dir::Dir::new(&o.url, transport.with_credentials(o.credentials.clone())))
+        .map(|o| {
+            let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;
+            dir::Dir::new(&o.url, reach)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if dirs.len() == 1
         && let Some(dir) = dirs.pop()

@@ -29,10 +29,30 @@ pub(super) struct Peer<'a> {
     pub timeout: Duration,
 }
 
+/// Which certificate authorities a connection trusted, for messages about an untrusted
+/// server.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Roots<'a> {
+    /// The system's store (or `SSL_CERT_FILE`).
+    System,
+    /// A config's `CACertificate=` file, as shown in messages.
+    File(&'a str),
+}
+
+impl Roots<'_> {
+    /// Who does not trust a certificate, as the subject of a sentence.
+    fn truster(&self) -> String {
+        match self {
+            Roots::System => "this system".to_owned(),
+            Roots::File(path) => format!("the config's CACertificate= file {path}"),
+        }
+    }
+}
+
 /// What went wrong, for a user; never Debug text.
-pub(super) fn describe(err: &Error, peer: Option<Peer>) -> String {
+pub(super) fn describe(err: &Error, peer: Option<Peer>, roots: Roots) -> String {
     match err {
-        Error::InvalidCertificate(cert) => describe_certificate(cert, peer),
+        Error::InvalidCertificate(cert) => describe_certificate(cert, peer, roots),
         Error::AlertReceived(alert) => describe_alert(*alert),
         Error::InvalidMessage(_)
         | Error::InappropriateMessage { .. }
@@ -52,15 +72,23 @@ pub(super) fn describe(err: &Error, peer: Option<Peer>) -> String {
     }
 }
 
-fn describe_certificate(err: &CertificateError, peer: Option<Peer>) -> String {
+fn describe_certificate(err: &CertificateError, peer: Option<Peer>, roots: Roots) -> String {
     use CertificateError as C;
     const CERT: &str = "the server's certificate";
     match err {
         C::UnknownIssuer => match peer.and_then(probe_self_signed) {
-            Some(true) => format!("{CERT} is self-signed, and this system does not trust it"),
-            Some(false) => format!(
-                "{CERT} was issued by an unknown certificate authority (not one this system trusts)"
+            Some(true) => format!(
+                "{CERT} is self-signed, and {} does not trust it",
+                roots.truster()
             ),
+            Some(false) => match roots {
+                Roots::System => format!(
+                    "{CERT} was issued by an unknown certificate authority (not one this system trusts)"
+                ),
+                Roots::File(path) => format!(
+                    "{CERT} was issued by an unknown certificate authority (not one in the config's CACertificate= file {path})"
+                ),
+            },
             None => format!(
                 "{CERT} is not trusted: it is self-signed or was issued by an unknown certificate authority"
             ),
@@ -111,7 +139,8 @@ fn describe_certificate(err: &CertificateError, peer: Option<Peer>) -> String {
         C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
             match peer.and_then(probe_self_signed) {
                 Some(true) => format!(
-                    "{CERT} is self-signed (a CA certificate), and this system does not trust it"
+                    "{CERT} is self-signed (a CA certificate), and {} does not trust it",
+                    roots.truster()
                 ),
                 _ => format!("{CERT} is a CA certificate, not one for a server"),
             }
@@ -321,11 +350,16 @@ mod tests {
 
     #[test]
     fn certificate_errors_read_as_sentences_without_debug_names() {
-        let text = describe(&Error::InvalidCertificate(CertificateError::Expired), None);
+        let text = describe(
+            &Error::InvalidCertificate(CertificateError::Expired),
+            None,
+            Roots::System,
+        );
         assert_eq!(text, "the server's certificate has expired");
         let text = describe(
             &Error::InvalidCertificate(CertificateError::UnknownIssuer),
             None,
+            Roots::System,
         );
         assert!(
             text.contains("self-signed or was issued by an unknown"),
@@ -337,6 +371,7 @@ mod tests {
                 presented: vec!["DnsName(\"example.invalid\n\")".to_owned()],
             }),
             None,
+            Roots::System,
         );
         assert!(
             text.starts_with("the server's certificate is not valid for the host name 127.0.0.1"),

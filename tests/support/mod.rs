@@ -5,7 +5,9 @@
 
 pub mod dbus;
 pub mod http_server;
+pub mod nginx;
 pub mod origin;
+pub mod snapshot;
 pub mod tako;
 pub mod tls_server;
 pub mod tools;

@@ -38,9 +38,15 @@ pub fn tako_cmd() -> Command {
         "no_proxy",
         "NO_PROXY",
         "DBUS_SYSTEM_BUS_ADDRESS",
+        // Where netrc credentials come from (issue 10): a test sets them when it wants them.
+        "NETRC",
+        "CREDENTIALS_DIRECTORY",
     ] {
         cmd.env_remove(var);
     }
+    // A developer's own ~/.netrc must not change what a test sees; a test that
+    // wants one sets HOME itself.
+    cmd.env("HOME", "/nonexistent/tako-test-home");
     cmd
 }
 

@@ -75,6 +75,32 @@ impl TestCa {
     }
 }
 
+/// `der` as a PEM block labelled `label` (`CERTIFICATE`, `PRIVATE KEY`), for servers such
+/// as nginx and for tako's own `CACertificate=` and `ClientCertificate=` files.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+impl Leaf {
+    /// The certificate in PEM.
+    pub fn cert_pem(&self) -> String {
+        pem("CERTIFICATE", self.cert.as_ref())
+    }
+
+    /// The private key (PKCS#8) in PEM.
+    pub fn key_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.key)
+    }
+}
+
 /// A certificate for `names` signed by its own key.
 pub fn self_signed(names: &[&str]) -> Leaf {
     let key = KeyPair::generate().expect("server key");
