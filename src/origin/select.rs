@@ -149,11 +149,18 @@ fn from_place(
 }
 
 /// The host's own copy, verified again, as the answer to a 304.
+///
+/// The host's copy was verified with a configured key when it was read, in this run and
+/// under the destination's lock; a copy that did not verify is never polled conditionally
+/// (see `fetch`), and is verified here again if it somehow is.
 fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest, SelectError> {
     let bytes = query.local.map(|l| l.bytes.clone()).unwrap_or_default();
-    let manifest = match Manifest::parse_any(&bytes, query.keys) {
-        Ok((manifest, _)) => manifest,
-        Err(source) => return Err(SelectError::NotModifiedUnverified { url, source }),
+    let manifest = match query.local.and_then(LocalManifest::verified) {
+        Some(verified) => verified.clone(),
+        None => match Manifest::parse_any(&bytes, query.keys) {
+            Ok((manifest, _)) => manifest,
+            Err(source) => return Err(SelectError::NotModifiedUnverified { url, source }),
+        },
     };
     Ok(RemoteManifest {
         url,
