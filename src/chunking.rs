@@ -75,11 +75,15 @@ pub fn copy_hash_and_index(
 ) -> Result<(Summary, ChunkIndex), CopyError> {
     // A few reads in flight: the chunker keeps up with the copy, and this
     // bounds the memory if it does not.
-    let (to_chunker, from_copy) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (to_chunker, from_copy) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    // Used buffers go back to the copy: allocating a fresh 1 MiB buffer per
+    // read costs more in page faults than the chunking itself.
+    let (to_pool, pool) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
     thread::scope(|scope| {
         let chunker = scope.spawn(move || {
             chunks_of(&mut ChannelReader {
                 from: from_copy,
+                to_pool,
                 current: Vec::new(),
                 position: 0,
             })
@@ -87,6 +91,7 @@ pub fn copy_hash_and_index(
         let mut tee = Tee {
             inner: input,
             to: Some(to_chunker),
+            pool,
         };
         let copied = hashing::copy_and_hash_to_file(&mut tee, output, None);
         drop(tee);
@@ -111,10 +116,15 @@ pub fn copy_hash_and_index(
     })
 }
 
+/// Reads the copy may have sent ahead of the chunker.
+const IN_FLIGHT: usize = 2;
+
 /// Passes reads through and sends a copy of every byte read to the chunker.
 struct Tee<'a> {
     inner: &'a mut dyn Read,
     to: Option<SyncSender<Vec<u8>>>,
+    /// Buffers the chunker is done with.
+    pool: Receiver<Vec<u8>>,
 }
 
 impl Read for Tee<'_> {
@@ -122,10 +132,14 @@ impl Read for Tee<'_> {
         let n = self.inner.read(buf)?;
         if n > 0
             && let Some(to) = &self.to
-            && to.send(buf[..n].to_vec()).is_err()
         {
-            self.to = None;
-            return Err(io::Error::other("chunking thread stopped"));
+            let mut copy = self.pool.try_recv().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(&buf[..n]);
+            if to.send(copy).is_err() {
+                self.to = None;
+                return Err(io::Error::other("chunking thread stopped"));
+            }
         }
         Ok(n)
     }
@@ -134,6 +148,7 @@ impl Read for Tee<'_> {
 /// Reads what a [`Tee`] sends, to the end of the copy.
 struct ChannelReader {
     from: Receiver<Vec<u8>>,
+    to_pool: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     position: usize,
 }
@@ -143,7 +158,9 @@ impl Read for ChannelReader {
         while self.position == self.current.len() {
             match self.from.recv() {
                 Ok(next) => {
-                    self.current = next;
+                    let used = std::mem::replace(&mut self.current, next);
+                    // A full pool or a finished copy: the buffer is dropped.
+                    let _ = self.to_pool.try_send(used);
                     self.position = 0;
                 }
                 Err(_) => return Ok(0),
