@@ -874,6 +874,9 @@ pub struct Conditions {
     pub if_modified_since: Option<String>,
     /// `Range: bytes=N-`: only the bytes from this offset on.
     pub range_from: Option<u64>,
+    /// With `range_from`, `Range: bytes=N-M`: only up to and including byte `M`. The answer
+    /// must then be a 206 whose `Content-Range` names exactly `N-M`.
+    pub range_to: Option<u64>,
     /// `If-Range`: with `range_from`, the entity tag or date the bytes before the offset
     /// came with; a server whose file changed since answers with all of the new one.
     pub if_range: Option<String>,
@@ -919,18 +922,25 @@ fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     )
 }
 
-/// The first byte position of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
-fn content_range_start(value: Option<&HeaderValue>) -> Result<u64, String> {
+/// The first and last byte positions of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
+fn content_range(value: Option<&HeaderValue>) -> Result<(u64, u64), String> {
     let Some(value) = value else {
         return Err("it has no Content-Range header".to_owned());
     };
     let text = value.to_str().unwrap_or("");
-    let start = text
+    let positions = text
         .trim()
         .strip_prefix("bytes ")
         .and_then(|rest| rest.trim_start().split_once('-'))
-        .and_then(|(first, _)| first.trim().parse::<u64>().ok());
-    start.ok_or_else(|| {
+        .and_then(|(first, rest)| {
+            let last = rest.split_once('/').map_or(rest, |(last, _)| last);
+            Some((
+                first.trim().parse::<u64>().ok()?,
+                last.trim().parse::<u64>().ok()?,
+            ))
+        })
+        .filter(|(first, last)| first <= last);
+    positions.ok_or_else(|| {
         format!(
             "its Content-Range '{}' is not 'bytes FIRST-LAST/LENGTH'",
             untrusted(&String::from_utf8_lossy(value.as_bytes()))
@@ -1216,6 +1226,7 @@ impl Transport {
                 self.deadline,
                 self.limit.clone(),
                 conditions.range_from,
+                conditions.range_to,
             ),
             _ => Err(TransportError::UnsupportedScheme { url: shown }),
         }
@@ -1398,7 +1409,11 @@ impl Transport {
             request = request.header(header::IF_MODIFIED_SINCE, date);
         }
         if let Some(from) = conditions.range_from {
-            request = request.header(header::RANGE, format!("bytes={from}-"));
+            let to = conditions
+                .range_to
+                .map(|to| to.to_string())
+                .unwrap_or_default();
+            request = request.header(header::RANGE, format!("bytes={from}-{to}"));
             if let Some(validator) = &conditions.if_range {
                 request = request.header(header::IF_RANGE, validator);
             }
@@ -1443,13 +1458,23 @@ impl Transport {
         let answer = match status {
             StatusCode::OK => Answer::Whole,
             StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
-                let start =
-                    content_range_start(headers.get(header::CONTENT_RANGE)).map_err(|reason| {
+                let (start, last) =
+                    content_range(headers.get(header::CONTENT_RANGE)).map_err(|reason| {
                         TransportError::BadPartial {
                             url: url.clone(),
                             reason,
                         }
                     })?;
+                // A bounded range must come back exactly as asked: a delta places the bytes
+                // by position, and a server that sends others would corrupt the image.
+                if let (Some(from), Some(to)) = (conditions.range_from, conditions.range_to)
+                    && (start, last) != (from, to)
+                {
+                    return Err(TransportError::BadPartial {
+                        url,
+                        reason: format!("it sent bytes {start}-{last} for bytes {from}-{to}"),
+                    });
+                }
                 Answer::Partial { start }
             }
             StatusCode::NOT_MODIFIED if conditions.is_conditional() => Answer::NotModified,
@@ -1722,6 +1747,7 @@ fn open_file(
     deadline: Option<Deadline>,
     limit: Option<Arc<rate::RateLimit>>,
     range_from: Option<u64>,
+    range_to: Option<u64>,
 ) -> Result<Body, TransportError> {
     let path = file_url_path(url, &shown)?;
     let file_error = |source: io::Error| {
@@ -1746,8 +1772,9 @@ fn open_file(
     let mut file = file;
     let mut answer = Answer::Whole;
     let mut length = meta.is_file().then_some(meta.len());
-    if let Some(from) = range_from.filter(|&from| from > 0 && meta.is_file()) {
-        if from >= meta.len() {
+    let bounded = range_to.is_some() && range_from.is_some();
+    if let Some(from) = range_from.filter(|&from| (from > 0 || bounded) && meta.is_file()) {
+        if from >= meta.len() || range_to.is_some_and(|to| to < from || to >= meta.len()) {
             return Err(TransportError::Status {
                 url: shown,
                 status: 416,
@@ -1757,12 +1784,12 @@ fn open_file(
         }
         io::Seek::seek(&mut file, io::SeekFrom::Start(from)).map_err(file_error)?;
         answer = Answer::Partial { start: from };
-        length = Some(meta.len() - from);
+        length = Some(range_to.map_or(meta.len(), |to| to + 1) - from);
     }
     let mut body = Body::new(
         shown,
         length,
-        Inner::File(file),
+        Inner::File(file.take(length.filter(|_| bounded).unwrap_or(u64::MAX))),
         TransportConfig::default(),
         deadline,
     )
@@ -1793,7 +1820,8 @@ pub struct Body {
 
 enum Inner {
     Http(ureq::BodyReader<'static>),
-    File(File),
+    /// A `file://` file, cut at the end of a bounded range.
+    File(io::Take<File>),
 }
 
 impl std::fmt::Debug for Body {
@@ -1977,6 +2005,31 @@ impl Read for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_content_range_gives_its_first_and_last_byte_or_says_what_is_wrong() {
+        let parse = |text: &str| content_range(Some(&HeaderValue::from_str(text).unwrap()));
+        assert_eq!(parse("bytes 0-99/1000"), Ok((0, 99)));
+        assert_eq!(parse("bytes 100-199/*"), Ok((100, 199)));
+        assert_eq!(parse("bytes 5-5"), Ok((5, 5)));
+        for bad in [
+            "bytes 9-1/10",
+            "bytes x-1/10",
+            "items 0-1/2",
+            "bytes */10",
+            "",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(
+                err.contains("is not 'bytes FIRST-LAST/LENGTH'"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(
+            content_range(None),
+            Err("it has no Content-Range header".to_owned())
+        );
+    }
 
     #[test]
     fn open_refuses_schemes_other_than_http_https_and_file() {

@@ -5,6 +5,7 @@ use url::Url;
 
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::keyring;
+use crate::publish::INDEX as INDEX_DIR;
 use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
@@ -90,6 +91,39 @@ impl Origin for Dir {
         };
         self.transport
             .open_with(&self.url_of(&format!("store/{hex}")), &conditions)
+    }
+
+    fn chunk_index(&self, hex: &str, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        match self
+            .transport
+            .get_capped(&self.url_of(&format!("{INDEX_DIR}/{hex}")), max)
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            // No index (a directory published before indexes, or with `--no-index`).
+            Err(TransportError::NotFound { .. } | TransportError::Gone { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
+        let conditions = Conditions {
+            range_from: Some(start),
+            range_to: Some(end.saturating_sub(1)),
+            ..Conditions::default()
+        };
+        let body = self
+            .transport
+            .open_with(&self.url_of(&format!("store/{hex}")), &conditions)?;
+        // The transport has checked that a 206 names exactly these bytes; a 200 is the
+        // whole file from a server that ignores `Range`, which a delta cannot use.
+        match body.answer() {
+            Answer::Partial { start: got } if got == start => Ok(Some(body)),
+            _ => Err(TransportError::BadPartial {
+                url: body.url().to_owned(),
+                reason: "it sent the whole file (200 OK) instead: the server ignores Range"
+                    .to_owned(),
+            }),
+        }
     }
 
     fn places(&self) -> Vec<&dyn Origin> {

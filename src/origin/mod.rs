@@ -9,6 +9,7 @@
 //! The publishing side, which only writes into a local directory, has its own small
 //! counterpart in [`local`].
 
+pub mod delta;
 pub mod dir;
 pub mod image;
 pub mod local;
@@ -77,6 +78,22 @@ pub trait Origin: Send + Sync {
     /// Opens the image whose SHA-256 is `hex` (lowercase hex) for streaming: all of it, or
     /// with `resume` the bytes from its offset on. The body says which it got.
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError>;
+
+    /// The chunk index of the image `hex` (`index/<hex>`, see `chunk_index`), at most `max`
+    /// bytes, for a delta update (see `origin::delta`). `Ok(None)`: this origin has no index
+    /// for it, or does not do deltas at all (the default); the image is then downloaded
+    /// whole.
+    fn chunk_index(&self, hex: &str, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        let _ = (hex, max);
+        Ok(None)
+    }
+
+    /// Opens bytes `start..end` of the image `hex`: `Ok(Some)` only with exactly those
+    /// bytes, `Ok(None)` if this origin cannot serve ranges (the default).
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
+        let _ = (hex, start, end);
+        Ok(None)
+    }
 
     /// The single places this origin stands for, in order of preference: a list of mirrors
     /// gives its members, a single place itself. [`select`] and [`image`] try them in turn.
