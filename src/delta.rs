@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::chunk_index::{ChunkIndex, MAX_CHUNK, max_index_size};
+use crate::chunk_index::{Chunk, ChunkIndex, MAX_CHUNK, max_index_size};
 use crate::chunking;
 use crate::fsutil::{Context, Dir, Found, IoError};
 
@@ -321,6 +321,81 @@ pub struct Assembly<'a> {
     downloaded: u64,
     requests: usize,
     mismatches: usize,
+    check: Option<ChunkCheck<'a>>,
+}
+
+/// Checks fetched bytes chunk by chunk against the index that planned them.
+///
+/// Copied chunks are checked as they are read; with this, every chunk of the
+/// new image is, so an index that passes describes the image exactly and may
+/// be cached as the index of the installed image.
+struct ChunkCheck<'a> {
+    chunks: &'a [Chunk],
+    /// The next chunk not yet begun, and where it starts.
+    next: usize,
+    next_offset: u64,
+    /// The chunk being hashed: where the next byte goes, where it ends, its digest.
+    current: Option<(u64, u64, [u8; 32], Sha256)>,
+    ok: bool,
+}
+
+impl<'a> ChunkCheck<'a> {
+    fn new(index: &'a ChunkIndex) -> Self {
+        ChunkCheck {
+            chunks: &index.chunks,
+            next: 0,
+            next_offset: 0,
+            current: None,
+            ok: true,
+        }
+    }
+
+    /// Bytes of the image at `offset`.
+    fn feed(&mut self, mut offset: u64, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.ok {
+            if self.current.is_none() {
+                while self.next < self.chunks.len() && self.next_offset < offset {
+                    self.next_offset += u64::from(self.chunks[self.next].length);
+                    self.next += 1;
+                }
+                // Fetched bytes always start a chunk: ranges are planned on chunk bounds.
+                let Some(chunk) = self
+                    .chunks
+                    .get(self.next)
+                    .filter(|_| self.next_offset == offset)
+                else {
+                    self.ok = false;
+                    return;
+                };
+                let end = offset + u64::from(chunk.length);
+                self.current = Some((offset, end, chunk.digest, Sha256::new()));
+                self.next_offset = end;
+                self.next += 1;
+            }
+            let Some((at, end, digest, hasher)) = self.current.as_mut() else {
+                return;
+            };
+            if *at != offset {
+                self.ok = false;
+                return;
+            }
+            let n = usize::try_from(*end - offset).map_or(bytes.len(), |l| l.min(bytes.len()));
+            hasher.update(&bytes[..n]);
+            offset += n as u64;
+            *at = offset;
+            bytes = &bytes[n..];
+            if offset == *end {
+                let digest = *digest;
+                if let Some((.., hasher)) = self.current.take() {
+                    self.ok &= <[u8; 32]>::from(hasher.finalize()) == digest;
+                }
+            }
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.ok && self.current.is_none()
+    }
 }
 
 impl<'a> Assembly<'a> {
@@ -336,7 +411,22 @@ impl<'a> Assembly<'a> {
             downloaded: 0,
             requests: 0,
             mismatches: 0,
+            check: None,
         }
+    }
+
+    /// Also checks the fetched bytes against the chunks of `index` (the one the plan was
+    /// made from); see [`Assembly::index_verified`].
+    pub fn checking(mut self, index: &'a ChunkIndex) -> Self {
+        self.check = Some(ChunkCheck::new(index));
+        self
+    }
+
+    /// Whether every fetched chunk had the digest and length its index gives, so that
+    /// the index describes the image (when the image itself verifies). False without
+    /// [`Assembly::checking`].
+    pub fn index_verified(&self) -> bool {
+        self.check.as_ref().is_some_and(ChunkCheck::passed)
     }
 
     /// Bytes received from the origin so far.
@@ -468,6 +558,9 @@ impl Read for Assembly<'_> {
                             expected,
                         }
                         .into());
+                    }
+                    if let Some(check) = &mut self.check {
+                        check.feed(end - *left, &buf[..n]);
                     }
                     *left -= n as u64;
                     self.downloaded += n as u64;
@@ -839,6 +932,49 @@ mod tests {
             })
             .collect();
         assert_eq!(remote.asked, expected);
+    }
+
+    #[test]
+    fn fetched_chunks_are_checked_against_the_index_that_planned_them() {
+        let (old, new) = versions();
+        let old_index = chunking::index_of(&mut old.as_slice()).unwrap();
+        let new_index = chunking::index_of(&mut new.as_slice()).unwrap();
+        let plan = plan(&new_index, &[&old_index]);
+        let locals = [local_file(&old)];
+        let run = |index: &ChunkIndex| {
+            let mut remote = Memory {
+                image: new.clone(),
+                asked: Vec::new(),
+                skew: 0,
+            };
+            let mut assembly = Assembly::new(&plan, &locals, &mut remote).checking(index);
+            let mut out = Vec::new();
+            assembly.read_to_end(&mut out).unwrap();
+            assert!(out == new, "the assembled image differs");
+            assembly.index_verified()
+        };
+        assert!(run(&new_index));
+        // A fetched chunk whose listed digest is wrong: the bytes are still the origin's,
+        // but the index no longer describes them.
+        let Some(Step::Fetch { start, .. }) =
+            plan.steps.iter().find(|s| matches!(s, Step::Fetch { .. }))
+        else {
+            panic!("the plan fetches something");
+        };
+        let mut wrong = new_index.clone();
+        let position = wrong
+            .offsets()
+            .position(|(offset, _)| offset == *start)
+            .unwrap();
+        wrong.chunks[position].digest[0] ^= 1;
+        assert!(!run(&wrong));
+        // Without checking, nothing is claimed.
+        let mut remote = Memory {
+            image: new.clone(),
+            asked: Vec::new(),
+            skew: 0,
+        };
+        assert!(!Assembly::new(&plan, &locals, &mut remote).index_verified());
     }
 
     #[test]

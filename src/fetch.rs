@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
+use crate::delta;
 use crate::fsutil::{self, Context, Dir, Found, IoError};
 use crate::gc;
 use crate::hashing::{self, CopyError};
@@ -21,6 +22,7 @@ use crate::json;
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 pub use crate::manifest::MAX_MANIFEST_SIZE;
 use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::origin::delta::{Transfer, try_delta};
 use crate::origin::image::{self, Downloaded, ImageError, Say};
 use crate::origin::retry::RetryPolicy;
 use crate::origin::select::{self, ManifestQuery, SelectError};
@@ -137,6 +139,8 @@ pub enum Outcome {
         restarted: Vec<String>,
         /// What `Keep=` collected from the store afterwards.
         removed: Vec<retention::Removal>,
+        /// What the download cost, if it was a delta (see `origin::delta`).
+        transfer: Option<Transfer>,
     },
     UpToDate(Image),
     /// `--init` found a valid image and did not look for updates.
@@ -162,6 +166,7 @@ impl std::fmt::Display for Outcome {
                 to,
                 restarted,
                 removed,
+                transfer,
             } => {
                 write!(
                     f,
@@ -169,6 +174,14 @@ impl std::fmt::Display for Outcome {
                     from.as_deref().unwrap_or("(none)"),
                     to.version
                 )?;
+                if let Some(transfer) = transfer {
+                    write!(
+                        f,
+                        " (downloaded {} of {})",
+                        output::binary_size(transfer.downloaded),
+                        output::binary_size(transfer.image)
+                    )?;
+                }
                 if !restarted.is_empty() {
                     write!(f, "; restarted {}", restarted.join(", "))?;
                 }
@@ -310,6 +323,9 @@ pub fn fetch_one(
     if let Some(store) = dir.subdir("store")? {
         store.remove_temporaries()?;
     }
+    if let Some(cache) = dir.subdir(delta::LOCAL_INDEX)? {
+        cache.remove_temporaries()?;
+    }
     let updated = update(config_path, &dir, &config, options, origin.as_ref());
     if options.init {
         // The unit running `--init` is starting anyway, and its start must
@@ -396,12 +412,19 @@ fn update(
     })?;
     let mut chosen = None;
     for entry in &candidates {
-        if install(config_path, &store, entry, options, origin)? {
-            chosen = Some(*entry);
-            break;
+        match install(config_path, dir, &store, entry, options, origin)? {
+            Installed::Withdrawn => {}
+            Installed::Present | Installed::Downloaded => {
+                chosen = Some((*entry, None));
+                break;
+            }
+            Installed::Delta(transfer) => {
+                chosen = Some((*entry, Some(transfer)));
+                break;
+            }
         }
     }
-    let Some(entry) = chosen else {
+    let Some((entry, transfer)) = chosen else {
         return Err(FetchError::AllWithdrawn {
             pattern: untrusted(config.version.as_str()),
             versions: version_list(candidates.iter().copied()),
@@ -429,6 +452,7 @@ fn update(
         to: Image::of(entry),
         restarted: Vec::new(),
         removed,
+        transfer,
     })
 }
 
@@ -532,12 +556,17 @@ fn restart(
             restart_pending::remove(dest)?;
             Ok(match outcome {
                 Outcome::Updated {
-                    from, to, removed, ..
+                    from,
+                    to,
+                    removed,
+                    transfer,
+                    ..
                 } => Outcome::Updated {
                     from,
                     to,
                     restarted,
                     removed,
+                    transfer,
                 },
                 then => Outcome::RestartedPending {
                     then: Box::new(then),
@@ -777,19 +806,32 @@ fn copy_error_io(e: CopyError) -> std::io::Error {
     }
 }
 
+/// How [`install`] made an image present.
+enum Installed {
+    /// It was there and intact.
+    Present,
+    /// Downloaded whole.
+    Downloaded,
+    /// Assembled from local chunks and ranges.
+    Delta(Transfer),
+    /// The publisher withdrew it (410 Gone).
+    Withdrawn,
+}
+
 /// Makes sure `store/<hex>` of `entry` is present and intact, downloading
-/// it if needed. `Ok(false)` means the publisher withdrew it (410 Gone).
+/// it if needed: as a delta when the store and the origin allow, else whole.
 fn install(
     name: &Path,
+    dest: &Dir,
     store: &Dir,
     entry: &Entry,
     options: &Options,
     origin: &dyn Origin,
-) -> Result<bool, FetchError> {
+) -> Result<Installed, FetchError> {
     let hex = entry.digest_hex();
     let path = store.path().join(&hex);
     match check_stored(name, store, entry, options.verify)? {
-        Stored::Intact => return Ok(true),
+        Stored::Intact => return Ok(Installed::Present),
         // Kept until a verified copy is renamed over it: if the download
         // fails, `latest` still points at a file.
         Stored::Damaged(why) => warn(
@@ -808,8 +850,12 @@ fn install(
         progress: &|message| progress(name, options, message),
         bar: options.progress.then_some(&bar as &dyn Fn() -> _),
     };
+    let latest = gc::latest_name(dest);
+    if let Some(transfer) = try_delta(origin, dest, store, entry, latest.as_deref(), &say)? {
+        return Ok(Installed::Delta(transfer));
+    }
     match image::download(origin, store, entry, options.retry, &say)? {
-        Downloaded::Installed => Ok(true),
+        Downloaded::Installed => Ok(Installed::Downloaded),
         Downloaded::Withdrawn { url } => {
             warn(
                 name,
@@ -818,7 +864,7 @@ fn install(
                     untrusted(entry.version.as_str())
                 ),
             );
-            Ok(false)
+            Ok(Installed::Withdrawn)
         }
     }
 }

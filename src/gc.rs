@@ -4,10 +4,12 @@
 //! store, carries the plan out and reports it. `tako fetch` runs the same
 //! collection after it moved `latest` when a config sets `Keep=`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
 use crate::config;
+use crate::delta;
 use crate::fetch::{self, FetchError};
 use crate::fsutil::{Dir, IoError, ListedKind};
 use crate::json::{GcRecord, RemovedRecord};
@@ -169,9 +171,6 @@ pub fn collect(
         Reason::Unlisted => (1, None),
         Reason::Temporary => (2, None),
     });
-    if plan.is_empty() {
-        return Ok(());
-    }
     for removal in &plan {
         if !dry_run {
             store.remove_file(&removal.name)?;
@@ -179,7 +178,35 @@ pub fn collect(
         on_removal(removal);
     }
     if !dry_run {
-        store.sync()?;
+        if !plan.is_empty() {
+            store.sync()?;
+        }
+        collect_indexes(dir, &store)?;
+    }
+    Ok(())
+}
+
+/// Removes the cached chunk indexes (`DEST/index/<hex>`, see `delta`) of images no
+/// longer in the store. They are small and derived, so they are not reported; a
+/// subdirectory or special file there is left alone, as in `store/`.
+fn collect_indexes(dir: &Dir, store: &Dir) -> Result<(), IoError> {
+    let Some(cache) = dir.subdir(delta::LOCAL_INDEX)? else {
+        return Ok(());
+    };
+    let images: HashSet<String> = store.names()?.into_iter().collect();
+    let mut removed = false;
+    for entry in cache.entries()? {
+        if !matches!(entry.kind, ListedKind::File | ListedKind::Symlink) {
+            continue;
+        }
+        if let Ok(name) = entry.name.into_string()
+            && !images.contains(&name)
+        {
+            removed |= cache.remove(&name)?;
+        }
+    }
+    if removed {
+        cache.sync()?;
     }
     Ok(())
 }

@@ -76,6 +76,13 @@ pub struct FetchRecord {
     pub published: Option<Vec<String>>,
     /// `failed`: the error, as printed after `tako: error: `.
     pub error: Option<String>,
+    /// `updated` by a delta: bytes received for the image (its chunk index and the
+    /// ranges); `null` otherwise.
+    pub downloaded_bytes: Option<u64>,
+    /// `updated` by a delta: the image's size, which `downloaded_bytes` is a part of.
+    pub image_bytes: Option<u64>,
+    /// Whether the image was installed as a delta in this run.
+    pub delta: bool,
 }
 
 impl FetchRecord {
@@ -95,6 +102,9 @@ impl FetchRecord {
             pattern: None,
             published: None,
             error: None,
+            downloaded_bytes: None,
+            image_bytes: None,
+            delta: false,
         };
         match result {
             Ok(outcome) => record.fill(outcome),
@@ -124,8 +134,14 @@ impl FetchRecord {
                 to,
                 restarted,
                 removed,
+                transfer,
             } => {
                 self.outcome = "updated";
+                if let Some(transfer) = transfer {
+                    self.downloaded_bytes = Some(transfer.downloaded);
+                    self.image_bytes = Some(transfer.image);
+                    self.delta = true;
+                }
                 self.from = from.clone();
                 self.to = Some(to.version.clone());
                 self.image(to);

@@ -56,6 +56,23 @@ pub fn size_text(size: u64) -> String {
     }
 }
 
+/// A size in binary units with one decimal, as the `downloaded … of …` of
+/// `tako fetch` shows it: `512 bytes`, `52.0 MiB`, `1.0 GiB`.
+pub fn binary_size(size: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if size < 1024 {
+        return format!("{size} bytes");
+    }
+    let mut value = size as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.96 MiB would print as "1024.0 MiB": move up before rounding does.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Writes one line to standard error; a failure is ignored.
 pub fn stderr_line(line: &str) {
     let _ = io::stderr()
@@ -118,6 +135,17 @@ fn stderr_identity() -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_binary_units_with_one_decimal() {
+        assert_eq!(binary_size(0), "0 bytes");
+        assert_eq!(binary_size(1023), "1023 bytes");
+        assert_eq!(binary_size(1024), "1.0 KiB");
+        assert_eq!(binary_size(52 << 20), "52.0 MiB");
+        assert_eq!(binary_size((1 << 30) - 1), "1.0 GiB");
+        assert_eq!(binary_size(1536 << 20), "1.5 GiB");
+        assert_eq!(binary_size(u64::MAX), "16384.0 PiB");
+    }
 
     #[test]
     fn parses_the_journal_stream_variable() {

@@ -27,7 +27,7 @@ fn json_records(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 17] = [
     "config",
     "outcome",
     "from",
@@ -42,6 +42,9 @@ const FIELDS: [&str; 14] = [
     "pattern",
     "published",
     "error",
+    "downloaded_bytes",
+    "image_bytes",
+    "delta",
 ];
 
 #[test]
@@ -76,6 +79,10 @@ fn fetch_json_prints_one_record_per_config_with_every_field() {
     assert_eq!(r["restarted"], serde_json::json!([]));
     assert_eq!(r["restart_retried"], false);
     assert_eq!(r["error"], Value::Null);
+    // A first install downloads the whole image: no delta to report.
+    assert_eq!(r["delta"], false);
+    assert_eq!(r["downloaded_bytes"], Value::Null);
+    assert_eq!(r["image_bytes"], Value::Null);
 
     let r = &records[1];
     assert_eq!(r["outcome"], "no-match");

@@ -566,20 +566,30 @@ fn serve_file(
         let if_range_ok = request
             .header("if-range")
             .is_none_or(|v| v == etag || v == modified);
-        let from = request
+        // `bytes=FROM-` or `bytes=FROM-LAST`, one range only.
+        let range = request
             .header("range")
             .and_then(|r| r.strip_prefix("bytes="))
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<u64>().ok());
-        match from {
-            Some(from) if if_range_ok && from >= len => {
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(from, last)| {
+                let from = from.parse::<u64>().ok()?;
+                let last = if last.is_empty() {
+                    None
+                } else {
+                    Some(last.parse::<u64>().ok()?)
+                };
+                Some((from, last))
+            });
+        match range {
+            Some((from, _)) if if_range_ok && from >= len => {
                 return send_small(stream, shared, 416, b"range not satisfiable\n");
             }
-            Some(from) if if_range_ok => {
+            Some((from, last)) if if_range_ok => {
+                let last = last.map_or(len - 1, |l| l.min(len - 1));
                 io::Seek::seek(&mut file, io::SeekFrom::Start(from))?;
                 status = 206;
-                length = len - from;
-                headers.push(format!("Content-Range: bytes {from}-{}/{len}", len - 1));
+                length = last + 1 - from;
+                headers.push(format!("Content-Range: bytes {from}-{last}/{len}"));
             }
             _ => {}
         }
