@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::http_server::{Fault, Server};
+use support::nginx::Nginx;
 use support::origin::World;
 use support::tako::*;
 
@@ -446,4 +447,34 @@ fn gc_drops_the_cached_indexes_of_images_it_removes() {
     assert_exit(&o, 0);
     assert!(!cache.join(&u.d1).exists());
     assert!(cache.join(&u.d2).is_file());
+}
+
+#[test]
+fn against_nginx_the_index_and_every_range_share_one_connection() {
+    let u = update_world(rewritten, &[]);
+    let nginx = Nginx::serve_dir(&u.w.origin());
+    let config = u.w.config("app.tako", &nginx.url(), "*", "");
+    let o = fetch(&config, &[]);
+    assert_exit(&o, 0);
+    u.w.assert_latest(&u.d2, &u.new);
+    let records = nginx.wait_records(3);
+    let index = format!("/index/{}", u.d2);
+    let store = format!("/store/{}", u.d2);
+    let delta: Vec<_> = records
+        .iter()
+        .filter(|r| r.uri == index || r.uri == store)
+        .collect();
+    assert!(delta.len() >= 3, "{records:#?}");
+    assert!(
+        delta
+            .iter()
+            .all(|r| r.connection == delta[0].connection && matches!(r.status, 200 | 206)),
+        "{delta:#?}"
+    );
+    let ranges = delta.iter().filter(|r| r.range.is_some()).count();
+    assert_eq!(
+        ranges,
+        delta.len() - 1,
+        "every request but the index's asks for a range"
+    );
 }

@@ -69,6 +69,9 @@ pub struct Record {
     pub request_time: f64,
     /// `$ssl_client_verify`: `SUCCESS`, `FAILED:…`, or `NONE` / `None` without TLS.
     pub ssl_client_verify: Option<String>,
+    /// `$connection`: the serial number of the connection the request came on, so that
+    /// requests sharing one keep-alive connection can be told apart from new ones.
+    pub connection: u64,
 }
 
 /// A running nginx; killed when dropped.
@@ -226,7 +229,7 @@ fn free_port() -> u16 {
 
 /// Fields are separated by tabs; nginx escapes tabs and quotes inside values (`\x09`), so a
 /// value can never split a line. An absent header is logged as `-`.
-const LOG_FORMAT: &str = "$request_method\t$request_uri\t$status\t$http_range\t$http_if_range\t$http_if_none_match\t$http_if_modified_since\t$tako_authorization\t$body_bytes_sent\t$request_time\t$ssl_client_verify";
+const LOG_FORMAT: &str = "$request_method\t$request_uri\t$status\t$http_range\t$http_if_range\t$http_if_none_match\t$http_if_modified_since\t$tako_authorization\t$body_bytes_sent\t$request_time\t$ssl_client_verify\t$connection";
 
 fn config(prefix: &Path, root: &Path, port: u16, options: &Options) -> String {
     let p = prefix.display();
@@ -292,7 +295,7 @@ fn optional(field: &str) -> Option<String> {
 
 fn parse_record(line: &str) -> Option<Record> {
     let f: Vec<&str> = line.split('\t').collect();
-    if f.len() != 11 {
+    if f.len() != 12 {
         return None;
     }
     Some(Record {
@@ -307,5 +310,6 @@ fn parse_record(line: &str) -> Option<Record> {
         body_bytes_sent: f[8].parse().ok()?,
         request_time: f[9].parse().ok()?,
         ssl_client_verify: optional(f[10]),
+        connection: f[11].parse().ok()?,
     })
 }
