@@ -1,109 +1,244 @@
 #!/usr/bin/env bash
-# How many bytes a delta update would download, and what indexing costs the publisher.
+# Delta updates against real fetches over nginx on 127.0.0.1: tako, casync and zsync side by
+# side, on the same versions of one image, with and without a rate limit.
 #
-#   bench/delta.sh                  # a 1 GiB image
-#   SIZE_MIB=256 bench/delta.sh     # a smaller one
+#   bench/delta.sh                          # a 1 GiB image, unlimited and 20 MB/s
+#   SIZE_MIB=128 bench/delta.sh             # a smaller image
+#   LINKS=limited bench/delta.sh            # only the rate-limited link
+#   TOOLS="tako" bench/delta.sh             # only tako (also: casync, zsync)
+#   KEEP=1 bench/delta.sh                   # keep bench/work/delta for more runs by hand
 #
-# Makes a random image (v0) and versions of it as the issue describes: 1 %, 5 % and 25 % of
-# its 64 KiB blocks rewritten at random places, 1 KiB inserted at 5 places (shifting all
-# that follows), and an unrelated image. Publishes each with `tako store` (which writes the
-# chunk index) and plans each version from v0's index with the `delta_plan` example: the
-# bytes it would fetch, plus the index, against the image size. Also times `tako store`
-# with and without --no-index and records its peak RSS (GNU time).
+# Makes a random image v0 and versions of it as issue 12 describes: 1 %, 5 % and 25 % of
+# its 64 KiB blocks rewritten at random places, 1 KiB inserted at 5 random places (shifting
+# all that follows) and an unrelated image. Publishes all of them with `tako store` (which
+# writes the chunk indexes), `casync make` (a .caibx each, one chunk store) and `zsyncmake`
+# (a .zsync each, pointing at the image in store/), in one directory served by nginx on two
+# ports: one unlimited, one with `limit_rate 20m` (20 MiB/s per connection).
 #
-# `tako fetch` does not use indexes yet (see docs/index.md), so wall times of delta fetches,
-# and casync/zsync side by side, are not measured here.
+# A host holds v0 (as `tako fetch` installed it, with v0's chunk index cached in
+# DEST/index/ as after any earlier delta update) and updates to each version with
+#   tako     tako fetch
+#   casync   casync extract --seed=<v0> --store=URL URL/<version>.caibx
+#   zsync    zsync -i <v0> URL/<version>.zsync
+# and, as the yardstick, a plain `tako fetch` into an empty destination ("tako (full)").
+# One run each. Bytes are nginx's $bytes_sent (headers and bodies) for the requests logged
+# during the run, connections the distinct $connection numbers among them; wall time and
+# peak RSS are GNU time's. Each host starts as hard links to one copy of it (tako replaces
+# files by renaming, never writes into them), so preparing a run costs no copy. Each result is checked against the
+# version's SHA-256. Needs nginx (nginx-light), casync, zsync and GNU time: installs the
+# missing ones with apt-get. Everything lives in bench/work/delta (git-ignored; about
+# 5 GiB of disk for 1 GiB images), removed at the end; the table is also written to
+# bench/work/delta-results.md.
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}
 case $SIZE_MIB in '' | *[!0-9]* | 0) echo "SIZE_MIB must be a positive whole number" >&2; exit 2 ;; esac
+LINKS=${LINKS:-unlimited limited}
+TOOLS=${TOOLS:-tako casync zsync}
+RATE=${RATE:-20m}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$root/bench/work/delta
 cd "$root"
 
-command -v cargo >/dev/null 2>&1 || { echo "cargo is needed: https://rustup.rs" >&2; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "python3 is needed to make the versions" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "GNU time is needed (apt-get install time)" >&2; exit 1; }
-echo "building the release binary and the delta_plan example" >&2
-cargo build --release --locked --quiet --bin tako --example delta_plan
-target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-target_dir=${target_dir:-$root/target}
-tako=$target_dir/release/tako
-plan=$target_dir/release/examples/delta_plan
+missing=()
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v casync >/dev/null 2>&1 || missing+=(casync)
+command -v zsync >/dev/null 2>&1 || missing+=(zsync)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} with apt-get" >&2
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -z "${TAKO:-}" ]; then
+    echo "building the release binary" >&2
+    cargo build --release --locked --quiet --bin tako
+    target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    TAKO=${target_dir:-$root/target}/release/tako
+fi
 
 rm -rf "$work"
-mkdir -p "$work/out" "$work/out-noindex"
-trap 'rm -rf "$work"' EXIT
-key=$("$tako" gen-key | sed -n 's/^\(SECRET+.*\)$/\1/p')
-printf '%s\n' "$key" >"$work/key"
+mkdir -p "$work/origin/casync/store" "$work/origin/zsync" "$work/nginx"
+nginx_pid=
+cleanup() {
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+key=$(tr -d '\n' < tests/vectors/test-key.secret)
+public=$(cat tests/vectors/test-key.public)
+hex() { sha256sum "$1" | cut -d' ' -f1; }
 
-echo "making the versions ($SIZE_MIB MiB each)" >&2
-python3 - "$work" "$SIZE_MIB" <<'PY'
-import os, random, sys
-work, mib = sys.argv[1], int(sys.argv[2])
-size = mib << 20
-block = 64 << 10
-rng = random.Random(12)
-with open(f"{work}/v0", "wb") as f:
-    for _ in range(mib):
-        f.write(rng.randbytes(1 << 20))
-def rewrite(name, share):
-    data = bytearray(open(f"{work}/v0", "rb").read())
+# One version at a time, each made from v0 and then published, so that only v0 and the
+# published copies take disk space.
+make_version() { # NAME
+    python3 - "$work" "$SIZE_MIB" "$1" <<'PY'
+import random, sys, zlib
+work, mib, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+size, block = mib << 20, 64 << 10
+rng = random.Random(zlib.crc32(name.encode()))
+out = f"{work}/{name}"
+if name in ("v0", "unrelated"):
+    with open(out, "wb") as f:
+        for _ in range(mib):
+            f.write(rng.randbytes(1 << 20))
+    sys.exit()
+data = bytearray(open(f"{work}/v0", "rb").read())
+if name.startswith("rewrite-"):
+    share = int(name.split("-")[1]) / 100
     blocks = size // block
     for b in rng.sample(range(blocks), max(1, round(blocks * share))):
         data[b * block:(b + 1) * block] = rng.randbytes(block)
-    open(f"{work}/{name}", "wb").write(data)
-for name, share in [("rewrite-1", 0.01), ("rewrite-5", 0.05), ("rewrite-25", 0.25)]:
-    rewrite(name, share)
-data = open(f"{work}/v0", "rb").read()
-places = sorted(rng.sample(range(size), 5))
-out, last = [], 0
-for p in places:
-    out += [data[last:p], rng.randbytes(1024)]
-    last = p
-out.append(data[last:])
-open(f"{work}/insert-5x1k", "wb").write(b"".join(out))
-with open(f"{work}/unrelated", "wb") as f:
-    for _ in range(mib):
-        f.write(rng.randbytes(1 << 20))
+elif name == "insert-5x1k":
+    for p in sorted(rng.sample(range(size), 5), reverse=True):
+        data[p:p] = rng.randbytes(1024)
+open(out, "wb").write(data)
 PY
-
-store() { # OUT IMAGE VERSION [FLAGS...]
-    local out=$1 image=$2 version=$3
-    shift 3
-    /usr/bin/time -f '%e %M' -o "$work/time" \
-        "$tako" store -f "$work/key" -o "$out" "$@" "$image" "$version" >/dev/null
-    cat "$work/time"
 }
 
-echo "publishing" >&2
-read -r t_idx rss_idx < <(store "$work/out" "$work/v0" 0)
-read -r t_no rss_no < <(store "$work/out-noindex" "$work/v0" 0 --no-index)
-i=1
-for v in rewrite-1 rewrite-5 rewrite-25 insert-5x1k unrelated; do
-    store "$work/out" "$work/$v" "$i" >/dev/null
+versions=(rewrite-1 rewrite-5 rewrite-25 insert-5x1k unrelated)
+declare -A digest number
+echo "making and publishing the versions ($SIZE_MIB MiB each)" >&2
+i=0
+for name in v0 "${versions[@]}"; do
+    make_version "$name"
+    digest[$name]=$(hex "$work/$name")
+    number[$name]=$i
+    "$TAKO" store -k "$key" -o "$work/origin" "$work/$name" "$i" >/dev/null
+    if [[ " $TOOLS " == *" casync "* ]]; then
+        casync make --store="$work/origin/casync/store" "$work/origin/casync/$name.caibx" \
+            "$work/$name" >/dev/null
+    fi
+    if [[ " $TOOLS " == *" zsync "* ]]; then
+        zsyncmake -u "../store/${digest[$name]}" -o "$work/origin/zsync/$name.zsync" \
+            "$work/$name" 2>/dev/null
+    fi
+    [ "$name" = v0 ] || rm -f "$work/$name"
     i=$((i + 1))
 done
-hex() { sha256sum "$1" | cut -d' ' -f1; }
-old_index=$work/out/index/$(hex "$work/v0")
+rm -f "$work/v0"
+index_of_v0=$(stat -c %s "$work/origin/index/${digest[v0]}")
 
-echo
-echo "### Delta from v0, $SIZE_MIB MiB image"
-echo
-echo "| version | bytes to fetch (index included) | share of the image | range requests | reused |"
-echo "|---|---:|---:|---:|---:|"
-for v in rewrite-1 rewrite-5 rewrite-25 insert-5x1k unrelated; do
-    read -r size index_bytes fetch reused requests < <("$plan" "$work/out/index/$(hex "$work/$v")" "$old_index")
-    total=$((fetch + index_bytes))
-    awk -v v="$v" -v t="$total" -v s="$size" -v r="$requests" -v u="$reused" 'BEGIN {
-        printf "| %s | %.1f MiB | %.2f %% | %d | %.1f MiB |\n", v, t / 1048576, 100 * t / s, r, u / 1048576 }'
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+declare -A port
+port[unlimited]=$(free_port)
+port[limited]=$(free_port)
+cat > "$work/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    log_format delta "\$server_port \$status \$bytes_sent \$connection \$request_uri";
+    access_log $work/nginx/access.log delta;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:${port[unlimited]};
+        root $work/origin;
+    }
+    server {
+        listen 127.0.0.1:${port[limited]};
+        root $work/origin;
+        limit_rate $RATE;
+    }
+}
+CONF
+/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+nginx_pid=$!
+for p in "${port[@]}"; do
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+        sleep 0.1
+    done
 done
-echo
-echo "### tako store of v0"
-echo
-echo "| command | wall (s) | peak RSS (MiB) |"
-echo "|---|---:|---:|"
-awk -v t="$t_idx" -v r="$rss_idx" 'BEGIN { printf "| tako store (with index) | %.2f | %.1f |\n", t, r / 1024 }'
-awk -v t="$t_no" -v r="$rss_no" 'BEGIN { printf "| tako store --no-index | %.2f | %.1f |\n", t, r / 1024 }'
+
+config() { # DEST VERSION PORT
+    printf 'Origin=http://127.0.0.1:%s\nPublicKey=%s\nDestination=%s\nVersion=%s\n' \
+        "$3" "$public" "$1" "$2" > "$work/app.tako"
+}
+
+# The host before each update: v0 installed by tako fetch, its chunk index cached.
+mkdir -p "$work/seed"
+config "$work/seed" 0 "${port[unlimited]}"
+"$TAKO" fetch "$work/app.tako" >/dev/null
+mkdir -p "$work/seed/index"
+cp "$work/origin/index/${digest[v0]}" "$work/seed/index/${digest[v0]}"
+seed_image=$work/seed/store/${digest[v0]}
+
+results=$work/rows
+: > "$results"
+# Runs one update and appends a table row: TOOL LINK NAME
+run() {
+    local tool=$1 link=$2 name=$3 p=${port[$2]} out start
+    rm -rf "$work/run"
+    case $tool in
+        "tako (full)") mkdir -p "$work/run" ;;
+        "tako (cold cache)") cp -al "$work/seed" "$work/run"; rm -f "$work/run/index/${digest[v0]}" ;;
+        *) cp -al "$work/seed" "$work/run" ;;
+    esac
+    sync
+    start=$(wc -l < "$work/nginx/access.log")
+    case $tool in
+        tako*)
+            config "$work/run" "${number[$name]}" "$p"
+            /usr/bin/time -f '%e %M' -o "$work/time" "$TAKO" fetch "$work/app.tako" > "$work/said"
+            out=$work/run/latest
+            ;;
+        casync)
+            /usr/bin/time -f '%e %M' -o "$work/time" casync extract --seed="$seed_image" \
+                --store="http://127.0.0.1:$p/casync/store" \
+                "http://127.0.0.1:$p/casync/$name.caibx" "$work/run/out" 2>/dev/null
+            out=$work/run/out
+            ;;
+        zsync)
+            (cd "$work/run" && /usr/bin/time -f '%e %M' -o "$work/time" zsync -q -i "$seed_image" \
+                -o "$work/run/out" "http://127.0.0.1:$p/zsync/$name.zsync")
+            out=$work/run/out
+            ;;
+    esac
+    sleep 0.2 # nginx logs a request once it is done
+    [ "$(hex "$out")" = "${digest[$name]}" ] || { echo "$tool $link $name: wrong result" >&2; exit 1; }
+    read -r wall rss < "$work/time"
+    tail -n +"$((start + 1))" "$work/nginx/access.log" | awk -v p="$p" -v tool="$tool" \
+        -v link="$link" -v name="$name" -v size="$((SIZE_MIB << 20))" -v wall="$wall" -v rss="$rss" '
+        $1 == p { n++; sent += $3; if (!($4 in seen)) { seen[$4] = 1; c++ } }
+        END {
+            printf "| %s | %s | %s | %.1f MiB | %.2f %% | %d | %d | %.2f | %.1f |\n",
+                name, link, tool, sent / 1048576, 100 * sent / size, n, c, wall, rss / 1024
+        }' | tee -a "$results" >&2
+}
+
+for link in $LINKS; do
+    if [[ " $TOOLS " == *" tako "* ]]; then
+        run "tako (full)" "$link" rewrite-5
+    fi
+    for name in "${versions[@]}"; do
+        for tool in $TOOLS; do
+            run "$tool" "$link" "$name"
+        done
+    done
+    if [[ " $TOOLS " == *" tako "* ]]; then
+        run "tako (full)" "$link" unrelated
+        run "tako (cold cache)" "$link" rewrite-5
+    fi
+done
+
+{
+    echo "image: $SIZE_MIB MiB; limited link: limit_rate $RATE; v0's index: $index_of_v0 bytes"
+    echo
+    echo "| version | link | tool | bytes received | of the image | requests | connections | wall (s) | peak RSS (MiB) |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    cat "$results"
+} | tee "$root/bench/work/delta-results.md"
