@@ -323,8 +323,13 @@ pub fn fetch_one(
     if let Some(store) = dir.subdir("store")? {
         store.remove_temporaries()?;
     }
-    if let Some(cache) = dir.subdir(delta::LOCAL_INDEX)? {
-        cache.remove_temporaries()?;
+    // The cache of chunk indexes only saves work: something planted at
+    // DEST/index must not stop an update (a delta then says why it is not
+    // tried, and the image is downloaded whole).
+    if let Ok(Some(cache)) = dir.subdir(delta::LOCAL_INDEX)
+        && let Err(e) = cache.remove_temporaries()
+    {
+        warn(config_path, &e.to_string());
     }
     let updated = update(config_path, &dir, &config, options, origin.as_ref());
     if options.init {

@@ -478,3 +478,30 @@ fn against_nginx_the_index_and_every_range_share_one_connection() {
         "every request but the index's asks for a range"
     );
 }
+
+#[test]
+fn a_symlink_planted_as_the_index_cache_is_not_followed_and_the_update_still_happens() {
+    let u = update_world(rewritten, &[]);
+    let elsewhere = u.w.path("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, u.w.dest().join("index")).unwrap();
+    let config = u.w.config("app.tako", &u.w.file_url(), "*", "");
+    let o = fetch(&config, &[]);
+    assert_exit(&o, 0);
+    u.w.assert_latest(&u.d2, &u.new);
+    assert!(
+        stderr(&o).contains("not using a local image"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+    assert!(
+        fs::symlink_metadata(u.w.dest().join("index"))
+            .unwrap()
+            .is_symlink()
+    );
+}
