@@ -17,6 +17,7 @@ pub mod json;
 pub mod key;
 pub mod keyring;
 pub mod manifest;
+pub mod oci;
 pub mod output;
 pub mod progress;
 pub mod publish;
