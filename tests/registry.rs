@@ -1,21 +1,114 @@
 //! OCI registries as origins (issue 13), against a real distribution registry
-//! (`docker-registry`) and against the loopback server acting as a registry.
+//! (`docker-registry`), stock tools (`skopeo`) and the loopback server acting as a registry.
 
 mod support;
 
-use support::registry::{self, Registry};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
 
-fn get(url: &str, auth: Option<(&str, &str)>) -> u16 {
-    let mut req = ureq::get(url);
-    if let Some((user, password)) = auth {
-        use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        req = req.header("Authorization", &format!("Basic {basic}"));
+use support::origin::World;
+use support::registry::{self, Registry};
+use support::tako::{
+    assert_exit, sha256_hex, signed_manifest, stderr, stdout, tako_cmd, test_secret,
+};
+use tako::oci::layout::{self, Descriptor};
+use tako::oci::{Client, Credentials, Reference};
+
+const USER: &str = "publisher";
+const PASSWORD: &str = "pa55-very-secret-word";
+
+/// `tako` with the registry credentials of `auth_file` only (none of the developer's).
+fn tako_with_auth(args: &[&str], auth_file: Option<&Path>) -> Output {
+    let mut cmd = tako_cmd();
+    cmd.env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    if let Some(file) = auth_file {
+        cmd.env("REGISTRY_AUTH_FILE", file);
     }
-    match req.config().http_status_as_error(false).build().call() {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => panic!("GET {url}: {e}"),
-    }
+    cmd.args(args).output().expect("run tako")
+}
+
+/// Publishes `content` as `version` into `origin`.
+fn store(w: &World, origin: &str, version: &str, content: &[u8], auth: Option<&Path>) -> Output {
+    let image = w.path(&format!("image-{version}"));
+    fs::write(&image, content).unwrap();
+    let secret = test_secret();
+    tako_with_auth(
+        &[
+            "store",
+            "-k",
+            &secret,
+            "-o",
+            origin,
+            image.to_str().unwrap(),
+            version,
+        ],
+        auth,
+    )
+}
+
+#[track_caller]
+fn store_ok(w: &World, origin: &str, version: &str, content: &[u8]) -> String {
+    let o = store(w, origin, version, content, None);
+    assert_exit(&o, 0);
+    let hex = sha256_hex(content);
+    assert_eq!(stdout(&o).trim(), format!("{version} -> {hex}"));
+    hex
+}
+
+fn client(origin: &str, credentials: Option<Credentials>) -> Client {
+    Client::with_credentials(Reference::parse(origin).unwrap(), credentials, true)
+}
+
+/// The signed manifest the repository's `tako-manifest` tag holds, read independently.
+fn registry_manifest(origin: &str) -> Vec<u8> {
+    layout::read_manifest(&client(origin, None))
+        .unwrap()
+        .expect("a tako-manifest tag")
+        .0
+}
+
+/// Replaces the repository's `tako-manifest` with an artifact holding `bytes`, as a hostile
+/// or careless publisher could.
+fn push_manifest_bytes(origin: &str, bytes: &[u8]) {
+    let c = client(origin, None);
+    let digest = c.push_blob(bytes).unwrap();
+    c.push_blob(layout::EMPTY_CONFIG).unwrap();
+    let artifact = layout::artifact(
+        layout::MANIFEST_TYPE,
+        Descriptor {
+            media_type: layout::MANIFEST_TYPE.into(),
+            digest,
+            size: bytes.len() as u64,
+            annotations: None,
+        },
+        None,
+    );
+    c.put_manifest(layout::MANIFEST_TAG, &artifact).unwrap();
+}
+
+fn tags(registry: &Registry, repository: &str) -> Vec<String> {
+    let url = format!("http://{}/v2/{repository}/tags/list", registry.host());
+    let body = ureq::get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut tags: Vec<String> = parsed["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn line(version: &str, content: &[u8]) -> String {
+    format!("{version} {} {}", content.len(), sha256_hex(content))
 }
 
 #[test]
@@ -23,11 +116,223 @@ fn the_test_registry_starts_with_and_without_basic_auth() {
     if !registry::available() {
         return;
     }
+    let get = |url: &str, auth: Option<&Credentials>| {
+        let mut req = ureq::get(url);
+        if let Some(c) = auth {
+            req = req.header("Authorization", &c.basic());
+        }
+        req.config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
     let open = Registry::start();
     assert_eq!(get(&format!("http://{}/v2/", open.host()), None), 200);
-    let closed = Registry::with_basic_auth("alice", "s3cret-pass");
+    let closed = Registry::with_basic_auth(USER, PASSWORD);
     let url = format!("http://{}/v2/", closed.host());
+    let creds = |password: &str| Credentials {
+        username: USER.into(),
+        password: password.into(),
+    };
     assert_eq!(get(&url, None), 401);
-    assert_eq!(get(&url, Some(("alice", "wrong"))), 401);
-    assert_eq!(get(&url, Some(("alice", "s3cret-pass"))), 200);
+    assert_eq!(get(&url, Some(&creds("wrong"))), 401);
+    assert_eq!(get(&url, Some(&creds(PASSWORD))), 200);
+}
+
+#[test]
+fn three_versions_published_to_a_registry_are_tagged_and_listed_in_the_signed_manifest() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("fleet/app");
+    let (a, b, c) = (
+        b"image one\n".to_vec(),
+        b"image two\n".to_vec(),
+        vec![7u8; 3 * 1024 * 1024],
+    );
+    store_ok(&w, &origin, "1.0", &a);
+    store_ok(&w, &origin, "1.1", &b);
+    // Not a valid OCI tag: tagged by its digest instead.
+    let hex_c = store_ok(&w, &origin, "2.0+build.5", &c);
+
+    assert_eq!(
+        registry_manifest(&origin),
+        signed_manifest(&[line("1.0", &a), line("1.1", &b), line("2.0+build.5", &c)])
+    );
+    let mut expected = vec![
+        "1.0".to_string(),
+        "1.1".to_string(),
+        format!("sha256-{hex_c}"),
+        "tako-manifest".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(tags(&r, "fleet/app"), expected);
+    // Each image is a registry blob under Tako's own digest.
+    let blob = client(&origin, None)
+        .read_blob(&format!("sha256:{hex_c}"), 8 << 20)
+        .unwrap();
+    assert_eq!(blob, c);
+}
+
+#[test]
+fn an_image_larger_than_one_chunk_is_uploaded_in_chunks_and_published_again_without_upload() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("big");
+    // Past the 8 MiB single-PUT limit, not a multiple of it.
+    let content: Vec<u8> = (0..(17u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
+    let hex = store_ok(&w, &origin, "1.0", &content);
+    let blob = client(&origin, None)
+        .read_blob(&format!("sha256:{hex}"), 32 << 20)
+        .unwrap();
+    assert!(
+        blob == content,
+        "the blob in the registry differs from the image"
+    );
+    // The same image as another version: the blob is there already.
+    store_ok(&w, &origin, "1.0.1", &content);
+    assert_eq!(
+        registry_manifest(&origin),
+        signed_manifest(&[line("1.0", &content), line("1.0.1", &content)])
+    );
+}
+
+#[test]
+fn skopeo_inspect_shows_a_published_version() {
+    if !registry::available() || !support::tools::available("skopeo") {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    let hex = store_ok(&w, &origin, "1.4.2", b"the image\n");
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/app:1.4.2", r.host()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo: {}", stderr(&o));
+    let raw: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(raw["artifactType"], layout::IMAGE_TYPE);
+    assert_eq!(raw["layers"][0]["digest"], format!("sha256:{hex}"));
+    assert_eq!(raw["layers"][0]["size"], 10);
+    assert_eq!(
+        raw["annotations"]["org.opencontainers.image.version"],
+        "1.4.2"
+    );
+}
+
+#[test]
+fn publishing_over_a_registry_manifest_signed_by_another_key_is_refused() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    store_ok(&w, &origin, "1.0", b"one\n");
+    // Someone else's manifest, well signed by their key.
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let body = format!("Tako Manifest 1\n\n{}\n\n", line("6.6.6", b"evil\n"));
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(other.sign(body.as_bytes()).to_bytes());
+    let foreign = format!("{body}{sig}\n").into_bytes();
+    push_manifest_bytes(&origin, &foreign);
+
+    let o = store(&w, &origin, "1.1", b"two\n", None);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "tako: error: the manifest in {origin} is signed by another key"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(registry_manifest(&origin), foreign, "the tag must not move");
+    assert!(!tags(&r, "app").contains(&"1.1".to_string()));
+}
+
+#[test]
+fn publishing_to_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints_credentials() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::with_basic_auth(USER, PASSWORD);
+    let w = World::new();
+    let origin = r.origin("private/app");
+    use base64::Engine;
+    let encode = |password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"))
+    };
+    let auth_file = |name: &str, password: &str| {
+        let path = w.path(name);
+        fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+                r.host(),
+                encode(password)
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    // No credentials anywhere: said clearly.
+    let o = store(&w, &origin, "1.0", b"one\n", None);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "registry {} wants credentials for private/app",
+            r.host()
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // Wrong ones: refused, and neither they nor their encoding are shown.
+    let wrong = auth_file("wrong.json", "not-the-password");
+    let o = store(&w, &origin, "1.0", b"one\n", Some(&wrong));
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "registry {} refused the credentials for private/app",
+            r.host()
+        )),
+        "{err}"
+    );
+    for secret in ["not-the-password", &encode("not-the-password")] {
+        assert!(
+            !err.contains(secret) && !stdout(&o).contains(secret),
+            "{err}"
+        );
+    }
+
+    // The right ones publish.
+    let right = auth_file("auth.json", PASSWORD);
+    let o = store(&w, &origin, "1.0", b"one\n", Some(&right));
+    assert_exit(&o, 0);
+    for secret in [PASSWORD, &encode(PASSWORD)] {
+        assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+    }
+    let c = client(
+        &origin,
+        Some(Credentials {
+            username: USER.into(),
+            password: PASSWORD.into(),
+        }),
+    );
+    let (bytes, _) = layout::read_manifest(&c).unwrap().unwrap();
+    assert_eq!(bytes, signed_manifest(&[line("1.0", b"one\n")]));
 }
