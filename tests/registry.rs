@@ -336,3 +336,362 @@ fn publishing_to_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints
     let (bytes, _) = layout::read_manifest(&c).unwrap().unwrap();
     assert_eq!(bytes, signed_manifest(&[line("1.0", b"one\n")]));
 }
+
+// ---- fetch from a registry ----
+
+/// Runs `tako fetch CONFIG` with the registry credentials of `auth_file` only.
+fn fetch(config: &Path, auth_file: Option<&Path>) -> Output {
+    tako_with_auth(&["fetch", config.to_str().unwrap()], auth_file)
+}
+
+#[test]
+fn fetch_from_a_registry_installs_and_updates_a_destination() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("fleet/app");
+    let one = b"version one\n".to_vec();
+    let d1 = store_ok(&w, &origin, "1.0", &one);
+    let config = w.config("app.tako", &origin, "*", "");
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&d1, &one);
+
+    store_ok(&w, &origin, "1.1", b"version 1.1\n");
+    let three = vec![3u8; 9 << 20];
+    let d3 = store_ok(&w, &origin, "2.0+build.5", &three);
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&d3, &three);
+    // The destination's manifest is the registry's, byte for byte.
+    assert_eq!(
+        fs::read(w.dest().join("manifest")).unwrap(),
+        registry_manifest(&origin)
+    );
+}
+
+#[test]
+fn fetch_from_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints_credentials() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::with_basic_auth(USER, PASSWORD);
+    let w = World::new();
+    let origin = r.origin("private/app");
+    let auth = w.path("auth.json");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    fs::write(
+        &auth,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#, r.host()),
+    )
+    .unwrap();
+    let content = b"private image\n".to_vec();
+    let o = store(&w, &origin, "1.0", &content, Some(&auth));
+    assert_exit(&o, 0);
+    let config = w.config("app.tako", &origin, "1.*", "");
+
+    let o = fetch(&config, None);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("registry {} wants credentials for private/app", r.host())),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.latest(), None);
+
+    let o = fetch(&config, Some(&auth));
+    assert_exit(&o, 0);
+    w.assert_latest(&sha256_hex(&content), &content);
+    for secret in [PASSWORD, encoded.as_str()] {
+        assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+    }
+}
+
+#[test]
+fn a_registry_re_pushed_with_an_unsigned_manifest_is_refused() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    let one = b"one\n".to_vec();
+    let d1 = store_ok(&w, &origin, "1.0", &one);
+    let config = w.config("app.tako", &origin, "*", "");
+    assert_exit(&fetch(&config, None), 0);
+
+    // An attacker with push rights adds a version but cannot sign it.
+    let evil = b"evil\n".to_vec();
+    let good = String::from_utf8(registry_manifest(&origin)).unwrap();
+    let (body, _signature) = good.trim_end().rsplit_once('\n').unwrap();
+    let forged = format!(
+        "{}{}\n\n{}\n",
+        body.trim_end(),
+        format_args!("\n{}", line("9.9", &evil)),
+        "AAAA"
+    );
+    push_manifest_bytes(&origin, forged.as_bytes());
+    client(&origin, None).push_blob(&evil).unwrap();
+
+    let o = fetch(&config, None);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("tako: error:"), "{}", stderr(&o));
+    w.assert_latest(&d1, &one);
+    assert!(!w.store_files().contains(&sha256_hex(&evil)));
+}
+
+#[test]
+fn a_registry_re_pushed_with_a_rolled_back_manifest_is_refused() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    let one = b"one\n".to_vec();
+    let two = b"two\n".to_vec();
+    store_ok(&w, &origin, "1.0", &one);
+    // What the registry served before 1.1 (signed, but old).
+    let old = registry_manifest(&origin);
+    let d2 = store_ok(&w, &origin, "1.1", &two);
+    let config = w.config("app.tako", &origin, "*", "");
+    assert_exit(&fetch(&config, None), 0);
+    w.assert_latest(&d2, &two);
+
+    push_manifest_bytes(&origin, &old);
+    let o = fetch(&config, None);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("1.1"), "{}", stderr(&o));
+    assert!(stderr(&o).to_lowercase().contains("rollback") || stderr(&o).contains("no longer"), "{}", stderr(&o));
+    w.assert_latest(&d2, &two);
+}
+
+#[test]
+fn a_registry_blob_that_does_not_match_its_digest_is_refused() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    let content = b"the real image\n".to_vec();
+    let hex = store_ok(&w, &origin, "1.0", &content);
+    // Damaged in the registry's storage, same length, behind its back.
+    let data = r
+        .storage()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .join("data");
+    fs::write(&data, b"the fake image\n").unwrap();
+
+    let config = w.config("app.tako", &origin, "*", "");
+    let o = fetch(&config, None);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains(&hex), "{}", stderr(&o));
+    assert_eq!(w.latest(), None);
+    assert!(!w.store_files().contains(&hex));
+}
+
+#[test]
+fn a_skopeo_sync_of_the_repository_is_an_origin_tako_fetches_from_unchanged() {
+    if !registry::available() || !support::tools::available("skopeo") {
+        return;
+    }
+    let first = Registry::start();
+    let second = Registry::start();
+    let w = World::new();
+    let origin = first.origin("fleet/app");
+    store_ok(&w, &origin, "1.0", b"one\n");
+    let last = b"two, with a version that is no tag\n".to_vec();
+    let d2 = store_ok(&w, &origin, "1.1+x", &last);
+    let o = Command::new("skopeo")
+        .args([
+            "sync",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src",
+            "docker",
+            "--dest",
+            "docker",
+        ])
+        .arg(format!("{}/fleet/app", first.host()))
+        .arg(format!("{}/copy", second.host()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo sync: {}", stderr(&o));
+    drop(first);
+
+    let config = w.config("app.tako", &second.origin("copy/app"), "*", "");
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&d2, &last);
+}
+
+#[test]
+fn mirrors_may_mix_a_registry_and_a_web_server() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::start();
+    let w = World::new();
+    let content = World::content("1.0");
+    let hex = store_ok(&w, &r.origin("app"), "1.0", &content);
+    // The same signed manifest and image in a plain directory.
+    w.publish("1.0");
+    let server = support::http_server::Server::serve_dir(w.origin());
+
+    // The registry first, but its repository is gone: the web server serves.
+    let config = w.config(
+        "a.tako",
+        &r.origin("gone"),
+        "*",
+        &format!("Origin={}\n", server.url()),
+    );
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&hex, &content);
+    fs::remove_dir_all(w.dest()).unwrap();
+    fs::create_dir(w.dest()).unwrap();
+
+    // The web server first, but down: the registry serves.
+    drop(server);
+    let config = w.config(
+        "b.tako",
+        "http://127.0.0.1:9/",
+        "*",
+        &format!("Origin={}\n", r.origin("app")),
+    );
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&hex, &content);
+}
+
+// ---- the Bearer token flow, against the loopback server as registry and token service ----
+
+const TOKEN: &str = "tok-3f9a-loopback";
+
+/// A loopback "registry" serving one repository `app` with `content` published as 1.0, every
+/// registry path guarded by a Bearer challenge whose token service is the same server.
+fn bearer_registry(w: &World, content: &[u8]) -> support::http_server::Server {
+    use support::http_server::{Fault, Server};
+    let root = w.path("registry-root");
+    let repo = root.join("v2/app");
+    fs::create_dir_all(repo.join("manifests")).unwrap();
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    let signed = signed_manifest(&[line("1.0", content)]);
+    let manifest_digest = format!("sha256:{}", sha256_hex(&signed));
+    let image_digest = format!("sha256:{}", sha256_hex(content));
+    fs::write(repo.join("blobs").join(&manifest_digest), &signed).unwrap();
+    fs::write(repo.join("blobs").join(&image_digest), content).unwrap();
+    let artifact = layout::artifact(
+        layout::MANIFEST_TYPE,
+        Descriptor {
+            media_type: layout::MANIFEST_TYPE.into(),
+            digest: manifest_digest.clone(),
+            size: signed.len() as u64,
+            annotations: None,
+        },
+        None,
+    );
+    fs::write(repo.join("manifests/tako-manifest"), artifact).unwrap();
+    fs::write(root.join("token"), format!(r#"{{"token":"{TOKEN}"}}"#)).unwrap();
+    let server = Server::serve_dir(&root);
+    let challenge = format!(
+        r#"Bearer realm="{}/token",service="loopback-registry",scope="repository:app:pull""#,
+        server.url()
+    );
+    for path in [
+        "/v2/app/manifests/tako-manifest".to_string(),
+        format!("/v2/app/blobs/{manifest_digest}"),
+        format!("/v2/app/blobs/{image_digest}"),
+    ] {
+        server.set_fault(
+            &path,
+            Fault::Bearer {
+                token: TOKEN.into(),
+                challenge: challenge.clone(),
+            },
+        );
+    }
+    server
+}
+
+#[test]
+fn the_bearer_token_flow_gets_a_token_for_the_scope_and_retries_with_it() {
+    let w = World::new();
+    let content = b"image behind a token\n".to_vec();
+    let server = bearer_registry(&w, &content);
+    let origin = format!("oci+http://{}/app", server.url().trim_start_matches("http://"));
+    let config = w.config("app.tako", &origin, "*", "");
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&sha256_hex(&content), &content);
+
+    let seen = server.recorded();
+    // The first request has no token and is challenged; the token request names the
+    // service and the scope; every later registry request carries the token.
+    assert_eq!(seen[0].path, "/v2/app/manifests/tako-manifest");
+    assert_eq!(seen[0].header("authorization"), None);
+    let token_requests: Vec<_> = seen.iter().filter(|r| r.path.starts_with("/token")).collect();
+    assert_eq!(token_requests.len(), 1, "{:?}", server.requests());
+    assert_eq!(
+        token_requests[0].path,
+        "/token?service=loopback-registry&scope=repository%3Aapp%3Apull"
+    );
+    assert_eq!(token_requests[0].header("authorization"), None);
+    let after: Vec<_> = seen
+        .iter()
+        .skip_while(|r| !r.path.starts_with("/token"))
+        .skip(1)
+        .collect();
+    assert!(after.len() >= 3, "{:?}", server.requests());
+    for r in after {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+    assert!(!stderr(&o).contains(TOKEN) && !stdout(&o).contains(TOKEN));
+}
+
+#[test]
+fn the_bearer_token_request_carries_the_credentials_of_the_auth_file() {
+    let w = World::new();
+    let content = b"image behind a token\n".to_vec();
+    let server = bearer_registry(&w, &content);
+    let host = server.url().trim_start_matches("http://").to_string();
+    let origin = format!("oci+http://{host}/app");
+    let auth = w.path("auth.json");
+    fs::write(
+        &auth,
+        format!(r#"{{"auths":{{"{host}":{{"username":"{USER}","password":"{PASSWORD}"}}}}}}"#),
+    )
+    .unwrap();
+    let config = w.config("app.tako", &origin, "*", "");
+    let o = fetch(&config, Some(&auth));
+    assert_exit(&o, 0);
+    w.assert_latest(&sha256_hex(&content), &content);
+    let seen = server.recorded();
+    let token = seen.iter().find(|r| r.path.starts_with("/token")).unwrap();
+    let basic = Credentials {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    }
+    .basic();
+    assert_eq!(token.header("authorization"), Some(basic.as_str()));
+    // The password goes to the token service only, never to the registry paths.
+    assert!(seen
+        .iter()
+        .filter(|r| r.path.starts_with("/v2/"))
+        .all(|r| r.header("authorization") != Some(basic.as_str())));
+    for secret in [PASSWORD, TOKEN] {
+        assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+    }
+}

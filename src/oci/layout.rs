@@ -137,22 +137,29 @@ pub fn single_layer(
 }
 
 /// The signed Tako manifest the repository serves, byte for byte, or `None` when the
-/// repository has no `tako-manifest` tag yet. `known` is the digest of the artifact last
-/// seen: when the tag still points at it, its layer is not read again.
+/// repository has no `tako-manifest` tag yet, with the digest of the artifact that holds it.
 pub fn read_manifest(client: &Client) -> Result<Option<(Vec<u8>, String)>, OciError> {
+    read_manifest_capped(client, MAX_MANIFEST_SIZE)
+}
+
+/// As [`read_manifest`], with a layer of at most `max` bytes.
+pub fn read_manifest_capped(
+    client: &Client,
+    max: u64,
+) -> Result<Option<(Vec<u8>, String)>, OciError> {
     let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
         return Ok(None);
     };
     let what = format!("manifest {}:{MANIFEST_TAG}", client.reference);
     let layer = single_layer(client, &what, &fetched.bytes, MANIFEST_TYPE)?;
-    if layer.size > MAX_MANIFEST_SIZE {
+    if layer.size > max {
         return Err(OciError::TooLarge {
             what,
             registry: client.reference.registry.clone(),
-            max: MAX_MANIFEST_SIZE,
+            max,
         });
     }
-    let bytes = client.read_blob(&layer.digest, MAX_MANIFEST_SIZE)?;
+    let bytes = client.read_blob(&layer.digest, max)?;
     Ok(Some((bytes, fetched.digest)))
 }
 

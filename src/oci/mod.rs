@@ -105,6 +105,20 @@ pub enum OciError {
     },
 }
 
+impl OciError {
+    /// Whether trying again, or another mirror, may go better: the connection failed, or
+    /// the registry answered with a server error or asked to slow down.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OciError::Network { .. } => true,
+            OciError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Reference {
     pub fn is_registry_url(text: &str) -> bool {
         text.starts_with("oci://") || text.starts_with("oci+http://")
@@ -272,6 +286,17 @@ impl Client {
 
     fn current_authorization(&self) -> Option<String> {
         self.authorization.lock().map(|a| a.clone()).unwrap_or(None)
+    }
+
+    /// The `Authorization` value that the registry accepted last, if it wanted one: for
+    /// requests made elsewhere (the image download) to the registry's own host only.
+    pub fn authorization(&self) -> Option<String> {
+        self.current_authorization()
+    }
+
+    /// The URL of a blob of this repository.
+    pub fn blob_url(&self, digest: &str) -> String {
+        format!("{}/blobs/{digest}", self.reference.base())
     }
 
     /// Sends a request to the registry, answering one authentication challenge: Basic with
