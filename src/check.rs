@@ -13,7 +13,9 @@ use crate::config;
 use crate::fetch::{self, FetchError, Image};
 use crate::fsutil::Dir;
 use crate::json::CheckRecord;
+use crate::origin::{self, retry::RetryPolicy};
 use crate::output;
+use crate::poll;
 use crate::text::untrusted;
 use crate::transport::{Transport, TransportConfig};
 use crate::{Error, Exit};
@@ -91,10 +93,28 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Error> {
 /// `latest` points at.
 pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, FetchError> {
     let config = config::load(config_path)?;
-    let transport = transport.with_credentials(config.credentials.clone());
+    let origin = origin::for_config(&config, transport)?;
     let dir = Dir::open(&config.destination)?;
     let local = fetch::local_manifest(config_path, &dir, &config)?;
-    let remote = fetch::remote_manifest(&config, local.as_ref(), &transport)?.manifest;
+    // A conditional poll writes nothing either: a 304 means the local copy stands.
+    let known = local
+        .as_ref()
+        .filter(|l| l.verified().is_some())
+        .and_then(|l| poll::read(&dir, &l.bytes));
+    let remote = fetch::remote_manifest(
+        config_path,
+        &config,
+        origin.as_ref(),
+        local.as_ref(),
+        known.as_ref(),
+        // One try: an operator asking wants the answer now; fetch is the one that
+        // perseveres.
+        RetryPolicy {
+            retries: 0,
+            ..RetryPolicy::default()
+        },
+    )?
+    .manifest;
     let installed = dir.read_link("latest");
     let Some(entry) = remote.matching(&config.version).next() else {
         return Ok(Checked::NoMatch {

@@ -111,6 +111,16 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub max_time: Option<u64>,
+    /// Try a transient failure (connection error, timeout, HTTP 408, 429 or 5xx) this many
+    /// more times, waiting about 1, 2, 4 … seconds in between (or what the server's
+    /// Retry-After asks, up to 60 s); each retry resumes a download where it stopped.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
+    /// The wait before the first retry, in milliseconds (for tests; see --retries).
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub retry_delay_ms: u64,
     /// Cap the download rate of the whole run (all configs together) at this many bytes per
     /// second, as curl's option of the same name: a number with an optional K, M or G
     /// suffix (powers of 1024), e.g. 500K or 10M. Default: no limit.

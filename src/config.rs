@@ -28,13 +28,16 @@ pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Without a trailing slash, and with any password replaced by `***`: this is the form
-    /// to print and to hand to the transport.
+    /// The first origin: without a trailing slash, and with any password replaced by
+    /// `***`: this is the form to print and to hand to the transport.
     pub origin: String,
+    /// Every `Origin=`, in order of preference (mirrors); the first is `origin`. Each
+    /// carries its own credentials.
+    pub origins: Vec<Origin>,
     /// Every key whose signature is trusted, never empty, no two equal; the
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
-    /// The user name and password from `Origin=`, which only the transport sees.
+    /// The user name and password of the first `Origin=`, which only the transport sees.
     pub credentials: Option<Credentials>,
     pub destination: PathBuf,
     pub version: Pattern,
@@ -154,7 +157,8 @@ fn check_config_file(meta: &Metadata) -> Result<(), String> {
 /// Values as written, each with the line it came from.
 #[derive(Default)]
 struct Raw {
-    origin: Option<(String, usize)>,
+    /// `Origin=` may be repeated: the origins are mirrors, in order of preference.
+    origins: Vec<(String, usize)>,
     /// `PublicKey=` may be repeated: several keys are trusted during a key
     /// rotation.
     public_keys: Vec<(String, usize)>,
@@ -196,7 +200,10 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         };
         let (key, value) = (key.trim(), value.trim().to_string());
         let slot = match key {
-            "Origin" => &mut raw.origin,
+            "Origin" => {
+                raw.origins.push((value, n));
+                continue;
+            }
             "PublicKey" => {
                 raw.public_keys.push((value, n));
                 continue;
@@ -238,7 +245,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TomlConfig {
-    origin: toml::Spanned<String>,
+    origin: toml::Spanned<TomlOrigins>,
     public_key: toml::Spanned<TomlKeys>,
     destination: toml::Spanned<String>,
     version: toml::Spanned<String>,
@@ -262,39 +269,56 @@ enum Restart {
     List(Vec<String>),
 }
 
-/// `public_key = "…"` or `public_key = ["…", "…"]`, each key with where it
-/// was written. A hand-written visitor, because serde's untagged enums lose
-/// the positions that `Spanned` records. An array element carries its own
-/// offset; a lone string takes the position of the whole setting.
+/// A string or an array of strings, each with where it was written. A hand-written
+/// visitor, because serde's untagged enums lose the positions that `Spanned` records. An
+/// array element carries its own offset; a lone string takes the position of the whole
+/// setting.
+fn string_or_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<Vec<(String, Option<usize>)>, D::Error> {
+    struct Visitor(&'static str);
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<(String, Option<usize>)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(vec![(value.to_string(), None)])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<toml::Spanned<String>>()? {
+                let start = item.span().start;
+                items.push((item.into_inner(), Some(start)));
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_any(Visitor(expecting))
+}
+
+/// `public_key = "…"` or `public_key = ["…", "…"]`.
 struct TomlKeys(Vec<(String, Option<usize>)>);
 
 impl<'de> Deserialize<'de> for TomlKeys {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TomlKeys, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<(String, Option<usize>)>;
+        string_or_list(deserializer, "a public key or an array of public keys").map(TomlKeys)
+    }
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a public key or an array of public keys")
-            }
+/// `origin = "…"` or `origin = ["…", "…"]` (mirrors, in order of preference).
+struct TomlOrigins(Vec<(String, Option<usize>)>);
 
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
-                Ok(vec![(value.to_string(), None)])
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut keys = Vec::new();
-                while let Some(key) = seq.next_element::<toml::Spanned<String>>()? {
-                    let start = key.span().start;
-                    keys.push((key.into_inner(), Some(start)));
-                }
-                Ok(keys)
-            }
-        }
-        deserializer.deserialize_any(Visitor).map(TomlKeys)
+impl<'de> Deserialize<'de> for TomlOrigins {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TomlOrigins, D::Error> {
+        string_or_list(deserializer, "an origin URL or an array of origin URLs").map(TomlOrigins)
     }
 }
 
@@ -345,8 +369,23 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         .into_iter()
         .map(|(key, start)| (key, start.map_or(keys_line, line_of)))
         .collect();
+    let origins_line = line_of(parsed.origin.span().start);
+    if parsed.origin.get_ref().0.is_empty() {
+        return Err(ConfigError {
+            file: file.to_string(),
+            line: Some(origins_line),
+            message: "origin is an empty array; list at least one origin".into(),
+        });
+    }
+    let origins = parsed
+        .origin
+        .into_inner()
+        .0
+        .into_iter()
+        .map(|(url, start)| (url, start.map_or(origins_line, line_of)))
+        .collect();
     let raw = Raw {
-        origin: spanned(parsed.origin),
+        origins,
         public_keys,
         destination: spanned(parsed.destination),
         version: spanned(parsed.version),
@@ -378,12 +417,11 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         }
         Ok((value, line))
     };
-    let (origin, origin_line) = required(raw.origin, "Origin")?;
+    let origins = origins(file, raw.origins)?;
     let public_keys = public_keys(file, raw.public_keys)?;
     let (destination, destination_line) = required(raw.destination, "Destination")?;
     let (version, version_line) = required(raw.version, "Version")?;
 
-    let origin = check_origin(file, origin_line, &origin)?;
     let version = Pattern::parse(&version).map_err(|e| err(Some(version_line), e.to_string()))?;
     let restart = raw
         .restart
@@ -404,8 +442,9 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         Some((value, line)) => Some(parse_keep(&value).map_err(|e| err(Some(line), e))?),
     };
     Ok(Config {
-        origin: origin.url,
-        credentials: origin.credentials,
+        origin: origins[0].url.clone(),
+        credentials: origins[0].credentials.clone(),
+        origins,
         public_keys,
         destination: PathBuf::from(destination),
         version,
@@ -520,6 +559,37 @@ fn public_keys(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<PublicKey>, 
     Ok(keys.into_iter().map(|(key, _)| key).collect())
 }
 
+/// Checks every `Origin=`. At least one is required; an empty value or the same URL twice
+/// is an error.
+fn origins(file: &str, raw: Vec<(String, usize)>) -> Result<Vec<Origin>, ConfigError> {
+    let err = |line: Option<usize>, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    if raw.is_empty() {
+        return Err(err(None, "missing Origin=".into()));
+    }
+    let mut origins: Vec<(Origin, usize)> = Vec::with_capacity(raw.len());
+    for (text, line) in raw {
+        if text.is_empty() {
+            return Err(err(Some(line), "Origin= is empty".into()));
+        }
+        let origin = check_origin(file, line, &text)?;
+        if let Some((_, first)) = origins.iter().find(|(o, _)| o.url == origin.url) {
+            return Err(err(
+                Some(line),
+                format!(
+                    "origin {} is given twice (first on line {first})",
+                    untrusted(&origin.url)
+                ),
+            ));
+        }
+        origins.push((origin, line));
+    }
+    Ok(origins.into_iter().map(|(origin, _)| origin).collect())
+}
+
 /// The value of `Keep=`: a whole number of images, at least 1 (the image
 /// `latest` points at is kept anyway, so 0 would only mislead).
 fn parse_keep(value: &str) -> Result<usize, String> {
@@ -612,7 +682,7 @@ mod tests {
 
     #[test]
     fn rejects_a_repeated_single_valued_key() {
-        for key in ["Origin", "Destination", "Version"] {
+        for key in ["Destination", "Version"] {
             let text = format!("{}{key}=again\n", good());
             let e = error(&text);
             assert_eq!(e.line, Some(5), "{e}");
@@ -669,6 +739,59 @@ mod tests {
         let c = parse("a", &text).unwrap();
         assert_eq!(c.public_keys.len(), 2);
         assert_eq!(c.public_keys[0].to_base64(), KEY);
+    }
+
+    #[test]
+    fn origin_may_be_repeated_and_keeps_its_order() {
+        let text = format!(
+            "{}Origin=file:///srv/mirror\nOrigin=http://u:pw@m2/a/\n",
+            good()
+        );
+        let c = parse("a", &text).unwrap();
+        let urls: Vec<&str> = c.origins.iter().map(|o| o.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://images.example.com/app-foo",
+                "file:///srv/mirror",
+                "http://u:***@m2/a"
+            ]
+        );
+        assert_eq!(c.origin, urls[0]);
+        assert!(c.origins[0].credentials.is_none() && c.origins[2].credentials.is_some());
+    }
+
+    #[test]
+    fn rejects_the_same_origin_twice_and_an_empty_one() {
+        let e = error(&format!(
+            "{}Origin=HTTPS://images.example.com/app-foo\n",
+            good()
+        ));
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("given twice (first on line 1)"), "{e}");
+        let e = error(&format!("{}Origin=\n", good()));
+        assert_eq!(e.to_string(), "app.tako:5: Origin= is empty");
+        let e = error(&format!("{}Origin=ftp://x/\n", good()));
+        assert_eq!(e.line, Some(5));
+    }
+
+    #[test]
+    fn toml_origin_is_a_string_or_an_array() {
+        let text = good_toml().replace(
+            "origin = \"https://x/\"",
+            "origin = [\n  \"https://x/\",\n  \"file:///m\",\n]",
+        );
+        let c = parse_toml("a.toml", &text).unwrap();
+        assert_eq!(c.origins.len(), 2);
+        assert_eq!(c.origins[1].url, "file:///m");
+        let bad = good_toml().replace(
+            "origin = \"https://x/\"",
+            "origin = [\n  \"https://x/\",\n  \"gopher://m\",\n]",
+        );
+        let e = parse_toml("a.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = parse_toml("a.toml", &good_toml().replace("\"https://x/\"", "[]")).unwrap_err();
+        assert!(e.message.contains("empty array"), "{e}");
     }
 
     #[test]

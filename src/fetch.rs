@@ -7,7 +7,7 @@
 //! leaves a valid destination.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,18 +16,24 @@ use crate::cli::FetchArgs;
 use crate::config::{self, Config, ConfigError};
 use crate::fsutil::{self, Context, Dir, Found, IoError};
 use crate::gc;
-use crate::hashing::{self, CopyError, Summary};
+use crate::hashing::{self, CopyError};
 use crate::json;
-use crate::keyring::{self, KeyringError, LocalManifest};
+use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 pub use crate::manifest::MAX_MANIFEST_SIZE;
 use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::origin::image::{self, Downloaded, ImageError, Say};
+use crate::origin::retry::RetryPolicy;
+use crate::origin::select::{self, ManifestQuery, SelectError};
+use crate::origin::{self, Origin, Validators};
 use crate::output;
+use crate::partial;
+use crate::poll;
 use crate::progress;
 use crate::restart_pending::{self, PendingError};
 use crate::retention;
 use crate::systemd::{self, SystemdError};
 use crate::text::untrusted;
-use crate::transport::{self, Transport, TransportConfig, TransportError};
+use crate::transport::{Transport, TransportConfig, TransportError};
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,29 +51,10 @@ pub enum FetchError {
         path: PathBuf,
         source: ManifestError,
     },
-    #[error(
-        "remote manifest {url} lacks published entries that the local manifest has ({entries}); refusing it as a possible rollback"
-    )]
-    Rollback { url: String, entries: String },
-    #[error("image {url} is longer than the {expected} bytes signed; download stopped")]
-    TooLong { url: String, expected: u64 },
-    #[error("image {url} is shorter than signed: expected {expected} bytes, received {received}")]
-    TooShort {
-        url: String,
-        expected: u64,
-        received: u64,
-    },
-    #[error("image {url} has the wrong SHA-256: expected {expected}, received {received}")]
-    WrongDigest {
-        url: String,
-        expected: String,
-        received: String,
-    },
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -220,6 +207,8 @@ pub struct Options {
     pub max_time: Option<Duration>,
     /// Whether to draw a progress bar for each download (a person watches).
     pub progress: bool,
+    /// How transient failures are retried (`--retries`).
+    pub retry: RetryPolicy,
 }
 
 /// Runs `tako fetch` over every config; one failure does not stop the rest.
@@ -237,6 +226,10 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
         },
         max_time: args.max_time.map(Duration::from_secs),
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        retry: RetryPolicy {
+            retries: args.retries,
+            base: Duration::from_millis(args.retry_delay_ms),
+        },
     };
     let transport = Transport::new(options.transport);
     let mut failed = 0;
@@ -295,9 +288,9 @@ pub fn fetch_one(
     // The clock for --max-time starts before anything else of this config.
     let transport = transport.with_max_time(options.max_time);
     let config = config::load(config_path)?;
-    // Credentials (URL or netrc), HeaderFile=, CACertificate=, ClientCertificate=.
-    let transport =
-        &transport.for_origin(&config.origin, config.credentials.clone(), &config.access)?;
+    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
+    // ClientCertificate=.
+    let origin = origin::for_config(&config, &transport)?;
     let dest = config.destination.as_path();
     let dir = Dir::open(dest)?;
 
@@ -317,7 +310,7 @@ pub fn fetch_one(
     if let Some(store) = dir.subdir("store")? {
         store.remove_temporaries()?;
     }
-    let updated = update(config_path, &dir, &config, options, transport);
+    let updated = update(config_path, &dir, &config, options, origin.as_ref());
     if options.init {
         // The unit running `--init` is starting anyway, and its start must
         // not fail because another unit's restart did: a pending restart is
@@ -350,18 +343,34 @@ fn update(
     dir: &Dir,
     config: &Config,
     options: &Options,
-    transport: &Transport,
+    origin: &dyn Origin,
 ) -> Result<Outcome, FetchError> {
     let local = local_manifest(config_path, dir, config)?;
 
-    let keyring::RemoteManifest {
+    // Validators are only sent for a copy that verifies: a 304 must leave a usable one.
+    let known = local
+        .as_ref()
+        .filter(|l| l.verified().is_some())
+        .and_then(|l| poll::read(dir, &l.bytes));
+    let RemoteManifest {
         bytes: remote_bytes,
         manifest: remote,
+        validators,
         ..
-    } = remote_manifest(config, local.as_ref(), transport)?;
+    } = remote_manifest(
+        config_path,
+        config,
+        origin,
+        local.as_ref(),
+        known.as_ref(),
+        options.retry,
+    )?;
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
+        // Validators must never outlive the manifest they describe.
+        poll::forget(dir)?;
         dir.write_file("manifest", &remote_bytes)?;
     }
+    poll::update(dir, known.as_ref(), validators.as_ref(), &remote_bytes)?;
 
     let available = || versions(remote.entries());
     let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
@@ -381,9 +390,13 @@ fn update(
     }
 
     let store = dir.ensure_subdir("store")?;
+    // Bytes kept for an image no longer wanted would only take up space.
+    partial::remove_unwanted(&store, |hex| {
+        candidates.iter().any(|e| e.digest_hex() == hex)
+    })?;
     let mut chosen = None;
     for entry in &candidates {
-        if install(config_path, config, &store, entry, options, transport)? {
+        if install(config_path, &store, entry, options, origin)? {
             chosen = Some(*entry);
             break;
         }
@@ -437,36 +450,29 @@ pub fn local_manifest(
     Ok(local)
 }
 
-/// Downloads the origin's manifest and accepts it as fetch does: at most
-/// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with
-/// the `manifest.<keyid>` fallback), and no rollback against `local`.
-/// Changes nothing on disk; `tako check` relies on that.
+/// Obtains the remote manifest and accepts it as fetch does: at most
+/// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with the
+/// `manifest.<keyid>` fallback), and no rollback against `local`, from the first
+/// of the config's origins that serves one (see `origin::select`); `known` makes
+/// the poll conditional. Changes nothing on disk; `tako check` relies on that,
+/// and a caller that keeps the manifest also keeps its validators (see `poll`).
 pub fn remote_manifest(
+    config_path: &Path,
     config: &Config,
+    origin: &dyn Origin,
     local: Option<&LocalManifest>,
-    transport: &Transport,
-) -> Result<keyring::RemoteManifest, FetchError> {
-    let remote = keyring::fetch_remote(
-        transport,
-        &config.origin,
-        &config.public_keys,
-        MAX_MANIFEST_SIZE,
-    )?;
-    if let Some(local) = local {
-        let missing = local.missing_from(&remote.manifest);
-        if !missing.is_empty() {
-            let entries = missing
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(FetchError::Rollback {
-                url: remote.url,
-                entries,
-            });
-        }
-    }
-    Ok(remote)
+    known: Option<&Validators>,
+    retry: RetryPolicy,
+) -> Result<RemoteManifest, FetchError> {
+    let query = ManifestQuery {
+        keys: &config.public_keys,
+        max: MAX_MANIFEST_SIZE,
+        local,
+        known,
+        retry,
+        warn: &|message| warn(config_path, message),
+    };
+    Ok(select::remote_manifest(origin, &query)?)
 }
 
 /// Restarts the config's units after an update, and retries the units an
@@ -775,11 +781,10 @@ fn copy_error_io(e: CopyError) -> std::io::Error {
 /// it if needed. `Ok(false)` means the publisher withdrew it (410 Gone).
 fn install(
     name: &Path,
-    config: &Config,
     store: &Dir,
     entry: &Entry,
     options: &Options,
-    transport: &Transport,
+    origin: &dyn Origin,
 ) -> Result<bool, FetchError> {
     let hex = entry.digest_hex();
     let path = store.path().join(&hex);
@@ -797,10 +802,15 @@ fn install(
         Stored::Missing => {}
     }
 
-    let url = transport::join(&config.origin, &format!("store/{hex}"));
-    let mut body = match transport.open(&url) {
-        Ok(body) => body,
-        Err(TransportError::Gone { .. }) => {
+    let bar = || progress::download_bar(name, entry.version.as_str(), entry.size);
+    let say = Say {
+        warn: &|message| warn(name, message),
+        progress: &|message| progress(name, options, message),
+        bar: options.progress.then_some(&bar as &dyn Fn() -> _),
+    };
+    match image::download(origin, store, entry, options.retry, &say)? {
+        Downloaded::Installed => Ok(true),
+        Downloaded::Withdrawn { url } => {
             warn(
                 name,
                 &format!(
@@ -808,59 +818,9 @@ fn install(
                     untrusted(entry.version.as_str())
                 ),
             );
-            return Ok(false);
+            Ok(false)
         }
-        Err(e) => return Err(e.into()),
-    };
-    progress(
-        name,
-        options,
-        &format!(
-            "downloading {} ({} bytes) from {url}",
-            untrusted(entry.version.as_str()),
-            entry.size
-        ),
-    );
-    let mut pending = store.create(&hex)?;
-    let summary = if options.progress {
-        let bar = progress::download_bar(name, entry.version.as_str(), entry.size);
-        download(&mut bar.wrap_read(body), &mut pending, entry, &url)?
-    } else {
-        download(&mut body, &mut pending, entry, &url)?
-    };
-    if summary.size != entry.size {
-        return Err(FetchError::TooShort {
-            url,
-            expected: entry.size,
-            received: summary.size,
-        });
     }
-    if summary.digest != entry.digest {
-        return Err(FetchError::WrongDigest {
-            url,
-            expected: hex,
-            received: hex::encode(summary.digest),
-        });
-    }
-    pending.commit()?;
-    Ok(true)
-}
-
-fn download(
-    body: &mut dyn Read,
-    pending: &mut fsutil::PendingFile,
-    entry: &Entry,
-    url: &str,
-) -> Result<Summary, FetchError> {
-    let path = pending.path().to_path_buf();
-    hashing::copy_and_hash_to_file(body, pending.file(), Some(entry.size)).map_err(|e| match e {
-        CopyError::TooLong { limit } => FetchError::TooLong {
-            url: url.to_string(),
-            expected: limit,
-        },
-        CopyError::Read(e) => TransportError::from_read_error(url, e).into(),
-        CopyError::Write(source) => FetchError::Write { path, source },
-    })
 }
 
 /// How to name what `latest` pointed at before: its version if the

@@ -578,6 +578,73 @@ pub fn ensure_subdir(dir: &Path, name: &str) -> Result<PathBuf, IoError> {
     Ok(Dir::open(dir)?.ensure_subdir(name)?.path)
 }
 
+/// Files tako keeps and grows across attempts (the partial downloads of `partial`),
+/// reached relative to the directory like everything else here.
+impl Dir {
+    /// Opens `name` for reading and writing, creating it (mode 0600) if it is missing.
+    /// Never follows a symlink: whatever else has the name (a symlink, a FIFO, …) is
+    /// removed and a new file made in its place; a directory is refused.
+    pub fn open_rw(&self, name: &str) -> Result<File, IoError> {
+        let path = self.child(name);
+        let flags = OFlags::RDWR
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(0o600);
+        match rustix::fs::openat(&self.file, name, flags, mode) {
+            Ok(fd) => {
+                let stat = rustix::fs::fstat(&fd).context("inspect", &path)?;
+                if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+                    return Ok(File::from(fd));
+                }
+            }
+            // Something planted: a symlink, a socket, a directory.
+            Err(e) if e == Errno::LOOP || e == Errno::NXIO || e == Errno::ISDIR => {}
+            Err(e) => return Err(e).context("open", &path),
+        }
+        self.clear_temporary(name)?;
+        let fd = rustix::fs::openat(&self.file, name, flags | OFlags::EXCL, mode)
+            .context("create", &path)?;
+        Ok(File::from(fd))
+    }
+
+    /// Removes the file `name` if there is one; says whether there was. A directory is
+    /// left alone and refused.
+    pub fn remove(&self, name: &str) -> Result<bool, IoError> {
+        match rustix::fs::unlinkat(&self.file, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(e) if e == Errno::NOENT => Ok(false),
+            // Linux says EROFS even when there is nothing to remove.
+            Err(e) if e == Errno::ROFS && self.kind_of(name)?.is_none() => Ok(false),
+            Err(e) => Err(e).context("remove", &self.child(name)),
+        }
+    }
+
+    /// Renames `from` to `to` inside this directory, replacing `to`.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), IoError> {
+        rustix::fs::renameat(&self.file, from, &self.file, to)
+            .context("rename into place", &self.child(to))
+    }
+
+    /// The names in this directory that are UTF-8 (tako's own always are).
+    pub fn names(&self) -> Result<Vec<String>, IoError> {
+        let entries = rustix::fs::Dir::read_from(&self.file).context("list", &self.path)?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.context("list", &self.path)?;
+            if let Ok(name) = entry.file_name().to_str()
+                && name != "."
+                && name != ".."
+            {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

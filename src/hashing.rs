@@ -48,13 +48,64 @@ pub enum CopyError {
     TooLong { limit: u64 },
 }
 
+/// Bytes hashed already, to go on from: what a resumed download has on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Prefix {
+    sha: Sha256,
+    size: u64,
+}
+
+impl Prefix {
+    /// Hashes all of `input` (the bytes kept from an interrupted download).
+    pub fn read(input: &mut dyn Read) -> io::Result<Prefix> {
+        let mut prefix = Prefix::default();
+        let mut buf = vec![0u8; BUFFER_SIZE];
+        loop {
+            let n = fill(input, &mut buf)?;
+            if n == 0 {
+                return Ok(prefix);
+            }
+            prefix.sha.update(&buf[..n]);
+            prefix.size += n as u64;
+        }
+    }
+
+    /// How many bytes it covers.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The size and digest of these bytes alone.
+    pub fn finish(self) -> Summary {
+        Summary {
+            size: self.size,
+            digest: self.sha.finalize().into(),
+        }
+    }
+}
+
 /// Reads `input` to its end, writes every byte to `output` (if any) and
 /// hashes it. With a `limit`, fails as soon as byte `limit + 1` arrives.
 pub fn copy_and_hash(
     input: &mut dyn Read,
+    output: Option<&mut dyn Write>,
+    limit: Option<u64>,
+) -> Result<Summary, CopyError> {
+    copy_and_hash_after(Prefix::default(), input, output, limit)
+}
+
+/// As [`copy_and_hash`], as if the bytes of `prefix` had come first: the summary and the
+/// `limit` count them too, but they are not written again.
+fn copy_and_hash_after(
+    prefix: Prefix,
+    input: &mut dyn Read,
     mut output: Option<&mut dyn Write>,
     limit: Option<u64>,
 ) -> Result<Summary, CopyError> {
+    if let Some(limit) = limit.filter(|&l| prefix.size > l) {
+        return Err(CopyError::TooLong { limit });
+    }
+    let Prefix { sha, size: start } = prefix;
     let (to_hasher, hasher_in) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     let (to_pool, pool) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     for _ in 0..BUFFERS {
@@ -64,7 +115,7 @@ pub fn copy_and_hash(
 
     thread::scope(|scope| {
         let hasher = scope.spawn(move || {
-            let mut sha = Sha256::new();
+            let mut sha = sha;
             for buf in hasher_in {
                 sha.update(&buf);
                 // The reader may have stopped early; a closed pool is fine.
@@ -73,7 +124,7 @@ pub fn copy_and_hash(
             <[u8; 32]>::from(sha.finalize())
         });
 
-        let mut size: u64 = 0;
+        let mut size: u64 = start;
         let outcome = loop {
             let Ok(mut buf) = pool.recv() else {
                 break Err(CopyError::Read(io::Error::other("hashing thread stopped")));
@@ -81,16 +132,15 @@ pub fn copy_and_hash(
             // Never ask for more than one byte past the limit, so an
             // oversized input is caught without reading on.
             let want = limit.map_or(BUFFER_SIZE, |l| {
-                usize::try_from((l - size).saturating_add(1))
+                usize::try_from(l.saturating_sub(size).saturating_add(1))
                     .map_or(BUFFER_SIZE, |w| w.min(BUFFER_SIZE))
             });
             buf.resize(want, 0);
-            let filled = match fill(input, &mut buf) {
-                Ok(n) => n,
-                Err(e) => break Err(CopyError::Read(e)),
-            };
+            // Bytes that arrived before a read failed are still written: a resumed
+            // download goes on from the last byte received, not from the last full buffer.
+            let (filled, failed) = fill_until_error(input, &mut buf);
             if filled == 0 {
-                break Ok(());
+                break failed.map_or(Ok(()), |e| Err(CopyError::Read(e)));
             }
             buf.truncate(filled);
             size += filled as u64;
@@ -104,6 +154,9 @@ pub fn copy_and_hash(
             }
             if to_hasher.send(buf).is_err() {
                 break Err(CopyError::Read(io::Error::other("hashing thread stopped")));
+            }
+            if let Some(e) = failed {
+                break Err(CopyError::Read(e));
             }
         };
         drop(to_hasher);
@@ -124,10 +177,22 @@ pub fn copy_and_hash_to_file(
     output: &File,
     limit: Option<u64>,
 ) -> Result<Summary, CopyError> {
-    copy_and_hash_flushing(input, output, limit, FLUSH_INTERVAL)
+    copy_and_hash_flushing(Prefix::default(), input, output, limit, FLUSH_INTERVAL)
+}
+
+/// As [`copy_and_hash_to_file`] for a file that already holds the bytes of `prefix`: the
+/// new bytes are appended where the file's position is, and the summary covers all of them.
+pub fn append_and_hash_to_file(
+    prefix: Prefix,
+    input: &mut dyn Read,
+    output: &File,
+    limit: Option<u64>,
+) -> Result<Summary, CopyError> {
+    copy_and_hash_flushing(prefix, input, output, limit, FLUSH_INTERVAL)
 }
 
 fn copy_and_hash_flushing(
+    prefix: Prefix,
     input: &mut dyn Read,
     output: &File,
     limit: Option<u64>,
@@ -149,7 +214,7 @@ fn copy_and_hash_flushing(
             unflushed: 0,
             interval,
         };
-        let copied = copy_and_hash(input, Some(&mut writer), limit);
+        let copied = copy_and_hash_after(prefix, input, Some(&mut writer), limit);
         drop(writer);
         let flushed = flusher
             .join()
@@ -192,6 +257,20 @@ impl Write for FlushingWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// As [`fill`], but a read error after some bytes arrived comes back beside them.
+fn fill_until_error(input: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Some(e)),
+        }
+    }
+    (filled, None)
 }
 
 /// Fills `buf` as far as the input allows; returns less only at the end.
@@ -274,7 +353,8 @@ mod tests {
             .collect();
         let mut file = tempfile::tempfile().unwrap();
         // A small interval, so that many flushes run during the copy.
-        let s = copy_and_hash_flushing(&mut Trickle(&data), &file, None, 4096).unwrap();
+        let s = copy_and_hash_flushing(Prefix::default(), &mut Trickle(&data), &file, None, 4096)
+            .unwrap();
         assert_eq!(s.size, data.len() as u64);
         assert_eq!(s.digest, sha(&data));
         let mut written = Vec::new();
@@ -295,8 +375,14 @@ mod tests {
     #[test]
     fn file_copy_respects_the_limit() {
         let file = tempfile::tempfile().unwrap();
-        let err =
-            copy_and_hash_flushing(&mut io::repeat(3), &file, Some(3 << 20), 1 << 20).unwrap_err();
+        let err = copy_and_hash_flushing(
+            Prefix::default(),
+            &mut io::repeat(3),
+            &file,
+            Some(3 << 20),
+            1 << 20,
+        )
+        .unwrap_err();
         assert!(matches!(err, CopyError::TooLong { limit } if limit == 3 << 20));
     }
 
@@ -307,6 +393,51 @@ mod tests {
         let read_only = File::open(tmp.path()).unwrap();
         let err = copy_and_hash_to_file(&mut &[1u8; 10][..], &read_only, None).unwrap_err();
         assert!(matches!(err, CopyError::Write(_)), "{err:?}");
+    }
+
+    #[test]
+    fn appending_hashes_the_prefix_and_the_rest_as_one_input() {
+        let data: Vec<u8> = (0..(BUFFER_SIZE + 999)).map(|i| (i * 13) as u8).collect();
+        let (head, tail) = data.split_at(BUFFER_SIZE / 2 + 7);
+        let prefix = Prefix::read(&mut Trickle(head)).unwrap();
+        assert_eq!(prefix.size(), head.len() as u64);
+        let mut file = tempfile::tempfile().unwrap();
+        let limit = Some(data.len() as u64);
+        let s = append_and_hash_to_file(prefix.clone(), &mut Trickle(tail), &file, limit).unwrap();
+        assert_eq!(s.size, data.len() as u64);
+        assert_eq!(s.digest, sha(&data));
+        let mut written = Vec::new();
+        io::Seek::rewind(&mut file).unwrap();
+        file.read_to_end(&mut written).unwrap();
+        assert_eq!(written, tail, "only the new bytes are written");
+        // The limit counts the prefix: one byte too many is refused.
+        let short = Some(data.len() as u64 - 1);
+        let err = append_and_hash_to_file(prefix.clone(), &mut Trickle(tail), &file, short);
+        assert!(matches!(err, Err(CopyError::TooLong { .. })));
+        // A prefix already past the limit is refused before anything is read.
+        let err = append_and_hash_to_file(prefix, &mut io::repeat(1), &file, Some(3));
+        assert!(matches!(err, Err(CopyError::TooLong { limit: 3 })));
+    }
+
+    #[test]
+    fn bytes_read_before_an_error_are_written_and_hashed() {
+        struct Cut<'a>(&'a [u8]);
+        impl Read for Cut<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(1000).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data = vec![7u8; 5500];
+        let mut out = Vec::new();
+        let err = copy_and_hash(&mut Cut(&data), Some(&mut out), None).unwrap_err();
+        assert!(matches!(err, CopyError::Read(_)), "{err:?}");
+        assert_eq!(out, data, "everything that arrived was written");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use crate::key::PublicKey;
 use crate::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
-use crate::transport::{self, Transport, TransportError};
+use crate::origin::{ManifestFile, ManifestName, Origin, Validators};
+use crate::transport::TransportError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -33,32 +34,70 @@ pub fn manifest_name(key: &PublicKey) -> String {
     format!("manifest.{}", key.id())
 }
 
+impl KeyringError {
+    /// Whether trying again later may succeed (see `TransportError::is_transient`).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, KeyringError::Transport(e) if e.is_transient())
+    }
+
+    /// The wait the server asked for, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            KeyringError::Transport(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 /// A verified manifest as downloaded, and the URL it came from.
 #[derive(Debug)]
 pub struct RemoteManifest {
     pub url: String,
     pub bytes: Vec<u8>,
     pub manifest: Manifest,
+    /// What the server said about this file, for the next poll to ask whether it changed.
+    pub validators: Option<Validators>,
+    /// The server answered 304 Not Modified: these are the host's own bytes, verified again.
+    pub not_modified: bool,
+}
+
+/// What one origin answered.
+#[derive(Debug)]
+pub enum Remote {
+    Fresh(RemoteManifest),
+    /// The file at `url` is the one whose validators were sent (304 Not Modified).
+    NotModified {
+        url: String,
+    },
 }
 
 /// Downloads the origin's manifest and verifies it with one of `keys`:
 /// `manifest` first, then `manifest.<keyid>` for each key in order. A
-/// `manifest.<keyid>` must verify with the key it is named after.
+/// `manifest.<keyid>` must verify with the key it is named after. `known` makes the
+/// request for the file it belongs to conditional.
 pub fn fetch_remote(
-    transport: &Transport,
-    origin: &str,
+    origin: &dyn Origin,
     keys: &[PublicKey],
     max_size: u64,
-) -> Result<RemoteManifest, KeyringError> {
-    let url = transport::join(origin, "manifest");
-    let bytes = transport.get_capped(&url, max_size)?;
+    known: Option<&Validators>,
+) -> Result<Remote, KeyringError> {
+    let ManifestFile {
+        url,
+        bytes,
+        validators,
+    } = origin.manifest(ManifestName::Primary, max_size, known)?;
+    let Some(bytes) = bytes else {
+        return Ok(Remote::NotModified { url });
+    };
     let not_ours = match Manifest::parse_any(&bytes, keys) {
         Ok((manifest, _)) => {
-            return Ok(RemoteManifest {
+            return Ok(Remote::Fresh(RemoteManifest {
                 url,
                 bytes,
                 manifest,
-            });
+                validators,
+                not_modified: false,
+            }));
         }
         // Only a signature by another key sends us looking for another
         // file; a malformed `manifest` is a fault of the origin to report.
@@ -68,25 +107,32 @@ pub fn fetch_remote(
 
     let mut tried = Vec::new();
     for key in keys {
-        let alternative = transport::join(origin, &manifest_name(key));
-        let bytes = match transport.get_capped(&alternative, max_size) {
-            Ok(bytes) => bytes,
-            Err(TransportError::NotFound { .. } | TransportError::Gone { .. }) => {
+        let file = match origin.manifest(ManifestName::ForKey(key), max_size, known) {
+            Ok(file) => file,
+            Err(
+                TransportError::NotFound { url: alternative }
+                | TransportError::Gone { url: alternative },
+            ) => {
                 tried.push(format!("{alternative}: not found"));
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
+        let Some(bytes) = file.bytes else {
+            return Ok(Remote::NotModified { url: file.url });
+        };
         // A broken file for one key must not keep a host from the next.
         match Manifest::parse(&bytes, key) {
             Ok(manifest) => {
-                return Ok(RemoteManifest {
-                    url: alternative,
+                return Ok(Remote::Fresh(RemoteManifest {
+                    url: file.url,
                     bytes,
                     manifest,
-                });
+                    validators: file.validators,
+                    not_modified: false,
+                }));
             }
-            Err(e) => tried.push(format!("{alternative}: {e}")),
+            Err(e) => tried.push(format!("{}: {e}", file.url)),
         }
     }
     Err(KeyringError::Untrusted {

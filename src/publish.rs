@@ -12,13 +12,14 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::cli::StoreArgs;
-use crate::fsutil::{self, Context, Dir, IoError};
+use crate::fsutil::{Context, Dir, IoError};
 use crate::hashing::{self, CopyError};
 use crate::key::{KeyError, KeyId, PublicKey, SecretKey};
 use crate::keyring;
 use crate::manifest::{
     Conflict, Entry, MAX_MANIFEST_SIZE, Manifest, ManifestError, UnverifiedEntries,
 };
+use crate::origin::local::LocalDir;
 use crate::output;
 use crate::text;
 use crate::version::{Version, VersionError};
@@ -521,12 +522,13 @@ fn write_manifests(
     retired: &[Retired],
     published: &Published,
 ) -> Result<(), StoreError> {
+    let target = LocalDir::new(out);
     let write = |name: &str, key: &SecretKey| -> Result<bool, StoreError> {
         let bytes = manifest.to_signed_bytes(key);
         if published.existing.get(name) == Some(&bytes) {
             return Ok(false);
         }
-        out.write_file(name, &bytes)?;
+        target.put(name, &bytes)?;
         Ok(true)
     };
     let Some((primary_key, secondary)) = keys.split_first() else {
@@ -560,14 +562,14 @@ fn write_manifests(
     for (id, why) in unwanted {
         let name = format!("{MANIFEST}.{id}");
         if published.existing.contains_key(&name) {
-            let path = out.path().join(&name);
-            fsutil::remove_if_exists(&path)?;
+            let path = target.path_of(&name);
+            target.remove(&name)?;
             output::stderr_line(&format!("tako: removed {}: {why}", path.display()));
             removed = true;
         }
     }
     if removed {
-        out.sync()?;
+        target.flush()?;
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
+use percent_encoding::percent_decode_str;
+
 use crate::text::{self, untrusted};
 
 mod absolute_form;
@@ -129,7 +131,13 @@ pub enum TransportError {
         url: String,
         status: u16,
         reason: String,
+        /// How long the server asked us to wait before trying again (`Retry-After`).
+        retry_after: Option<Duration>,
     },
+
+    /// A `206 Partial Content` answer that is not the range asked for, or cannot be read.
+    #[error("{url} answered a range request with an unusable partial response: {reason}")]
+    BadPartial { url: String, reason: String },
 
     #[error("cannot download {url}: {source}")]
     Network { url: String, source: NetworkError },
@@ -231,6 +239,28 @@ fn with_space(reason: &str) -> String {
 }
 
 impl TransportError {
+    /// Whether trying again later may succeed: connection failures, timeouts, a transfer
+    /// too slow, and the statuses 408, 429 and 5xx. A status such as 403, 404 or 410, a
+    /// bad URL or redirect, or a local file error is an answer, not a hiccup.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransportError::Network { source, .. } => source.is_transient(),
+            TransportError::TooSlow { .. } => true,
+            TransportError::Status { status, .. } => {
+                matches!(status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait the server asked for with `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Recovers the error behind a failed [`Body`] read.
     ///
     /// `Body` reads fail with an `io::Error` (that is what `Read` allows) which carries a
@@ -269,6 +299,25 @@ impl NetworkError {
     /// The closest I/O error kind, e.g. `TimedOut` or `ConnectionRefused`.
     pub fn kind(&self) -> io::ErrorKind {
         self.kind
+    }
+
+    /// Whether the connection broke or timed out, which may go better a little later. A
+    /// certificate, protocol or name resolution failure says the same again.
+    pub fn is_transient(&self) -> bool {
+        use io::ErrorKind as K;
+        matches!(
+            self.kind,
+            K::TimedOut
+                | K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::NotConnected
+                | K::UnexpectedEof
+                | K::BrokenPipe
+                | K::HostUnreachable
+                | K::NetworkUnreachable
+                | K::NetworkDown
+        )
     }
 }
 
@@ -448,8 +497,8 @@ pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
         ("", None) => None,
         (user, password) => Some(Credentials {
             basic: Some(Basic {
-                user: percent_decode(user.as_bytes()),
-                password: percent_decode(password.unwrap_or("").as_bytes()),
+                user: percent_decode_str(user).collect(),
+                password: percent_decode_str(password.unwrap_or("")).collect(),
             }),
             headers: Vec::new(),
             scope: Scope::of(&url).unwrap_or(Scope {
@@ -784,138 +833,109 @@ fn scheme_of(url: &str) -> Option<String> {
     (first_ok && rest_ok).then(|| scheme.to_ascii_lowercase())
 }
 
-fn is_http_scheme(url: &str) -> bool {
-    matches!(scheme_of(url).as_deref(), Some("http" | "https"))
+/// Resolves a `Location` header against the absolute http(s) URL it came from, without
+/// the fragment (which is never sent to a server).
+fn resolve_location(base: &str, location: &str) -> Result<url::Url, url::ParseError> {
+    let mut next = url::Url::parse(base)?.join(location.trim())?;
+    next.set_fragment(None);
+    Ok(next)
 }
 
-/// The URL without its `#fragment`, which is never sent to a server.
-fn strip_fragment(url: &str) -> &str {
-    url.split_once('#').map_or(url, |(before, _)| before)
+/// The local path named by a `file:` URL: `file:///path` or `file://localhost/path`,
+/// percent-decoded. A `?` or `#` ends the path, as in any URL, so such characters in a file
+/// name must be written `%3F` and `%23`.
+fn file_url_path(url: &url::Url, shown: &str) -> Result<PathBuf, TransportError> {
+    url.to_file_path().map_err(|()| TransportError::InvalidUrl {
+        url: shown.to_owned(),
+        reason: "a file:// URL must name an absolute local path, not a host".to_owned(),
+    })
 }
 
-/// `<origin>/<path>`, whether or not `origin` ends in a slash or `path` starts with one.
-pub fn join(origin: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        origin.trim_end_matches('/'),
-        path.trim_start_matches('/')
+/// Parses a URL handed to [`Transport::open`]; errors name it as `shown`.
+fn parse_url(url: &str, shown: &str) -> Result<url::Url, TransportError> {
+    url::Url::parse(url).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => TransportError::UnsupportedScheme {
+            url: shown.to_owned(),
+        },
+        other => TransportError::InvalidUrl {
+            url: shown.to_owned(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// What one GET asks for beyond the file itself: a conditional poll or a resumed range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `If-None-Match`: the entity tag of the copy the client holds.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since`: the `Last-Modified` date of the copy the client holds, as the
+    /// server wrote it.
+    pub if_modified_since: Option<String>,
+    /// `Range: bytes=N-`: only the bytes from this offset on.
+    pub range_from: Option<u64>,
+    /// `If-Range`: with `range_from`, the entity tag or date the bytes before the offset
+    /// came with; a server whose file changed since answers with all of the new one.
+    pub if_range: Option<String>,
+}
+
+impl Conditions {
+    fn is_conditional(&self) -> bool {
+        self.if_none_match.is_some() || self.if_modified_since.is_some()
+    }
+}
+
+/// How a request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200: the whole file.
+    Whole,
+    /// 206: the file from byte `start` on.
+    Partial { start: u64 },
+    /// 304: the client's copy is current; there is no body.
+    NotModified,
+}
+
+/// A header value fit to keep and send back: visible ASCII and spaces, at most 1 KiB. An
+/// entity tag or date is short; anything else is not worth remembering.
+fn validator(value: Option<&HeaderValue>) -> Option<String> {
+    let text = value?.to_str().ok()?.trim();
+    let fits = !text.is_empty()
+        && text.len() <= 1024
+        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    fits.then(|| text.to_owned())
+}
+
+/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
     )
 }
 
-/// Resolves a `Location` header against the absolute http(s) URL it came from
-/// (RFC 3986 §5.2, without fragments).
-fn resolve_location(base: &str, location: &str) -> String {
-    let location = strip_fragment(location.trim());
-    if scheme_of(location).is_some() {
-        return location.to_owned();
-    }
-    let Some((scheme, rest)) = strip_fragment(base).split_once("://") else {
-        return location.to_owned();
+/// The first byte position of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
+fn content_range_start(value: Option<&HeaderValue>) -> Result<u64, String> {
+    let Some(value) = value else {
+        return Err("it has no Content-Range header".to_owned());
     };
-    if location.starts_with("//") {
-        return format!("{scheme}:{location}");
-    }
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path_query) = rest.split_at(authority_end);
-    let (base_path, base_query) = match path_query.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (path_query, None),
-    };
-    let base_path = if base_path.is_empty() { "/" } else { base_path };
-    let (loc_path, loc_query) = match location.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (location, None),
-    };
-    let (path, query) = if loc_path.is_empty() {
-        (base_path.to_owned(), loc_query.or(base_query))
-    } else if loc_path.starts_with('/') {
-        (loc_path.to_owned(), loc_query)
-    } else {
-        let dir_end = base_path.rfind('/').map_or(0, |i| i + 1);
-        (format!("{}{loc_path}", &base_path[..dir_end]), loc_query)
-    };
-    let path = remove_dot_segments(&path);
-    match query {
-        Some(query) => format!("{scheme}://{authority}{path}?{query}"),
-        None => format!("{scheme}://{authority}{path}"),
-    }
-}
-
-/// Collapses `.` and `..` segments of an absolute path (RFC 3986 §5.2.4).
-fn remove_dot_segments(path: &str) -> String {
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
-    for (i, segment) in segments.into_iter().enumerate() {
-        match segment {
-            "." | ".." => {
-                if segment == ".." {
-                    out.pop();
-                }
-                // A trailing dot segment still names a directory.
-                if i == last {
-                    out.push("");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
-/// The local path named by a `file:` URL.
-///
-/// Accepts `file:///path`, `file://localhost/path` and `file:/path`. `%XX` escapes are
-/// decoded and the result must be UTF-8; a `?` or `#` ends the path, as in any URL, so such
-/// characters in a file name must be written `%3F` and `%23`.
-fn file_url_path(url: &str) -> Result<PathBuf, TransportError> {
-    let invalid = |reason: &str| TransportError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let rest = url.get("file:".len()..).unwrap_or("");
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let path = match rest.strip_prefix("//") {
-        Some(after) => {
-            let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
-            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
-                return Err(invalid("file:// URLs must name a local path, not a host"));
-            }
-            path
-        }
-        None => rest,
-    };
-    if !path.starts_with('/') {
-        return Err(invalid("a file:// URL needs an absolute path"));
-    }
-    let decoded = percent_decode(path.as_bytes());
-    let path = String::from_utf8(decoded)
-        .map_err(|_| invalid("the path is not UTF-8 after percent-decoding"))?;
-    Ok(PathBuf::from(path))
-}
-
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        let escaped = match (b, input.get(i + 1), input.get(i + 2)) {
-            (b'%', Some(&hi), Some(&lo)) => hex(hi).zip(hex(lo)),
-            _ => None,
-        };
-        match escaped {
-            // Both digits are below 16, so the byte always fits.
-            Some((hi, lo)) => {
-                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'%'));
-                i += 3;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
+    let text = value.to_str().unwrap_or("");
+    let start = text
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|rest| rest.trim_start().split_once('-'))
+        .and_then(|(first, _)| first.trim().parse::<u64>().ok());
+    start.ok_or_else(|| {
+        format!(
+            "its Content-Range '{}' is not 'bytes FIRST-LAST/LENGTH'",
+            untrusted(&String::from_utf8_lossy(value.as_bytes()))
+        )
+    })
 }
 
 /// Downloads from origins; cheap to clone, and clones share connections.
@@ -1177,10 +1197,26 @@ impl Transport {
     /// Errors name the URL that failed, which after a redirect is the redirect's target, in
     /// the form of [`show_url`].
     pub fn open(&self, url: &str) -> Result<Body, TransportError> {
+        self.open_with(url, &Conditions::default())
+    }
+
+    /// Opens `url` with `conditions`: besides 200, a 206 that answers `range_from` and a 304
+    /// that answers the validators count as success; [`Body::answer`] tells which came.
+    ///
+    /// A `file://` URL has no validators, so it is never "not modified"; a range is served
+    /// by seeking.
+    pub fn open_with(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
         let shown = show_url(url);
-        match scheme_of(url).as_deref() {
-            Some("http" | "https") => self.open_http(url, shown),
-            Some("file") => open_file(url, shown, self.deadline, self.limit.clone()),
+        let parsed = parse_url(url, &shown)?;
+        match parsed.scheme() {
+            "http" | "https" => self.open_http(parsed, shown, conditions),
+            "file" => open_file(
+                &parsed,
+                shown,
+                self.deadline,
+                self.limit.clone(),
+                conditions.range_from,
+            ),
             _ => Err(TransportError::UnsupportedScheme { url: shown }),
         }
     }
@@ -1188,59 +1224,106 @@ impl Transport {
     /// Reads all of a small body such as a manifest, failing with `TooLarge` as soon as
     /// more than `max` bytes arrive; at most `max + 1` bytes are ever buffered.
     pub fn get_capped(&self, url: &str, max: u64) -> Result<Vec<u8>, TransportError> {
-        let mut body = self.open(url)?;
-        let too_large = |body: &Body| TransportError::TooLarge {
-            url: body.url().to_owned(),
-            max,
-        };
-        if body.content_length().is_some_and(|len| len > max) {
-            return Err(too_large(&body));
-        }
-        let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
-        const CHUNK: usize = 64 * 1024;
-        let initial = body
-            .content_length()
-            .and_then(|len| usize::try_from(len).ok())
-            .unwrap_or(CHUNK)
-            .min(limit);
-        let mut out: Vec<u8> = Vec::with_capacity(initial);
-        loop {
-            let start = out.len();
-            let want = CHUNK.min(limit - start);
-            if want == 0 {
-                return Err(too_large(&body));
-            }
-            if out.capacity() < start + want {
-                // Vec's own growth doubles and could overshoot `limit`.
-                let target = out.capacity().saturating_mul(2).clamp(start + want, limit);
-                out.reserve_exact(target - start);
-            }
-            out.resize(start + want, 0);
-            match body.read(&mut out[start..]) {
-                Ok(0) => {
-                    out.truncate(start);
-                    return Ok(out);
-                }
-                Ok(n) => out.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(start),
-                Err(e) => return Err(TransportError::from_read_error(body.url(), e)),
-            }
-            if out.len() as u64 > max {
-                return Err(too_large(&body));
-            }
-        }
+        Ok(self
+            .get_capped_with(url, max, &Conditions::default())?
+            .bytes)
     }
 
-    fn open_http(&self, url: &str, shown: String) -> Result<Body, TransportError> {
-        let mut current = strip_fragment(url).to_owned();
+    /// As [`Transport::get_capped`], with `conditions`; a 304 comes back with no bytes.
+    pub fn get_capped_with(
+        &self,
+        url: &str,
+        max: u64,
+        conditions: &Conditions,
+    ) -> Result<Small, TransportError> {
+        let mut body = self.open_with(url, conditions)?;
+        let bytes = if body.answer() == Answer::NotModified {
+            Vec::new()
+        } else {
+            read_capped(&mut body, max)?
+        };
+        Ok(Small {
+            url: body.url.clone(),
+            answer: body.answer,
+            bytes,
+            etag: body.etag.take(),
+            last_modified: body.last_modified.take(),
+        })
+    }
+}
+
+/// A small file read whole, with what the server said about it.
+#[derive(Debug)]
+pub struct Small {
+    /// Where it came from after any redirects, fit to print.
+    pub url: String,
+    pub answer: Answer,
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// Reads all of `body`, failing with `TooLarge` as soon as more than `max` bytes arrive.
+fn read_capped(body: &mut Body, max: u64) -> Result<Vec<u8>, TransportError> {
+    let too_large = |body: &Body| TransportError::TooLarge {
+        url: body.url().to_owned(),
+        max,
+    };
+    if body.content_length().is_some_and(|len| len > max) {
+        return Err(too_large(body));
+    }
+    let limit = usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX);
+    const CHUNK: usize = 64 * 1024;
+    let initial = body
+        .content_length()
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(CHUNK)
+        .min(limit);
+    let mut out: Vec<u8> = Vec::with_capacity(initial);
+    loop {
+        let start = out.len();
+        let want = CHUNK.min(limit - start);
+        if want == 0 {
+            return Err(too_large(body));
+        }
+        if out.capacity() < start + want {
+            // Vec's own growth doubles and could overshoot `limit`.
+            let target = out.capacity().saturating_mul(2).clamp(start + want, limit);
+            out.reserve_exact(target - start);
+        }
+        out.resize(start + want, 0);
+        match body.read(&mut out[start..]) {
+            Ok(0) => {
+                out.truncate(start);
+                return Ok(out);
+            }
+            Ok(n) => out.truncate(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(start),
+            Err(e) => return Err(TransportError::from_read_error(body.url(), e)),
+        }
+        if out.len() as u64 > max {
+            return Err(too_large(body));
+        }
+    }
+}
+
+impl Transport {
+    fn open_http(
+        &self,
+        mut url: url::Url,
+        shown: String,
+        conditions: &Conditions,
+    ) -> Result<Body, TransportError> {
+        url.set_fragment(None);
+        let mut current = String::from(url);
         let mut current_shown = show_url(&current);
         let mut redirects = 0;
         loop {
             let target = Target::parse_shown(&current, &current_shown)?;
-            let response = self.get(&target, &current_shown)?;
+            let response = self.get(&target, &current_shown, conditions)?;
             let status = response.status();
             if !is_followed_redirect(status) {
-                return self.finish(current_shown, response);
+                return self.finish(current_shown, response, conditions);
             }
             if redirects == MAX_REDIRECTS {
                 return Err(TransportError::TooManyRedirects {
@@ -1260,21 +1343,25 @@ impl Transport {
                     url: current_shown.clone(),
                     reason: "the Location header is not ASCII".to_owned(),
                 })?;
-            let next = resolve_location(&current, location);
-            if !is_http_scheme(&next) {
+            let next =
+                resolve_location(&current, location).map_err(|e| TransportError::BadRedirect {
+                    url: current_shown.clone(),
+                    reason: format!("the Location header is not a usable URL ({e})"),
+                })?;
+            if !matches!(next.scheme(), "http" | "https") {
                 return Err(TransportError::RedirectRefused {
                     url: current_shown,
-                    location: show_url(&next),
+                    location: show_url(next.as_str()),
                 });
             }
-            if target.https && scheme_of(&next).as_deref() == Some("http") {
+            if target.https && next.scheme() == "http" {
                 return Err(TransportError::InsecureRedirect {
                     url: current_shown,
-                    location: show_url(&next),
+                    location: show_url(next.as_str()),
                 });
             }
-            current_shown = show_url(&next);
-            current = next;
+            current_shown = show_url(next.as_str());
+            current = String::from(next);
             redirects += 1;
         }
     }
@@ -1284,6 +1371,7 @@ impl Transport {
         &self,
         target: &Target,
         shown: &str,
+        conditions: &Conditions,
     ) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
         let proxy = self.proxies.proxy_for(shown, target)?;
         let mut request = match &proxy {
@@ -1302,6 +1390,18 @@ impl Transport {
         let credentials = self.credentials.as_ref().filter(|c| c.applies_to(target));
         for (name, value) in credentials.map(Credentials::headers).unwrap_or_default() {
             request = request.header(name, value);
+        }
+        if let Some(etag) = &conditions.if_none_match {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &conditions.if_modified_since {
+            request = request.header(header::IF_MODIFIED_SINCE, date);
+        }
+        if let Some(from) = conditions.range_from {
+            request = request.header(header::RANGE, format!("bytes={from}-"));
+            if let Some(validator) = &conditions.if_range {
+                request = request.header(header::IF_RANGE, validator);
+            }
         }
         let mut config = request.config();
         if let Some((proxy, _)) = &proxy
@@ -1336,34 +1436,28 @@ impl Transport {
         &self,
         url: String,
         response: ureq::http::Response<ureq::Body>,
+        conditions: &Conditions,
     ) -> Result<Body, TransportError> {
         let status = response.status();
-        match status {
-            StatusCode::OK => {
-                if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
-                    let encoding = String::from_utf8_lossy(encoding.as_bytes());
-                    let encoding = encoding.trim();
-                    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
-                        return Err(TransportError::Compressed {
-                            url,
-                            encoding: untrusted(encoding),
-                        });
-                    }
-                }
-                let body = response.into_body();
-                Ok(Body::new(
-                    url,
-                    body.content_length(),
-                    Inner::Http(body.into_reader()),
-                    self.config,
-                    self.deadline,
-                )
-                .limited(self.limit.clone()))
+        let headers = response.headers();
+        let answer = match status {
+            StatusCode::OK => Answer::Whole,
+            StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
+                let start =
+                    content_range_start(headers.get(header::CONTENT_RANGE)).map_err(|reason| {
+                        TransportError::BadPartial {
+                            url: url.clone(),
+                            reason,
+                        }
+                    })?;
+                Answer::Partial { start }
             }
-            StatusCode::NOT_FOUND => Err(TransportError::NotFound { url }),
-            StatusCode::GONE => Err(TransportError::Gone { url }),
+            StatusCode::NOT_MODIFIED if conditions.is_conditional() => Answer::NotModified,
+            StatusCode::NOT_FOUND => return Err(TransportError::NotFound { url }),
+            StatusCode::GONE => return Err(TransportError::Gone { url }),
             _ => {
                 let canonical = status.canonical_reason().unwrap_or("");
+                let retry_after = retry_after(headers.get(header::RETRY_AFTER));
                 // A refusal of the client (no or a wrong client certificate, missing
                 // credentials) is often explained only in the page: nginx answers both
                 // certificate problems with a plain 400 whose title says which.
@@ -1374,13 +1468,43 @@ impl Transport {
                     Some(says) => format!("{canonical} (the server says: {says})"),
                     None => canonical.to_owned(),
                 };
-                Err(TransportError::Status {
+                return Err(TransportError::Status {
                     url,
                     status: status.as_u16(),
                     reason,
-                })
+                    retry_after,
+                });
+            }
+        };
+        if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes());
+            let encoding = encoding.trim();
+            if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+                return Err(TransportError::Compressed {
+                    url,
+                    encoding: untrusted(encoding),
+                });
             }
         }
+        let etag = validator(headers.get(header::ETAG));
+        let last_modified = validator(headers.get(header::LAST_MODIFIED));
+        let body = response.into_body();
+        let content_length = match answer {
+            Answer::NotModified => Some(0),
+            _ => body.content_length(),
+        };
+        let mut body = Body::new(
+            url,
+            content_length,
+            Inner::Http(body.into_reader()),
+            self.config,
+            self.deadline,
+        )
+        .limited(self.limit.clone());
+        body.answer = answer;
+        body.etag = etag;
+        body.last_modified = last_modified;
+        Ok(body)
     }
 
     /// Turns a failed request into an error naming `url` (already fit to print).
@@ -1562,7 +1686,9 @@ fn describe_ureq(
             (Other, format!("the proxy refused: {}", untrusted(&e)))
         }
         ureq::Error::InvalidProxyUrl => (Other, "invalid proxy URL".to_owned()),
-        ureq::Error::ConnectionFailed => (Other, "connection failed".to_owned()),
+        ureq::Error::ConnectionFailed => {
+            (io::ErrorKind::NotConnected, "connection failed".to_owned())
+        }
         other => (Other, untrusted(&other.to_string())),
     };
     NetworkError::new(kind, reason)
@@ -1591,12 +1717,13 @@ fn describe_io(err: &io::Error) -> String {
 }
 
 fn open_file(
-    url: &str,
+    url: &url::Url,
     shown: String,
     deadline: Option<Deadline>,
     limit: Option<Arc<rate::RateLimit>>,
+    range_from: Option<u64>,
 ) -> Result<Body, TransportError> {
-    let path = file_url_path(url)?;
+    let path = file_url_path(url, &shown)?;
     let file_error = |source: io::Error| {
         if source.kind() == io::ErrorKind::NotFound {
             TransportError::NotFound { url: shown.clone() }
@@ -1616,14 +1743,32 @@ fn open_file(
             "it is a directory",
         )));
     }
-    Ok(Body::new(
+    let mut file = file;
+    let mut answer = Answer::Whole;
+    let mut length = meta.is_file().then_some(meta.len());
+    if let Some(from) = range_from.filter(|&from| from > 0 && meta.is_file()) {
+        if from >= meta.len() {
+            return Err(TransportError::Status {
+                url: shown,
+                status: 416,
+                reason: "Range Not Satisfiable".to_owned(),
+                retry_after: None,
+            });
+        }
+        io::Seek::seek(&mut file, io::SeekFrom::Start(from)).map_err(file_error)?;
+        answer = Answer::Partial { start: from };
+        length = Some(meta.len() - from);
+    }
+    let mut body = Body::new(
         shown,
-        meta.is_file().then_some(meta.len()),
+        length,
         Inner::File(file),
         TransportConfig::default(),
         deadline,
     )
-    .limited(limit))
+    .limited(limit);
+    body.answer = answer;
+    Ok(body)
 }
 
 /// A response body being streamed. Read errors are `io::Error`s whose message names the URL;
@@ -1639,6 +1784,9 @@ pub struct Body {
     /// The current window of the low-speed check: when it began and what arrived since.
     window_start: Instant,
     window_bytes: u64,
+    answer: Answer,
+    etag: Option<String>,
+    last_modified: Option<String>,
     /// `--limit-rate`, shared with every other body of the run.
     limit: Option<Arc<rate::RateLimit>>,
 }
@@ -1676,12 +1824,30 @@ impl Body {
             received: 0,
             window_start: now,
             window_bytes: 0,
+            answer: Answer::Whole,
+            etag: None,
+            last_modified: None,
             limit: None,
         }
     }
 
     fn limited(self, limit: Option<Arc<rate::RateLimit>>) -> Body {
         Body { limit, ..self }
+    }
+
+    /// Whether this is the whole file, a range of it, or no body because nothing changed.
+    pub fn answer(&self) -> Answer {
+        self.answer
+    }
+
+    /// The server's `ETag` for the file, if it sent a usable one.
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    /// The server's `Last-Modified` date for the file, as sent, if usable.
+    pub fn last_modified(&self) -> Option<&str> {
+        self.last_modified.as_deref()
     }
 
     /// The size the server announced, or the file's size; `None` if unknown.
@@ -1813,26 +1979,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn join_puts_exactly_one_slash_between_origin_and_path() {
-        assert_eq!(join("http://h/o", "manifest"), "http://h/o/manifest");
-        assert_eq!(join("http://h/o/", "manifest"), "http://h/o/manifest");
-        assert_eq!(join("http://h/o/", "/store/ab"), "http://h/o/store/ab");
-        assert_eq!(join("file:///srv/o", "store/ab"), "file:///srv/o/store/ab");
-    }
-
-    #[test]
-    fn scheme_is_recognised_case_insensitively_and_only_when_well_formed() {
-        assert_eq!(scheme_of("HTTPS://h/").as_deref(), Some("https"));
-        assert_eq!(scheme_of("file:///x").as_deref(), Some("file"));
-        assert_eq!(scheme_of("/just/a/path"), None);
-        assert_eq!(scheme_of("1http://h/"), None);
-        assert_eq!(scheme_of("no scheme here"), None);
-        assert!(is_http_scheme("http://h/"));
-        assert!(!is_http_scheme("file:///etc/passwd"));
-        assert!(!is_http_scheme("socks5://h/"));
-    }
-
-    #[test]
     fn open_refuses_schemes_other_than_http_https_and_file() {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
         for url in ["ftp://h/manifest", "manifest", "socks5://h/x", ""] {
@@ -1847,15 +1993,16 @@ mod tests {
 
     #[test]
     fn file_urls_map_to_local_absolute_paths() {
-        let path = |u: &str| file_url_path(u).map(|p| p.to_string_lossy().into_owned());
+        let path = |u: &str| {
+            let url = url::Url::parse(u).unwrap();
+            file_url_path(&url, u).map(|p| p.to_string_lossy().into_owned())
+        };
         assert_eq!(path("file:///srv/o/manifest").unwrap(), "/srv/o/manifest");
         assert_eq!(path("file://localhost/srv/o").unwrap(), "/srv/o");
         assert_eq!(path("file:/srv/o").unwrap(), "/srv/o");
         assert_eq!(path("file:///a%20b/c%2").unwrap(), "/a b/c%2");
         assert_eq!(path("file:///a?q#f").unwrap(), "/a");
         assert!(path("file://elsewhere/srv").is_err());
-        assert!(path("file:relative").is_err());
-        assert!(path("file:///%ff").is_err());
     }
 
     #[test]
@@ -1980,19 +2127,20 @@ mod tests {
     #[test]
     fn redirect_locations_resolve_against_the_current_url() {
         let base = "http://h:8/a/b/c?q=1";
-        assert_eq!(resolve_location(base, "https://o/x"), "https://o/x");
-        assert_eq!(resolve_location(base, "//o/x"), "http://o/x");
-        assert_eq!(resolve_location(base, "/x/y"), "http://h:8/x/y");
-        assert_eq!(resolve_location(base, "d"), "http://h:8/a/b/d");
-        assert_eq!(resolve_location(base, "../d?z"), "http://h:8/a/d?z");
-        assert_eq!(resolve_location(base, "./"), "http://h:8/a/b/");
-        assert_eq!(resolve_location(base, "?r"), "http://h:8/a/b/c?r");
-        assert_eq!(resolve_location(base, "/x#frag"), "http://h:8/x");
-        assert_eq!(resolve_location("http://h", "x"), "http://h/x");
-        assert_eq!(resolve_location(base, "../../../../x"), "http://h:8/x");
+        let resolve = |location: &str| String::from(resolve_location(base, location).unwrap());
+        assert_eq!(resolve("https://o/x"), "https://o/x");
+        assert_eq!(resolve("//o/x"), "http://o/x");
+        assert_eq!(resolve("/x/y"), "http://h:8/x/y");
+        assert_eq!(resolve("d"), "http://h:8/a/b/d");
+        assert_eq!(resolve("../d?z"), "http://h:8/a/d?z");
+        assert_eq!(resolve("./"), "http://h:8/a/b/");
+        assert_eq!(resolve("?r"), "http://h:8/a/b/c?r");
+        assert_eq!(resolve("/x#frag"), "http://h:8/x");
+        assert_eq!(resolve("../../../../x"), "http://h:8/x");
+        assert_eq!(resolve("file:///etc/passwd"), "file:///etc/passwd");
         assert_eq!(
-            resolve_location(base, "file:///etc/passwd"),
-            "file:///etc/passwd"
+            String::from(resolve_location("http://h", "x").unwrap()),
+            "http://h/x"
         );
     }
 
@@ -2002,6 +2150,7 @@ mod tests {
             url: "http://h/manifest".to_owned(),
             status: 500,
             reason: "Internal Server Error".to_owned(),
+            retry_after: None,
         };
         assert_eq!(
             err.to_string(),
@@ -2011,6 +2160,7 @@ mod tests {
             url: "http://h/manifest".to_owned(),
             status: 599,
             reason: String::new(),
+            retry_after: None,
         };
         assert_eq!(err.to_string(), "HTTP 599 from http://h/manifest");
     }

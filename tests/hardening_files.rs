@@ -15,37 +15,12 @@ use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
 
-/// Whatever a test waits for, this long without it is a failure (a hang guard,
-/// not a speed requirement).
-const HANG_GUARD: Duration = Duration::from_secs(30);
-
 /// The user that owns a destination root fetches into.
 const OTHER_USER: u32 = 65534;
 
-/// Runs `cmd`, killing it and failing the test if it has not ended within
-/// [`HANG_GUARD`].
 #[track_caller]
 fn finishes(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let start = Instant::now();
-    while child.try_wait().expect("wait for tako").is_none() {
-        if start.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            let o = child.wait_with_output().expect("collect tako's output");
-            panic!(
-                "tako did not finish within {HANG_GUARD:?} and was killed\nstdout:\n{}\nstderr:\n{}",
-                stdout(&o),
-                stderr(&o)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect tako's output")
+    run_bounded(&mut cmd)
 }
 
 fn fetch_cmd(args: &[&str], config: &Path) -> Command {

@@ -6,9 +6,9 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use support::http_server::{Fault, Server};
@@ -16,31 +16,10 @@ use support::origin::World;
 use support::tako::*;
 use support::tls_server::{self, TestCa, TlsServer};
 
-/// Runs `cmd`, killing it after 30 s: a run that long counts as hung and fails the test.
-fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait for tako").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect output");
-            panic!(
-                "tako did not finish within 30 s; stderr so far:\n{}",
-                stderr(&output)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
-}
-
+/// One try per run: these tests are about what a single request does, not the retries
+/// (tests/retries.rs).
 fn fetch(args: &[&str]) -> Output {
-    run_bounded(tako_cmd().arg("fetch").args(args))
+    run_bounded(tako_cmd().args(["fetch", "--retries", "0"]).args(args))
 }
 
 fn all_output(o: &Output) -> String {
@@ -293,7 +272,13 @@ fn a_server_that_trickles_bytes_is_cut_off_by_the_speed_limit() {
     assert!(err.contains("bytes/s"), "{err}");
     assert!(err.contains("below the limit of 1000 bytes/s"), "{err}");
     assert_eq!(world.latest(), None);
-    assert!(world.store_files().is_empty(), "{:?}", world.store_files());
+    // Only the bytes received, kept to resume from (see tests/resume.rs).
+    let partial = format!("{digest}.partial");
+    assert!(
+        world.store_files().iter().all(|n| n.starts_with(&partial)),
+        "{:?}",
+        world.store_files()
+    );
 }
 
 #[test]
@@ -532,7 +517,9 @@ fn control_characters_in_a_redirect_target_are_escaped() {
 
     assert_exit(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("file:///etc/\\tpasswd"), "{err:?}");
+    // The URL parser drops tabs and newlines from a URL, as browsers do, so the
+    // location is named without it; escaping would have shown it as `\t`.
+    assert!(err.contains("to file:///etc/passwd"), "{err:?}");
     assert!(!err.contains('\t'), "{err:?}");
 }
 

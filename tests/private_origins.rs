@@ -9,10 +9,8 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use support::http_server::{Fault, Server};
@@ -20,29 +18,6 @@ use support::nginx::{self, Nginx};
 use support::origin::World;
 use support::tako::*;
 use support::tls_server::TestCa;
-
-/// Runs `cmd`, killing it after 30 s: a run that long counts as hung and fails the test.
-fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait for tako").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect output");
-            panic!(
-                "tako did not finish within 30 s; stderr so far:\n{}",
-                stderr(&output)
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
-}
 
 /// `tako fetch` that finds no netrc but where a test puts one: `HOME` is an empty
 /// directory of the world, and neither `NETRC` nor `CREDENTIALS_DIRECTORY` is set.

@@ -46,6 +46,9 @@ pub enum Fault {
     /// Serve `body` with status 200 and `Content-Encoding: <encoding>`, as a server that
     /// compresses on its own does.
     Encoded { encoding: String, body: Vec<u8> },
+    /// Answer with this status, these extra header lines (`Retry-After: 1`) and a short
+    /// text body.
+    StatusWith { status: u16, headers: Vec<String> },
 }
 
 /// One request as the server saw it.
@@ -70,6 +73,13 @@ impl Request {
 struct Shared {
     root: PathBuf,
     faults: Mutex<HashMap<String, Fault>>,
+    /// Faults for the next requests of a path, one each, before `faults` applies again.
+    sequences: Mutex<HashMap<String, std::collections::VecDeque<Fault>>>,
+    /// Whether files are served with `ETag` and `Last-Modified`, answer `If-None-Match` and
+    /// `If-Modified-Since` with 304, and honour `Range` (with `If-Range`) with 206.
+    http_features: AtomicBool,
+    /// Body bytes sent in answers, by path: what a client was made to transfer.
+    sent: Mutex<HashMap<String, u64>>,
     requests: Mutex<Vec<Request>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stop: AtomicBool,
@@ -146,6 +156,9 @@ impl Server {
         let shared = Arc::new(Shared {
             root,
             faults: Mutex::new(HashMap::new()),
+            sequences: Mutex::new(HashMap::new()),
+            http_features: AtomicBool::new(false),
+            sent: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -181,6 +194,25 @@ impl Server {
 
     pub fn clear_fault(&self, path: &str) {
         lock(&self.shared.faults).remove(path);
+    }
+
+    /// Applies `faults` to the next requests for `path`, one per request, in order; after
+    /// them, requests are served as before (or with the fault of [`Server::set_fault`]).
+    pub fn set_fault_sequence(&self, path: &str, faults: Vec<Fault>) {
+        lock(&self.shared.sequences).insert(path.to_owned(), faults.into());
+    }
+
+    /// Serves files as a real static file server does: with a strong `ETag` (from the
+    /// content) and `Last-Modified` (from the mtime), 304 for a matching `If-None-Match`
+    /// or `If-Modified-Since`, and 206 for `Range: bytes=N-` unless an `If-Range` does not
+    /// match. Off by default, so older tests see the plain server they were written for.
+    pub fn enable_http_features(&self) {
+        self.shared.http_features.store(true, Ordering::SeqCst);
+    }
+
+    /// Body bytes of files sent for `path` so far (a 304 sends none).
+    pub fn body_bytes_sent(&self, path: &str) -> u64 {
+        lock(&self.shared.sent).get(path).copied().unwrap_or(0)
     }
 
     /// The path of every request received so far, in order.
@@ -261,7 +293,10 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
         return;
     }
     let route = request.path.split('?').next().unwrap_or("").to_owned();
-    let fault = lock(&shared.faults).get(&route).cloned();
+    let next = lock(&shared.sequences)
+        .get_mut(&route)
+        .and_then(|faults| faults.pop_front());
+    let fault = next.or_else(|| lock(&shared.faults).get(&route).cloned());
     let closing = respond(&mut stream, shared, &request, &route, fault);
     if closing.is_ok() {
         let _ = stream.shutdown(Shutdown::Write);
@@ -333,8 +368,13 @@ fn reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         400 => "Bad Request",
+        206 => "Partial Content",
+        304 => "Not Modified",
         403 => "Forbidden",
         404 => "Not Found",
+        408 => "Request Timeout",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
         405 => "Method Not Allowed",
         410 => "Gone",
         500 => "Internal Server Error",
@@ -375,6 +415,14 @@ fn respond(
             format!("{}\n", reason(status)).as_bytes(),
         ),
         Some(Fault::Body(bytes)) => send_small(stream, shared, 200, &bytes),
+        Some(Fault::StatusWith { status, headers }) => {
+            let body = format!("{}\n", reason(status));
+            let mut extra = headers;
+            extra.push(format!("Content-Length: {}", body.len()));
+            let mut out = head(status, &extra);
+            out.extend_from_slice(body.as_bytes());
+            send(stream, shared, &out)
+        }
         Some(Fault::Encoded { encoding, body }) => {
             let mut out = head(
                 200,
@@ -490,12 +538,55 @@ fn serve_file(
     let Some((mut file, len)) = file else {
         return send_small(stream, shared, 404, b"not found\n");
     };
-    send(
-        stream,
-        shared,
-        &head(200, &[format!("Content-Length: {len}")]),
-    )?;
-    let mut left = limit.unwrap_or(len).min(len);
+    let mut status = 200;
+    let mut headers = vec![format!("Content-Length: {len}")];
+    let mut length = len;
+    if shared.http_features.load(Ordering::SeqCst) {
+        let (etag, modified) = validators_of(&mut file);
+        let fresh = request.header("if-none-match") == Some(etag.as_str())
+            || (request.header("if-none-match").is_none()
+                && request.header("if-modified-since") == Some(modified.as_str()));
+        if fresh {
+            return send(
+                stream,
+                shared,
+                &head(
+                    304,
+                    &[
+                        format!("ETag: {etag}"),
+                        format!("Last-Modified: {modified}"),
+                    ],
+                ),
+            );
+        }
+        headers = vec![
+            format!("ETag: {etag}"),
+            format!("Last-Modified: {modified}"),
+        ];
+        let if_range_ok = request
+            .header("if-range")
+            .is_none_or(|v| v == etag || v == modified);
+        let from = request
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<u64>().ok());
+        match from {
+            Some(from) if if_range_ok && from >= len => {
+                return send_small(stream, shared, 416, b"range not satisfiable\n");
+            }
+            Some(from) if if_range_ok => {
+                io::Seek::seek(&mut file, io::SeekFrom::Start(from))?;
+                status = 206;
+                length = len - from;
+                headers.push(format!("Content-Range: bytes {from}-{}/{len}", len - 1));
+            }
+            _ => {}
+        }
+        headers.push(format!("Content-Length: {length}"));
+    }
+    send(stream, shared, &head(status, &headers))?;
+    let mut left = limit.unwrap_or(length).min(length);
     let mut buf = vec![0u8; chunk];
     while left > 0 {
         let want = usize::try_from(left).unwrap_or(usize::MAX).min(chunk);
@@ -504,10 +595,28 @@ fn serve_file(
             break;
         }
         send(stream, shared, &buf[..n])?;
+        *lock(&shared.sent).entry(route.to_owned()).or_default() += n as u64;
         left -= n as u64;
         pause(shared, delay);
     }
     Ok(())
+}
+
+/// A strong `ETag` from the file's content (so a changed file gets another one) and a
+/// `Last-Modified` from its mtime, in the form HTTP dates take.
+fn validators_of(file: &mut File) -> (String, String) {
+    use std::hash::{Hash, Hasher};
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let _ = io::Seek::rewind(file);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let etag = format!("\"{:x}-{:x}\"", bytes.len(), hasher.finish());
+    let modified = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    (etag, httpdate::fmt_http_date(modified))
 }
 
 /// Sleeps for `delay`, but wakes up early when the server stops.

@@ -99,3 +99,41 @@ pub fn signed_manifest(lines: &[String]) -> Vec<u8> {
     let sig = base64::engine::general_purpose::STANDARD.encode(sig);
     format!("{body}{sig}\n").into_bytes()
 }
+
+/// How long a tako run may take in a test before it counts as hung.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `cmd` with no input, killing it and failing the test if it has not ended within
+/// [`HANG_GUARD`]: a guard against hangs, not a measure of speed.
+#[track_caller]
+pub fn run_bounded(cmd: &mut Command) -> Output {
+    run_bounded_within(cmd, HANG_GUARD)
+}
+
+/// [`run_bounded`] with a longer guard, for runs that are slow on purpose (a rate-limited
+/// server, retries with backoff).
+#[track_caller]
+pub fn run_bounded_within(cmd: &mut Command, guard: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tako");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for tako").is_none() {
+        if start.elapsed() > guard {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("collect tako's output");
+            panic!(
+                "tako did not finish within {guard:?} and was killed\nstdout:\n{}\nstderr:\n{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect tako's output")
+}

@@ -1,0 +1,129 @@
+//! A static directory of files as an origin: `manifest`, `manifest.<keyid>` and
+//! `store/<hex>` under one base URL, over `http(s)://` or `file://` (SPEC §6).
+
+use url::Url;
+
+use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::keyring;
+use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
+
+/// A server directory reached through a [`Transport`] that carries its credentials.
+#[derive(Debug)]
+pub struct Dir {
+    /// The directory's URL with a trailing slash, so that joining a relative name keeps
+    /// its last segment. Any password in it is already `***` (see `transport::parse_origin`).
+    base: Url,
+    transport: Transport,
+}
+
+impl Dir {
+    /// The directory at `url` (as `Config::origin` holds it), reached through `transport`.
+    pub fn new(url: &str, transport: Transport) -> Result<Dir, TransportError> {
+        let mut base = Url::parse(url).map_err(|e| TransportError::InvalidUrl {
+            url: show_url(url),
+            reason: e.to_string(),
+        })?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(Dir { base, transport })
+    }
+
+    /// The URL of a file in the directory; `name` is one of tako's own relative names.
+    fn url_of(&self, name: &str) -> String {
+        // Joining a relative path of plain segments onto a URL with a trailing slash
+        // cannot fail; fall back to the text form all the same rather than panic.
+        self.base
+            .join(name)
+            .map_or_else(|_| format!("{}{name}", self.base), String::from)
+    }
+}
+
+impl Origin for Dir {
+    fn describe(&self) -> String {
+        show_url(self.base.as_str().trim_end_matches('/'))
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, TransportError> {
+        let file = match name {
+            ManifestName::Primary => "manifest".to_owned(),
+            ManifestName::ForKey(key) => keyring::manifest_name(key),
+        };
+        let url = self.url_of(&file);
+        // Validators are only worth anything to the server, and the file, that made them.
+        let conditions = match known.filter(|k| k.url == show_url(&url)) {
+            Some(known) => Conditions {
+                if_none_match: known.etag.clone(),
+                if_modified_since: known.last_modified.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        let small = self.transport.get_capped_with(&url, max, &conditions)?;
+        let validators =
+            (small.etag.is_some() || small.last_modified.is_some()).then(|| Validators {
+                url: show_url(&url),
+                etag: small.etag,
+                last_modified: small.last_modified,
+            });
+        Ok(ManifestFile {
+            url: small.url,
+            bytes: (small.answer != Answer::NotModified).then_some(small.bytes),
+            validators,
+        })
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+        let conditions = match resume {
+            Some(resume) => Conditions {
+                range_from: Some(resume.offset),
+                if_range: resume.if_range.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        self.transport
+            .open_with(&self.url_of(&format!("store/{hex}")), &conditions)
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        vec![self]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{ProxyConfig, TransportConfig};
+
+    fn dir(url: &str) -> Dir {
+        let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
+        Dir::new(url, transport).unwrap()
+    }
+
+    #[test]
+    fn names_are_joined_under_the_directory_with_or_without_a_trailing_slash() {
+        assert_eq!(dir("http://h/o").url_of("manifest"), "http://h/o/manifest");
+        assert_eq!(dir("http://h/o/").url_of("manifest"), "http://h/o/manifest");
+        assert_eq!(dir("http://h").url_of("store/ab"), "http://h/store/ab");
+        assert_eq!(
+            dir("file:///srv/o").url_of("store/ab"),
+            "file:///srv/o/store/ab"
+        );
+        assert_eq!(
+            dir("https://u:***@h:8/a%20b").url_of("manifest.0123"),
+            "https://u:***@h:8/a%20b/manifest.0123"
+        );
+    }
+
+    #[test]
+    fn describes_itself_without_the_trailing_slash() {
+        assert_eq!(dir("https://u:***@h/o/").describe(), "https://u:***@h/o");
+    }
+}

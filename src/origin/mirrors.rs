@@ -1,0 +1,76 @@
+//! Several origins that serve the same publisher's files (`Origin=` repeated), in order of
+//! preference.
+//!
+//! The choice between them is made above the trait, in [`super::select`] and
+//! [`super::image`], because a mirror can fail in ways only a check of what it served
+//! reveals (a stale manifest, a damaged image): they go through [`Origin::places`]. The
+//! trait's own methods take the first mirror that answers at all, for callers that need
+//! no more than that.
+
+use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::transport::{Body, TransportError};
+
+/// A list of mirrors, at least one.
+pub struct Mirrors {
+    members: Vec<Box<dyn Origin>>,
+}
+
+impl Mirrors {
+    pub fn new<O: Origin + 'static>(members: Vec<O>) -> Mirrors {
+        Mirrors {
+            members: members
+                .into_iter()
+                .map(|m| Box::new(m) as Box<dyn Origin>)
+                .collect(),
+        }
+    }
+
+    /// The first answer of `ask` that is not a miss (404, 410, a network failure), or the
+    /// last miss.
+    fn first<T>(
+        &self,
+        ask: impl Fn(&dyn Origin) -> Result<T, TransportError>,
+    ) -> Result<T, TransportError> {
+        let mut last = None;
+        for member in &self.members {
+            match ask(member.as_ref()) {
+                Err(e @ (TransportError::NotFound { .. } | TransportError::Gone { .. })) => {
+                    last = Some(e)
+                }
+                Err(e) if e.is_transient() => last = Some(e),
+                answer => return answer,
+            }
+        }
+        Err(last.unwrap_or_else(|| TransportError::InvalidUrl {
+            url: String::new(),
+            reason: "no origin configured".to_owned(),
+        }))
+    }
+}
+
+impl Origin for Mirrors {
+    fn describe(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, TransportError> {
+        self.first(|m| m.manifest(name, max, known))
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+        self.first(|m| m.open_image(hex, resume))
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        self.members.iter().flat_map(|m| m.places()).collect()
+    }
+}

@@ -1,0 +1,108 @@
+//! Where manifests and images come from: the one interface `fetch` talks to.
+//!
+//! `fetch` asks an [`Origin`] for a manifest file and for an image by digest, and never
+//! learns what serves them. Today that is a static directory over `http(s)://` or
+//! `file://` ([`dir::Dir`]) or a list of such directories tried in order
+//! ([`mirrors::Mirrors`]); a registry plugs in behind the same trait. Above the trait,
+//! [`select`] picks the manifest (keys, rollback check, conditional polls) and [`image`]
+//! downloads an image (resume, retries), each over every place an origin stands for.
+//! The publishing side, which only writes into a local directory, has its own small
+//! counterpart in [`local`].
+
+pub mod dir;
+pub mod image;
+pub mod local;
+pub mod mirrors;
+pub mod retry;
+pub mod select;
+
+use crate::config::Config;
+use crate::key::PublicKey;
+use crate::transport::{Body, Transport, TransportError};
+
+/// Which manifest file to ask an origin for.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestName<'a> {
+    /// `manifest`, signed by the publisher's primary key (the file the original Tako reads).
+    Primary,
+    /// `manifest.<keyid>`, signed by `key` while a publisher changes keys (see `keyring`).
+    ForKey(&'a PublicKey),
+}
+
+/// What a server said about the manifest it served, to ask next time whether it changed
+/// (`If-None-Match`, `If-Modified-Since`). They belong to one URL of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    /// The URL the manifest came from, as printed (no password).
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A manifest file as the origin served it, not yet verified.
+#[derive(Debug)]
+pub struct ManifestFile {
+    /// Where it came from, fit to print.
+    pub url: String,
+    /// `None`: the server answered 304 Not Modified to the validators it was sent.
+    pub bytes: Option<Vec<u8>>,
+    /// The validators of this response, if the server sent any.
+    pub validators: Option<Validators>,
+}
+
+/// Where to go on with an image whose first bytes a host already has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// How many bytes are there: the request asks for the rest.
+    pub offset: u64,
+    /// The entity tag or date those bytes came with (`If-Range`), if the server sent one.
+    pub if_range: Option<String>,
+}
+
+/// A place that serves a publisher's manifest and images.
+pub trait Origin: Send + Sync {
+    /// The origin as it may be printed: credentials hidden.
+    fn describe(&self) -> String;
+
+    /// Downloads one manifest file, failing with `TooLarge` past `max` bytes. If `known`
+    /// are the validators of this very file's URL, the request is conditional and may come
+    /// back without bytes (not modified).
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, TransportError>;
+
+    /// Opens the image whose SHA-256 is `hex` (lowercase hex) for streaming: all of it, or
+    /// with `resume` the bytes from its offset on. The body says which it got.
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError>;
+
+    /// The single places this origin stands for, in order of preference: a list of mirrors
+    /// gives its members, a single place itself. [`select`] and [`image`] try them in turn.
+    fn places(&self) -> Vec<&dyn Origin>;
+}
+
+/// The origin a config names, reached through `transport`: its one `Origin=`, or its
+/// mirrors in the order written. Each gets its own credentials (from its URL, else from
+/// netrc for its host) and the config's `HeaderFile=` and certificates, which are only
+/// ever sent to that origin's own host (see `Transport::for_origin`).
+pub fn for_config(
+    config: &Config,
+    transport: &Transport,
+) -> Result<Box<dyn Origin>, TransportError> {
+    let mut dirs = config
+        .origins
+        .iter()
+        .map(|o| {
+            let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;
+            dir::Dir::new(&o.url, reach)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if dirs.len() == 1
+        && let Some(dir) = dirs.pop()
+    {
+        return Ok(Box::new(dir));
+    }
+    Ok(Box::new(mirrors::Mirrors::new(dirs)))
+}

@@ -1,0 +1,172 @@
+//! Which manifest a host takes: the first place of the origin that serves one that
+//! verifies and passes the no-rollback check, retried while failures are transient.
+//!
+//! A mirror that serves a manifest no configured key verifies, or one that lacks entries
+//! the host already has (a stale copy, or a replay), is skipped with a warning naming it;
+//! the next place is asked. With validators of the host's copy (see `fetch`), the place
+//! that served it is asked whether it changed, and a 304 means the host's copy stands.
+
+use std::time::Duration;
+
+use super::retry::{RetryPolicy, describe_wait};
+use super::{Origin, Validators};
+use crate::key::PublicKey;
+use crate::keyring::{self, KeyringError, LocalManifest, Remote, RemoteManifest};
+use crate::manifest::{Manifest, ManifestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error(
+        "remote manifest {url} lacks published entries that the local manifest has ({entries}); refusing it as a possible rollback"
+    )]
+    Rollback { url: String, entries: String },
+    /// A 304 for validators of a host copy that no longer verifies; cannot happen unless
+    /// the files changed under the lock.
+    #[error("{url} answered 'not modified', but the local manifest does not verify: {source}")]
+    NotModifiedUnverified { url: String, source: ManifestError },
+    #[error("no origin is configured")]
+    NoOrigin,
+    #[error(
+        "none of the {count} origins served a usable manifest (each is named in a warning above); the last one: {last}"
+    )]
+    NoneUsable {
+        count: usize,
+        last: Box<SelectError>,
+    },
+}
+
+impl SelectError {
+    fn is_transient(&self) -> bool {
+        matches!(self, SelectError::Keyring(e) if e.is_transient())
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SelectError::Keyring(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// What the manifest must live up to, and how to go about getting it.
+pub struct ManifestQuery<'a> {
+    /// Every trusted key, the preferred first.
+    pub keys: &'a [PublicKey],
+    /// The most bytes a manifest file may have.
+    pub max: u64,
+    /// The host's own copy, whose entries the new manifest must all have.
+    pub local: Option<&'a LocalManifest>,
+    /// The validators the host's copy came with, if it verifies and they are its own.
+    pub known: Option<&'a Validators>,
+    pub retry: RetryPolicy,
+    /// Says something worth a line in the log (a skipped mirror, a retry).
+    pub warn: &'a dyn Fn(&str),
+}
+
+/// The first manifest, from the first place of `origin`, that verifies and is no rollback.
+pub fn remote_manifest(
+    origin: &dyn Origin,
+    query: &ManifestQuery<'_>,
+) -> Result<RemoteManifest, SelectError> {
+    let places = origin.places();
+    let several = places.len() > 1;
+    let mut pending: Vec<&dyn Origin> = places.clone();
+    let mut last = None;
+    for retry in 0..=query.retry.retries {
+        let mut again = Vec::new();
+        let mut asked: Option<Duration> = None;
+        for place in pending {
+            match from_place(place, query) {
+                Ok(remote) => return Ok(remote),
+                Err(e) => {
+                    if e.is_transient() {
+                        again.push(place);
+                        asked = asked.max(e.retry_after());
+                    }
+                    if several {
+                        (query.warn)(&format!("skipping origin {}: {e}", place.describe()));
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        if again.is_empty() || retry == query.retry.retries {
+            break;
+        }
+        let wait = query.retry.delay(retry, asked);
+        let what = match (&last, several) {
+            (Some(e), false) => e.to_string(),
+            _ => format!("{} of the origins failed for now", again.len()),
+        };
+        (query.warn)(&format!(
+            "{what}; retrying in {} (retry {} of {})",
+            describe_wait(wait),
+            retry + 1,
+            query.retry.retries
+        ));
+        std::thread::sleep(wait);
+        pending = again;
+    }
+    let Some(last) = last else {
+        return Err(SelectError::NoOrigin);
+    };
+    Err(if several {
+        SelectError::NoneUsable {
+            count: places.len(),
+            last: Box::new(last),
+        }
+    } else {
+        last
+    })
+}
+
+/// The manifest of one place, verified and checked against the host's copy.
+fn from_place(
+    place: &dyn Origin,
+    query: &ManifestQuery<'_>,
+) -> Result<RemoteManifest, SelectError> {
+    let remote = match keyring::fetch_remote(place, query.keys, query.max, query.known)? {
+        Remote::Fresh(remote) => remote,
+        Remote::NotModified { url } => return not_modified(url, query),
+    };
+    if let Some(local) = query.local {
+        let missing = local.missing_from(&remote.manifest);
+        if !missing.is_empty() {
+            let entries = missing
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(SelectError::Rollback {
+                url: remote.url,
+                entries,
+            });
+        }
+    }
+    Ok(remote)
+}
+
+/// The host's own copy, verified again, as the answer to a 304.
+///
+/// The host's copy was verified with a configured key when it was read, in this run and
+/// under the destination's lock; a copy that did not verify is never polled conditionally
+/// (see `fetch`), and is verified here again if it somehow is.
+fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest, SelectError> {
+    let bytes = query.local.map(|l| l.bytes.clone()).unwrap_or_default();
+    let manifest = match query.local.and_then(LocalManifest::verified) {
+        Some(verified) => verified.clone(),
+        None => match Manifest::parse_any(&bytes, query.keys) {
+            Ok((manifest, _)) => manifest,
+            Err(source) => return Err(SelectError::NotModifiedUnverified { url, source }),
+        },
+    };
+    Ok(RemoteManifest {
+        url,
+        bytes,
+        manifest,
+        validators: query.known.cloned(),
+        not_modified: true,
+    })
+}
