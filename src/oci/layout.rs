@@ -150,6 +150,18 @@ pub fn read_manifest_capped(
     let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
         return Ok(None);
     };
+    let bytes = signed_manifest_of(client, &fetched, max)?;
+    Ok(Some((bytes, fetched.digest)))
+}
+
+/// The signed Tako manifest that the `tako-manifest` artifact `fetched` holds as its layer,
+/// at most `max` bytes (refused before reading when the artifact says it is larger), checked
+/// against the layer's digest.
+pub fn signed_manifest_of(
+    client: &Client,
+    fetched: &super::Fetched,
+    max: u64,
+) -> Result<Vec<u8>, OciError> {
     let what = format!("manifest {}:{MANIFEST_TAG}", client.reference);
     let layer = single_layer(client, &what, &fetched.bytes, MANIFEST_TYPE)?;
     if layer.size > max {
@@ -159,8 +171,7 @@ pub fn read_manifest_capped(
             max,
         });
     }
-    let bytes = client.read_blob(&layer.digest, max)?;
-    Ok(Some((bytes, fetched.digest)))
+    client.read_blob(&layer.digest, max)
 }
 
 /// What [`publish`] pushed.

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod layout;
+pub mod origin;
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -125,7 +126,8 @@ impl Reference {
     }
 
     pub fn parse(text: &str) -> Result<Reference, OciError> {
-        let bad = || OciError::BadReference(untrusted(text));
+        // `show_url` hides a password someone put in the URL anyway.
+        let bad = || OciError::BadReference(crate::transport::show_url(text));
         let (https, rest) = if let Some(rest) = text.strip_prefix("oci://") {
             (true, rest)
         } else if let Some(rest) = text.strip_prefix("oci+http://") {

@@ -6,9 +6,14 @@
 //! retries, `--limit-rate` and `--max-time` work the same. The registry's `Authorization`
 //! (Basic, or a Bearer token from its token service) is handed to that transport scoped
 //! to the registry's own scheme, host and port: a redirect to storage never carries it.
+//!
+//! Conditional polls: the validator of the signed manifest is the digest of the
+//! `tako-manifest` artifact that holds it. The artifact names its layer by digest, so the
+//! same artifact digest means the same signed bytes; a poll then reads the small artifact
+//! and not the layer.
 
 use super::{Client, OciError, layout};
-use crate::origin::{ManifestFile, ManifestName, Origin, Resume};
+use crate::origin::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::transport::{self, Body, Conditions, Transport, TransportError};
 
 pub struct Registry {
@@ -32,6 +37,18 @@ impl Registry {
         let client = Client::new(reference, false).map_err(registry_error)?;
         Ok(Registry { client, transport })
     }
+
+    /// Opens the blob through the transport with the `Authorization` the registry accepted
+    /// last, if any.
+    fn open_blob(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+        let credentials = self
+            .client
+            .authorization()
+            .and_then(|value| transport::Credentials::authorization(url, &value));
+        self.transport
+            .with_credentials(credentials)
+            .open_with(url, conditions)
+    }
 }
 
 fn registry_error(e: OciError) -> TransportError {
@@ -47,39 +64,42 @@ impl Origin for Registry {
         &self,
         name: ManifestName<'_>,
         max: u64,
-        _known: Option<&crate::origin::Validators>,
+        known: Option<&Validators>,
     ) -> Result<ManifestFile, TransportError> {
         let url = format!("{}:{}", self.client.reference, layout::MANIFEST_TAG);
-        // A registry holds one signed manifest; `manifest.<keyid>` files of a key rotation
-        // have no place in it (yet), so they are simply not there.
+        // A registry holds one signed manifest; the `manifest.<keyid>` files of a key
+        // rotation have no place in it (yet), so they are simply not there.
         if let ManifestName::ForKey(_) = name {
             return Err(TransportError::NotFound { url });
         }
-        match layout::read_manifest_capped(&self.client, max).map_err(registry_error)? {
-            Some((bytes, _)) => Ok(ManifestFile {
-                url,
-                bytes: Some(bytes),
-                validators: None,
-            }),
-            None => Err(TransportError::NotFound { url }),
-        }
+        let Some(fetched) = self
+            .client
+            .manifest(layout::MANIFEST_TAG)
+            .map_err(registry_error)?
+        else {
+            return Err(TransportError::NotFound { url });
+        };
+        let validators = Validators {
+            url: url.clone(),
+            etag: Some(fetched.digest.clone()),
+            last_modified: None,
+        };
+        let unchanged = known.is_some_and(|k| k.url == url && k.etag == validators.etag);
+        let bytes = if unchanged {
+            None
+        } else {
+            Some(layout::signed_manifest_of(&self.client, &fetched, max).map_err(registry_error)?)
+        };
+        Ok(ManifestFile {
+            url,
+            bytes,
+            validators: Some(validators),
+        })
     }
 
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
         let digest = format!("sha256:{hex}");
-        // Answers the registry's challenge once (HEAD), so the download carries what works.
-        if !self.client.has_blob(&digest).map_err(registry_error)? {
-            return Err(TransportError::NotFound {
-                url: format!("{} blob {digest}", self.client.reference),
-            });
-        }
         let url = self.client.blob_url(&digest);
-        let transport = match self.client.authorization() {
-            Some(value) => self
-                .transport
-                .with_credentials(transport::Credentials::authorization(&url, &value)),
-            None => self.transport.with_credentials(None),
-        };
         let conditions = match resume {
             Some(resume) => Conditions {
                 range_from: Some(resume.offset),
@@ -88,7 +108,17 @@ impl Origin for Registry {
             },
             None => Conditions::default(),
         };
-        transport.open_with(&url, &conditions)
+        match self.open_blob(&url, &conditions) {
+            // No token yet, or it expired: the client answers the challenge (on a HEAD of
+            // the blob) and the download is tried once more with what it got.
+            Err(TransportError::Status { status: 401, .. }) => {
+                if !self.client.has_blob(&digest).map_err(registry_error)? {
+                    return Err(TransportError::NotFound { url });
+                }
+                self.open_blob(&url, &conditions)
+            }
+            answer => answer,
+        }
     }
 
     fn places(&self) -> Vec<&dyn Origin> {
