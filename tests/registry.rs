@@ -403,19 +403,25 @@ fn a_registry_re_pushed_with_an_unsigned_manifest_is_refused() {
     // An attacker with push rights adds a version but cannot sign it.
     let evil = b"evil\n".to_vec();
     let good = String::from_utf8(registry_manifest(&origin)).unwrap();
-    let (body, _signature) = good.trim_end().rsplit_once('\n').unwrap();
+    // The publisher's own signature, over the old body, under a body with one more line.
+    let (body, signature) = good.trim_end().rsplit_once('\n').unwrap();
     let forged = format!(
-        "{}{}\n\n{}\n",
+        "{}\n{}\n\n{signature}\n",
         body.trim_end(),
-        format_args!("\n{}", line("9.9", &evil)),
-        "AAAA"
+        line("9.9", &evil)
     );
     push_manifest_bytes(&origin, forged.as_bytes());
     client(&origin, None).push_blob(&evil).unwrap();
 
     let o = fetch(&config, None);
     assert_exit(&o, 1);
-    assert!(stderr(&o).contains("tako: error:"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("tako: error: {}", config.display()))
+            && err.contains(&format!("{origin}:tako-manifest"))
+            && err.contains("signature"),
+        "{err}"
+    );
     w.assert_latest(&d1, &one);
     assert!(!w.store_files().contains(&sha256_hex(&evil)));
 }
@@ -548,6 +554,26 @@ const TOKEN: &str = "tok-3f9a-loopback";
 /// A loopback "registry" serving one repository `app` with `content` published as 1.0, every
 /// registry path guarded by a Bearer challenge whose token service is the same server.
 fn bearer_registry(w: &World, content: &[u8]) -> support::http_server::Server {
+    bearer_registry_with(w, content, None)
+}
+
+/// The path of the blob that holds the signed manifest listing `content` as 1.0, and of the
+/// image blob, in [`bearer_registry`].
+fn loopback_paths(content: &[u8]) -> (String, String) {
+    let signed = signed_manifest(&[line("1.0", content)]);
+    (
+        format!("/v2/app/blobs/sha256:{}", sha256_hex(&signed)),
+        format!("/v2/app/blobs/sha256:{}", sha256_hex(content)),
+    )
+}
+
+/// As [`bearer_registry`]; with `image_redirect`, an authorised GET of the image blob is
+/// sent there (`307`), as a registry sends blobs to its storage.
+fn bearer_registry_with(
+    w: &World,
+    content: &[u8],
+    image_redirect: Option<String>,
+) -> support::http_server::Server {
     use support::http_server::{Fault, Server};
     let root = w.path("registry-root");
     let repo = root.join("v2/app");
@@ -575,21 +601,184 @@ fn bearer_registry(w: &World, content: &[u8]) -> support::http_server::Server {
         r#"Bearer realm="{}/token",service="loopback-registry",scope="repository:app:pull""#,
         server.url()
     );
-    for path in [
-        "/v2/app/manifests/tako-manifest".to_string(),
-        format!("/v2/app/blobs/{manifest_digest}"),
-        format!("/v2/app/blobs/{image_digest}"),
+    for (path, redirect) in [
+        ("/v2/app/manifests/tako-manifest".to_string(), None),
+        (format!("/v2/app/blobs/{manifest_digest}"), None),
+        (format!("/v2/app/blobs/{image_digest}"), image_redirect),
     ] {
         server.set_fault(
             &path,
             Fault::Bearer {
                 token: TOKEN.into(),
                 challenge: challenge.clone(),
-                redirect: None,
+                redirect,
             },
         );
     }
     server
+}
+
+/// `oci+http://127.0.0.1:PORT/app` for the loopback registry.
+fn loopback_origin(server: &support::http_server::Server) -> String {
+    format!(
+        "oci+http://{}/app",
+        server.url().trim_start_matches("http://")
+    )
+}
+
+#[test]
+fn a_blob_redirected_to_storage_on_another_port_is_fetched_without_the_registry_token() {
+    let w = World::new();
+    let content = b"image kept in the registry's storage\n".to_vec();
+    let hex = sha256_hex(&content);
+    // The storage: a plain server on another port with the blob under its own name.
+    let storage_root = w.path("storage");
+    fs::create_dir_all(&storage_root).unwrap();
+    fs::write(storage_root.join(&hex), &content).unwrap();
+    let storage = support::http_server::Server::serve_dir(&storage_root);
+    let server = bearer_registry_with(&w, &content, Some(storage.url_for(&format!("/{hex}"))));
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&hex, &content);
+
+    // The registry saw the token on the blob request it redirected...
+    let (_, image_path) = loopback_paths(&content);
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(
+        server
+            .recorded()
+            .iter()
+            .any(|r| r.path == image_path && r.header("authorization") == Some(bearer.as_str())),
+        "{:?}",
+        server.requests()
+    );
+    // ...and the storage got the download, with no Authorization at all.
+    let seen = storage.recorded();
+    assert_eq!(seen.len(), 1, "{:?}", storage.requests());
+    assert_eq!(seen[0].path, format!("/{hex}"));
+    assert_eq!(seen[0].header("authorization"), None);
+}
+
+#[test]
+fn an_unchanged_tako_manifest_artifact_is_not_read_again_on_the_next_poll() {
+    let w = World::new();
+    let content = b"polled image\n".to_vec();
+    let server = bearer_registry(&w, &content);
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
+    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&config, None), 0);
+    w.assert_latest(&sha256_hex(&content), &content);
+    let (manifest_path, _) = loopback_paths(&content);
+    // The artifact is asked for on every poll; its layer, the signed manifest, once (the
+    // first answer to each is the Bearer challenge).
+    let ok = |path: &str| {
+        server
+            .recorded()
+            .iter()
+            .filter(|r| r.path == path && r.header("authorization").is_some())
+            .count()
+    };
+    assert_eq!(ok("/v2/app/manifests/tako-manifest"), 2);
+    assert_eq!(ok(&manifest_path), 1);
+    // The host's manifest is still the registry's.
+    assert_eq!(
+        fs::read(w.dest().join("manifest")).unwrap(),
+        signed_manifest(&[line("1.0", &content)])
+    );
+}
+
+#[test]
+fn a_blob_download_cut_short_resumes_with_a_range_request_to_the_registry() {
+    use support::http_server::Fault;
+    let w = World::new();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let hex = sha256_hex(&content);
+    let server = bearer_registry(&w, &content);
+    server.enable_http_features();
+    let (_, image_path) = loopback_paths(&content);
+    server.set_fault_sequence(&image_path, vec![Fault::Truncate { after: 100_000 }]);
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
+    let first = tako_with_auth(&["fetch", "--retries", "0", config.to_str().unwrap()], None);
+    assert_exit(&first, 1);
+    assert_eq!(w.latest(), None);
+
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    w.assert_latest(&hex, &content);
+    let blob_requests: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == image_path)
+        .collect();
+    let last = blob_requests.last().unwrap();
+    assert_eq!(last.header("range"), Some("bytes=100000-"));
+    // Only what was missing travelled the second time.
+    assert_eq!(server.body_bytes_sent(&image_path), content.len() as u64);
+}
+
+#[test]
+fn hostile_registry_answers_are_refused_without_being_read_whole() {
+    use support::http_server::Fault;
+    let w = World::new();
+    let content = b"image\n".to_vec();
+    let server = bearer_registry(&w, &content);
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
+    let manifest_path = "/v2/app/manifests/tako-manifest";
+    let (layer_path, _) = loopback_paths(&content);
+    let run = |fault: Fault| {
+        server.set_fault(manifest_path, fault);
+        let o = fetch(&config, None);
+        assert_exit(&o, 1);
+        assert_eq!(w.latest(), None);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("tako: error:") || err.contains("\ntako: error:"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+
+    // An endless artifact manifest.
+    let err = run(Fault::Endless {
+        content_length: false,
+    });
+    assert!(err.contains("larger than"), "{err}");
+
+    // Not JSON at all, with terminal escapes: not echoed.
+    let err = run(Fault::Body(b"\x1b[2J{{{ not json".to_vec()));
+    assert!(err.contains("not an OCI image manifest"), "{err}");
+    assert!(!err.contains('\x1b'), "{err}");
+
+    // A layer that claims to be far past the manifest cap is not even asked for.
+    let huge = layout::artifact(
+        layout::MANIFEST_TYPE,
+        Descriptor {
+            media_type: layout::MANIFEST_TYPE.into(),
+            digest: layer_path.trim_start_matches("/v2/app/blobs/").to_string(),
+            size: 1 << 40,
+            annotations: None,
+        },
+        None,
+    );
+    let err = run(Fault::Body(huge));
+    assert!(err.contains("larger than"), "{err}");
+
+    // Two layers, or another artifact type: not a Tako repository.
+    let other = layout::artifact(
+        "application/vnd.example.other",
+        Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: layer_path.trim_start_matches("/v2/app/blobs/").to_string(),
+            size: 10,
+            annotations: None,
+        },
+        None,
+    );
+    let err = run(Fault::Body(other));
+    assert!(err.contains("artifact type"), "{err}");
+    assert_eq!(server.count(&layer_path), 0, "{:?}", server.requests());
 }
 
 #[test]
@@ -597,11 +786,7 @@ fn the_bearer_token_flow_gets_a_token_for_the_scope_and_retries_with_it() {
     let w = World::new();
     let content = b"image behind a token\n".to_vec();
     let server = bearer_registry(&w, &content);
-    let origin = format!(
-        "oci+http://{}/app",
-        server.url().trim_start_matches("http://")
-    );
-    let config = w.config("app.tako", &origin, "*", "");
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
     let o = fetch(&config, None);
     assert_exit(&o, 0);
     w.assert_latest(&sha256_hex(&content), &content);
@@ -673,4 +858,134 @@ fn the_bearer_token_request_carries_the_credentials_of_the_auth_file() {
     for secret in [PASSWORD, TOKEN] {
         assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
     }
+}
+
+#[test]
+fn credentials_come_from_the_first_auth_file_that_names_the_registry_and_from_credential_helpers() {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    let r = Registry::with_basic_auth(USER, PASSWORD);
+    let w = World::new();
+    let origin = r.origin("private/app");
+    let encode = |password: &str| {
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"))
+    };
+    let auths = |host: &str, password: &str| {
+        format!(
+            r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
+            encode(password)
+        )
+    };
+    let publish_auth = w.path("publish.json");
+    fs::write(&publish_auth, auths(&r.host(), PASSWORD)).unwrap();
+    let content = b"helped\n".to_vec();
+    assert_exit(&store(&w, &origin, "1.0", &content, Some(&publish_auth)), 0);
+
+    // REGISTRY_AUTH_FILE knows only another registry; $XDG_RUNTIME_DIR/containers/auth.json
+    // has a wrong password; ~/.docker/config.json sends us to a credential helper that
+    // knows the right one.
+    let first = w.path("first.json");
+    fs::write(&first, auths("registry.example:5000", "other")).unwrap();
+    let runtime = w.path("runtime");
+    fs::create_dir_all(runtime.join("containers")).unwrap();
+    fs::write(
+        runtime.join("containers/auth.json"),
+        auths(&r.host(), "xdg-wrong-password"),
+    )
+    .unwrap();
+    let home = w.path("home");
+    fs::create_dir_all(home.join(".docker")).unwrap();
+    fs::write(
+        home.join(".docker/config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"takotest"}}}}"#, r.host()),
+    )
+    .unwrap();
+    let bin = w.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-takotest");
+    // Answers `get` for this registry only, as docker-credential-* helpers do.
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r host\n[ \"$host\" = '{}' ] || exit 1\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$host\"\n",
+            r.host()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let config = w.config("app.tako", &origin, "*", "");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |xdg: bool| {
+        let mut cmd = tako_cmd();
+        cmd.env("REGISTRY_AUTH_FILE", &first)
+            .env("HOME", &home)
+            .env("PATH", &path)
+            .env_remove("XDG_RUNTIME_DIR");
+        if xdg {
+            cmd.env("XDG_RUNTIME_DIR", &runtime);
+        }
+        cmd.args(["fetch", config.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+
+    let o = run(true);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "registry {} refused the credentials for private/app",
+            r.host()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.latest(), None);
+
+    let o = run(false);
+    assert_exit(&o, 0);
+    w.assert_latest(&sha256_hex(&content), &content);
+    for o in [run(true), run(false)] {
+        for secret in [PASSWORD, "xdg-wrong-password", &encode(PASSWORD)] {
+            assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+        }
+    }
+}
+
+#[test]
+fn a_publisher_that_lost_the_race_for_the_tako_manifest_tag_is_told_so_and_leaves_it_alone() {
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("app");
+    store_ok(&w, &origin, "1.0", b"one\n");
+    let c = client(&origin, None);
+    let (_, seen) = layout::read_manifest(&c).unwrap().unwrap();
+    // Another publisher moves the tag after this one read it.
+    store_ok(&w, &origin, "1.1", b"two\n");
+    let late = b"late\n";
+    let image = w.path("late");
+    fs::write(&image, late).unwrap();
+    let signed = signed_manifest(&[line("1.0", b"one\n"), line("1.2", late)]);
+    let err = layout::publish(
+        &c,
+        &image,
+        late.len() as u64,
+        &sha256_hex(late),
+        "1.2",
+        &signed,
+        Some(&seen),
+    )
+    .err()
+    .expect("a lost race is an error");
+    assert!(
+        err.to_string().contains("another publisher changed it"),
+        "{err}"
+    );
+    assert_eq!(
+        registry_manifest(&origin),
+        signed_manifest(&[line("1.0", b"one\n"), line("1.1", b"two\n")])
+    );
 }
