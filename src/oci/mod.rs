@@ -385,9 +385,7 @@ impl Client {
         };
         let mut url =
             url::Url::parse(realm).map_err(|_| failed("the realm is not a URL".to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(failed("the realm is not an http(s) URL".to_string()));
-        }
+        realm_allowed(self.reference.https, &url).map_err(|reason| failed(reason.to_string()))?;
         // The scope the registry asked for; ours when it named none, and ours too when
         // pushing, since a challenge to a pull may name only `pull`.
         let actions = if self.push { "pull,push" } else { "pull" };
@@ -538,11 +536,11 @@ impl Client {
                     registry: self.reference.registry.clone(),
                     reason: format!("a redirect to '{}'", untrusted(location)),
                 })?;
-            if !matches!(next.scheme(), "http" | "https") {
+            if let Err(reason) = redirect_allowed(&url, &next) {
                 return Err(OciError::Invalid {
                     what: what.clone(),
                     registry: self.reference.registry.clone(),
-                    reason: "a redirect to a URL that is not http(s)".to_string(),
+                    reason: reason.to_string(),
                 });
             }
             url = next.to_string();
@@ -694,6 +692,27 @@ impl Client {
     }
 }
 
+/// Whether a token service may be asked: it gets the registry credentials, so a registry
+/// reached over HTTPS may not send them to a plain-HTTP realm.
+fn realm_allowed(registry_https: bool, realm: &url::Url) -> Result<(), &'static str> {
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" if !registry_https => Ok(()),
+        "http" => Err("the registry is reached over https:// but names a plain http:// realm"),
+        _ => Err("the realm is not an http(s) URL"),
+    }
+}
+
+/// Whether a redirect from `from` to `to` may be followed: http(s) only, and never from
+/// `https` down to plain `http`, as for web origins.
+fn redirect_allowed(from: &str, to: &url::Url) -> Result<(), &'static str> {
+    match (from.starts_with("https:"), to.scheme()) {
+        (_, "https") | (false, "http") => Ok(()),
+        (true, "http") => Err("a redirect from https:// to plain http://"),
+        _ => Err("a redirect to a URL that is not http(s)"),
+    }
+}
+
 fn with_digest(location: &str, digest: &str) -> String {
     let separator = if location.contains('?') { '&' } else { '?' };
     format!("{location}{separator}digest={digest}")
@@ -721,6 +740,26 @@ fn read_capped(response: &mut Response<Body>, max: u64) -> Result<Vec<u8>, Cappe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_go_to_a_plain_http_realm_of_an_https_registry() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        assert!(realm_allowed(true, &url("https://auth.example/token")).is_ok());
+        assert!(realm_allowed(false, &url("http://127.0.0.1:1/token")).is_ok());
+        assert!(realm_allowed(false, &url("https://auth.example/token")).is_ok());
+        assert!(realm_allowed(true, &url("http://auth.example/token")).is_err());
+        assert!(realm_allowed(false, &url("file:///etc/passwd")).is_err());
+    }
+
+    #[test]
+    fn blob_redirects_stay_on_http_and_never_leave_https_for_http() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        assert!(redirect_allowed("https://r/v2/a", &url("https://s3.example/x")).is_ok());
+        assert!(redirect_allowed("http://r/v2/a", &url("http://storage:9000/x")).is_ok());
+        assert!(redirect_allowed("http://r/v2/a", &url("https://s3.example/x")).is_ok());
+        assert!(redirect_allowed("https://r/v2/a", &url("http://s3.example/x")).is_err());
+        assert!(redirect_allowed("https://r/v2/a", &url("ftp://s3.example/x")).is_err());
+    }
 
     #[test]
     fn parses_registry_origins() {
