@@ -342,9 +342,17 @@ fn fetch_from_a_registry_installs_and_updates_a_destination() {
     store_ok(&w, &origin, "1.1", b"version 1.1\n");
     let three = vec![3u8; 9 << 20];
     let d3 = store_ok(&w, &origin, "2.0+build.5", &three);
+    // `tako check` asks the registry too: an update is there (exit 100), nothing changes.
+    let check = |expected: i32| {
+        let o = tako_with_auth(&["check", config.to_str().unwrap()], None);
+        assert_exit(&o, expected);
+    };
+    check(100);
+    w.assert_latest(&d1, &one);
     let o = fetch(&config, None);
     assert_exit(&o, 0);
     w.assert_latest(&d3, &three);
+    check(0);
     // The destination's manifest is the registry's, byte for byte.
     assert_eq!(
         fs::read(w.dest().join("manifest")).unwrap(),
