@@ -1734,6 +1734,35 @@ fn tls_error_of(err: &io::Error) -> Option<&rustls::Error> {
     err.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// A failed request or read in plain words, for the callers that run their own requests on
+/// ureq (the registry client): the same wording as for web origins, where it can be told.
+pub(crate) fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(e) = err.downcast_ref::<ureq::Error>() {
+        return match e {
+            ureq::Error::Io(io) => describe_io(io),
+            ureq::Error::Timeout(_) => "timed out".to_owned(),
+            ureq::Error::HostNotFound => "host name not found".to_owned(),
+            ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+            ureq::Error::Rustls(tls) => tls::describe(tls, None, tls::Roots::System),
+            ureq::Error::Protocol(p) => {
+                format!("invalid HTTP response: {}", untrusted(&p.to_string()))
+            }
+            ureq::Error::LargeResponseHeader(..) => "the response headers are too large".to_owned(),
+            other => untrusted(&other.to_string()),
+        };
+    }
+    if let Some(io) = err.downcast_ref::<io::Error>() {
+        // ureq reports a failed body read as an I/O error around its own error.
+        if let Some(inner) = io.get_ref()
+            && inner.is::<ureq::Error>()
+        {
+            return describe_failure(inner);
+        }
+        return describe_io(io);
+    }
+    untrusted(&err.to_string())
+}
+
 fn describe_io(err: &io::Error) -> String {
     use io::ErrorKind as K;
     if let Some(tls) = tls_error_of(err) {

@@ -997,3 +997,22 @@ fn a_publisher_that_lost_the_race_for_the_tako_manifest_tag_is_told_so_and_leave
         signed_manifest(&[line("1.0", b"one\n"), line("1.1", b"two\n")])
     );
 }
+
+#[test]
+fn a_registry_that_refuses_connections_is_named_in_plain_words() {
+    let w = World::new();
+    // A port nothing listens on any more.
+    let dead = support::http_server::Server::serve_dir(w.origin());
+    let origin = dead.url().replace("http://", "oci+http://") + "/gone/app";
+    drop(dead);
+    let o = store(&w, &origin, "1.0", b"image", None);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.starts_with("tako: error: "), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert!(
+        err.contains(&origin.replace("oci+http://", "").replace("/gone/app", "")),
+        "{err}"
+    );
+}

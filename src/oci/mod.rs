@@ -257,11 +257,11 @@ impl Client {
         }
     }
 
-    fn network(&self, what: &str, e: impl std::fmt::Display) -> OciError {
+    fn network(&self, what: &str, e: impl std::error::Error + 'static) -> OciError {
         OciError::Network {
             what: what.to_string(),
             registry: self.reference.registry.clone(),
-            reason: untrusted(&e.to_string()),
+            reason: crate::transport::describe_failure(&e),
         }
     }
 
