@@ -21,25 +21,18 @@ set -euo pipefail
 
 ENTRIES=${ENTRIES:-1000}
 RUNS=${RUNS:-50}
-for var in ENTRIES RUNS; do
-    case ${!var} in '' | *[!0-9]* | 0) echo "$var must be a positive whole number" >&2; exit 2 ;; esac
-done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+require_positive ENTRIES RUNS
 work=$root/bench/work/poll
 cd "$root"
 
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]} with apt-get" >&2
-    sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${missing[@]}"
 
 if [ -z "${TAKO:-}" ]; then
     cargo build --release --quiet

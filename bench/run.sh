@@ -35,12 +35,12 @@ RUNS=${RUNS:-5}
 KEEP=${KEEP:-0}
 SETTLE_S=${SETTLE_S:-0}
 
-for var in SIZE_MIB RUNS; do
-    case ${!var} in '' | *[!0-9]* | 0) echo "$var must be a positive whole number" >&2; exit 2 ;; esac
-done
 case $SETTLE_S in '' | *[!0-9]*) echo "SETTLE_S must be a whole number of seconds" >&2; exit 2 ;; esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+require_positive SIZE_MIB RUNS
 work=$root/bench/work
 cd "$root"
 
@@ -49,14 +49,7 @@ missing=()
 [ -x /usr/bin/time ] || missing+=(time)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]} with apt-get" >&2
-    sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install "${missing[@]}"
 command -v cargo >/dev/null 2>&1 || { echo "cargo is needed: https://rustup.rs" >&2; exit 1; }
 
 # --- build -------------------------------------------------------------------------------

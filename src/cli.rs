@@ -215,7 +215,9 @@ pub struct StoreArgs {
     /// With the public key, a `manifest` still signed by it may be replaced.
     #[arg(long = "retire-key", value_name = "PUBLIC_KEY_OR_ID", action = ArgAction::Append)]
     pub retire_key: Vec<String>,
-    /// The server directory (must exist); `store/` is created inside it.
+    /// The server directory (must exist); `store/` is created inside it. Or a
+    /// registry repository, oci://REGISTRY[:PORT]/REPOSITORY or
+    /// oci+http://HOST:PORT/REPOSITORY (see docs/registries.md).
     #[arg(short = 'o', long = "output", value_name = "DIR")]
     pub output: PathBuf,
     /// Do not write the chunk index `index/<sha256>` of the image, which

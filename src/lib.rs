@@ -20,6 +20,7 @@ pub mod json;
 pub mod key;
 pub mod keyring;
 pub mod manifest;
+pub mod oci;
 pub mod origin;
 pub mod output;
 pub mod partial;

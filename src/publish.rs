@@ -96,6 +96,21 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Io(#[from] IoError),
+    #[error(transparent)]
+    Registry(#[from] crate::oci::OciError),
+    #[error(
+        "publishing to a registry ({0}) signs with exactly one key: signing with several keys and --retire-key are not supported for registries yet"
+    )]
+    RegistryRotation(String),
+    #[error(
+        "the manifest in {0} is signed by another key than the one given; refusing to change it"
+    )]
+    ForeignRegistryManifest(String),
+    #[error("the manifest in {origin} is invalid: {source}")]
+    BadRegistryManifest {
+        origin: String,
+        source: ManifestError,
+    },
 }
 
 /// Checks a version string as given to `tako store`. Stricter than the
@@ -373,6 +388,13 @@ fn read_published(
 
 /// Runs `tako store` and returns the line to print.
 pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
+    if let Some(origin) = args
+        .output
+        .to_str()
+        .filter(|o| crate::oci::Reference::is_registry_url(o))
+    {
+        return store_registry(args, origin);
+    }
     let keys = load_keys(args)?;
     let retired = retired_keys(args, &keys)?;
     let version = validate_new_version(&args.version)?;
@@ -445,6 +467,62 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
         dir.write_file(&hex, &index.to_bytes())?;
     }
     write_manifests(&out_dir, &manifest, &keys, &retired, &published)?;
+    Ok(line)
+}
+
+/// `tako store -o oci://…`: the same checks as for a directory, against the signed
+/// manifest the repository's `tako-manifest` tag holds (see docs/registries.md).
+fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> {
+    use crate::oci;
+    let reference = oci::Reference::parse(origin)?;
+    let shown = reference.to_string();
+    let keys = load_keys(args)?;
+    let key = match keys.as_slice() {
+        [key] if args.retire_key.is_empty() => key,
+        _ => return Err(StoreError::RegistryRotation(shown)),
+    };
+    let version = validate_new_version(&args.version)?;
+    let client = oci::Client::new(reference, true)?;
+    let signing = [key.public_key()];
+    let (mut manifest, previous) = match oci::layout::read_manifest(&client)? {
+        None => (Manifest::default(), None),
+        Some((bytes, digest)) => match Manifest::parse_any(&bytes, &signing) {
+            Ok((manifest, _)) => (manifest, Some(digest)),
+            Err(ManifestError::BadSignature(_) | ManifestError::BadSignatureAny(_)) => {
+                return Err(StoreError::ForeignRegistryManifest(shown));
+            }
+            Err(source) => {
+                return Err(StoreError::BadRegistryManifest {
+                    origin: shown,
+                    source,
+                });
+            }
+        },
+    };
+    let (size, digest) = oci::layout::hash_file(&args.image)?;
+    let entry = Entry {
+        version,
+        size,
+        digest,
+    };
+    let hex = entry.digest_hex();
+    let line = format!("{} -> {hex}", entry.version);
+    manifest
+        .insert(entry)
+        .map_err(|source| StoreError::Conflict {
+            path: PathBuf::from(&shown),
+            source: Box::new(source),
+        })?;
+    let signed = manifest.to_signed_bytes(key);
+    oci::layout::publish(
+        &client,
+        &args.image,
+        size,
+        &hex,
+        &args.version,
+        &signed,
+        previous.as_deref(),
+    )?;
     Ok(line)
 }
 

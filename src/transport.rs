@@ -211,6 +211,10 @@ pub enum TransportError {
     /// A netrc, header or certificate file for a private origin is unusable.
     #[error(transparent)]
     Access(#[from] AccessError),
+
+    /// A registry origin (`oci://`) failed: its own message names the repository.
+    #[error(transparent)]
+    Registry(Box<crate::oci::OciError>),
 }
 
 /// Bytes per second, rounded down; a window of zero counts as one millisecond.
@@ -249,6 +253,7 @@ impl TransportError {
             TransportError::Status { status, .. } => {
                 matches!(status, 408 | 429) || (500..=599).contains(status)
             }
+            TransportError::Registry(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -398,6 +403,20 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// An `Authorization` header value (a registry's Basic or Bearer answer to its own
+    /// challenge) for requests to the scheme, host and port of `url` only; `None` when `url`
+    /// is not http(s) or the value cannot be a header.
+    pub fn authorization(url: &str, value: &str) -> Option<Credentials> {
+        let scope = url::Url::parse(url).ok().as_ref().and_then(Scope::of)?;
+        let mut value = HeaderValue::from_str(value).ok()?;
+        value.set_sensitive(true);
+        Some(Credentials {
+            basic: None,
+            headers: vec![(header::AUTHORIZATION, value)],
+            scope,
+        })
+    }
+
     /// Whether a request to `target` may carry these credentials.
     fn applies_to(&self, target: &Target) -> bool {
         self.scope.covers(target)
@@ -450,8 +469,14 @@ pub struct Origin {
 pub enum OriginError {
     #[error("invalid origin URL '{url}': {reason}")]
     Invalid { url: String, reason: String },
-    #[error("unsupported origin '{url}': use an https://, http:// or file:// URL")]
+    #[error(
+        "unsupported origin '{url}': use an https://, http:// or file:// URL, or a registry repository oci://REGISTRY/REPOSITORY"
+    )]
     UnsupportedScheme { url: String },
+    /// An `oci://` or `oci+http://` origin that is no registry repository; the message is
+    /// the registry module's.
+    #[error("{0}")]
+    Registry(String),
     #[error("origin URL '{url}' has a query ('?…'); an origin names a directory, so remove it")]
     Query { url: String },
     #[error("origin URL '{url}' has a fragment ('#…'), which is never sent to a server; remove it")]
@@ -468,6 +493,16 @@ pub enum OriginError {
 /// because tako appends `manifest` and `store/<hex>` to the path. A user name and password
 /// (`https://user:p%40ss@host/`) become [`Credentials`], percent-decoded.
 pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
+    // A registry repository has its own grammar, and no credentials in the URL (they come
+    // from the registry auth files, see `oci::auth`).
+    if crate::oci::Reference::is_registry_url(text) {
+        let reference =
+            crate::oci::Reference::parse(text).map_err(|e| OriginError::Registry(e.to_string()))?;
+        return Ok(Origin {
+            url: reference.to_string(),
+            credentials: None,
+        });
+    }
     let shown = || show_url(text);
     let url = url::Url::parse(text).map_err(|e| OriginError::Invalid {
         url: shown(),
@@ -1724,6 +1759,35 @@ fn tls_error_of(err: &io::Error) -> Option<&rustls::Error> {
     err.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// A failed request or read in plain words, for the callers that run their own requests on
+/// ureq (the registry client): the same wording as for web origins, where it can be told.
+pub(crate) fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(e) = err.downcast_ref::<ureq::Error>() {
+        return match e {
+            ureq::Error::Io(io) => describe_io(io),
+            ureq::Error::Timeout(_) => "timed out".to_owned(),
+            ureq::Error::HostNotFound => "host name not found".to_owned(),
+            ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+            ureq::Error::Rustls(tls) => tls::describe(tls, None, tls::Roots::System),
+            ureq::Error::Protocol(p) => {
+                format!("invalid HTTP response: {}", untrusted(&p.to_string()))
+            }
+            ureq::Error::LargeResponseHeader(..) => "the response headers are too large".to_owned(),
+            other => untrusted(&other.to_string()),
+        };
+    }
+    if let Some(io) = err.downcast_ref::<io::Error>() {
+        // ureq reports a failed body read as an I/O error around its own error.
+        if let Some(inner) = io.get_ref()
+            && inner.is::<ureq::Error>()
+        {
+            return describe_failure(inner);
+        }
+        return describe_io(io);
+    }
+    untrusted(&err.to_string())
+}
+
 fn describe_io(err: &io::Error) -> String {
     use io::ErrorKind as K;
     if let Some(tls) = tls_error_of(err) {
@@ -2264,6 +2328,46 @@ mod tests {
             parse_origin("file://localhost/srv/o").unwrap().url,
             "file:///srv/o"
         );
+    }
+
+    #[test]
+    fn registry_origins_are_checked_by_the_repository_grammar_and_carry_no_credentials() {
+        let origin = parse_origin("oci://ghcr.io/acme/app/").unwrap();
+        assert_eq!(origin.url, "oci://ghcr.io/acme/app");
+        assert!(origin.credentials.is_none());
+        let local = parse_origin("oci+http://127.0.0.1:5000/app").unwrap();
+        assert_eq!(local.url, "oci+http://127.0.0.1:5000/app");
+        for bad in ["oci://ghcr.io", "oci://ghcr.io/App", "oci+http://h:x/app"] {
+            assert!(
+                matches!(parse_origin(bad), Err(OriginError::Registry(_))),
+                "{bad}"
+            );
+        }
+        let msg = parse_origin("oci://u:secret@ghcr.io/app")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !msg.contains("secret") && msg.contains("u:***@ghcr.io"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_registry_authorization_goes_to_the_registrys_own_scheme_host_and_port_only() {
+        let creds =
+            Credentials::authorization("http://127.0.0.1:5000/v2/app/blobs/x", "Bearer t").unwrap();
+        let target = |url: &str| Target::parse_shown(url, url).unwrap();
+        assert!(creds.applies_to(&target("http://127.0.0.1:5000/v2/app/blobs/y")));
+        assert!(!creds.applies_to(&target("http://127.0.0.1:5001/blob")));
+        assert!(!creds.applies_to(&target("https://127.0.0.1:5000/blob")));
+        assert!(!creds.applies_to(&target("http://storage.example/blob")));
+        let headers = creds.headers();
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].0, header::AUTHORIZATION);
+        assert!(headers[0].1.is_sensitive());
+        assert!(!format!("{creds:?}").contains("Bearer t"));
+        assert!(Credentials::authorization("oci://h/app", "Bearer t").is_none());
+        assert!(Credentials::authorization("http://h/", "Bearer \n").is_none());
     }
 
     #[test]

@@ -5,31 +5,16 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
 
-/// Runs tako and kills it after 60 s, which counts as a failure (a hang guard).
+/// A hang guard, not a timing assertion: these runs are slow on purpose.
 fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let until = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait for tako").is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let o = child.wait_with_output().expect("collect output");
-            panic!("tako did not finish within 60 s; stderr:\n{}", stderr(&o));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
+    run_bounded_within(cmd, Duration::from_secs(60))
 }
 
 fn fetch(config: &Path) -> Output {

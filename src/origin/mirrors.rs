@@ -17,12 +17,17 @@ pub struct Mirrors {
 
 impl Mirrors {
     pub fn new<O: Origin + 'static>(members: Vec<O>) -> Mirrors {
-        Mirrors {
-            members: members
+        Mirrors::of(
+            members
                 .into_iter()
                 .map(|m| Box::new(m) as Box<dyn Origin>)
                 .collect(),
-        }
+        )
+    }
+
+    /// Mirrors of different kinds (web servers and registries).
+    pub fn of(members: Vec<Box<dyn Origin>>) -> Mirrors {
+        Mirrors { members }
     }
 
     /// The first answer of `ask` that is not a miss (404, 410, a network failure), or the

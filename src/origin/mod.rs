@@ -2,8 +2,8 @@
 //!
 //! `fetch` asks an [`Origin`] for a manifest file and for an image by digest, and never
 //! learns what serves them. Today that is a static directory over `http(s)://` or
-//! `file://` ([`dir::Dir`]) or a list of such directories tried in order
-//! ([`mirrors::Mirrors`]); a registry plugs in behind the same trait. Above the trait,
+//! `file://` ([`dir::Dir`]), an OCI registry repository (`crate::oci::origin::Registry`),
+//! or a list of such places tried in order ([`mirrors::Mirrors`]). Above the trait,
 //! [`select`] picks the manifest (keys, rollback check, conditional polls) and [`image`]
 //! downloads an image (resume, retries), each over every place an origin stands for.
 //! The publishing side, which only writes into a local directory, has its own small
@@ -108,18 +108,24 @@ pub fn for_config(
     config: &Config,
     transport: &Transport,
 ) -> Result<Box<dyn Origin>, TransportError> {
-    let mut dirs = config
+    let mut places = config
         .origins
         .iter()
-        .map(|o| {
+        .map(|o| -> Result<Box<dyn Origin>, TransportError> {
+            // A registry has its own credentials (registry auth files); the config's
+            // private-origin files are for web servers (docs/registries.md).
+            if crate::oci::Reference::is_registry_url(&o.url) {
+                let reach = transport.with_credentials(None);
+                return Ok(Box::new(crate::oci::origin::Registry::new(&o.url, reach)?));
+            }
             let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;
-            dir::Dir::new(&o.url, reach)
+            Ok(Box::new(dir::Dir::new(&o.url, reach)?))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if dirs.len() == 1
-        && let Some(dir) = dirs.pop()
+    if places.len() == 1
+        && let Some(place) = places.pop()
     {
-        return Ok(Box::new(dir));
+        return Ok(place);
     }
-    Ok(Box::new(mirrors::Mirrors::new(dirs)))
+    Ok(Box::new(mirrors::Mirrors::of(places)))
 }

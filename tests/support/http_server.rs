@@ -49,6 +49,14 @@ pub enum Fault {
     /// Answer with this status, these extra header lines (`Retry-After: 1`) and a short
     /// text body.
     StatusWith { status: u16, headers: Vec<String> },
+    /// A registry path behind a Bearer token: without `Authorization: Bearer <token>`,
+    /// `401` with `WWW-Authenticate: <challenge>`; with it, the file, or with `redirect` a
+    /// `307` to that `Location` (a registry sending a blob to its storage).
+    Bearer {
+        token: String,
+        challenge: String,
+        redirect: Option<String>,
+    },
 }
 
 /// One request as the server saw it.
@@ -367,6 +375,8 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         302 => "Found",
+        307 => "Temporary Redirect",
+        401 => "Unauthorized",
         400 => "Bad Request",
         206 => "Partial Content",
         304 => "Not Modified",
@@ -440,6 +450,36 @@ fn respond(
                 &[format!("Location: {location}"), "Content-Length: 0".into()],
             );
             send(stream, shared, &out)
+        }
+        Some(Fault::Bearer {
+            token,
+            challenge,
+            redirect,
+        }) => {
+            let expected = format!("Bearer {token}");
+            if request.header("authorization") != Some(expected.as_str()) {
+                let body = b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}\n";
+                let mut out = head(
+                    401,
+                    &[
+                        format!("WWW-Authenticate: {challenge}"),
+                        format!("Content-Length: {}", body.len()),
+                    ],
+                );
+                out.extend_from_slice(body);
+                return send(stream, shared, &out);
+            }
+            match redirect {
+                Some(location) => send(
+                    stream,
+                    shared,
+                    &head(
+                        307,
+                        &[format!("Location: {location}"), "Content-Length: 0".into()],
+                    ),
+                ),
+                None => serve_file(stream, shared, request, route, CHUNK, Duration::ZERO, None),
+            }
         }
         Some(Fault::Hang) => {
             hang(stream, shared);

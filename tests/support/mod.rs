@@ -7,6 +7,7 @@ pub mod dbus;
 pub mod http_server;
 pub mod nginx;
 pub mod origin;
+pub mod registry;
 pub mod snapshot;
 pub mod tako;
 pub mod tls_server;

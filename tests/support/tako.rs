@@ -107,6 +107,13 @@ pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
 /// [`HANG_GUARD`]: a guard against hangs, not a measure of speed.
 #[track_caller]
 pub fn run_bounded(cmd: &mut Command) -> Output {
+    run_bounded_within(cmd, HANG_GUARD)
+}
+
+/// [`run_bounded`] with a longer guard, for runs that are slow on purpose (a rate-limited
+/// server, retries with backoff).
+#[track_caller]
+pub fn run_bounded_within(cmd: &mut Command, guard: std::time::Duration) -> Output {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let mut child = cmd
@@ -117,11 +124,11 @@ pub fn run_bounded(cmd: &mut Command) -> Output {
         .expect("start tako");
     let start = Instant::now();
     while child.try_wait().expect("wait for tako").is_none() {
-        if start.elapsed() > HANG_GUARD {
+        if start.elapsed() > guard {
             let _ = child.kill();
             let o = child.wait_with_output().expect("collect tako's output");
             panic!(
-                "tako did not finish within {HANG_GUARD:?} and was killed\nstdout:\n{}\nstderr:\n{}",
+                "tako did not finish within {guard:?} and was killed\nstdout:\n{}\nstderr:\n{}",
                 stdout(&o),
                 stderr(&o)
             );

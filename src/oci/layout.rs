@@ -1,0 +1,300 @@
+//! Tako's layout in an OCI repository (docs/registries.md), and `tako store` into one.
+//!
+//! - tag `tako-manifest`: an OCI 1.1 artifact (`artifactType` [`MANIFEST_TYPE`], the empty
+//!   config) whose single layer is the signed Tako manifest, byte for byte;
+//! - each version: an artifact ([`IMAGE_TYPE`]) whose single layer is the image blob, so
+//!   its digest is Tako's own, tagged with [`version_tag`] so that registry garbage
+//!   collection never deletes an image and stock tools list the versions.
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Client, OciError};
+use crate::manifest::MAX_MANIFEST_SIZE;
+
+/// The tag of the artifact that holds the signed manifest.
+pub const MANIFEST_TAG: &str = "tako-manifest";
+/// `artifactType` and layer media type of the signed manifest.
+pub const MANIFEST_TYPE: &str = "application/vnd.tako.manifest.v1";
+/// `artifactType` and layer media type of an image.
+pub const IMAGE_TYPE: &str = "application/vnd.tako.image.v1";
+/// The OCI 1.1 empty config: the two bytes `{}`.
+pub const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImageManifest {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(rename = "mediaType", default)]
+    pub media_type: Option<String>,
+    #[serde(rename = "artifactType", default)]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The tag of a version: the version itself where the OCI tag grammar
+/// (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`) allows, else `sha256-<hex>` of its image. Versions
+/// that could be mistaken for Tako's own tags (`tako-manifest`, `sha256-…`) get the digest
+/// tag too, so no version can move another one's tag.
+pub fn version_tag(version: &str, hex: &str) -> String {
+    let bytes = version.as_bytes();
+    let grammar = !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
+    if grammar && version != MANIFEST_TAG && !version.starts_with("sha256-") {
+        version.to_string()
+    } else {
+        format!("sha256-{hex}")
+    }
+}
+
+/// An artifact manifest whose single layer is `layer`.
+pub fn artifact(
+    artifact_type: &str,
+    layer: Descriptor,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+) -> Vec<u8> {
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(super::OCI_MANIFEST.to_string()),
+        artifact_type: Some(artifact_type.to_string()),
+        config: Descriptor {
+            media_type: EMPTY_TYPE.to_string(),
+            digest: super::digest_of(EMPTY_CONFIG),
+            size: EMPTY_CONFIG.len() as u64,
+            annotations: None,
+        },
+        layers: vec![layer],
+        annotations,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    serde_json::to_vec(&manifest).unwrap_or_default()
+}
+
+/// The single layer of an artifact manifest of `artifact_type`.
+pub fn single_layer(
+    client: &Client,
+    what: &str,
+    bytes: &[u8],
+    artifact_type: &str,
+) -> Result<Descriptor, OciError> {
+    let invalid = |reason: String| OciError::Invalid {
+        what: what.to_string(),
+        registry: client.reference.registry.clone(),
+        reason,
+    };
+    let manifest: ImageManifest = serde_json::from_slice(bytes)
+        .map_err(|_| invalid("not an OCI image manifest".to_string()))?;
+    let kind = manifest
+        .artifact_type
+        .as_deref()
+        .unwrap_or(&manifest.config.media_type);
+    if kind != artifact_type {
+        return Err(invalid(format!(
+            "its artifact type is '{}', not {artifact_type}",
+            crate::text::untrusted(kind)
+        )));
+    }
+    let mut layers = manifest.layers.into_iter();
+    match (layers.next(), layers.next()) {
+        (Some(layer), None) => {
+            let hex = layer.digest.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(invalid(format!(
+                    "its layer digest '{}' is not sha256:<64 lowercase hex digits>",
+                    crate::text::untrusted(&layer.digest)
+                )));
+            }
+            Ok(layer)
+        }
+        _ => Err(invalid("it does not have exactly one layer".to_string())),
+    }
+}
+
+/// The signed Tako manifest the repository serves, byte for byte, or `None` when the
+/// repository has no `tako-manifest` tag yet, with the digest of the artifact that holds it.
+pub fn read_manifest(client: &Client) -> Result<Option<(Vec<u8>, String)>, OciError> {
+    read_manifest_capped(client, MAX_MANIFEST_SIZE)
+}
+
+/// As [`read_manifest`], with a layer of at most `max` bytes.
+pub fn read_manifest_capped(
+    client: &Client,
+    max: u64,
+) -> Result<Option<(Vec<u8>, String)>, OciError> {
+    let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
+        return Ok(None);
+    };
+    let bytes = signed_manifest_of(client, &fetched, max)?;
+    Ok(Some((bytes, fetched.digest)))
+}
+
+/// The signed Tako manifest that the `tako-manifest` artifact `fetched` holds as its layer,
+/// at most `max` bytes (refused before reading when the artifact says it is larger), checked
+/// against the layer's digest.
+pub fn signed_manifest_of(
+    client: &Client,
+    fetched: &super::Fetched,
+    max: u64,
+) -> Result<Vec<u8>, OciError> {
+    let what = format!("manifest {}:{MANIFEST_TAG}", client.reference);
+    let layer = single_layer(client, &what, &fetched.bytes, MANIFEST_TYPE)?;
+    if layer.size > max {
+        return Err(OciError::TooLarge {
+            what,
+            registry: client.reference.registry.clone(),
+            max,
+        });
+    }
+    client.read_blob(&layer.digest, max)
+}
+
+/// What [`publish`] pushed.
+pub struct Published {
+    /// The tag the version got.
+    pub tag: String,
+}
+
+/// The size and SHA-256 of a file, read once.
+pub fn hash_file(path: &Path) -> Result<(u64, [u8; 32]), OciError> {
+    let read = |source| OciError::ReadImage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer).map_err(read)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((size, hasher.finalize().into()))
+}
+
+/// Pushes the image blob and its version artifact, then the newly signed manifest as
+/// `tako-manifest`; `previous` is the digest of the `tako-manifest` artifact read before
+/// (`None`: there was none). The tag is checked again just before and after the push, since
+/// registries have no compare-and-swap on tags.
+pub fn publish(
+    client: &Client,
+    image: &Path,
+    size: u64,
+    hex: &str,
+    version: &str,
+    signed: &[u8],
+    previous: Option<&str>,
+) -> Result<Published, OciError> {
+    client.push_blob(EMPTY_CONFIG)?;
+    let digest = format!("sha256:{hex}");
+    if !client.has_blob(&digest)? {
+        let read = |source| OciError::ReadImage {
+            path: image.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(image).map_err(read)?;
+        file.rewind().map_err(read)?;
+        // The registry hashes what it receives and refuses an upload whose bytes do not
+        // match the digest, so an image changed since it was hashed is not published.
+        client.upload(&digest, size, &mut file)?;
+    }
+    let tag = version_tag(version, hex);
+    let mut annotations = std::collections::BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.version".to_string(),
+        version.to_string(),
+    );
+    let version_artifact = artifact(
+        IMAGE_TYPE,
+        Descriptor {
+            media_type: IMAGE_TYPE.to_string(),
+            digest,
+            size,
+            annotations: None,
+        },
+        Some(annotations),
+    );
+    client.put_manifest(&tag, &version_artifact)?;
+
+    let layer = client.push_blob(signed)?;
+    let manifest_artifact = artifact(
+        MANIFEST_TYPE,
+        Descriptor {
+            media_type: MANIFEST_TYPE.to_string(),
+            digest: layer,
+            size: signed.len() as u64,
+            annotations: None,
+        },
+        None,
+    );
+    let current = client.manifest(MANIFEST_TAG)?.map(|f| f.digest);
+    if current.as_deref() != previous {
+        return Err(concurrent(client));
+    }
+    let pushed = client.put_manifest(MANIFEST_TAG, &manifest_artifact)?;
+    let after = client.manifest(MANIFEST_TAG)?.map(|f| f.digest);
+    if after.as_deref() != Some(pushed.as_str()) {
+        return Err(concurrent(client));
+    }
+    Ok(Published { tag })
+}
+
+fn concurrent(client: &Client) -> OciError {
+    OciError::Invalid {
+        what: format!("tag {MANIFEST_TAG} of {}", client.reference),
+        registry: client.reference.registry.clone(),
+        reason: "another publisher changed it during this run; publishers of one repository must take turns. Run tako store again: it starts from the manifest the registry now has".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_that_are_not_tags_get_a_digest_tag() {
+        let hex = "ab".repeat(32);
+        assert_eq!(version_tag("1.2.0", &hex), "1.2.0");
+        assert_eq!(version_tag("2024.01.05-rc1", &hex), "2024.01.05-rc1");
+        for odd in [
+            "1.0+build",
+            "-1",
+            ".1",
+            "tako-manifest",
+            "sha256-x",
+            "a:b",
+            &"1".repeat(129),
+        ] {
+            assert_eq!(version_tag(odd, &hex), format!("sha256-{hex}"), "{odd}");
+        }
+    }
+}

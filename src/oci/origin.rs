@@ -1,0 +1,127 @@
+//! A registry repository as an [`Origin`] for `tako fetch` (docs/registries.md).
+//!
+//! The signed manifest is the single layer of the `tako-manifest` artifact, read through
+//! the registry client with its digest checked; the image is the blob `sha256:<hex>`,
+//! streamed through the [`Transport`] like a web origin's `store/<hex>`, so that resume,
+//! retries, `--limit-rate` and `--max-time` work the same. The registry's `Authorization`
+//! (Basic, or a Bearer token from its token service) is handed to that transport scoped
+//! to the registry's own scheme, host and port: a redirect to storage never carries it.
+//!
+//! Conditional polls: the validator of the signed manifest is the digest of the
+//! `tako-manifest` artifact that holds it. The artifact names its layer by digest, so the
+//! same artifact digest means the same signed bytes; a poll then reads the small artifact
+//! and not the layer.
+
+use super::{Client, OciError, layout};
+use crate::origin::{ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::transport::{self, Body, Conditions, Transport, TransportError};
+
+pub struct Registry {
+    client: Client,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("reference", &self.client.reference)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// The repository `url` (`oci://…` or `oci+http://…`), with credentials from the usual
+    /// auth files; images come through `transport`.
+    pub fn new(url: &str, transport: Transport) -> Result<Registry, TransportError> {
+        let reference = super::Reference::parse(url).map_err(registry_error)?;
+        let client = Client::new(reference, false).map_err(registry_error)?;
+        Ok(Registry { client, transport })
+    }
+
+    /// Opens the blob through the transport with the `Authorization` the registry accepted
+    /// last, if any.
+    fn open_blob(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+        let credentials = self
+            .client
+            .authorization()
+            .and_then(|value| transport::Credentials::authorization(url, &value));
+        self.transport
+            .with_credentials(credentials)
+            .open_with(url, conditions)
+    }
+}
+
+fn registry_error(e: OciError) -> TransportError {
+    TransportError::Registry(Box::new(e))
+}
+
+impl Origin for Registry {
+    fn describe(&self) -> String {
+        self.client.reference.to_string()
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, TransportError> {
+        let url = format!("{}:{}", self.client.reference, layout::MANIFEST_TAG);
+        // A registry holds one signed manifest; the `manifest.<keyid>` files of a key
+        // rotation have no place in it (yet), so they are simply not there.
+        if let ManifestName::ForKey(_) = name {
+            return Err(TransportError::NotFound { url });
+        }
+        let Some(fetched) = self
+            .client
+            .manifest(layout::MANIFEST_TAG)
+            .map_err(registry_error)?
+        else {
+            return Err(TransportError::NotFound { url });
+        };
+        let validators = Validators {
+            url: url.clone(),
+            etag: Some(fetched.digest.clone()),
+            last_modified: None,
+        };
+        let unchanged = known.is_some_and(|k| k.url == url && k.etag == validators.etag);
+        let bytes = if unchanged {
+            None
+        } else {
+            Some(layout::signed_manifest_of(&self.client, &fetched, max).map_err(registry_error)?)
+        };
+        Ok(ManifestFile {
+            url,
+            bytes,
+            validators: Some(validators),
+        })
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+        let digest = format!("sha256:{hex}");
+        let url = self.client.blob_url(&digest);
+        let conditions = match resume {
+            Some(resume) => Conditions {
+                range_from: Some(resume.offset),
+                if_range: resume.if_range.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        match self.open_blob(&url, &conditions) {
+            // No token yet, or it expired: the client answers the challenge (on a HEAD of
+            // the blob) and the download is tried once more with what it got.
+            Err(TransportError::Status { status: 401, .. }) => {
+                if !self.client.has_blob(&digest).map_err(registry_error)? {
+                    return Err(TransportError::NotFound { url });
+                }
+                self.open_blob(&url, &conditions)
+            }
+            answer => answer,
+        }
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        vec![self]
+    }
+}
