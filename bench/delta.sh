@@ -32,7 +32,6 @@
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}
-case $SIZE_MIB in '' | *[!0-9]* | 0) echo "SIZE_MIB must be a positive whole number" >&2; exit 2 ;; esac
 LINKS=${LINKS:-unlimited limited}
 TOOLS=${TOOLS:-tako casync zsync}
 RATE=${RATE:-20m}
@@ -40,20 +39,16 @@ RATE=${RATE:-20m}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=$root/bench/work/delta
 cd "$root"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+require_positive SIZE_MIB
 
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v casync >/dev/null 2>&1 || missing+=(casync)
 command -v zsync >/dev/null 2>&1 || missing+=(zsync)
 [ -x /usr/bin/time ] || missing+=(time)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]} with apt-get" >&2
-    sudo=()
-    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${missing[@]}"
 
 if [ -z "${TAKO:-}" ]; then
     echo "building the release binary" >&2
