@@ -120,22 +120,12 @@ done
 rm -f "$work/v0"
 index_of_v0=$(stat -c %s "$work/origin/index/${digest[v0]}")
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 declare -A port
 port[unlimited]=$(free_port)
 port[limited]=$(free_port)
-cat > "$work/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 256; }
-http {
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
+{
+    nginx_conf_start "$work/nginx"
+    cat <<CONF
     log_format delta "\$server_port \$status \$bytes_sent \$connection \$request_uri";
     access_log $work/nginx/access.log delta;
     keepalive_requests 100000;
@@ -150,14 +140,8 @@ http {
     }
 }
 CONF
-/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-nginx_pid=$!
-for p in "${port[@]}"; do
-    for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
-        sleep 0.1
-    done
-done
+} > "$work/nginx/nginx.conf"
+nginx_start "$work/nginx" "${port[@]}"
 
 config() { # DEST VERSION PORT
     printf 'Origin=http://127.0.0.1:%s\nPublicKey=%s\nDestination=%s\nVersion=%s\n' \

@@ -19,3 +19,42 @@ apt_install() {
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+
+# Prints a TCP port that is free on 127.0.0.1 right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Prints the start of an nginx.conf that runs nginx unprivileged in the foreground with
+# every file under DIR, and opens its `http {` block: the caller adds a log_format, an
+# access_log, its servers and the closing brace.
+nginx_conf_start() { # DIR
+    cat <<CONF
+daemon off;
+master_process off;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 256; }
+http {
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+CONF
+}
+
+# Starts nginx with DIR/nginx.conf in the background (its pid in $nginx_pid) and waits
+# until each PORT accepts connections.
+nginx_start() { # DIR PORT...
+    local dir=$1 p
+    shift
+    /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+    nginx_pid=$!
+    for p in "$@"; do
+        for _ in $(seq 50); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+            sleep 0.1
+        done
+    done
+}

@@ -49,19 +49,10 @@ for i in $(seq 1 "$ENTRIES"); do
 done
 manifest_size=$(stat -c %s "$work/origin/manifest")
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/nginx/nginx.conf" <<CONF
-daemon off;
-master_process off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 64; }
-http {
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
+port=$(free_port)
+{
+    nginx_conf_start "$work/nginx"
+    cat <<CONF
     log_format poll "\$request_uri \$status \$bytes_sent \$body_bytes_sent";
     access_log $work/nginx/access.log poll;
     server {
@@ -70,13 +61,9 @@ http {
     }
 }
 CONF
-/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-nginx_pid=$!
+} > "$work/nginx/nginx.conf"
+nginx_start "$work/nginx" "$port"
 trap 'kill $nginx_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
 
 cat > "$work/app.tako" <<CFG
 Origin=http://127.0.0.1:$port

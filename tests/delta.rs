@@ -16,20 +16,6 @@ use support::tako::*;
 const MIB: usize = 1 << 20;
 const IMAGE: usize = 4 * MIB;
 
-/// Deterministic pseudo-random bytes (xorshift): chunk boundaries depend on content, as
-/// they do on a real image.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 /// `old` with 8 KiB rewritten at three places.
 fn rewritten(old: &[u8]) -> Vec<u8> {
     let mut new = old.to_vec();

@@ -137,3 +137,17 @@ pub fn run_bounded_within(cmd: &mut Command, guard: std::time::Duration) -> Outp
     }
     child.wait_with_output().expect("collect tako's output")
 }
+
+/// Deterministic pseudo-random bytes (xorshift): content-defined chunking cuts them into
+/// chunks whose boundaries depend on the content, as on a real image.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
