@@ -491,3 +491,30 @@ fn a_symlink_planted_as_the_index_cache_is_not_followed_and_the_update_still_hap
             .is_symlink()
     );
 }
+
+#[test]
+fn a_dead_first_mirror_does_not_cost_the_delta_from_the_next() {
+    let u = update_world(rewritten, &[]);
+    let good = serve(&u.w);
+    // A port nothing listens on any more, listed first.
+    let dead = Server::serve_dir(u.w.origin());
+    let dead_url = dead.url();
+    drop(dead);
+    let extra = format!("Origin={}\n", good.url());
+    let config = u.w.config("app.tako", &dead_url, "*", &extra);
+    let o = fetch(&config, &["--retries", "0"]);
+    assert_exit(&o, 0);
+    u.w.assert_latest(&u.d2, &u.new);
+    let store = format!("/store/{}", u.d2);
+    let asked = ranges(&good, &store);
+    assert!(
+        !asked.is_empty() && asked.iter().all(Option::is_some),
+        "only range requests for the image: {asked:?}"
+    );
+    assert!(
+        good.body_bytes_sent(&store) < IMAGE as u64 / 4,
+        "{} bytes of the image sent",
+        good.body_bytes_sent(&store)
+    );
+    assert!(stdout(&o).contains("(downloaded "), "{}", stdout(&o));
+}

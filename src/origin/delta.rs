@@ -71,8 +71,10 @@ pub fn try_delta(
         Ok(None)
     };
 
-    // The index, from the first place that has one; ranges come from that same place.
+    // The index, from the first place that has one; ranges come from that same place. A
+    // mirror that fails (a dead one first in the list) must not cost the others' deltas.
     let mut found = None;
+    let mut failed = None;
     for place in origin.places() {
         match place.chunk_index(&hex, max_index_size(entry.size)) {
             Ok(Some(bytes)) => {
@@ -80,11 +82,16 @@ pub fn try_delta(
                 break;
             }
             Ok(None) => {}
-            Err(e) => return fall_back(format!("its chunk index: {e}")),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         }
     }
     let Some((place, bytes)) = found else {
-        return Ok(None);
+        return match failed {
+            Some(e) => fall_back(format!("its chunk index: {e}")),
+            None => Ok(None),
+        };
     };
     let index_bytes = bytes.len() as u64;
     let where_from = format!("index/{hex} from {}", place.describe());
