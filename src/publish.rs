@@ -499,7 +499,15 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
             }
         },
     };
-    let (size, digest) = oci::layout::hash_file(&args.image)?;
+    // The index comes from the same single read as the size and digest, so that it always
+    // describes the image hashed (an image changed meanwhile is refused by the registry).
+    let (size, digest, index) = if args.no_index {
+        let (size, digest) = oci::layout::hash_file(&args.image)?;
+        (size, digest, None)
+    } else {
+        let index = oci::layout::index_file(&args.image)?;
+        (index.size, index.digest, Some(index.to_bytes()))
+    };
     let entry = Entry {
         version,
         size,
@@ -516,9 +524,12 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
     let signed = manifest.to_signed_bytes(key);
     oci::layout::publish(
         &client,
-        &args.image,
-        size,
-        &hex,
+        &oci::layout::Image {
+            path: &args.image,
+            size,
+            hex: &hex,
+            index: index.as_deref(),
+        },
         &args.version,
         &signed,
         previous.as_deref(),

@@ -979,9 +979,12 @@ fn a_publisher_that_lost_the_race_for_the_tako_manifest_tag_is_told_so_and_leave
     let signed = signed_manifest(&[line("1.0", b"one\n"), line("1.2", late)]);
     let err = layout::publish(
         &c,
-        &image,
-        late.len() as u64,
-        &sha256_hex(late),
+        &layout::Image {
+            path: &image,
+            size: late.len() as u64,
+            hex: &sha256_hex(late),
+            index: None,
+        },
         "1.2",
         &signed,
         Some(&seen),
@@ -1015,4 +1018,156 @@ fn a_registry_that_refuses_connections_is_named_in_plain_words() {
         err.contains(&origin.replace("oci+http://", "").replace("/gone/app", "")),
         "{err}"
     );
+}
+
+// ---- delta updates from a registry ----
+
+const MIB: usize = 1 << 20;
+
+/// `old` with 8 KiB rewritten at three places chosen by `seed`.
+fn rewritten(old: &[u8], seed: u64) -> Vec<u8> {
+    let mut new = old.to_vec();
+    for (i, at) in [MIB, 2 * MIB + 12345, 3 * MIB + 777]
+        .into_iter()
+        .enumerate()
+    {
+        new[at..at + 8192].copy_from_slice(&support::tako::noise(seed + i as u64, 8192));
+    }
+    new
+}
+
+/// Publishes `content` as `version` into `origin` with the extra `args` of `tako store`.
+#[track_caller]
+fn store_with(w: &World, origin: &str, version: &str, content: &[u8], args: &[&str]) -> String {
+    let image = w.path(&format!("image-{version}"));
+    fs::write(&image, content).unwrap();
+    let secret = test_secret();
+    let mut all = vec!["store", "-k", &secret, "-o", origin];
+    all.extend_from_slice(args);
+    all.extend([image.to_str().unwrap(), version]);
+    let o = tako_with_auth(&all, None);
+    assert_exit(&o, 0);
+    sha256_hex(content)
+}
+
+/// `tako fetch --json CONFIG`: its output and the one JSON record it printed.
+fn fetch_json(config: &Path) -> (Output, serde_json::Value) {
+    let o = tako_with_auth(&["fetch", "--json", config.to_str().unwrap()], None);
+    let record = serde_json::from_str(stdout(&o).trim()).unwrap_or(serde_json::Value::Null);
+    (o, record)
+}
+
+/// The layers of the artifact tagged `tag`, as `(media type, digest)`.
+fn artifact_layers(origin: &str, tag: &str) -> Vec<(String, String)> {
+    let fetched = client(origin, None)
+        .manifest(tag)
+        .unwrap()
+        .expect("the tag");
+    let parsed: layout::ImageManifest = serde_json::from_slice(&fetched.bytes).unwrap();
+    parsed
+        .layers
+        .into_iter()
+        .map(|l| (l.media_type, l.digest))
+        .collect()
+}
+
+#[test]
+fn an_update_from_a_registry_fetches_only_the_changed_chunks() {
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("fleet/delta");
+    let one = support::tako::noise(1, 4 * MIB);
+    let two = rewritten(&one, 100);
+    let three = rewritten(&two, 200);
+    let d1 = store_with(&w, &origin, "1.0", &one, &[]);
+    let config = w.config("app.tako", &origin, "*", "");
+    // A first install has nothing to reuse: the whole image.
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    assert_eq!(record["delta"], false, "{record}");
+    w.assert_latest(&d1, &one);
+
+    // The image stays the first layer (stock tools and older readers take that one); the
+    // chunk index, with its own media type, is the second.
+    let d2 = store_with(&w, &origin, "2.0", &two, &[]);
+    let layers = artifact_layers(&origin, "2.0");
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert_eq!(
+        layers[0],
+        (layout::IMAGE_TYPE.to_string(), format!("sha256:{d2}"))
+    );
+    assert_eq!(layers[1].0, layout::INDEX_TYPE);
+
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "");
+    w.assert_latest(&d2, &two);
+    assert_eq!(record["delta"], true, "{record}");
+    let downloaded = record["downloaded_bytes"].as_u64().unwrap();
+    assert!(downloaded < (4 * MIB / 8) as u64, "{downloaded} bytes");
+    assert_eq!(record["image_bytes"], (4 * MIB) as u64);
+
+    // And again, in plain words, from the index kept for 2.0.
+    let d3 = store_with(&w, &origin, "3.0+build.1", &three, &[]);
+    let o = fetch(&config, None);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("(downloaded "), "{}", stdout(&o));
+    w.assert_latest(&d3, &three);
+}
+
+#[test]
+fn a_registry_published_without_an_index_still_updates_whole() {
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("fleet/plain");
+    let one = support::tako::noise(2, 4 * MIB);
+    let two = rewritten(&one, 300);
+    let d1 = store_with(&w, &origin, "1.0", &one, &["--no-index"]);
+    let config = w.config("app.tako", &origin, "*", "");
+    assert_exit(&fetch(&config, None), 0);
+    w.assert_latest(&d1, &one);
+    let d2 = store_with(&w, &origin, "2.0", &two, &["--no-index"]);
+    assert_eq!(
+        artifact_layers(&origin, "2.0"),
+        [(layout::IMAGE_TYPE.to_string(), format!("sha256:{d2}"))]
+    );
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    // No index is nothing to warn about: the image is simply downloaded whole.
+    assert_eq!(stderr(&o), "");
+    assert_eq!(record["delta"], false, "{record}");
+    w.assert_latest(&d2, &two);
+}
+
+#[test]
+fn a_registry_index_layer_of_another_image_falls_back_to_the_whole_image() {
+    let r = Registry::start();
+    let w = World::new();
+    let origin = r.origin("fleet/hostile");
+    let one = support::tako::noise(3, 4 * MIB);
+    let two = rewritten(&one, 400);
+    let d1 = store_with(&w, &origin, "1.0", &one, &[]);
+    let config = w.config("app.tako", &origin, "*", "");
+    assert_exit(&fetch(&config, None), 0);
+    let d2 = store_with(&w, &origin, "2.0", &two, &[]);
+    // Someone who may push re-points 2.0's index layer at 1.0's index: a valid index, and
+    // a blob the registry has, but of another image.
+    let c = client(&origin, None);
+    let first: layout::ImageManifest =
+        serde_json::from_slice(&c.manifest("1.0").unwrap().unwrap().bytes).unwrap();
+    let mut second: layout::ImageManifest =
+        serde_json::from_slice(&c.manifest("2.0").unwrap().unwrap().bytes).unwrap();
+    let other = first.layers.into_iter().nth(1).expect("1.0 has an index");
+    second.layers[1] = other;
+    c.put_manifest("2.0", &serde_json::to_vec(&second).unwrap())
+        .unwrap();
+
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("describes another image"), "{err}");
+    assert!(err.contains("downloading the whole image"), "{err}");
+    assert_eq!(record["delta"], false, "{record}");
+    w.assert_latest(&d2, &two);
+    assert!(w.store_files().contains(&d1));
 }

@@ -2,9 +2,12 @@
 //!
 //! - tag `tako-manifest`: an OCI 1.1 artifact (`artifactType` [`MANIFEST_TYPE`], the empty
 //!   config) whose single layer is the signed Tako manifest, byte for byte;
-//! - each version: an artifact ([`IMAGE_TYPE`]) whose single layer is the image blob, so
+//! - each version: an artifact ([`IMAGE_TYPE`]) whose first layer is the image blob, so
 //!   its digest is Tako's own, tagged with [`version_tag`] so that registry garbage
-//!   collection never deletes an image and stock tools list the versions.
+//!   collection never deletes an image and stock tools list the versions. A second layer
+//!   ([`INDEX_TYPE`]), unless published with `--no-index`, is the image's chunk index, for
+//!   delta updates. It comes second so that stock tools and readers that take the first
+//!   layer (or the layer of the image's media type) find the image as before.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Client, OciError};
+use crate::chunk_index::ChunkIndex;
 use crate::manifest::MAX_MANIFEST_SIZE;
 
 /// The tag of the artifact that holds the signed manifest.
@@ -22,6 +26,8 @@ pub const MANIFEST_TAG: &str = "tako-manifest";
 pub const MANIFEST_TYPE: &str = "application/vnd.tako.manifest.v1";
 /// `artifactType` and layer media type of an image.
 pub const IMAGE_TYPE: &str = "application/vnd.tako.image.v1";
+/// Layer media type of an image's chunk index (docs/index.md), beside the image.
+pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v1";
 /// The OCI 1.1 empty config: the two bytes `{}`.
 pub const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_CONFIG: &[u8] = b"{}";
@@ -75,6 +81,15 @@ pub fn artifact(
     layer: Descriptor,
     annotations: Option<std::collections::BTreeMap<String, String>>,
 ) -> Vec<u8> {
+    artifact_with_layers(artifact_type, vec![layer], annotations)
+}
+
+/// An artifact manifest with `layers`, in that order.
+pub fn artifact_with_layers(
+    artifact_type: &str,
+    layers: Vec<Descriptor>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+) -> Vec<u8> {
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(super::OCI_MANIFEST.to_string()),
@@ -85,7 +100,7 @@ pub fn artifact(
             size: EMPTY_CONFIG.len() as u64,
             annotations: None,
         },
-        layers: vec![layer],
+        layers,
         annotations,
     };
     // Serialising plain strings and numbers cannot fail.
@@ -119,12 +134,7 @@ pub fn single_layer(
     let mut layers = manifest.layers.into_iter();
     match (layers.next(), layers.next()) {
         (Some(layer), None) => {
-            let hex = layer.digest.strip_prefix("sha256:").unwrap_or("");
-            if hex.len() != 64
-                || !hex
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
+            if !is_sha256_digest(&layer.digest) {
                 return Err(invalid(format!(
                     "its layer digest '{}' is not sha256:<64 lowercase hex digits>",
                     crate::text::untrusted(&layer.digest)
@@ -134,6 +144,69 @@ pub fn single_layer(
         }
         _ => Err(invalid("it does not have exactly one layer".to_string())),
     }
+}
+
+/// Whether `digest` is `sha256:` and 64 lowercase hex digits: a layer's digest goes into a
+/// blob URL, so nothing else may.
+fn is_sha256_digest(digest: &str) -> bool {
+    let hex = digest.strip_prefix("sha256:").unwrap_or("");
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// The chunk-index layer of the version artifact `bytes`, if it is the artifact of the
+/// image `sha256:<hex>` and has one. `Ok(None)`: an artifact of another image (a tag that
+/// moved), or one without an index (published with `--no-index`, or by an older Tako);
+/// the image is then downloaded whole. The index itself proves nothing: the delta checks
+/// it names the signed image, and the image its signed digest.
+pub fn index_layer(
+    client: &Client,
+    what: &str,
+    bytes: &[u8],
+    hex: &str,
+) -> Result<Option<Descriptor>, OciError> {
+    let invalid = |reason: String| OciError::Invalid {
+        what: what.to_string(),
+        registry: client.reference.registry.clone(),
+        reason,
+    };
+    let manifest: ImageManifest = serde_json::from_slice(bytes)
+        .map_err(|_| invalid("not an OCI image manifest".to_string()))?;
+    let kind = manifest
+        .artifact_type
+        .as_deref()
+        .unwrap_or(&manifest.config.media_type);
+    let image = format!("sha256:{hex}");
+    let ours = kind == IMAGE_TYPE
+        && manifest
+            .layers
+            .first()
+            .is_some_and(|l| l.media_type == IMAGE_TYPE && l.digest == image);
+    if !ours {
+        return Ok(None);
+    }
+    let mut indexes = manifest
+        .layers
+        .into_iter()
+        .skip(1)
+        .filter(|l| l.media_type == INDEX_TYPE);
+    let Some(layer) = indexes.next() else {
+        return Ok(None);
+    };
+    if indexes.next().is_some() {
+        return Err(invalid(
+            "it has more than one chunk-index layer".to_string(),
+        ));
+    }
+    if !is_sha256_digest(&layer.digest) {
+        return Err(invalid(format!(
+            "its chunk-index layer digest '{}' is not sha256:<64 lowercase hex digits>",
+            crate::text::untrusted(&layer.digest)
+        )));
+    }
+    Ok(Some(layer))
 }
 
 /// The signed Tako manifest the repository serves, byte for byte, or `None` when the
@@ -201,19 +274,44 @@ pub fn hash_file(path: &Path) -> Result<(u64, [u8; 32]), OciError> {
     Ok((size, hasher.finalize().into()))
 }
 
-/// Pushes the image blob and its version artifact, then the newly signed manifest as
-/// `tako-manifest`; `previous` is the digest of the `tako-manifest` artifact read before
-/// (`None`: there was none). The tag is checked again just before and after the push, since
-/// registries have no compare-and-swap on tags.
+/// The chunk index of a file (which holds its size and SHA-256), read once: the bytes
+/// `tako store` writes to `index/<hex>` for a directory.
+pub fn index_file(path: &Path) -> Result<ChunkIndex, OciError> {
+    let read = |source| OciError::ReadImage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read)?;
+    crate::chunking::index_of(&mut file).map_err(read)
+}
+
+/// An image to publish: its file, as hashed before.
+pub struct Image<'a> {
+    pub path: &'a Path,
+    pub size: u64,
+    /// Its SHA-256, lowercase hex.
+    pub hex: &'a str,
+    /// Its chunk index (`ChunkIndex::to_bytes`), unless published with `--no-index`.
+    pub index: Option<&'a [u8]>,
+}
+
+/// Pushes the image blob, its chunk index (if any) and its version artifact, then the newly
+/// signed manifest as `tako-manifest`; `previous` is the digest of the `tako-manifest`
+/// artifact read before (`None`: there was none). The tag is checked again just before and
+/// after the push, since registries have no compare-and-swap on tags.
 pub fn publish(
     client: &Client,
-    image: &Path,
-    size: u64,
-    hex: &str,
+    image: &Image<'_>,
     version: &str,
     signed: &[u8],
     previous: Option<&str>,
 ) -> Result<Published, OciError> {
+    let Image {
+        path: image,
+        size,
+        hex,
+        index,
+    } = *image;
     client.push_blob(EMPTY_CONFIG)?;
     let digest = format!("sha256:{hex}");
     if !client.has_blob(&digest)? {
@@ -233,16 +331,23 @@ pub fn publish(
         "org.opencontainers.image.version".to_string(),
         version.to_string(),
     );
-    let version_artifact = artifact(
-        IMAGE_TYPE,
-        Descriptor {
-            media_type: IMAGE_TYPE.to_string(),
-            digest,
-            size,
+    let mut layers = vec![Descriptor {
+        media_type: IMAGE_TYPE.to_string(),
+        digest,
+        size,
+        annotations: None,
+    }];
+    // Before the artifact that names it, as every blob: a registry refuses a manifest
+    // whose layers it does not have.
+    if let Some(index) = index {
+        layers.push(Descriptor {
+            media_type: INDEX_TYPE.to_string(),
+            digest: client.push_blob(index)?,
+            size: index.len() as u64,
             annotations: None,
-        },
-        Some(annotations),
-    );
+        });
+    }
+    let version_artifact = artifact_with_layers(IMAGE_TYPE, layers, Some(annotations));
     client.put_manifest(&tag, &version_artifact)?;
 
     let layer = client.push_blob(signed)?;
@@ -279,6 +384,51 @@ fn concurrent(client: &Client) -> OciError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layer(media_type: &str, digest: String) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size: 1,
+            annotations: None,
+        }
+    }
+
+    #[test]
+    fn the_index_layer_is_only_taken_from_the_artifact_of_the_very_image() {
+        let reference = super::super::Reference::parse("oci+http://127.0.0.1:1/app").unwrap();
+        let client = Client::with_credentials(reference, None, false);
+        let hex = "ab".repeat(32);
+        let image = layer(IMAGE_TYPE, format!("sha256:{hex}"));
+        let index = || layer(INDEX_TYPE, format!("sha256:{}", "cd".repeat(32)));
+        let find = |layers: Vec<Descriptor>| {
+            index_layer(
+                &client,
+                "m",
+                &artifact_with_layers(IMAGE_TYPE, layers, None),
+                &hex,
+            )
+        };
+        let image2 = || layer(IMAGE_TYPE, format!("sha256:{hex}"));
+        let found = find(vec![image, index()]).unwrap().unwrap();
+        assert_eq!(found.digest, format!("sha256:{}", "cd".repeat(32)));
+        // No index layer, or the artifact of another image: no index, no error.
+        assert!(find(vec![image2()]).unwrap().is_none());
+        let other = layer(IMAGE_TYPE, format!("sha256:{}", "ef".repeat(32)));
+        assert!(find(vec![other, index()]).unwrap().is_none());
+        assert!(find(vec![index(), image2()]).unwrap().is_none());
+        let wrong_type = artifact_with_layers(MANIFEST_TYPE, vec![image2(), index()], None);
+        assert!(
+            index_layer(&client, "m", &wrong_type, &hex)
+                .unwrap()
+                .is_none()
+        );
+        // Ambiguous or malformed index layers are refused, without a URL built from them.
+        assert!(find(vec![image2(), index(), index()]).is_err());
+        let bad = layer(INDEX_TYPE, "sha256:../../x".to_string());
+        assert!(find(vec![image2(), bad]).is_err());
+        assert!(index_layer(&client, "m", b"\x1b[2J not json", &hex).is_err());
+    }
 
     #[test]
     fn versions_that_are_not_tags_get_a_digest_tag() {

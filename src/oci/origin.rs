@@ -7,14 +7,19 @@
 //! (Basic, or a Bearer token from its token service) is handed to that transport scoped
 //! to the registry's own scheme, host and port: a redirect to storage never carries it.
 //!
+//! Deltas: the chunk index is the second layer of the version's artifact, found through
+//! the version's tag (`layout::index_layer`); ranges of the image are requested exactly as
+//! the image is, so they get the same `Authorization` scoping and redirect rules.
+//!
 //! Conditional polls: the validator of the signed manifest is the digest of the
 //! `tako-manifest` artifact that holds it. The artifact names its layer by digest, so the
 //! same artifact digest means the same signed bytes; a poll then reads the small artifact
 //! and not the layer.
 
 use super::{Client, OciError, layout};
+use crate::manifest::Entry;
 use crate::origin::{ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::transport::{self, Body, Conditions, Transport, TransportError};
+use crate::transport::{self, Answer, Body, Conditions, Transport, TransportError};
 
 pub struct Registry {
     client: Client,
@@ -98,8 +103,6 @@ impl Origin for Registry {
     }
 
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
-        let digest = format!("sha256:{hex}");
-        let url = self.client.blob_url(&digest);
         let conditions = match resume {
             Some(resume) => Conditions {
                 range_from: Some(resume.offset),
@@ -108,20 +111,79 @@ impl Origin for Registry {
             },
             None => Conditions::default(),
         };
-        match self.open_blob(&url, &conditions) {
+        self.open_image_with(hex, &conditions)
+    }
+
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        let hex = entry.digest_hex();
+        // The tag `tako store` gave this version; the artifact it names must be that of
+        // this very image (a tag can be moved by anyone who may push).
+        let tag = layout::version_tag(entry.version.as_str(), &hex);
+        let Some(fetched) = self.client.manifest(&tag).map_err(registry_error)? else {
+            return Ok(None);
+        };
+        let what = format!("manifest {}:{tag}", self.client.reference);
+        let Some(layer) = layout::index_layer(&self.client, &what, &fetched.bytes, &hex)
+            .map_err(registry_error)?
+        else {
+            return Ok(None);
+        };
+        // Refused before reading when the artifact says it is larger than any index of an
+        // image this size can be; the bytes read are capped and checked against the digest.
+        if layer.size > max {
+            return Err(registry_error(OciError::TooLarge {
+                what: format!("chunk index {} of {}", layer.digest, self.client.reference),
+                registry: self.client.reference.registry.clone(),
+                max,
+            }));
+        }
+        self.client
+            .read_blob(&layer.digest, max)
+            .map(Some)
+            .map_err(registry_error)
+    }
+
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
+        let conditions = Conditions {
+            range_from: Some(start),
+            range_to: Some(end.saturating_sub(1)),
+            ..Conditions::default()
+        };
+        let body = self.open_image_with(hex, &conditions)?;
+        // The transport has checked that a 206 names exactly these bytes; a 200 is the
+        // whole blob from a registry or storage that ignores `Range`: no use to a delta.
+        match body.answer() {
+            Answer::Partial { start: got } if got == start => Ok(Some(body)),
+            _ => Err(TransportError::BadPartial {
+                url: body.url().to_owned(),
+                reason: "it sent the whole blob (200 OK) instead: the registry ignores Range"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        vec![self]
+    }
+}
+
+impl Registry {
+    /// Opens the image blob `sha256:<hex>` with `conditions` (a resume or a delta's range),
+    /// through the transport: the registry's `Authorization` scoped to its own host, its
+    /// redirects to storage followed as a web origin's.
+    fn open_image_with(&self, hex: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+        let digest = format!("sha256:{hex}");
+        let url = self.client.blob_url(&digest);
+        match self.open_blob(&url, conditions) {
             // No token yet, or it expired: the client answers the challenge (on a HEAD of
             // the blob) and the download is tried once more with what it got.
             Err(TransportError::Status { status: 401, .. }) => {
                 if !self.client.has_blob(&digest).map_err(registry_error)? {
                     return Err(TransportError::NotFound { url });
                 }
-                self.open_blob(&url, &conditions)
+                self.open_blob(&url, conditions)
             }
             answer => answer,
         }
-    }
-
-    fn places(&self) -> Vec<&dyn Origin> {
-        vec![self]
     }
 }

@@ -76,7 +76,7 @@ pub fn try_delta(
     let mut found = None;
     let mut failed = None;
     for place in origin.places() {
-        match place.chunk_index(&hex, max_index_size(entry.size)) {
+        match place.chunk_index(entry, max_index_size(entry.size)) {
             Ok(Some(bytes)) => {
                 found = Some((place, bytes));
                 break;

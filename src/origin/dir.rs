@@ -5,6 +5,7 @@ use url::Url;
 
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::keyring;
+use crate::manifest::Entry;
 use crate::publish::INDEX as INDEX_DIR;
 use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
 
@@ -93,7 +94,8 @@ impl Origin for Dir {
             .open_with(&self.url_of(&format!("store/{hex}")), &conditions)
     }
 
-    fn chunk_index(&self, hex: &str, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        let hex = entry.digest_hex();
         match self
             .transport
             .get_capped(&self.url_of(&format!("{INDEX_DIR}/{hex}")), max)

@@ -19,6 +19,7 @@ pub mod select;
 
 use crate::config::Config;
 use crate::key::PublicKey;
+use crate::manifest::Entry;
 use crate::transport::{Body, Transport, TransportError};
 
 /// Which manifest file to ask an origin for.
@@ -79,12 +80,13 @@ pub trait Origin: Send + Sync {
     /// with `resume` the bytes from its offset on. The body says which it got.
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError>;
 
-    /// The chunk index of the image `hex` (`index/<hex>`, see `chunk_index`), at most `max`
-    /// bytes, for a delta update (see `origin::delta`). `Ok(None)`: this origin has no index
-    /// for it, or does not do deltas at all (the default); the image is then downloaded
-    /// whole.
-    fn chunk_index(&self, hex: &str, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
-        let _ = (hex, max);
+    /// The chunk index (see `chunk_index`) of the image of the signed manifest entry
+    /// `entry`, at most `max` bytes, for a delta update (see `origin::delta`). The whole
+    /// entry is given, not only the digest, since a registry finds the index through the
+    /// version's tag. `Ok(None)`: this origin has no index for it, or does not do deltas at
+    /// all (the default); the image is then downloaded whole.
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+        let _ = (entry, max);
         Ok(None)
     }
 
