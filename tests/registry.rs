@@ -1171,3 +1171,147 @@ fn a_registry_index_layer_of_another_image_falls_back_to_the_whole_image() {
     w.assert_latest(&d2, &two);
     assert!(w.store_files().contains(&d1));
 }
+
+/// A loopback "registry" like [`bearer_registry`] (every path behind a Bearer challenge)
+/// serving repository `app` with `versions` as `(version, image)`, each version's artifact
+/// with the image's chunk index as second layer. Returns the server and the blob path of
+/// each image.
+fn bearer_delta_registry(
+    w: &World,
+    versions: &[(&str, &[u8])],
+) -> (support::http_server::Server, Vec<String>) {
+    use support::http_server::{Fault, Server};
+    let root = w.path("delta-registry-root");
+    let repo = root.join("v2/app");
+    fs::create_dir_all(repo.join("manifests")).unwrap();
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    let mut guarded = vec!["/v2/app/manifests/tako-manifest".to_string()];
+    let mut blob = |bytes: &[u8]| {
+        let digest = format!("sha256:{}", sha256_hex(bytes));
+        fs::write(repo.join("blobs").join(&digest), bytes).unwrap();
+        guarded.push(format!("/v2/app/blobs/{digest}"));
+        digest
+    };
+    let lines: Vec<String> = versions.iter().map(|(v, c)| line(v, c)).collect();
+    let signed = signed_manifest(&lines);
+    let manifest_layer = Descriptor {
+        media_type: layout::MANIFEST_TYPE.into(),
+        digest: blob(&signed),
+        size: signed.len() as u64,
+        annotations: None,
+    };
+    let mut images = Vec::new();
+    let mut tagged = Vec::new();
+    for (version, content) in versions {
+        let index = tako::chunking::index_of(&mut &content[..])
+            .unwrap()
+            .to_bytes();
+        let layers = vec![
+            Descriptor {
+                media_type: layout::IMAGE_TYPE.into(),
+                digest: blob(content),
+                size: content.len() as u64,
+                annotations: None,
+            },
+            Descriptor {
+                media_type: layout::INDEX_TYPE.into(),
+                digest: blob(&index),
+                size: index.len() as u64,
+                annotations: None,
+            },
+        ];
+        images.push(format!("/v2/app/blobs/sha256:{}", sha256_hex(content)));
+        let tag = layout::version_tag(version, &sha256_hex(content));
+        tagged.push((
+            tag,
+            layout::artifact_with_layers(layout::IMAGE_TYPE, layers, None),
+        ));
+    }
+    for (tag, artifact) in tagged {
+        fs::write(repo.join("manifests").join(&tag), artifact).unwrap();
+        guarded.push(format!("/v2/app/manifests/{tag}"));
+    }
+    let artifact = layout::artifact(layout::MANIFEST_TYPE, manifest_layer, None);
+    fs::write(repo.join("manifests/tako-manifest"), artifact).unwrap();
+    fs::write(root.join("token"), format!(r#"{{"token":"{TOKEN}"}}"#)).unwrap();
+    let server = Server::serve_dir(&root);
+    let challenge = format!(
+        r#"Bearer realm="{}/token",service="loopback-registry",scope="repository:app:pull""#,
+        server.url()
+    );
+    for path in guarded {
+        server.set_fault(
+            &path,
+            Fault::Bearer {
+                token: TOKEN.into(),
+                challenge: challenge.clone(),
+                redirect: None,
+            },
+        );
+    }
+    (server, images)
+}
+
+/// A host that holds `one` (installed from a plain directory), configured for the
+/// loopback registry `server`.
+fn host_with(w: &World, one: &[u8], server: &support::http_server::Server) -> std::path::PathBuf {
+    let d1 = w.publish_bytes("1.0", one);
+    let first = w.config("first.tako", &w.file_url(), "1.0", "");
+    assert_exit(&fetch(&first, None), 0);
+    w.assert_latest(&d1, one);
+    w.config("app.tako", &loopback_origin(server), "*", "")
+}
+
+#[test]
+fn a_registry_delta_asks_for_byte_ranges_with_the_registry_token() {
+    let w = World::new();
+    let one = support::tako::noise(6, 4 * MIB);
+    let two = rewritten(&one, 600);
+    let (server, images) = bearer_delta_registry(&w, &[("1.0", &one), ("2.0", &two)]);
+    server.enable_http_features();
+    let config = host_with(&w, &one, &server);
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "");
+    assert_eq!(record["delta"], true, "{record}");
+    w.assert_latest(&sha256_hex(&two), &two);
+
+    // Only bounded ranges of the new image travelled, each with the registry's token.
+    let image = &images[1];
+    let bearer = format!("Bearer {TOKEN}");
+    let asked: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| &r.path == image && r.header("authorization") == Some(bearer.as_str()))
+        .collect();
+    assert!(!asked.is_empty(), "{:?}", server.requests());
+    for r in &asked {
+        let range = r.header("range").expect("a range request");
+        let (first, last) = range
+            .strip_prefix("bytes=")
+            .unwrap()
+            .split_once('-')
+            .unwrap();
+        assert!(first.parse::<u64>().unwrap() <= last.parse::<u64>().unwrap());
+    }
+    let sent = server.body_bytes_sent(image);
+    assert!(sent > 0 && sent < (4 * MIB / 8) as u64, "{sent} bytes sent");
+    assert_eq!(server.count(&images[0]), 0);
+}
+
+#[test]
+fn a_registry_that_ignores_range_falls_back_to_the_whole_image() {
+    let w = World::new();
+    let one = support::tako::noise(7, 4 * MIB);
+    let two = rewritten(&one, 700);
+    // Without the server's HTTP features, every answer is the whole blob (200).
+    let (server, _) = bearer_delta_registry(&w, &[("1.0", &one), ("2.0", &two)]);
+    let config = host_with(&w, &one, &server);
+    let (o, record) = fetch_json(&config);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(err.contains("ignores Range"), "{err}");
+    assert!(err.contains("downloading the whole image"), "{err}");
+    assert_eq!(record["delta"], false, "{record}");
+    w.assert_latest(&sha256_hex(&two), &two);
+}
