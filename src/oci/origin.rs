@@ -54,6 +54,25 @@ impl Registry {
             .with_credentials(credentials)
             .open_with(url, conditions)
     }
+
+    /// Opens the image blob `sha256:<hex>` with `conditions` (a resume or a delta's range),
+    /// through the transport: the registry's `Authorization` scoped to its own host, its
+    /// redirects to storage followed as a web origin's.
+    fn open_image_with(&self, hex: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+        let digest = format!("sha256:{hex}");
+        let url = self.client.blob_url(&digest);
+        match self.open_blob(&url, conditions) {
+            // No token yet, or it expired: the client answers the challenge (on a HEAD of
+            // the blob) and the download is tried once more with what it got.
+            Err(TransportError::Status { status: 401, .. }) => {
+                if !self.client.has_blob(&digest).map_err(registry_error)? {
+                    return Err(TransportError::NotFound { url });
+                }
+                self.open_blob(&url, conditions)
+            }
+            answer => answer,
+        }
+    }
 }
 
 fn registry_error(e: OciError) -> TransportError {
@@ -164,26 +183,5 @@ impl Origin for Registry {
 
     fn places(&self) -> Vec<&dyn Origin> {
         vec![self]
-    }
-}
-
-impl Registry {
-    /// Opens the image blob `sha256:<hex>` with `conditions` (a resume or a delta's range),
-    /// through the transport: the registry's `Authorization` scoped to its own host, its
-    /// redirects to storage followed as a web origin's.
-    fn open_image_with(&self, hex: &str, conditions: &Conditions) -> Result<Body, TransportError> {
-        let digest = format!("sha256:{hex}");
-        let url = self.client.blob_url(&digest);
-        match self.open_blob(&url, conditions) {
-            // No token yet, or it expired: the client answers the challenge (on a HEAD of
-            // the blob) and the download is tried once more with what it got.
-            Err(TransportError::Status { status: 401, .. }) => {
-                if !self.client.has_blob(&digest).map_err(registry_error)? {
-                    return Err(TransportError::NotFound { url });
-                }
-                self.open_blob(&url, conditions)
-            }
-            answer => answer,
-        }
     }
 }
