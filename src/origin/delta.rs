@@ -94,7 +94,7 @@ pub fn try_delta(
         };
     };
     let index_bytes = bytes.len() as u64;
-    let where_from = format!("index/{hex} from {}", place.describe());
+    let where_from = format!("the chunk index of {hex} from {}", place.describe());
     let index = match ChunkIndex::parse(&bytes) {
         Ok(index) => index,
         Err(e) => return fall_back(format!("{where_from} is invalid: {e}")),
