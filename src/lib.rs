@@ -13,6 +13,8 @@ pub mod delta;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod generate;
 pub mod hashing;

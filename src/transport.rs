@@ -39,7 +39,7 @@ use percent_encoding::percent_decode_str;
 use crate::text::{self, untrusted};
 
 mod absolute_form;
-mod private;
+pub(crate) mod private;
 mod rate;
 mod tls;
 
@@ -945,7 +945,7 @@ fn validator(value: Option<&HeaderValue>) -> Option<String> {
 }
 
 /// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
-fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+pub(crate) fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -958,7 +958,7 @@ fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
 }
 
 /// The first and last byte positions of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
-fn content_range(value: Option<&HeaderValue>) -> Result<(u64, u64), String> {
+pub(crate) fn content_range(value: Option<&HeaderValue>) -> Result<(u64, u64), String> {
     let Some(value) = value else {
         return Err("it has no Content-Range header".to_owned());
     };

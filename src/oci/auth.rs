@@ -76,7 +76,7 @@ pub enum AuthError {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct AuthFile {
+pub(crate) struct AuthFile {
     #[serde(default)]
     auths: std::collections::BTreeMap<String, AuthEntry>,
     #[serde(default, rename = "credHelpers")]
@@ -179,6 +179,27 @@ fn from_file(
     registry: &str,
     repository: &str,
 ) -> Result<Option<Credentials>, AuthError> {
+    if let Some(found) = from_entries(path, file, registry, repository)? {
+        return Ok(Some(found));
+    }
+    let helper = file
+        .cred_helpers
+        .get(registry)
+        .or(file.creds_store.as_ref());
+    match helper {
+        Some(helper) => from_helper(path, helper, registry),
+        None => Ok(None),
+    }
+}
+
+/// The credentials of the file's `auths` entries alone. Kept apart from the helper lookup
+/// so that the fuzz targets reach it without running programs.
+pub(crate) fn from_entries(
+    path: &Path,
+    file: &AuthFile,
+    registry: &str,
+    repository: &str,
+) -> Result<Option<Credentials>, AuthError> {
     // The most specific entry first: `registry/team/app`, `registry/team`, `registry`.
     let mut scopes = vec![format!("{registry}/{repository}")];
     let mut rest = repository;
@@ -198,14 +219,7 @@ fn from_file(
             return Ok(Some(found));
         }
     }
-    let helper = file
-        .cred_helpers
-        .get(registry)
-        .or(file.creds_store.as_ref());
-    match helper {
-        Some(helper) => from_helper(path, helper, registry),
-        None => Ok(None),
-    }
+    Ok(None)
 }
 
 fn from_entry(

@@ -194,7 +194,7 @@ pub(super) fn read_header_file(path: &Path) -> Result<Vec<(HeaderName, HeaderVal
 /// One `Name: value` per line; blank lines and lines starting with `#` are skipped.
 /// Errors are a line number and a reason that quotes nothing from the line but a valid
 /// header name.
-fn parse_headers(bytes: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, LineError> {
+pub(crate) fn parse_headers(bytes: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, LineError> {
     let mut headers = Vec::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let n = i + 1;
@@ -282,7 +282,7 @@ fn is_token_char(b: u8) -> bool {
 
 /// A login and password from netrc for one host.
 #[derive(Clone, PartialEq, Eq)]
-pub(super) struct NetrcLogin {
+pub(crate) struct NetrcLogin {
     pub login: Vec<u8>,
     pub password: Vec<u8>,
 }
@@ -338,7 +338,7 @@ pub(super) fn netrc_login(
 
 /// One `machine` (or, with `None`, the `default`) entry.
 #[derive(Debug, Default)]
-struct NetrcEntry {
+pub(crate) struct NetrcEntry {
     machine: Option<String>,
     login: Option<Vec<u8>>,
     password: Option<Vec<u8>>,
@@ -346,7 +346,7 @@ struct NetrcEntry {
 
 /// The entry for `host`, else the `default` one, as curl picks it. An entry with neither a
 /// login nor a password gives nothing.
-fn find_login(entries: &[NetrcEntry], host: &str) -> Option<NetrcLogin> {
+pub(crate) fn find_login(entries: &[NetrcEntry], host: &str) -> Option<NetrcLogin> {
     let host = super::normalize_host(host);
     let entry = entries
         .iter()
@@ -366,7 +366,7 @@ fn find_login(entries: &[NetrcEntry], host: &str) -> Option<NetrcLogin> {
 }
 
 /// A problem in a file, by line number, with a reason that quotes nothing from it.
-type LineError = (usize, String);
+pub(crate) type LineError = (usize, String);
 
 /// Splits netrc text into words with the line each starts on.
 struct Words<'a> {
@@ -488,7 +488,7 @@ impl<'a> Words<'a> {
     }
 }
 
-fn parse_netrc(bytes: &[u8]) -> Result<Vec<NetrcEntry>, LineError> {
+pub(crate) fn parse_netrc(bytes: &[u8]) -> Result<Vec<NetrcEntry>, LineError> {
     let mut words = Words::new(bytes);
     let mut entries: Vec<NetrcEntry> = Vec::new();
     while let Some((word, line)) = words.next()? {

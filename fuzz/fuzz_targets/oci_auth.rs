@@ -1,0 +1,54 @@
+//! `WWW-Authenticate` challenges and registry auth files never panic the parsers, and a
+//! challenge survives being written back with every value quoted.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tako::fuzzing::auth_file;
+use tako::oci::auth::{Challenge, parse_challenge};
+
+fn quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The first line names `registry/repository`, the rest is the auth file.
+    if let Some(i) = data.iter().position(|&b| b == b'\n')
+        && let Ok(name) = std::str::from_utf8(&data[..i])
+    {
+        let (registry, repository) = name.split_once('/').unwrap_or((name, "app"));
+        drop(auth_file(&data[i + 1..], registry, repository));
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(Challenge::Bearer {
+        realm,
+        service,
+        scope,
+    }) = parse_challenge(text)
+    {
+        let mut written = format!("Bearer realm={}", quoted(&realm));
+        if let Some(service) = &service {
+            written += &format!(",service={}", quoted(service));
+        }
+        if let Some(scope) = &scope {
+            written += &format!(", scope={}", quoted(scope));
+        }
+        assert_eq!(
+            parse_challenge(&written),
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope
+            })
+        );
+    }
+});
