@@ -107,6 +107,31 @@ pub fn artifact_with_layers(
     serde_json::to_vec(&manifest).unwrap_or_default()
 }
 
+/// An error about the registry object `what`, for a reason the registry cannot be trusted on.
+fn invalid(client: &Client, what: &str, reason: String) -> OciError {
+    OciError::Invalid {
+        what: what.to_string(),
+        registry: client.reference.registry.clone(),
+        reason,
+    }
+}
+
+/// An artifact manifest as the registry served it (not yet checked for its type or layers).
+fn parse_manifest(client: &Client, what: &str, bytes: &[u8]) -> Result<ImageManifest, OciError> {
+    serde_json::from_slice(bytes)
+        .map_err(|_| invalid(client, what, "not an OCI image manifest".to_string()))
+}
+
+impl ImageManifest {
+    /// What the manifest says it is: its artifact type, or else its config's media type
+    /// (the OCI 1.1 rule for artifacts made before `artifactType` existed).
+    fn kind(&self) -> &str {
+        self.artifact_type
+            .as_deref()
+            .unwrap_or(&self.config.media_type)
+    }
+}
+
 /// The single layer of an artifact manifest of `artifact_type`.
 pub fn single_layer(
     client: &Client,
@@ -114,17 +139,9 @@ pub fn single_layer(
     bytes: &[u8],
     artifact_type: &str,
 ) -> Result<Descriptor, OciError> {
-    let invalid = |reason: String| OciError::Invalid {
-        what: what.to_string(),
-        registry: client.reference.registry.clone(),
-        reason,
-    };
-    let manifest: ImageManifest = serde_json::from_slice(bytes)
-        .map_err(|_| invalid("not an OCI image manifest".to_string()))?;
-    let kind = manifest
-        .artifact_type
-        .as_deref()
-        .unwrap_or(&manifest.config.media_type);
+    let invalid = |reason: String| invalid(client, what, reason);
+    let manifest = parse_manifest(client, what, bytes)?;
+    let kind = manifest.kind();
     if kind != artifact_type {
         return Err(invalid(format!(
             "its artifact type is '{}', not {artifact_type}",
@@ -167,17 +184,9 @@ pub fn index_layer(
     bytes: &[u8],
     hex: &str,
 ) -> Result<Option<Descriptor>, OciError> {
-    let invalid = |reason: String| OciError::Invalid {
-        what: what.to_string(),
-        registry: client.reference.registry.clone(),
-        reason,
-    };
-    let manifest: ImageManifest = serde_json::from_slice(bytes)
-        .map_err(|_| invalid("not an OCI image manifest".to_string()))?;
-    let kind = manifest
-        .artifact_type
-        .as_deref()
-        .unwrap_or(&manifest.config.media_type);
+    let invalid = |reason: String| invalid(client, what, reason);
+    let manifest = parse_manifest(client, what, bytes)?;
+    let kind = manifest.kind();
     let image = format!("sha256:{hex}");
     let ours = kind == IMAGE_TYPE
         && manifest
