@@ -275,16 +275,10 @@ fn fill_until_error(input: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::
 
 /// Fills `buf` as far as the input allows; returns less only at the end.
 fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match fill_until_error(input, buf) {
+        (filled, None) => Ok(filled),
+        (_, Some(e)) => Err(e),
     }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -2,22 +2,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
-use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
+use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction, fetch_on_bus as fetch};
 use support::origin::World;
 use support::tako::*;
-
-fn fetch(bus: &str, args: &[&str], config: &Path) -> Output {
-    tako_cmd()
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .arg("fetch")
-        .args(args)
-        .arg(config)
-        .output()
-        .unwrap()
-}
 
 fn call(unit: &str) -> (String, String) {
     (unit.to_string(), "replace".to_string())

@@ -5,22 +5,11 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
-use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
+use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction, fetch_on_bus as fetch};
 use support::origin::World;
 use support::tako::*;
-
-fn fetch(bus: &str, args: &[&str], config: &Path) -> Output {
-    tako_cmd()
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .arg("fetch")
-        .args(args)
-        .arg(config)
-        .output()
-        .unwrap()
-}
 
 fn calls(units: &[&str]) -> Vec<(String, String)> {
     units

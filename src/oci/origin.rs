@@ -18,8 +18,8 @@
 
 use super::{Client, OciError, layout};
 use crate::manifest::Entry;
-use crate::origin::{ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::transport::{self, Answer, Body, Conditions, Transport, TransportError};
+use crate::origin::{self, ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::transport::{self, Body, Conditions, Transport, TransportError};
 
 pub struct Registry {
     client: Client,
@@ -163,22 +163,8 @@ impl Origin for Registry {
     }
 
     fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
-        let conditions = Conditions {
-            range_from: Some(start),
-            range_to: Some(end.saturating_sub(1)),
-            ..Conditions::default()
-        };
-        let body = self.open_image_with(hex, &conditions)?;
-        // The transport has checked that a 206 names exactly these bytes; a 200 is the
-        // whole blob from a registry or storage that ignores `Range`: no use to a delta.
-        match body.answer() {
-            Answer::Partial { start: got } if got == start => Ok(Some(body)),
-            _ => Err(TransportError::BadPartial {
-                url: body.url().to_owned(),
-                reason: "it sent the whole blob (200 OK) instead: the registry ignores Range"
-                    .to_owned(),
-            }),
-        }
+        let body = self.open_image_with(hex, &origin::range_conditions(start, end))?;
+        origin::exact_range(body, start, "blob", "registry")
     }
 
     fn places(&self) -> Vec<&dyn Origin> {

@@ -108,24 +108,11 @@ impl Origin for Dir {
     }
 
     fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
-        let conditions = Conditions {
-            range_from: Some(start),
-            range_to: Some(end.saturating_sub(1)),
-            ..Conditions::default()
-        };
-        let body = self
-            .transport
-            .open_with(&self.url_of(&format!("store/{hex}")), &conditions)?;
-        // The transport has checked that a 206 names exactly these bytes; a 200 is the
-        // whole file from a server that ignores `Range`, which a delta cannot use.
-        match body.answer() {
-            Answer::Partial { start: got } if got == start => Ok(Some(body)),
-            _ => Err(TransportError::BadPartial {
-                url: body.url().to_owned(),
-                reason: "it sent the whole file (200 OK) instead: the server ignores Range"
-                    .to_owned(),
-            }),
-        }
+        let body = self.transport.open_with(
+            &self.url_of(&format!("store/{hex}")),
+            &super::range_conditions(start, end),
+        )?;
+        super::exact_range(body, start, "file", "server")
     }
 
     fn places(&self) -> Vec<&dyn Origin> {

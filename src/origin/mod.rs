@@ -20,7 +20,7 @@ pub mod select;
 use crate::config::Config;
 use crate::key::PublicKey;
 use crate::manifest::Entry;
-use crate::transport::{Body, Transport, TransportError};
+use crate::transport::{Answer, Body, Conditions, Transport, TransportError};
 
 /// Which manifest file to ask an origin for.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +100,35 @@ pub trait Origin: Send + Sync {
     /// The single places this origin stands for, in order of preference: a list of mirrors
     /// gives its members, a single place itself. [`select`] and [`image`] try them in turn.
     fn places(&self) -> Vec<&dyn Origin>;
+}
+
+/// The request for bytes `start..end` of an image, for [`Origin::open_range`].
+pub(crate) fn range_conditions(start: u64, end: u64) -> Conditions {
+    Conditions {
+        range_from: Some(start),
+        range_to: Some(end.saturating_sub(1)),
+        ..Conditions::default()
+    }
+}
+
+/// `body` if it holds the range from `start` that was asked for. The transport has checked
+/// that a 206 names exactly those bytes; a 200 is all of `what` from a `server` that
+/// ignores `Range`, which a delta cannot use.
+pub(crate) fn exact_range(
+    body: Body,
+    start: u64,
+    what: &str,
+    server: &str,
+) -> Result<Option<Body>, TransportError> {
+    match body.answer() {
+        Answer::Partial { start: got } if got == start => Ok(Some(body)),
+        _ => Err(TransportError::BadPartial {
+            url: body.url().to_owned(),
+            reason: format!(
+                "it sent the whole {what} (200 OK) instead: the {server} ignores Range"
+            ),
+        }),
+    }
 }
 
 /// The origin a config names, reached through `transport`: its one `Origin=`, or its
