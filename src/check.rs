@@ -11,12 +11,12 @@ use std::path::Path;
 use crate::cli::CheckArgs;
 use crate::config;
 use crate::fetch::{self, FetchError, Image};
+use crate::format::text::untrusted;
 use crate::fsutil::Dir;
 use crate::json::CheckRecord;
 use crate::origin::{self, retry::RetryPolicy};
 use crate::output;
 use crate::poll;
-use crate::text::untrusted;
 use crate::transport::{Transport, TransportConfig};
 use crate::{Error, Exit};
 

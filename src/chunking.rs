@@ -14,7 +14,7 @@ use std::thread;
 use fastcdc::v2020::StreamCDC;
 use sha2::{Digest, Sha256};
 
-use crate::chunk_index::{AVG_CHUNK, Chunk, ChunkIndex, MAX_CHUNK, MIN_CHUNK};
+use crate::format::chunk_index::{AVG_CHUNK, Chunk, ChunkIndex, MAX_CHUNK, MIN_CHUNK};
 use crate::hashing::{self, CopyError, Summary};
 
 /// Chunk lengths and digests of everything `input` yields, and its size.

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::key::{KeyError, PublicKey};
+use crate::format::key::{KeyError, PublicKey};
+use crate::format::text::untrusted;
+use crate::format::version::Pattern;
 use crate::systemd;
-use crate::text::untrusted;
 use crate::transport::{self, Access, Credentials, Origin};
-use crate::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
 

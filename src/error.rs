@@ -1,7 +1,7 @@
 //! The error type every command returns; its `Display` is what the user reads.
 
+use crate::format::key::KeyError;
 use crate::generate::GenerateError;
-use crate::key::KeyError;
 use crate::publish::StoreError;
 use crate::reindex::ReindexError;
 

@@ -11,11 +11,11 @@ use crate::cli::GcArgs;
 use crate::config;
 use crate::delta;
 use crate::fetch::{self, FetchError};
+use crate::format::manifest::Manifest;
+use crate::format::retention::{self, Reason, Removal, StoreFile};
 use crate::fsutil::{Dir, IoError, ListedKind};
 use crate::json::{GcRecord, RemovedRecord};
-use crate::manifest::Manifest;
 use crate::output;
-use crate::retention::{self, Reason, Removal, StoreFile};
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::fetch::{self, FetchError, Image, Outcome};
-use crate::retention::{Reason, Removal};
+use crate::format::retention::{Reason, Removal};
 
 /// A file `gc` (or fetch's `Keep=`) removed, or would remove.
 #[derive(Debug, Clone, Serialize)]
@@ -30,13 +30,16 @@ impl From<&Removal> for RemovedRecord {
         let (reason, versions) = match &r.reason {
             Reason::Old(versions) => (
                 "old",
-                versions.iter().map(|v| crate::text::untrusted(v)).collect(),
+                versions
+                    .iter()
+                    .map(|v| crate::format::text::untrusted(v))
+                    .collect(),
             ),
             Reason::Unlisted => ("unlisted", Vec::new()),
             Reason::Temporary => ("temporary", Vec::new()),
         };
         RemovedRecord {
-            file: crate::text::untrusted(&r.name),
+            file: crate::format::text::untrusted(&r.name),
             reason,
             versions,
             size: r.size,

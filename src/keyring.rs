@@ -8,8 +8,8 @@
 //! `manifest.<keyid>` for each of its keys in the order configured, which during a rotation
 //! costs one more. See docs/key-rotation.md.
 
-use crate::key::PublicKey;
-use crate::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
+use crate::format::key::PublicKey;
+use crate::format::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
 use crate::origin::{ManifestFile, ManifestName, Origin, Validators};
 use crate::transport::TransportError;
 
@@ -199,9 +199,9 @@ impl LocalManifest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::SecretKey;
-    use crate::manifest::Entry;
-    use crate::version::Version;
+    use crate::format::key::SecretKey;
+    use crate::format::manifest::Entry;
+    use crate::format::version::Version;
 
     fn entry(version: &str) -> Entry {
         Entry {

@@ -5,13 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
-pub mod chunk_index;
 pub mod chunking;
 pub mod cli;
 pub mod config;
 pub mod delta;
 pub mod error;
 pub mod fetch;
+pub mod format;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -19,9 +19,7 @@ pub mod gc;
 pub mod generate;
 pub mod hashing;
 pub mod json;
-pub mod key;
 pub mod keyring;
-pub mod manifest;
 pub mod oci;
 pub mod origin;
 pub mod output;
@@ -31,18 +29,16 @@ pub mod progress;
 pub mod publish;
 pub mod reindex;
 pub mod restart_pending;
-pub mod retention;
 pub mod status;
 pub mod systemd;
-pub mod text;
 pub mod transport;
-pub mod version;
 
 pub use error::Error;
 
 use std::io::Read;
 
 use cli::{Cli, Command};
+use format::key;
 
 /// More than any key needs; the rest of standard input is left unread.
 const MAX_KEY_INPUT: u64 = 4096;

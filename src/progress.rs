@@ -8,7 +8,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
-use crate::text::untrusted_max;
+use crate::format::text::untrusted_max;
 
 /// Bytes, percentage, rate and time left; the prefix names the config and version.
 const TEMPLATE: &str =

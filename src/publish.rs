@@ -13,17 +13,17 @@ use std::path::{Path, PathBuf};
 
 use crate::chunking;
 use crate::cli::StoreArgs;
-use crate::fsutil::{Context, Dir, IoError};
-use crate::hashing::{self, CopyError};
-use crate::key::{KeyError, KeyId, PublicKey, SecretKey};
-use crate::keyring;
-use crate::manifest::{
+use crate::format::key::{KeyError, KeyId, PublicKey, SecretKey};
+use crate::format::manifest::{
     Conflict, Entry, MAX_MANIFEST_SIZE, Manifest, ManifestError, UnverifiedEntries,
 };
+use crate::format::text;
+use crate::format::version::{Version, VersionError};
+use crate::fsutil::{Context, Dir, IoError};
+use crate::hashing::{self, CopyError};
+use crate::keyring;
 use crate::origin::local::LocalDir;
 use crate::output;
-use crate::text;
-use crate::version::{Version, VersionError};
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
@@ -120,7 +120,9 @@ pub enum StoreError {
 pub fn validate_new_version(text: &str) -> Result<Version, StoreError> {
     let printable = |b: u8| b.is_ascii_graphic() && b != b'*';
     if text.is_empty() || text.len() > MAX_VERSION_LEN || !text.bytes().all(printable) {
-        return Err(StoreError::VersionCharacters(crate::text::untrusted(text)));
+        return Err(StoreError::VersionCharacters(
+            crate::format::text::untrusted(text),
+        ));
     }
     Ok(Version::parse(text)?)
 }

@@ -8,9 +8,9 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::chunk_index::{ChunkIndex, max_index_size};
 use crate::chunking;
 use crate::cli::IndexArgs;
+use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::fsutil::{Context, Dir, Found, IoError};
 use crate::output;
 use crate::publish::INDEX;

@@ -15,9 +15,9 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::format::text::untrusted;
 use crate::fsutil::{self, IoError};
 use crate::systemd;
-use crate::text::untrusted;
 
 /// The file's name inside the destination.
 pub const FILE_NAME: &str = "restart-pending";

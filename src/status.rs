@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use crate::cli::StatusArgs;
 use crate::config::{self, Config};
 use crate::fetch::{self, FetchError, Stored};
+use crate::format::manifest::{Entry, Manifest};
+use crate::format::retention;
+use crate::format::text::untrusted;
 use crate::fsutil::{Dir, Found};
 use crate::gc;
 use crate::json::{StatusRecord, StoreRecord};
-use crate::manifest::{Entry, Manifest};
 use crate::output::{self, size_text};
 use crate::restart_pending::{self, PendingError};
-use crate::retention;
-use crate::text::untrusted;
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +261,7 @@ fn describe_store(
     manifest: Option<&Manifest>,
     latest: Option<&str>,
 ) -> Vec<StoreEntry> {
-    let mut entries: Vec<(Option<&crate::version::Version>, StoreEntry)> = files
+    let mut entries: Vec<(Option<&crate::format::version::Version>, StoreEntry)> = files
         .into_iter()
         .map(|file| {
             let named: Vec<&Entry> = manifest

@@ -18,7 +18,7 @@
 //! travel separately in [`Credentials`], which only the request builder reads, and
 //! no URL with a user part ever reaches ureq (it would turn one into an
 //! `Authorization` header on its own). Every URL, header value and other text from
-//! the network passes through [`crate::text::untrusted`] before it is put in a
+//! the network passes through [`crate::format::text::untrusted`] before it is put in a
 //! message.
 
 use std::fs::File;
@@ -36,7 +36,7 @@ use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
 use percent_encoding::percent_decode_str;
 
-use crate::text::{self, untrusted};
+use crate::format::text::{self, untrusted};
 
 mod absolute_form;
 pub(crate) mod private;

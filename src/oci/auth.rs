@@ -274,7 +274,7 @@ fn from_helper(
     if !plain {
         return Err(AuthError::BadHelperName {
             path: path.to_path_buf(),
-            helper: crate::text::untrusted(helper),
+            helper: crate::format::text::untrusted(helper),
         });
     }
     let failed = |reason: String| AuthError::Helper {

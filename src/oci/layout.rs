@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Client, OciError};
-use crate::chunk_index::ChunkIndex;
-use crate::manifest::MAX_MANIFEST_SIZE;
+use crate::format::chunk_index::ChunkIndex;
+use crate::format::manifest::MAX_MANIFEST_SIZE;
 
 /// The tag of the artifact that holds the signed manifest.
 pub const MANIFEST_TAG: &str = "tako-manifest";
@@ -145,7 +145,7 @@ pub fn single_layer(
     if kind != artifact_type {
         return Err(invalid(format!(
             "its artifact type is '{}', not {artifact_type}",
-            crate::text::untrusted(kind)
+            crate::format::text::untrusted(kind)
         )));
     }
     let mut layers = manifest.layers.into_iter();
@@ -154,7 +154,7 @@ pub fn single_layer(
             if !is_sha256_digest(&layer.digest) {
                 return Err(invalid(format!(
                     "its layer digest '{}' is not sha256:<64 lowercase hex digits>",
-                    crate::text::untrusted(&layer.digest)
+                    crate::format::text::untrusted(&layer.digest)
                 )));
             }
             Ok(layer)
@@ -212,7 +212,7 @@ pub fn index_layer(
     if !is_sha256_digest(&layer.digest) {
         return Err(invalid(format!(
             "its chunk-index layer digest '{}' is not sha256:<64 lowercase hex digits>",
-            crate::text::untrusted(&layer.digest)
+            crate::format::text::untrusted(&layer.digest)
         )));
     }
     Ok(Some(layer))

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use ureq::http::{Method, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
 
-use crate::text::{untrusted, untrusted_bytes};
+use crate::format::text::{untrusted, untrusted_bytes};
 
 pub use auth::Credentials;
 

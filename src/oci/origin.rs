@@ -17,7 +17,7 @@
 //! and not the layer.
 
 use super::{Client, OciError, layout};
-use crate::manifest::Entry;
+use crate::format::manifest::Entry;
 use crate::origin::{self, ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::transport::{self, Body, Conditions, Transport, TransportError};
 

@@ -15,13 +15,13 @@ use std::io::{self, Read};
 
 use super::Origin;
 use super::image::{ImageError, Say};
-use crate::chunk_index::{ChunkIndex, max_index_size};
 use crate::delta::{self, Assembly, LOCAL_INDEX, RangeSource};
+use crate::format::chunk_index::{ChunkIndex, max_index_size};
+use crate::format::manifest::Entry;
+use crate::format::text::untrusted;
 use crate::fsutil::{Dir, Found, IoError};
 use crate::hashing::{self, CopyError};
-use crate::manifest::Entry;
 use crate::partial;
-use crate::text::untrusted;
 use crate::transport::TransportError;
 
 /// The most local images a delta looks for chunks in: `latest`'s first, then the others

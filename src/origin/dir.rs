@@ -4,8 +4,8 @@
 use url::Url;
 
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::format::manifest::Entry;
 use crate::keyring;
-use crate::manifest::Entry;
 use crate::publish::INDEX as INDEX_DIR;
 use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
 

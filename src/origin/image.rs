@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use super::retry::{RetryPolicy, describe_wait};
 use super::{Origin, Resume};
+use crate::format::manifest::Entry;
+use crate::format::text::untrusted;
 use crate::fsutil::{Dir, IoError};
 use crate::hashing::{self, CopyError};
-use crate::manifest::Entry;
 use crate::partial::Partial;
-use crate::text::untrusted;
 use crate::transport::{Answer, Body, TransportError};
 
 #[derive(Debug, thiserror::Error)]

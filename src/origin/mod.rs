@@ -18,8 +18,8 @@ pub mod retry;
 pub mod select;
 
 use crate::config::Config;
-use crate::key::PublicKey;
-use crate::manifest::Entry;
+use crate::format::key::PublicKey;
+use crate::format::manifest::Entry;
 use crate::transport::{Answer, Body, Conditions, Transport, TransportError};
 
 /// Which manifest file to ask an origin for.

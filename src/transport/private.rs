@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::{HeaderName, HeaderValue};
 use ureq::tls::{Certificate, ClientCert, PrivateKey};
 
-use crate::text::untrusted;
+use crate::format::text::untrusted;
 
 /// The largest header file read (`HeaderFile=`): a few tokens, not a document.
 pub const MAX_HEADER_FILE: u64 = 64 * 1024;

@@ -19,7 +19,7 @@ use rustls::{
     Error, RootCertStore, SignatureScheme,
 };
 
-use crate::text::untrusted;
+use crate::format::text::untrusted;
 
 /// A server that was connected to directly (not through a proxy), so it can be asked again.
 #[derive(Debug, Clone, Copy)]

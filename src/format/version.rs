@@ -9,7 +9,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::text::untrusted;
+use crate::format::text::untrusted;
 
 /// Why a version string was refused. The strings held are already made
 /// safe to print (escaped and cut): versions come from manifests and

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use indicatif::HumanBytes;
 
-use crate::manifest::Entry;
-use crate::text::untrusted;
-use crate::version::Version;
+use crate::format::manifest::Entry;
+use crate::format::text::untrusted;
+use crate::format::version::Version;
 
 /// How many images `gc` keeps when neither `--keep` nor `Keep=` says.
 pub const DEFAULT_KEEP: usize = 3;

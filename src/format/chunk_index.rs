@@ -26,7 +26,7 @@
 
 use thiserror::Error;
 
-use crate::text::untrusted_bytes;
+use crate::format::text::untrusted_bytes;
 
 /// The smallest chunk the chunker cuts, except at the end of an image.
 pub const MIN_CHUNK: u32 = 4 << 10;

@@ -11,7 +11,7 @@ use rand::TryRng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::text;
+use crate::format::text;
 
 const SECRET_PREFIX: &str = "SECRET+";
 const SECRET_LEN: usize = 96;

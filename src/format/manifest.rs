@@ -6,9 +6,9 @@
 
 use thiserror::Error;
 
-use crate::key::{self, PublicKey, SecretKey};
-use crate::text::{untrusted, untrusted_bytes};
-use crate::version::{Version, VersionError};
+use crate::format::key::{self, PublicKey, SecretKey};
+use crate::format::text::{untrusted, untrusted_bytes};
+use crate::format::version::{Version, VersionError};
 
 /// The largest manifest Tako reads, wherever it comes from (an origin, a
 /// destination's copy, a server directory): 8 MiB, about 90,000 entries.
@@ -215,7 +215,7 @@ impl Manifest {
     /// Entries that `pattern` accepts, highest version first.
     pub fn matching<'a>(
         &'a self,
-        pattern: &'a crate::version::Pattern,
+        pattern: &'a crate::format::version::Pattern,
     ) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries
             .iter()
