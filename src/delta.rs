@@ -24,9 +24,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::chunking;
 use crate::format::chunk_index::{Chunk, ChunkIndex, MAX_CHUNK, max_index_size};
 use crate::fsutil::{Context, Dir, Found, IoError};
+use crate::stream::chunking;
 
 /// The directory of a destination that caches the chunk indexes of the
 /// images in its `store/` (see docs/fetch.md).
@@ -591,8 +591,8 @@ fn read_retrying(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunking::{self, tests::noise};
     use crate::format::chunk_index::{Chunk, MIN_CHUNK};
+    use crate::stream::chunking::{self, tests::noise};
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 

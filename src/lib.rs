@@ -5,7 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
-pub mod chunking;
 pub mod cli;
 pub mod config;
 pub mod delta;
@@ -17,7 +16,6 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod gc;
 pub mod generate;
-pub mod hashing;
 pub mod json;
 pub mod keyring;
 pub mod oci;
@@ -30,6 +28,7 @@ pub mod publish;
 pub mod reindex;
 pub mod restart_pending;
 pub mod status;
+pub mod stream;
 pub mod systemd;
 pub mod transport;
 

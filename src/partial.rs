@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, Context, Dir, IoError};
-use crate::hashing::Prefix;
+use crate::stream::hashing::Prefix;
 
 pub const SUFFIX: &str = ".partial";
 pub const VALIDATOR_SUFFIX: &str = ".partial.validator";

@@ -11,7 +11,6 @@ use std::fs::{self, File};
 
 use std::path::{Path, PathBuf};
 
-use crate::chunking;
 use crate::cli::StoreArgs;
 use crate::format::key::{KeyError, KeyId, PublicKey, SecretKey};
 use crate::format::manifest::{
@@ -20,10 +19,11 @@ use crate::format::manifest::{
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
 use crate::fsutil::{Context, Dir, IoError};
-use crate::hashing::{self, CopyError};
 use crate::keyring;
 use crate::origin::local::LocalDir;
 use crate::output;
+use crate::stream::chunking;
+use crate::stream::hashing::{self, CopyError};
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";

@@ -8,12 +8,12 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::chunking;
 use crate::cli::IndexArgs;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::fsutil::{Context, Dir, Found, IoError};
 use crate::output;
 use crate::publish::INDEX;
+use crate::stream::chunking;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReindexError {

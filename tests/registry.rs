@@ -1203,7 +1203,7 @@ fn bearer_delta_registry(
     let mut images = Vec::new();
     let mut tagged = Vec::new();
     for (version, content) in versions {
-        let index = tako::chunking::index_of(&mut &content[..])
+        let index = tako::stream::chunking::index_of(&mut &content[..])
             .unwrap()
             .to_bytes();
         let layers = vec![

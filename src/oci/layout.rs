@@ -291,7 +291,7 @@ pub fn index_file(path: &Path) -> Result<ChunkIndex, OciError> {
         source,
     };
     let mut file = File::open(path).map_err(read)?;
-    crate::chunking::index_of(&mut file).map_err(read)
+    crate::stream::chunking::index_of(&mut file).map_err(read)
 }
 
 /// An image to publish: its file, as hashed before.

@@ -20,8 +20,8 @@ use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fsutil::{Dir, Found, IoError};
-use crate::hashing::{self, CopyError};
 use crate::partial;
+use crate::stream::hashing::{self, CopyError};
 use crate::transport::TransportError;
 
 /// The most local images a delta looks for chunks in: `latest`'s first, then the others

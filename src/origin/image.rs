@@ -15,8 +15,8 @@ use super::{Origin, Resume};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fsutil::{Dir, IoError};
-use crate::hashing::{self, CopyError};
 use crate::partial::Partial;
+use crate::stream::hashing::{self, CopyError};
 use crate::transport::{Answer, Body, TransportError};
 
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use fastcdc::v2020::StreamCDC;
 use sha2::{Digest, Sha256};
 
 use crate::format::chunk_index::{AVG_CHUNK, Chunk, ChunkIndex, MAX_CHUNK, MIN_CHUNK};
-use crate::hashing::{self, CopyError, Summary};
+use crate::stream::hashing::{self, CopyError, Summary};
 
 /// Chunk lengths and digests of everything `input` yields, and its size.
 pub fn chunks_of(input: &mut dyn Read) -> io::Result<(u64, Vec<Chunk>)> {
