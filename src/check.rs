@@ -12,7 +12,7 @@ use crate::cli::CheckArgs;
 use crate::config;
 use crate::fetch::{self, FetchError, Image};
 use crate::format::text::untrusted;
-use crate::fsutil::Dir;
+use crate::fs::Dir;
 use crate::json::CheckRecord;
 use crate::origin::{self, retry::RetryPolicy};
 use crate::output;

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::format::chunk_index::{Chunk, ChunkIndex, MAX_CHUNK, max_index_size};
-use crate::fsutil::{Context, Dir, Found, IoError};
+use crate::fs::{Context, Dir, Found, IoError};
 use crate::stream::chunking;
 
 /// The directory of a destination that caches the chunk indexes of the

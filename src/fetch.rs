@@ -19,7 +19,7 @@ pub use crate::format::manifest::MAX_MANIFEST_SIZE;
 use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::text::untrusted;
-use crate::fsutil::{self, Context, Dir, Found, IoError};
+use crate::fs::{Context, Dir, Found, IoError};
 use crate::gc;
 use crate::json;
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
@@ -511,7 +511,7 @@ fn restart(
     config_path: &Path,
     config: &Config,
     options: &Options,
-    lock: fsutil::DirLock,
+    lock: crate::fs::DirLock,
     outcome: Outcome,
 ) -> Result<Outcome, FetchError> {
     let dest = config.destination.as_path();
@@ -555,7 +555,7 @@ fn restart(
     drop(lock);
     let result = systemd::restart_units_until_failure(&units, systemd::DEFAULT_JOB_TIMEOUT);
     // The record is changed under the lock again, as every file here is.
-    let _lock = fsutil::lock_dir(dest)?;
+    let _lock = crate::fs::lock_dir(dest)?;
     match result {
         Ok(restarted) => {
             restart_pending::remove(dest)?;
@@ -792,7 +792,7 @@ fn make_read_only(
         );
         return Ok(());
     }
-    file.set_permissions(std::fs::Permissions::from_mode(fsutil::READ_ONLY))
+    file.set_permissions(std::fs::Permissions::from_mode(crate::fs::READ_ONLY))
         .context("set permissions of", path)?;
     warn(
         name,

@@ -13,7 +13,7 @@ use crate::delta;
 use crate::fetch::{self, FetchError};
 use crate::format::manifest::Manifest;
 use crate::format::retention::{self, Reason, Removal, StoreFile};
-use crate::fsutil::{Dir, IoError, ListedKind};
+use crate::fs::{Dir, IoError, ListedKind};
 use crate::json::{GcRecord, RemovedRecord};
 use crate::output;
 use crate::{Error, Exit};

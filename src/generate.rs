@@ -16,7 +16,7 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 
 use crate::cli::Cli;
-use crate::fsutil::{self, IoError};
+use crate::fs::IoError;
 use crate::output;
 
 /// What `tako generate` makes.
@@ -132,7 +132,7 @@ pub fn write_man_pages(dir: &Path) -> Result<Vec<PathBuf>, GenerateError> {
     }
     let mut written = Vec::new();
     for (name, page) in man_pages()? {
-        written.push(fsutil::write_file(dir, &name, &page)?);
+        written.push(crate::fs::write_file(dir, &name, &page)?);
     }
     Ok(written)
 }

@@ -11,7 +11,7 @@ pub mod delta;
 pub mod error;
 pub mod fetch;
 pub mod format;
-pub mod fsutil;
+pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gc;

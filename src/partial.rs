@@ -14,7 +14,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{self, Context, Dir, IoError};
+use crate::fs::{Context, Dir, IoError};
 use crate::stream::hashing::Prefix;
 
 pub const SUFFIX: &str = ".partial";
@@ -145,7 +145,7 @@ impl<'s> Partial<'s> {
     /// into place (over a damaged copy, if any), directory flushed.
     pub fn commit(&mut self) -> Result<PathBuf, IoError> {
         self.file
-            .set_permissions(Permissions::from_mode(fsutil::READ_ONLY))
+            .set_permissions(Permissions::from_mode(crate::fs::READ_ONLY))
             .context("set permissions of", &self.path)?;
         self.file.sync_all().context("flush", &self.path)?;
         self.store.rename(&self.name, &self.hex)?;

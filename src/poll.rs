@@ -18,7 +18,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::{Dir, IoError};
+use crate::fs::{Dir, IoError};
 use crate::origin::Validators;
 
 pub const FILE_NAME: &str = "manifest.validators";

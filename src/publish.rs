@@ -18,7 +18,7 @@ use crate::format::manifest::{
 };
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
-use crate::fsutil::{Context, Dir, IoError};
+use crate::fs::{Context, Dir, IoError};
 use crate::keyring;
 use crate::origin::local::LocalDir;
 use crate::output;

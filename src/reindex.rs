@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::cli::IndexArgs;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
-use crate::fsutil::{Context, Dir, Found, IoError};
+use crate::fs::{Context, Dir, Found, IoError};
 use crate::output;
 use crate::publish::INDEX;
 use crate::stream::chunking;

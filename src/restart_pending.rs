@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::format::text::untrusted;
-use crate::fsutil::{self, IoError};
+use crate::fs::IoError;
 use crate::systemd;
 
 /// The file's name inside the destination.
@@ -102,14 +102,14 @@ pub fn read(dest: &Path) -> Result<Option<Vec<String>>, PendingError> {
 /// Records `units` as pending in `dest`, replacing any earlier record.
 pub fn write(dest: &Path, units: &[String]) -> Result<(), IoError> {
     let text: String = units.iter().map(|u| format!("{u}\n")).collect();
-    fsutil::write_file(dest, FILE_NAME, text.as_bytes())?;
+    crate::fs::write_file(dest, FILE_NAME, text.as_bytes())?;
     Ok(())
 }
 
 /// Removes the record from `dest`, durably; no record is fine.
 pub fn remove(dest: &Path) -> Result<(), IoError> {
-    fsutil::remove_if_exists(&path(dest))?;
-    fsutil::sync_dir(dest)
+    crate::fs::remove_if_exists(&path(dest))?;
+    crate::fs::sync_dir(dest)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::fetch::{self, FetchError, Stored};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::retention;
 use crate::format::text::untrusted;
-use crate::fsutil::{Dir, Found};
+use crate::fs::{Dir, Found};
 use crate::gc;
 use crate::json::{StatusRecord, StoreRecord};
 use crate::output::{self, size_text};
@@ -26,7 +26,7 @@ pub enum StatusError {
     #[error(transparent)]
     Pending(#[from] PendingError),
     #[error(transparent)]
-    Io(#[from] crate::fsutil::IoError),
+    Io(#[from] crate::fs::IoError),
 }
 
 /// What `latest` points at.

@@ -19,7 +19,7 @@ use crate::delta::{self, Assembly, LOCAL_INDEX, RangeSource};
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
-use crate::fsutil::{Dir, Found, IoError};
+use crate::fs::{Dir, Found, IoError};
 use crate::partial;
 use crate::stream::hashing::{self, CopyError};
 use crate::transport::TransportError;

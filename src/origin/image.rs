@@ -14,7 +14,7 @@ use super::retry::{RetryPolicy, describe_wait};
 use super::{Origin, Resume};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
-use crate::fsutil::{Dir, IoError};
+use crate::fs::{Dir, IoError};
 use crate::partial::Partial;
 use crate::stream::hashing::{self, CopyError};
 use crate::transport::{Answer, Body, TransportError};

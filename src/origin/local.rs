@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::fsutil::{Dir, IoError};
+use crate::fs::{Dir, IoError};
 
 /// A server directory that `tako store` writes to. The caller holds its lock.
 pub struct LocalDir<'d> {
