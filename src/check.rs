@@ -13,11 +13,11 @@ use crate::config;
 use crate::fetch::{self, FetchError, Image};
 use crate::format::text::untrusted;
 use crate::fs::Dir;
-use crate::json::CheckRecord;
 use crate::origin::{self, retry::RetryPolicy};
-use crate::output;
 use crate::poll;
 use crate::transport::{Transport, TransportConfig};
+use crate::ui::json::CheckRecord;
+use crate::ui::output;
 use crate::{Error, Exit};
 
 /// What a fetch would do for one config.

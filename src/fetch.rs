@@ -21,21 +21,21 @@ use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Context, Dir, Found, IoError};
 use crate::gc;
-use crate::json;
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::origin::delta::{Transfer, try_delta};
 use crate::origin::image::{self, Downloaded, ImageError, Say};
 use crate::origin::retry::RetryPolicy;
 use crate::origin::select::{self, ManifestQuery, SelectError};
 use crate::origin::{self, Origin, Validators};
-use crate::output;
 use crate::partial;
 use crate::poll;
-use crate::progress;
 use crate::restart_pending::{self, PendingError};
 use crate::stream::hashing::{self, CopyError};
 use crate::systemd::{self, SystemdError};
 use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::ui::json;
+use crate::ui::output;
+use crate::ui::progress;
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]

@@ -14,8 +14,8 @@ use crate::fetch::{self, FetchError};
 use crate::format::manifest::Manifest;
 use crate::format::retention::{self, Reason, Removal, StoreFile};
 use crate::fs::{Dir, IoError, ListedKind};
-use crate::json::{GcRecord, RemovedRecord};
-use crate::output;
+use crate::ui::json::{GcRecord, RemovedRecord};
+use crate::ui::output;
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 
 use crate::cli::Cli;
 use crate::fs::IoError;
-use crate::output;
+use crate::ui::output;
 
 /// What `tako generate` makes.
 #[derive(Debug, Subcommand)]

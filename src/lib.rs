@@ -16,14 +16,11 @@ pub mod fs;
 pub mod fuzzing;
 pub mod gc;
 pub mod generate;
-pub mod json;
 pub mod keyring;
 pub mod oci;
 pub mod origin;
-pub mod output;
 pub mod partial;
 pub mod poll;
-pub mod progress;
 pub mod publish;
 pub mod reindex;
 pub mod restart_pending;
@@ -31,6 +28,7 @@ pub mod status;
 pub mod stream;
 pub mod systemd;
 pub mod transport;
+pub mod ui;
 
 pub use error::Error;
 
@@ -38,6 +36,7 @@ use std::io::Read;
 
 use cli::{Cli, Command};
 use format::key;
+use ui::output;
 
 /// More than any key needs; the rest of standard input is left unread.
 const MAX_KEY_INPUT: u64 = 4096;

@@ -21,9 +21,9 @@ use crate::format::version::{Version, VersionError};
 use crate::fs::{Context, Dir, IoError};
 use crate::keyring;
 use crate::origin::local::LocalDir;
-use crate::output;
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError};
+use crate::ui::output;
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";

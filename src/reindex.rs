@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use crate::cli::IndexArgs;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::fs::{Context, Dir, Found, IoError};
-use crate::output;
 use crate::publish::INDEX;
 use crate::stream::chunking;
+use crate::ui::output;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReindexError {

@@ -14,9 +14,9 @@ use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found};
 use crate::gc;
-use crate::json::{StatusRecord, StoreRecord};
-use crate::output::{self, size_text};
 use crate::restart_pending::{self, PendingError};
+use crate::ui::json::{StatusRecord, StoreRecord};
+use crate::ui::output::{self, size_text};
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
