@@ -10,11 +10,11 @@ use std::path::Path;
 
 use crate::cli::CheckArgs;
 use crate::config;
+use crate::destination::poll;
 use crate::fetch::{self, FetchError, Image};
 use crate::format::text::untrusted;
 use crate::fs::Dir;
 use crate::origin::{self, retry::RetryPolicy};
-use crate::poll;
 use crate::transport::{Transport, TransportConfig};
 use crate::ui::json::CheckRecord;
 use crate::ui::output;

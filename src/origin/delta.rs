@@ -16,11 +16,11 @@ use std::io::{self, Read};
 use super::Origin;
 use super::image::{ImageError, Say};
 use crate::delta::{self, Assembly, LOCAL_INDEX, RangeSource};
+use crate::destination::partial;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found, IoError};
-use crate::partial;
 use crate::stream::hashing::{self, CopyError};
 use crate::transport::TransportError;
 

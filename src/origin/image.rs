@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use super::retry::{RetryPolicy, describe_wait};
 use super::{Origin, Resume};
+use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
-use crate::partial::Partial;
 use crate::stream::hashing::{self, CopyError};
 use crate::transport::{Answer, Body, TransportError};
 
