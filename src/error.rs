@@ -1,9 +1,9 @@
 //! The error type every command returns; its `Display` is what the user reads.
 
+use crate::commands::generate::GenerateError;
+use crate::commands::index::ReindexError;
+use crate::commands::store::StoreError;
 use crate::format::key::KeyError;
-use crate::generate::GenerateError;
-use crate::publish::StoreError;
-use crate::reindex::ReindexError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,25 +4,19 @@
 //! everything else lives in one module per domain noun.
 #![forbid(unsafe_code)]
 
-pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod delta;
 pub mod destination;
 pub mod error;
-pub mod fetch;
 pub mod format;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gc;
-pub mod generate;
 pub mod keyring;
 pub mod oci;
 pub mod origin;
-pub mod publish;
-pub mod reindex;
-pub mod status;
 pub mod stream;
 pub mod systemd;
 pub mod transport;
@@ -33,6 +27,7 @@ pub use error::Error;
 use std::io::Read;
 
 use cli::{Cli, Command};
+use commands::{check, fetch, gc, generate, index as reindex, status, store as publish};
 use format::key;
 use ui::output;
 

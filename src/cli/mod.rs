@@ -51,7 +51,7 @@ pub enum Command {
     KeyId(KeyIdArgs),
     /// Print a man page or a shell completion script (for packaging).
     #[command(subcommand)]
-    Generate(crate::generate::GenerateCommand),
+    Generate(crate::commands::generate::GenerateCommand),
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,9 @@
 use url::Url;
 
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::commands::store::INDEX as INDEX_DIR;
 use crate::format::manifest::Entry;
 use crate::keyring;
-use crate::publish::INDEX as INDEX_DIR;
 use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
 
 /// A server directory reached through a [`Transport`] that carries its credentials.

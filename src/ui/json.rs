@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::fetch::{self, FetchError, Image, Outcome};
+use crate::commands::fetch::{self, FetchError, Image, Outcome};
 use crate::format::retention::{Reason, Removal};
 
 /// A file `gc` (or fetch's `Keep=`) removed, or would remove.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::FetchArgs;
+use crate::commands::gc;
 use crate::config::{self, Config, ConfigError};
 use crate::delta;
 use crate::destination::partial;
@@ -23,7 +24,6 @@ use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Context, Dir, Found, IoError};
-use crate::gc;
 use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::origin::delta::{Transfer, try_delta};
 use crate::origin::image::{self, Downloaded, ImageError, Say};

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
+use crate::commands::fetch::{self, FetchError};
 use crate::config;
 use crate::delta;
-use crate::fetch::{self, FetchError};
 use crate::format::manifest::Manifest;
 use crate::format::retention::{self, Reason, Removal, StoreFile};
 use crate::fs::{Dir, IoError, ListedKind};

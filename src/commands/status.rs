@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::StatusArgs;
+use crate::commands::fetch::{self, FetchError, Stored};
+use crate::commands::gc;
 use crate::config::{self, Config};
 use crate::destination::restart_pending::{self, PendingError};
-use crate::fetch::{self, FetchError, Stored};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found};
-use crate::gc;
 use crate::ui::json::{StatusRecord, StoreRecord};
 use crate::ui::output::{self, size_text};
 use crate::{Error, Exit};

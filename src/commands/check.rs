@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use crate::cli::CheckArgs;
+use crate::commands::fetch::{self, FetchError, Image};
 use crate::config;
 use crate::destination::poll;
-use crate::fetch::{self, FetchError, Image};
 use crate::format::text::untrusted;
 use crate::fs::Dir;
 use crate::origin::{self, retry::RetryPolicy};
