@@ -10,8 +10,8 @@
 
 use crate::format::key::PublicKey;
 use crate::format::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
+use crate::net::TransportError;
 use crate::origin::{ManifestFile, ManifestName, Origin, Validators};
-use crate::transport::TransportError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {

@@ -15,11 +15,11 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyring;
+pub mod net;
 pub mod oci;
 pub mod origin;
 pub mod stream;
 pub mod systemd;
-pub mod transport;
 pub mod ui;
 
 pub use error::Error;

@@ -127,7 +127,7 @@ impl Reference {
 
     pub fn parse(text: &str) -> Result<Reference, OciError> {
         // `show_url` hides a password someone put in the URL anyway.
-        let bad = || OciError::BadReference(crate::transport::show_url(text));
+        let bad = || OciError::BadReference(crate::net::show_url(text));
         let (https, rest) = if let Some(rest) = text.strip_prefix("oci://") {
             (true, rest)
         } else if let Some(rest) = text.strip_prefix("oci+http://") {
@@ -261,7 +261,7 @@ impl Client {
         OciError::Network {
             what: what.to_string(),
             registry: self.reference.registry.clone(),
-            reason: crate::transport::describe_failure(&e),
+            reason: crate::net::describe_failure(&e),
         }
     }
 

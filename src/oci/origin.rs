@@ -18,8 +18,8 @@
 
 use super::{Client, OciError, layout};
 use crate::format::manifest::Entry;
+use crate::net::{self, Body, Conditions, Transport, TransportError};
 use crate::origin::{self, ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::transport::{self, Body, Conditions, Transport, TransportError};
 
 pub struct Registry {
     client: Client,
@@ -49,7 +49,7 @@ impl Registry {
         let credentials = self
             .client
             .authorization()
-            .and_then(|value| transport::Credentials::authorization(url, &value));
+            .and_then(|value| net::Credentials::authorization(url, &value));
         self.transport
             .with_credentials(credentials)
             .open_with(url, conditions)

@@ -21,8 +21,8 @@ use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found, IoError};
+use crate::net::TransportError;
 use crate::stream::hashing::{self, CopyError};
-use crate::transport::TransportError;
 
 /// The most local images a delta looks for chunks in: `latest`'s first, then the others
 /// by name. Each costs its index in memory (and once, the time to chunk it).

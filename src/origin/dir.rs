@@ -7,7 +7,7 @@ use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::commands::store::INDEX as INDEX_DIR;
 use crate::format::manifest::Entry;
 use crate::keyring;
-use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
+use crate::net::{Answer, Body, Conditions, Transport, TransportError, show_url};
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ impl Origin for Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{ProxyConfig, TransportConfig};
+    use crate::net::{ProxyConfig, TransportConfig};
 
     fn dir(url: &str) -> Dir {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());

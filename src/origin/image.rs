@@ -16,8 +16,8 @@ use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
+use crate::net::{Answer, Body, TransportError};
 use crate::stream::hashing::{self, CopyError};
-use crate::transport::{Answer, Body, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -8,7 +8,7 @@
 //! no more than that.
 
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::transport::{Body, TransportError};
+use crate::net::{Body, TransportError};
 
 /// A list of mirrors, at least one.
 pub struct Mirrors {

@@ -20,7 +20,7 @@ pub mod select;
 use crate::config::Config;
 use crate::format::key::PublicKey;
 use crate::format::manifest::Entry;
-use crate::transport::{Answer, Body, Conditions, Transport, TransportError};
+use crate::net::{Answer, Body, Conditions, Transport, TransportError};
 
 /// Which manifest file to ask an origin for.
 #[derive(Debug, Clone, Copy)]
