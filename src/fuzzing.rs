@@ -52,9 +52,10 @@ pub fn auth_file(
     registry: &str,
     repository: &str,
 ) -> Result<Option<(String, String)>, String> {
-    let file: crate::oci::auth::AuthFile =
+    let file: crate::registry::auth::AuthFile =
         serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let found = crate::oci::auth::from_entries(Path::new("auth.json"), &file, registry, repository)
-        .map_err(|e| e.to_string())?;
+    let found =
+        crate::registry::auth::from_entries(Path::new("auth.json"), &file, registry, repository)
+            .map_err(|e| e.to_string())?;
     Ok(found.map(|c| (c.username, c.password)))
 }

@@ -12,8 +12,8 @@ use support::registry::{self, Registry};
 use support::tako::{
     assert_exit, sha256_hex, signed_manifest, stderr, stdout, tako_cmd, test_secret,
 };
-use tako::oci::layout::{self, Descriptor};
-use tako::oci::{Client, Credentials, Reference};
+use tako::origin::registry_layout::{self as layout, Descriptor};
+use tako::registry::{Client, Credentials, Reference};
 
 const USER: &str = "publisher";
 const PASSWORD: &str = "pa55-very-secret-word";

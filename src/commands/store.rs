@@ -21,6 +21,7 @@ use crate::format::version::{Version, VersionError};
 use crate::fs::{Context, Dir, IoError};
 use crate::keyring;
 use crate::origin::local::LocalDir;
+use crate::origin::registry_layout;
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError};
 use crate::ui::output;
@@ -97,7 +98,7 @@ pub enum StoreError {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
-    Registry(#[from] crate::oci::OciError),
+    Registry(#[from] crate::registry::OciError),
     #[error(
         "publishing to a registry ({0}) signs with exactly one key: signing with several keys and --retire-key are not supported for registries yet"
     )]
@@ -393,7 +394,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     if let Some(origin) = args
         .output
         .to_str()
-        .filter(|o| crate::oci::Reference::is_registry_url(o))
+        .filter(|o| crate::registry::Reference::is_registry_url(o))
     {
         return store_registry(args, origin);
     }
@@ -475,8 +476,8 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 /// `tako store -o oci://…`: the same checks as for a directory, against the signed
 /// manifest the repository's `tako-manifest` tag holds (see docs/registries.md).
 fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> {
-    use crate::oci;
-    let reference = oci::Reference::parse(origin)?;
+    use crate::registry;
+    let reference = registry::Reference::parse(origin)?;
     let shown = reference.to_string();
     let keys = load_keys(args)?;
     let key = match keys.as_slice() {
@@ -484,9 +485,9 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
         _ => return Err(StoreError::RegistryRotation(shown)),
     };
     let version = validate_new_version(&args.version)?;
-    let client = oci::Client::new(reference, true)?;
+    let client = registry::Client::new(reference, true)?;
     let signing = [key.public_key()];
-    let (mut manifest, previous) = match oci::layout::read_manifest(&client)? {
+    let (mut manifest, previous) = match registry_layout::read_manifest(&client)? {
         None => (Manifest::default(), None),
         Some((bytes, digest)) => match Manifest::parse_any(&bytes, &signing) {
             Ok((manifest, _)) => (manifest, Some(digest)),
@@ -504,10 +505,10 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
     // The index comes from the same single read as the size and digest, so that it always
     // describes the image hashed (an image changed meanwhile is refused by the registry).
     let (size, digest, index) = if args.no_index {
-        let (size, digest) = oci::layout::hash_file(&args.image)?;
+        let (size, digest) = registry_layout::hash_file(&args.image)?;
         (size, digest, None)
     } else {
-        let index = oci::layout::index_file(&args.image)?;
+        let index = registry_layout::index_file(&args.image)?;
         (index.size, index.digest, Some(index.to_bytes()))
     };
     let entry = Entry {
@@ -524,9 +525,9 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
             source: Box::new(source),
         })?;
     let signed = manifest.to_signed_bytes(key);
-    oci::layout::publish(
+    registry_layout::publish(
         &client,
-        &oci::layout::Image {
+        &registry_layout::Image {
             path: &args.image,
             size,
             hex: &hex,

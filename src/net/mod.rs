@@ -214,7 +214,7 @@ pub enum TransportError {
 
     /// A registry origin (`oci://`) failed: its own message names the repository.
     #[error(transparent)]
-    Registry(Box<crate::oci::OciError>),
+    Registry(Box<crate::registry::OciError>),
 }
 
 /// Bytes per second, rounded down; a window of zero counts as one millisecond.
@@ -495,9 +495,9 @@ pub enum OriginError {
 pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
     // A registry repository has its own grammar, and no credentials in the URL (they come
     // from the registry auth files, see `oci::auth`).
-    if crate::oci::Reference::is_registry_url(text) {
-        let reference =
-            crate::oci::Reference::parse(text).map_err(|e| OriginError::Registry(e.to_string()))?;
+    if crate::registry::Reference::is_registry_url(text) {
+        let reference = crate::registry::Reference::parse(text)
+            .map_err(|e| OriginError::Registry(e.to_string()))?;
         return Ok(Origin {
             url: reference.to_string(),
             credentials: None,

@@ -2,7 +2,7 @@
 //!
 //! `fetch` asks an [`Origin`] for a manifest file and for an image by digest, and never
 //! learns what serves them. Today that is a static directory over `http(s)://` or
-//! `file://` ([`dir::Dir`]), an OCI registry repository (`crate::oci::origin::Registry`),
+//! `file://` ([`dir::Dir`]), an OCI registry repository (`crate::origin::registry::Registry`),
 //! or a list of such places tried in order ([`mirrors::Mirrors`]). Above the trait,
 //! [`select`] picks the manifest (keys, rollback check, conditional polls) and [`image`]
 //! downloads an image (resume, retries), each over every place an origin stands for.
@@ -14,6 +14,8 @@ pub mod dir;
 pub mod image;
 pub mod local;
 pub mod mirrors;
+pub mod registry;
+pub mod registry_layout;
 pub mod retry;
 pub mod select;
 
@@ -145,9 +147,11 @@ pub fn for_config(
         .map(|o| -> Result<Box<dyn Origin>, TransportError> {
             // A registry has its own credentials (registry auth files); the config's
             // private-origin files are for web servers (docs/registries.md).
-            if crate::oci::Reference::is_registry_url(&o.url) {
+            if crate::registry::Reference::is_registry_url(&o.url) {
                 let reach = transport.with_credentials(None);
-                return Ok(Box::new(crate::oci::origin::Registry::new(&o.url, reach)?));
+                return Ok(Box::new(crate::origin::registry::Registry::new(
+                    &o.url, reach,
+                )?));
             }
             let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;
             Ok(Box::new(dir::Dir::new(&o.url, reach)?))

@@ -7,8 +7,6 @@
 //! `text::untrusted`. Credentials and tokens are never printed.
 
 pub mod auth;
-pub mod layout;
-pub mod origin;
 
 use std::io::Read;
 use std::sync::Mutex;

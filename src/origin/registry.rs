@@ -16,10 +16,11 @@
 //! same artifact digest means the same signed bytes; a poll then reads the small artifact
 //! and not the layer.
 
-use super::{Client, OciError, layout};
+use super::registry_layout as layout;
 use crate::format::manifest::Entry;
 use crate::net::{self, Body, Conditions, Transport, TransportError};
 use crate::origin::{self, ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::registry::{Client, OciError};
 
 pub struct Registry {
     client: Client,
@@ -38,7 +39,7 @@ impl Registry {
     /// The repository `url` (`oci://…` or `oci+http://…`), with credentials from the usual
     /// auth files; images come through `transport`.
     pub fn new(url: &str, transport: Transport) -> Result<Registry, TransportError> {
-        let reference = super::Reference::parse(url).map_err(registry_error)?;
+        let reference = crate::registry::Reference::parse(url).map_err(registry_error)?;
         let client = Client::new(reference, false).map_err(registry_error)?;
         Ok(Registry { client, transport })
     }

@@ -16,9 +16,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Client, OciError};
 use crate::format::chunk_index::ChunkIndex;
 use crate::format::manifest::MAX_MANIFEST_SIZE;
+use crate::registry::{Client, OciError};
 
 /// The tag of the artifact that holds the signed manifest.
 pub const MANIFEST_TAG: &str = "tako-manifest";
@@ -92,11 +92,11 @@ pub fn artifact_with_layers(
 ) -> Vec<u8> {
     let manifest = ImageManifest {
         schema_version: 2,
-        media_type: Some(super::OCI_MANIFEST.to_string()),
+        media_type: Some(crate::registry::OCI_MANIFEST.to_string()),
         artifact_type: Some(artifact_type.to_string()),
         config: Descriptor {
             media_type: EMPTY_TYPE.to_string(),
-            digest: super::digest_of(EMPTY_CONFIG),
+            digest: crate::registry::digest_of(EMPTY_CONFIG),
             size: EMPTY_CONFIG.len() as u64,
             annotations: None,
         },
@@ -241,7 +241,7 @@ pub fn read_manifest_capped(
 /// against the layer's digest.
 pub fn signed_manifest_of(
     client: &Client,
-    fetched: &super::Fetched,
+    fetched: &crate::registry::Fetched,
     max: u64,
 ) -> Result<Vec<u8>, OciError> {
     let what = format!("manifest {}:{MANIFEST_TAG}", client.reference);
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn the_index_layer_is_only_taken_from_the_artifact_of_the_very_image() {
-        let reference = super::super::Reference::parse("oci+http://127.0.0.1:1/app").unwrap();
+        let reference = crate::registry::Reference::parse("oci+http://127.0.0.1:1/app").unwrap();
         let client = Client::with_credentials(reference, None, false);
         let hex = "ab".repeat(32);
         let image = layer(IMAGE_TYPE, format!("sha256:{hex}"));
