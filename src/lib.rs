@@ -7,20 +7,19 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod delta;
 pub mod destination;
 pub mod error;
 pub mod format;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod keyring;
 pub mod net;
 pub mod origin;
 pub mod registry;
 pub mod stream;
 pub mod systemd;
 pub mod ui;
+pub mod update;
 
 pub use error::Error;
 

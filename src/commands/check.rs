@@ -15,9 +15,10 @@ use crate::destination::poll;
 use crate::format::text::untrusted;
 use crate::fs::Dir;
 use crate::net::{Transport, TransportConfig};
-use crate::origin::{self, retry::RetryPolicy};
+use crate::origin;
 use crate::ui::json::CheckRecord;
 use crate::ui::output;
+use crate::update::retry::RetryPolicy;
 use crate::{Error, Exit};
 
 /// What a fetch would do for one config.

@@ -15,7 +15,6 @@ use std::time::Duration;
 use crate::cli::FetchArgs;
 use crate::commands::gc;
 use crate::config::{self, Config, ConfigError};
-use crate::delta;
 use crate::destination::partial;
 use crate::destination::poll;
 use crate::destination::restart_pending::{self, PendingError};
@@ -24,18 +23,19 @@ use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Context, Dir, Found, IoError};
-use crate::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::net::{Transport, TransportConfig, TransportError};
-use crate::origin::delta::{Transfer, try_delta};
-use crate::origin::image::{self, Downloaded, ImageError, Say};
-use crate::origin::retry::RetryPolicy;
-use crate::origin::select::{self, ManifestQuery, SelectError};
 use crate::origin::{self, Origin, Validators};
 use crate::stream::hashing::{self, CopyError};
 use crate::systemd::{self, SystemdError};
 use crate::ui::json;
 use crate::ui::output;
 use crate::ui::progress;
+use crate::update::assembly;
+use crate::update::delta::{Transfer, try_delta};
+use crate::update::image::{self, Downloaded, ImageError, Say};
+use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
+use crate::update::retry::RetryPolicy;
+use crate::update::select::{self, ManifestQuery, SelectError};
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
@@ -326,7 +326,7 @@ pub fn fetch_one(
     // The cache of chunk indexes only saves work: something planted at
     // DEST/index must not stop an update (a delta then says why it is not
     // tried, and the image is downloaded whole).
-    if let Ok(Some(cache)) = dir.subdir(delta::LOCAL_INDEX)
+    if let Ok(Some(cache)) = dir.subdir(assembly::LOCAL_INDEX)
         && let Err(e) = cache.remove_temporaries()
     {
         warn(config_path, &e.to_string());

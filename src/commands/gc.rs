@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use crate::cli::GcArgs;
 use crate::commands::fetch::{self, FetchError};
 use crate::config;
-use crate::delta;
 use crate::format::manifest::Manifest;
 use crate::format::retention::{self, Reason, Removal, StoreFile};
 use crate::fs::{Dir, IoError, ListedKind};
 use crate::ui::json::{GcRecord, RemovedRecord};
 use crate::ui::output;
+use crate::update::assembly;
 use crate::{Error, Exit};
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,7 @@ pub fn collect(
 /// longer in the store. They are small and derived, so they are not reported; a
 /// subdirectory or special file there is left alone, as in `store/`.
 fn collect_indexes(dir: &Dir, store: &Dir) -> Result<(), IoError> {
-    let Some(cache) = dir.subdir(delta::LOCAL_INDEX)? else {
+    let Some(cache) = dir.subdir(assembly::LOCAL_INDEX)? else {
         return Ok(());
     };
     let images: HashSet<String> = store.names()?.into_iter().collect();

@@ -19,12 +19,12 @@ use crate::format::manifest::{
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
 use crate::fs::{Context, Dir, IoError};
-use crate::keyring;
 use crate::origin::local::LocalDir;
 use crate::origin::registry_layout;
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError};
 use crate::ui::output;
+use crate::update::keyring;
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";

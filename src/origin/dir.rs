@@ -6,8 +6,8 @@ use url::Url;
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::commands::store::INDEX as INDEX_DIR;
 use crate::format::manifest::Entry;
-use crate::keyring;
 use crate::net::{Answer, Body, Conditions, Transport, TransportError, show_url};
+use crate::update::keyring;
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
 #[derive(Debug)]

@@ -9,15 +9,11 @@
 //! The publishing side, which only writes into a local directory, has its own small
 //! counterpart in [`local`].
 
-pub mod delta;
 pub mod dir;
-pub mod image;
 pub mod local;
 pub mod mirrors;
 pub mod registry;
 pub mod registry_layout;
-pub mod retry;
-pub mod select;
 
 use crate::config::Config;
 use crate::format::key::PublicKey;

@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use super::retry::{RetryPolicy, describe_wait};
-use super::{Origin, Validators};
 use crate::format::key::PublicKey;
 use crate::format::manifest::{Manifest, ManifestError};
-use crate::keyring::{self, KeyringError, LocalManifest, Remote, RemoteManifest};
+use crate::origin::{Origin, Validators};
+use crate::update::keyring::{self, KeyringError, LocalManifest, Remote, RemoteManifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {

@@ -11,12 +11,12 @@
 use std::time::Duration;
 
 use super::retry::{RetryPolicy, describe_wait};
-use super::{Origin, Resume};
 use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
 use crate::net::{Answer, Body, TransportError};
+use crate::origin::{Origin, Resume};
 use crate::stream::hashing::{self, CopyError};
 
 #[derive(Debug, thiserror::Error)]
