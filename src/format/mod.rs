@@ -4,5 +4,6 @@ pub mod chunk_index;
 pub mod key;
 pub mod manifest;
 pub mod retention;
+pub mod size;
 pub mod text;
 pub mod version;

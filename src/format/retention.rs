@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use indicatif::HumanBytes;
+use crate::format::size;
 
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
@@ -59,7 +59,7 @@ impl Removal {
 
     /// [`Removal::what`] with the size: `1.0 (1.20 MiB)`.
     pub fn brief(&self) -> String {
-        format!("{} ({})", self.what(), HumanBytes(self.size))
+        format!("{} ({})", self.what(), size::brief(self.size))
     }
 }
 

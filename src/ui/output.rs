@@ -9,6 +9,7 @@
 //! line's priority, so `journalctl -p warning` shows them. Without it the
 //! journal files every line as plain info.
 
+use crate::format::size;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -46,31 +47,14 @@ pub fn json_line<T: serde::Serialize>(value: &T) {
     }
 }
 
-/// A size for people: `1258291 bytes (1.20 MiB)`, or `10 bytes` when the
-/// binary unit would add nothing.
+/// A size for people: `1258291 bytes (1.20 MiB)` (see `format::size`).
 pub fn size_text(size: u64) -> String {
-    if size < 1024 {
-        format!("{size} bytes")
-    } else {
-        format!("{size} bytes ({})", indicatif::HumanBytes(size))
-    }
+    size::exact(size)
 }
 
-/// A size in binary units with one decimal, as the `downloaded … of …` of
-/// `tako fetch` shows it: `512 bytes`, `52.0 MiB`, `1.0 GiB`.
+/// A size with one decimal: `512 bytes`, `52.0 MiB` (see `format::size`).
 pub fn binary_size(size: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if size < 1024 {
-        return format!("{size} bytes");
-    }
-    let mut value = size as f64 / 1024.0;
-    let mut unit = 0;
-    // 1023.96 MiB would print as "1024.0 MiB": move up before rounding does.
-    while value >= 1023.95 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    size::short(size)
 }
 
 /// Writes one line to standard error; a failure is ignored.
