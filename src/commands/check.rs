@@ -1,7 +1,7 @@
 //! `tako check`: ask each config's origin whether an update is available, changing nothing.
 //!
 //! The remote manifest is obtained and accepted exactly as `tako fetch`
-//! does it (`fetch::remote_manifest`: size cap, signatures with the
+//! does it (`update::fetch::remote_manifest`: size cap, signatures with the
 //! `manifest.<keyid>` fallback, the rollback check against the local copy),
 //! but nothing is written, not even the manifest, and no lock is taken:
 //! every file read here is only ever replaced atomically.
@@ -9,17 +9,19 @@
 use std::path::Path;
 
 use crate::cli::CheckArgs;
-use crate::commands::fetch::{self, FetchError, Image};
 use crate::config;
 use crate::destination::poll;
+use crate::destination::{self, Destination};
 use crate::format::text::untrusted;
-use crate::fs::Dir;
 use crate::net::{Transport, TransportConfig};
 use crate::origin;
 use crate::ui::json::CheckRecord;
 use crate::ui::output;
+use crate::update::fetch::{self, FetchError, Image};
 use crate::update::retry::RetryPolicy;
 use crate::{Error, Exit};
+
+use super::Reporter;
 
 /// What a fetch would do for one config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,15 +97,18 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Error> {
 pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, FetchError> {
     let config = config::load(config_path)?;
     let origin = origin::for_config(&config, transport)?;
-    let dir = Dir::open(&config.destination)?;
-    let local = fetch::local_manifest(config_path, &dir, &config)?;
+    let dest = Destination::open(&config.destination)?;
+    let report = Reporter {
+        name: config_path,
+        progress: false,
+    };
+    let local = fetch::local_manifest(&dest, &config, &report)?;
     // A conditional poll writes nothing either: a 304 means the local copy stands.
     let known = local
         .as_ref()
         .filter(|l| l.verified().is_some())
-        .and_then(|l| poll::read(&dir, &l.bytes));
+        .and_then(|l| poll::read(dest.dir(), &l.bytes));
     let remote = fetch::remote_manifest(
-        config_path,
         &config,
         origin.as_ref(),
         local.as_ref(),
@@ -114,9 +119,10 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
             retries: 0,
             ..RetryPolicy::default()
         },
+        &report,
     )?
     .manifest;
-    let installed = dir.read_link("latest");
+    let installed = dest.latest();
     let Some(entry) = remote.matching(&config.version).next() else {
         return Ok(Checked::NoMatch {
             installed: installed.map(|p| fetch::describe_target(&p, &remote)),
@@ -124,7 +130,7 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
             available: fetch::versions(remote.entries()),
         });
     };
-    let target = Path::new("store").join(entry.digest_hex());
+    let target = destination::store_target(&entry.digest_hex());
     if installed.as_deref() == Some(target.as_path()) {
         return Ok(Checked::UpToDate(Image::of(entry)));
     }

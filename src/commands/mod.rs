@@ -7,3 +7,30 @@ pub mod generate;
 pub mod index;
 pub mod status;
 pub mod store;
+
+use std::path::Path;
+
+use crate::ui::{output, progress};
+use crate::update::fetch::Report;
+
+/// Tells what the engine does for one config: warnings always, progress to a person.
+pub struct Reporter<'a> {
+    pub name: &'a Path,
+    pub progress: bool,
+}
+
+impl Report for Reporter<'_> {
+    fn warn(&self, message: &str) {
+        output::warning_line(&format!("{}: {message}", self.name.display()));
+    }
+
+    fn progress(&self, message: &str) {
+        if self.progress {
+            output::stderr_line(&format!("tako: {}: {message}", self.name.display()));
+        }
+    }
+
+    fn download_bar(&self, version: &str, size: u64) -> indicatif::ProgressBar {
+        progress::download_bar(self.name, version, size)
+    }
+}

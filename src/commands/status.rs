@@ -7,17 +7,20 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::StatusArgs;
-use crate::commands::fetch::{self, FetchError, Stored};
-use crate::commands::gc;
 use crate::config::{self, Config};
 use crate::destination::restart_pending::{self, PendingError};
+use crate::destination::store::{self, Stored};
+use crate::destination::{Destination, LATEST};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found};
 use crate::ui::json::{StatusRecord, StoreRecord};
 use crate::ui::output::{self, size_text};
+use crate::update::fetch::{self, FetchError};
 use crate::{Error, Exit};
+
+use super::Reporter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -140,13 +143,17 @@ fn error_text(config_path: &Path, e: &StatusError) -> String {
 /// Reads one config's destination.
 pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusError> {
     let config = config::load(config_path).map_err(FetchError::from)?;
-    let dir = Dir::open(&config.destination)?;
-    let local = fetch::local_manifest(config_path, &dir, &config)?;
+    let dest = Destination::open(&config.destination)?;
+    let report = Reporter {
+        name: config_path,
+        progress: false,
+    };
+    let local = fetch::local_manifest(&dest, &config, &report)?;
     let manifest = local.as_ref().and_then(|l| l.verified());
     // A `store` that is a symlink is refused, not followed.
-    let store = dir.subdir("store")?;
+    let store = dest.store()?;
     let installed = installed(
-        &dir,
+        &dest,
         store.as_ref(),
         &config,
         local.is_some(),
@@ -154,10 +161,10 @@ pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusErro
         verify,
     )?;
     let store_files = match &store {
-        Some(store) => gc::list_store(store)?,
+        Some(store) => store::list(store)?,
         None => Vec::new(),
     };
-    let latest = gc::latest_name(&dir);
+    let latest = dest.latest_name();
     let store = describe_store(store_files, manifest, latest.as_deref());
     let newer = match manifest {
         Some(manifest) => newer(manifest, &config, &installed),
@@ -171,24 +178,24 @@ pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusErro
         verified: verify,
         newer,
         store,
-        restart_pending: restart_pending::read(dir.path())?.unwrap_or_default(),
+        restart_pending: restart_pending::read(dest.path())?.unwrap_or_default(),
     })
 }
 
 fn installed(
-    dir: &Dir,
+    dest: &Destination,
     store: Option<&Dir>,
     config: &Config,
     has_manifest: bool,
     manifest: Option<&Manifest>,
     verify: bool,
 ) -> Result<Installed, StatusError> {
-    let Some(target) = dir.read_link("latest") else {
-        return Ok(match dir.open_file("latest")? {
+    let Some(target) = dest.latest() else {
+        return Ok(match dest.dir().open_file(LATEST)? {
             Found::Missing => Installed::Nothing,
-            Found::File(_) => not_a_link(dir, "a regular file"),
-            Found::Directory => not_a_link(dir, "a directory"),
-            Found::Other(kind) => not_a_link(dir, kind),
+            Found::File(_) => not_a_link(dest, "a regular file"),
+            Found::Directory => not_a_link(dest, "a directory"),
+            Found::Other(kind) => not_a_link(dest, kind),
         });
     };
     let shown = untrusted(&target.display().to_string());
@@ -198,7 +205,7 @@ fn installed(
             why: why.to_string(),
         })
     };
-    let digest = gc::latest_name(dir).and_then(|hex| {
+    let digest = dest.latest_name().and_then(|hex| {
         let mut digest = [0u8; 32];
         hex::decode_to_slice(&hex, &mut digest).ok()?;
         Some(digest)
@@ -218,7 +225,7 @@ fn installed(
         return unknown("the local manifest does not list it");
     };
     let state = match store {
-        Some(store) => fetch::inspect_stored(store, entry, verify)?,
+        Some(store) => store::inspect(store, entry, verify).map_err(FetchError::from)?,
         None => Stored::Missing,
     };
     Ok(Installed::Image {
@@ -230,9 +237,9 @@ fn installed(
     })
 }
 
-fn not_a_link(dir: &Dir, kind: &str) -> Installed {
+fn not_a_link(dest: &Destination, kind: &str) -> Installed {
     Installed::Unknown {
-        target: untrusted(&dir.path().join("latest").display().to_string()),
+        target: untrusted(&dest.latest_path().display().to_string()),
         why: format!("latest is {kind}, not a symbolic link"),
     }
 }

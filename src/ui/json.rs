@@ -6,11 +6,8 @@
 //! an empty list). Text in them is what the text output shows (versions and
 //! file names escaped as by `text::untrusted`, URLs with passwords hidden).
 
-use std::path::Path;
-
 use serde::Serialize;
 
-use crate::commands::fetch::{self, FetchError, Image, Outcome};
 use crate::format::retention::{Reason, Removal};
 
 /// A file `gc` (or fetch's `Keep=`) removed, or would remove.
@@ -86,91 +83,6 @@ pub struct FetchRecord {
     pub image_bytes: Option<u64>,
     /// Whether the image was installed as a delta in this run.
     pub delta: bool,
-}
-
-impl FetchRecord {
-    pub fn new(config: &Path, result: &Result<Outcome, FetchError>) -> FetchRecord {
-        let mut record = FetchRecord {
-            config: config.display().to_string(),
-            outcome: "failed",
-            from: None,
-            to: None,
-            version: None,
-            digest: None,
-            size: None,
-            restarted: Vec::new(),
-            restart_retried: false,
-            restart_pending: false,
-            removed: Vec::new(),
-            pattern: None,
-            published: None,
-            error: None,
-            downloaded_bytes: None,
-            image_bytes: None,
-            delta: false,
-        };
-        match result {
-            Ok(outcome) => record.fill(outcome),
-            Err(e) => {
-                record.restart_pending = matches!(
-                    e,
-                    FetchError::Restart { .. }
-                        | FetchError::RestartRetry { .. }
-                        | FetchError::RestartNotRetried { .. }
-                );
-                record.error = Some(fetch::config_error_text(config, e));
-            }
-        }
-        record
-    }
-
-    fn image(&mut self, image: &Image) {
-        self.version = Some(image.version.clone());
-        self.digest = Some(image.digest.clone());
-        self.size = Some(image.size);
-    }
-
-    fn fill(&mut self, outcome: &Outcome) {
-        match outcome {
-            Outcome::Updated {
-                from,
-                to,
-                restarted,
-                removed,
-                transfer,
-            } => {
-                self.outcome = "updated";
-                if let Some(transfer) = transfer {
-                    self.downloaded_bytes = Some(transfer.downloaded);
-                    self.image_bytes = Some(transfer.image);
-                    self.delta = true;
-                }
-                self.from = from.clone();
-                self.to = Some(to.version.clone());
-                self.image(to);
-                self.restarted = restarted.clone();
-                self.removed = removed.iter().map(RemovedRecord::from).collect();
-            }
-            Outcome::UpToDate(image) => {
-                self.outcome = "up-to-date";
-                self.image(image);
-            }
-            Outcome::Present(image) => {
-                self.outcome = "present";
-                self.image(image);
-            }
-            Outcome::NoMatch { pattern, available } => {
-                self.outcome = "no-match";
-                self.pattern = Some(pattern.clone());
-                self.published = Some(available.clone());
-            }
-            Outcome::RestartedPending { then, units } => {
-                self.fill(then);
-                self.restarted = units.clone();
-                self.restart_retried = true;
-            }
-        }
-    }
 }
 
 /// The result of `tako check` for one config.

@@ -30,7 +30,7 @@ use crate::stream::chunking;
 
 /// The directory of a destination that caches the chunk indexes of the
 /// images in its `store/` (see docs/fetch.md).
-pub const LOCAL_INDEX: &str = "index";
+pub use crate::destination::INDEX as LOCAL_INDEX;
 
 /// Remote ranges closer than this are fetched as one: the bytes in between
 /// cost less than another request and its round trip.
@@ -221,10 +221,10 @@ pub enum LocalIndexError {
 /// digest checked against its name, and the cache replaced. Callers hold
 /// the destination's lock.
 pub fn local_index(dest: &Dir, hex: &str) -> Result<(ChunkIndex, File), LocalIndexError> {
-    let store_path = dest.path().join("store");
+    let store_path = dest.path().join(crate::destination::STORE);
     let image_path = store_path.join(hex);
     let store = dest
-        .subdir("store")?
+        .subdir(crate::destination::STORE)?
         .ok_or_else(|| LocalIndexError::NotAFile(image_path.clone()))?;
     let Found::File(mut image) = store.open_file(hex)? else {
         return Err(LocalIndexError::NotAFile(image_path));

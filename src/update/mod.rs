@@ -2,6 +2,7 @@
 
 pub mod assembly;
 pub mod delta;
+pub mod fetch;
 pub mod image;
 pub mod keyring;
 pub mod retry;
