@@ -3,6 +3,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub mod doc;
+
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -51,7 +53,7 @@ pub enum Command {
     KeyId(KeyIdArgs),
     /// Print a man page or a shell completion script (for packaging).
     #[command(subcommand)]
-    Generate(crate::commands::generate::GenerateCommand),
+    Generate(doc::GenerateCommand),
 }
 
 #[derive(Debug, Args)]
