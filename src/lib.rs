@@ -12,6 +12,9 @@ pub mod config;
 pub mod delta;
 pub mod error;
 pub mod fetch;
+// Pure formats; the container floor (image pull, the image proxy) will use them.
+#[allow(dead_code)]
+mod format;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
