@@ -4,3 +4,4 @@
 
 pub mod digest;
 pub mod media;
+pub mod reference;
