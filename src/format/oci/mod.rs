@@ -19,4 +19,5 @@
 pub mod digest;
 pub mod manifest;
 pub mod media;
+pub mod platform;
 pub mod reference;
