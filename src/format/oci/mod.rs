@@ -16,6 +16,7 @@
 //!   binary 499,440 bytes against 409,792 with plain serde structs: about 90 KB, and some
 //!   twenty more crates to build.
 
+pub mod config;
 pub mod digest;
 pub mod manifest;
 pub mod media;
