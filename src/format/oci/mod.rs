@@ -21,4 +21,5 @@ pub mod digest;
 pub mod manifest;
 pub mod media;
 pub mod platform;
+pub mod proxy;
 pub mod reference;
