@@ -7,6 +7,11 @@
 //! deletes them. When every place has been asked, the places that failed transiently are
 //! asked again after a backoff, `retries` times. The image counts as withdrawn only if
 //! every place answered 410.
+//!
+//! What is downloaded is a [`Wanted`]: a SHA-256, a size and a name for messages. A signed
+//! manifest entry is one ([`download`]); a container image's layer, named by its registry
+//! manifest, is another (`container::pull` calls [`download_blob`] with the blob cache as
+//! the store).
 
 use std::time::Duration;
 
@@ -84,6 +89,30 @@ pub struct Say<'a> {
     pub bar: Option<&'a dyn Fn() -> indicatif::ProgressBar>,
 }
 
+/// What to download: content known by its SHA-256 and size, and how messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// Fit to print: a version (escaped), or a container layer's `layer sha256:…`.
+    pub name: String,
+    pub digest: [u8; 32],
+    pub size: u64,
+}
+
+impl Wanted {
+    /// The image a signed manifest entry names.
+    pub fn of(entry: &Entry) -> Wanted {
+        Wanted {
+            name: untrusted(entry.version.as_str()),
+            digest: entry.digest,
+            size: entry.size,
+        }
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.digest)
+    }
+}
+
 /// Downloads the image of `entry` into `store`, under the destination's lock.
 pub fn download(
     origin: &dyn Origin,
@@ -92,9 +121,22 @@ pub fn download(
     retry: RetryPolicy,
     say: &Say<'_>,
 ) -> Result<Downloaded, ImageError> {
+    download_blob(origin, store, &Wanted::of(entry), retry, say)
+}
+
+/// Downloads `wanted` into `store` as `<hex>` (resuming `<hex>.partial`), from the first
+/// place of `origin` that serves it with the right size and digest. The caller holds
+/// whatever lock keeps other writers of those names away.
+pub fn download_blob(
+    origin: &dyn Origin,
+    store: &Dir,
+    entry: &Wanted,
+    retry: RetryPolicy,
+    say: &Say<'_>,
+) -> Result<Downloaded, ImageError> {
     let places = origin.places();
     let several = places.len() > 1;
-    let version = untrusted(entry.version.as_str());
+    let version = entry.name.clone();
     let mut pending = places.clone();
     let mut gone = 0;
     let mut gone_url = String::new();
@@ -182,10 +224,10 @@ fn if_range_of(body: &Body) -> Option<&str> {
 fn attempt(
     place: &dyn Origin,
     store: &Dir,
-    entry: &Entry,
+    entry: &Wanted,
     say: &Say<'_>,
 ) -> Result<(), ImageError> {
-    let mut partial = Partial::open(store, &entry.digest_hex())?;
+    let mut partial = Partial::open(store, &entry.hex())?;
     let result = attempt_into(place, &mut partial, entry, say);
     if result.is_err() {
         partial.remove_if_empty()?;
@@ -196,10 +238,10 @@ fn attempt(
 fn attempt_into(
     place: &dyn Origin,
     partial: &mut Partial<'_>,
-    entry: &Entry,
+    entry: &Wanted,
     say: &Say<'_>,
 ) -> Result<(), ImageError> {
-    let hex = entry.digest_hex();
+    let hex = entry.hex();
     if partial.len() >= entry.size && !partial.is_empty() {
         // All there (a run stopped between the last byte and the rename), or too long.
         let prefix = partial.prefix()?;
@@ -226,8 +268,7 @@ fn attempt_into(
         Answer::Partial { start } if Some(start) == resume.as_ref().map(|r| r.offset) => {
             (say.progress)(&format!(
                 "resuming {} at byte {start} of {} from {url}",
-                untrusted(entry.version.as_str()),
-                entry.size
+                entry.name, entry.size
             ));
         }
         Answer::Partial { start } => {
@@ -291,16 +332,15 @@ fn attempt_into(
     Ok(())
 }
 
-fn announce(say: &Say<'_>, entry: &Entry, url: &str) {
+fn announce(say: &Say<'_>, entry: &Wanted, url: &str) {
     (say.progress)(&format!(
         "downloading {} ({} bytes) from {url}",
-        untrusted(entry.version.as_str()),
-        entry.size
+        entry.name, entry.size
     ));
 }
 
 /// The size and digest check of a complete download.
-fn check(summary: &hashing::Summary, entry: &Entry, url: &str) -> Result<(), ImageError> {
+fn check(summary: &hashing::Summary, entry: &Wanted, url: &str) -> Result<(), ImageError> {
     if summary.size != entry.size {
         return Err(ImageError::TooShort {
             url: url.to_owned(),
@@ -311,7 +351,7 @@ fn check(summary: &hashing::Summary, entry: &Entry, url: &str) -> Result<(), Ima
     if summary.digest != entry.digest {
         return Err(ImageError::WrongDigest {
             url: url.to_owned(),
-            expected: entry.digest_hex(),
+            expected: entry.hex(),
             received: hex::encode(summary.digest),
         });
     }
