@@ -7,6 +7,7 @@
 //! `text::untrusted`. Credentials and tokens are never printed.
 
 pub mod auth;
+pub mod image;
 
 use std::io::Read;
 use std::sync::Mutex;
