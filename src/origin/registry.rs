@@ -44,6 +44,17 @@ impl Registry {
         Ok(Registry { client, transport })
     }
 
+    /// A repository reached through `client` (whatever its credentials), its blobs through
+    /// `transport`: for container images, whose repository is not a tako origin.
+    pub fn with_client(client: Client, transport: Transport) -> Registry {
+        Registry { client, transport }
+    }
+
+    /// The registry client, for the manifests and small blobs read through it.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Opens the blob through the transport with the `Authorization` the registry accepted
     /// last, if any.
     fn open_blob(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
