@@ -33,6 +33,7 @@ pub mod reindex;
 pub mod restart_pending;
 pub mod retention;
 pub mod status;
+pub mod stream;
 pub mod systemd;
 pub mod text;
 pub mod transport;
