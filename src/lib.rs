@@ -12,6 +12,7 @@ pub mod config;
 pub mod delta;
 pub mod error;
 pub mod fetch;
+pub mod fs;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;

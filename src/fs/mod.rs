@@ -1,0 +1,3 @@
+//! Safe local files: directory handles that never follow a symlink inside them.
+
+pub mod tree;
