@@ -9,6 +9,7 @@ pub mod chunk_index;
 pub mod chunking;
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod delta;
 pub mod error;
 pub mod fetch;
