@@ -13,6 +13,7 @@
 //! ```
 
 pub mod blob_cache;
+pub mod image_dir;
 pub mod partial;
 pub mod poll;
 pub mod restart_pending;
