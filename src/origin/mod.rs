@@ -29,15 +29,7 @@ pub enum ManifestName<'a> {
     ForKey(&'a PublicKey),
 }
 
-/// What a server said about the manifest it served, to ask next time whether it changed
-/// (`If-None-Match`, `If-Modified-Since`). They belong to one URL of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
-    /// The URL the manifest came from, as printed (no password).
-    pub url: String,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
+pub use crate::format::validators::Validators;
 
 /// A manifest file as the origin served it, not yet verified.
 #[derive(Debug)]
