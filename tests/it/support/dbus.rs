@@ -374,11 +374,7 @@ async fn job_removed(connection: &Connection, id: u32, unit: &str, result: &str)
 
 /// Runs `tako fetch ARGS CONFIG` with the system bus at `bus` (a private daemon's address).
 pub fn fetch_on_bus(bus: &str, args: &[&str], config: &std::path::Path) -> std::process::Output {
-    super::tako::tako_cmd()
+    super::tako::Fetch::new()
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .arg("fetch")
-        .args(args)
-        .arg(config)
-        .output()
-        .unwrap()
+        .run(args, &[config])
 }

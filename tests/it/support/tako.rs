@@ -1,9 +1,14 @@
 //! Running the built `tako` binary in a per-test temporary directory.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+// Every test that runs tako imports this module; the runner comes with it.
+pub use super::run::{Bounded, HANG_GUARD, Running, SLOW_GUARD, run_bounded, run_bounded_within};
 
 pub const TEST_PUBLIC: &str = "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=";
 pub const TEST_SEED: &[u8; 32] = b"test-key-very-security-such-safe";
@@ -41,6 +46,9 @@ pub fn tako_cmd() -> Command {
         // Where netrc credentials come from (issue 10): a test sets them when it wants them.
         "NETRC",
         "CREDENTIALS_DIRECTORY",
+        // Where registry credentials come from (issue 13), likewise.
+        "REGISTRY_AUTH_FILE",
+        "XDG_RUNTIME_DIR",
     ] {
         cmd.env_remove(var);
     }
@@ -50,8 +58,79 @@ pub fn tako_cmd() -> Command {
     cmd
 }
 
+/// `tako ARGS…` under the hang guard.
+#[track_caller]
 pub fn tako(args: &[&str]) -> Output {
-    tako_cmd().args(args).output().expect("run tako")
+    run_bounded(tako_cmd().args(args))
+}
+
+/// `tako fetch ARGS CONFIGS…` under the hang guard: how a test runs a fetch.
+#[track_caller]
+pub fn fetch(args: &[&str], configs: &[&Path]) -> Output {
+    Fetch::new().run(args, configs)
+}
+
+/// [`fetch`] for a run that is slow on purpose (retries with backoff, a rate-limited
+/// server), under the longer [`SLOW_GUARD`].
+#[track_caller]
+pub fn fetch_slow(args: &[&str], configs: &[&Path]) -> Output {
+    Fetch::new().within(SLOW_GUARD).run(args, configs)
+}
+
+/// A `tako fetch` with more set up than [`fetch`] does: an environment, another guard, or a
+/// run started in the background (to run beside others, or to be killed).
+pub struct Fetch {
+    cmd: Command,
+    guard: Duration,
+    stderr: Option<Stdio>,
+}
+
+impl Fetch {
+    pub fn new() -> Fetch {
+        Fetch {
+            cmd: tako_cmd(),
+            guard: HANG_GUARD,
+            stderr: None,
+        }
+    }
+
+    pub fn env(mut self, name: &str, value: impl AsRef<OsStr>) -> Fetch {
+        self.cmd.env(name, value);
+        self
+    }
+
+    pub fn env_remove(mut self, name: &str) -> Fetch {
+        self.cmd.env_remove(name);
+        self
+    }
+
+    pub fn within(mut self, guard: Duration) -> Fetch {
+        self.guard = guard;
+        self
+    }
+
+    /// Sends stderr to `to` (a file, say) instead of capturing it.
+    pub fn stderr(mut self, to: impl Into<Stdio>) -> Fetch {
+        self.stderr = Some(to.into());
+        self
+    }
+
+    /// Runs `tako fetch ARGS CONFIGS…` to its end.
+    #[track_caller]
+    pub fn run(self, args: &[&str], configs: &[&Path]) -> Output {
+        self.spawn(args, configs).finish()
+    }
+
+    /// Starts `tako fetch ARGS CONFIGS…`, its output captured.
+    #[track_caller]
+    pub fn spawn(mut self, args: &[&str], configs: &[&Path]) -> Running {
+        self.cmd.arg("fetch").args(args).args(configs);
+        let run = Bounded::new(&mut self.cmd).within(self.guard);
+        match self.stderr {
+            Some(to) => run.stderr(to).spawn(),
+            None => run.spawn(),
+        }
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -98,44 +177,6 @@ pub fn signed_manifest(lines: &[String]) -> Vec<u8> {
     let sig = key.sign(body.as_bytes()).to_bytes();
     let sig = base64::engine::general_purpose::STANDARD.encode(sig);
     format!("{body}{sig}\n").into_bytes()
-}
-
-/// How long a tako run may take in a test before it counts as hung.
-pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Runs `cmd` with no input, killing it and failing the test if it has not ended within
-/// [`HANG_GUARD`]: a guard against hangs, not a measure of speed.
-#[track_caller]
-pub fn run_bounded(cmd: &mut Command) -> Output {
-    run_bounded_within(cmd, HANG_GUARD)
-}
-
-/// [`run_bounded`] with a longer guard, for runs that are slow on purpose (a rate-limited
-/// server, retries with backoff).
-#[track_caller]
-pub fn run_bounded_within(cmd: &mut Command, guard: std::time::Duration) -> Output {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tako");
-    let start = Instant::now();
-    while child.try_wait().expect("wait for tako").is_none() {
-        if start.elapsed() > guard {
-            let _ = child.kill();
-            let o = child.wait_with_output().expect("collect tako's output");
-            panic!(
-                "tako did not finish within {guard:?} and was killed\nstdout:\n{}\nstderr:\n{}",
-                stdout(&o),
-                stderr(&o)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect tako's output")
 }
 
 /// Deterministic pseudo-random bytes (xorshift): content-defined chunking cuts them into
