@@ -11,15 +11,6 @@ use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
 
-fn fetch(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd()
-        .arg("fetch")
-        .args(args)
-        .args(configs)
-        .output()
-        .unwrap()
-}
-
 fn image_path(digest: &str) -> String {
     format!("/store/{digest}")
 }
@@ -666,19 +657,11 @@ fn concurrent_fetches_on_one_destination_all_succeed() {
     let (w, server, [_, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
     let children: Vec<_> = (0..6)
-        .map(|_| {
-            tako_cmd()
-                .arg("fetch")
-                .arg(&config)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| Fetch::new().spawn(&[], &[&config]))
         .collect();
     let mut updated = 0;
     for child in children {
-        let o = child.wait_with_output().unwrap();
+        let o = child.finish();
         assert_exit(&o, 0);
         if stdout(&o).contains("updated") {
             updated += 1;
@@ -718,16 +701,9 @@ fn a_killed_fetch_always_leaves_a_valid_destination() {
     let config = w.config("app.tako", &server.url(), "*", "");
     let mut killed_mid_download = 0;
     for step in 0..12u64 {
-        let mut child = tako_cmd()
-            .arg("fetch")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = Fetch::new().spawn(&[], &[&config]);
         std::thread::sleep(std::time::Duration::from_millis(5 + step * 45));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
         if w.store_files()
             .iter()
             .any(|n| n.ends_with(".new") || n.ends_with(".partial"))

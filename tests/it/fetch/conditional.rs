@@ -5,27 +5,15 @@
 use crate::support;
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
 
 use support::http_server::{Fault, Server};
 use support::nginx::Nginx;
 use support::origin::World;
 use support::tako::*;
 
-/// A hang guard, not a timing assertion: these runs are slow on purpose.
-fn run_bounded(cmd: &mut Command) -> Output {
-    run_bounded_within(cmd, Duration::from_secs(60))
-}
-
-fn fetch(config: &Path) -> Output {
-    run_bounded(
-        tako_cmd()
-            .args(["fetch", "--retry-delay-ms", "5"])
-            .arg(config),
-    )
-}
+/// Runs here retry after 5 ms rather than after the default backoff; they are slow on
+/// purpose all the same, hence `fetch_slow` and its longer hang guard.
+const QUICK_RETRIES: [&str; 2] = ["--retry-delay-ms", "5"];
 
 #[test]
 fn a_poll_when_nothing_changed_transfers_no_manifest_body() {
@@ -33,7 +21,7 @@ fn a_poll_when_nothing_changed_transfers_no_manifest_body() {
     let d10 = w.publish("1.0");
     let nginx = Nginx::serve_dir(&w.origin());
     let config = w.config("app.tako", &nginx.url(), "*", "");
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
     let manifest = fs::read(w.dest().join("manifest")).unwrap();
     let validators = fs::read_to_string(w.dest().join("manifest.validators")).unwrap();
     assert!(
@@ -42,7 +30,7 @@ fn a_poll_when_nothing_changed_transfers_no_manifest_body() {
     );
     assert_eq!(mode(&w.dest().join("manifest.validators")), 0o444);
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
 
     assert_exit(&o, 0);
     assert_eq!(
@@ -80,11 +68,11 @@ fn a_changed_manifest_is_downloaded_whole_and_its_new_validators_kept() {
     w.publish("1.0");
     let nginx = Nginx::serve_dir(&w.origin());
     let config = w.config("app.tako", &nginx.url(), "*", "");
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
     let before = fs::read_to_string(w.dest().join("manifest.validators")).unwrap();
     let d11 = w.publish("1.1");
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&d11, &World::content("1.1"));
@@ -109,8 +97,8 @@ fn a_server_without_validators_is_polled_as_before() {
     w.publish("1.0");
     let server = Server::serve_dir(w.origin());
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&config), 0);
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
     let polls: Vec<_> = server
         .recorded()
         .into_iter()
@@ -140,14 +128,11 @@ fn validators_are_sent_only_to_the_mirror_that_served_the_manifest() {
         &format!("Origin={}\n", second.url()),
     );
     // The first mirror fails this once, so the second serves the manifest.
-    assert_exit(
-        &run_bounded(tako_cmd().args(["fetch", "--retries", "0"]).arg(&config)),
-        0,
-    );
+    assert_exit(&fetch_slow(&["--retries", "0"], &[&config]), 0);
     let validators = fs::read_to_string(w.dest().join("manifest.validators")).unwrap();
     assert!(validators.contains(&second.url()), "{validators}");
 
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
 
     // The first mirror knows nothing of the second's validators: an ordinary GET, which
     // it now answers, and whose validators are kept from then on.
@@ -160,7 +145,7 @@ fn validators_are_sent_only_to_the_mirror_that_served_the_manifest() {
     assert_eq!(second.count("/manifest"), 1);
     let validators = fs::read_to_string(w.dest().join("manifest.validators")).unwrap();
     assert!(validators.contains(&first.url()), "{validators}");
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
     let asked = first
         .recorded()
         .into_iter()
@@ -180,7 +165,7 @@ fn validators_of_another_manifest_are_not_sent() {
     let server = Server::serve_dir(w.origin());
     server.enable_http_features();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&config), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
     // The host's copy is replaced behind tako's back (by an older tako, a restore): the
     // kept validators no longer describe it, and a 304 must not vouch for it.
     let other = World::new();
@@ -188,7 +173,7 @@ fn validators_of_another_manifest_are_not_sent() {
     fs::remove_file(w.dest().join("manifest")).unwrap();
     fs::copy(other.origin().join("manifest"), w.dest().join("manifest")).unwrap();
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
 
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("rollback"), "{}", stderr(&o));

@@ -4,8 +4,6 @@
 use crate::support;
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::http_server::{Fault, Server};
@@ -28,10 +26,6 @@ fn rewritten(old: &[u8]) -> Vec<u8> {
     new
 }
 
-fn fetch(config: &Path, args: &[&str]) -> Output {
-    run_bounded(tako_cmd().arg("fetch").args(args).arg(config))
-}
-
 /// A world whose host holds version 1.0 (fetched whole, through `url`), with 2.0 made
 /// from it by `change` published beside it; returns the world and both digests and images.
 struct Update {
@@ -48,7 +42,7 @@ fn update_world(change: impl Fn(&[u8]) -> Vec<u8>, publish_args: &[&str]) -> Upd
     let new = change(&old);
     let d1 = w.publish_bytes("1.0", &old);
     let config = w.config("first.tako", &w.file_url(), "1.0", "");
-    assert_exit(&fetch(&config, &[]), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     w.assert_latest(&d1, &old);
     let image = w.path("image-2.0");
     fs::write(&image, &new).unwrap();
@@ -107,7 +101,7 @@ fn an_update_fetches_only_the_changed_chunks_with_range_requests() {
     let u = update_world(rewritten, &[]);
     let server = serve(&u.w);
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &["--json"]);
+    let o = fetch(&["--json"], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
 
@@ -149,7 +143,7 @@ fn the_text_output_says_how_much_was_downloaded() {
     let u = update_world(rewritten, &[]);
     let server = serve(&u.w);
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     let line = stdout(&o);
     let prefix = format!("{}: updated 1.0 -> 2.0 (downloaded ", config.display());
@@ -165,7 +159,7 @@ fn a_first_install_asks_for_no_index() {
     let digest = w.publish_bytes("1.0", &image);
     let server = serve(&w);
     let config = w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(server.count(&format!("/index/{digest}")), 0);
     assert_eq!(ranges(&server, &format!("/store/{digest}")), [None]);
@@ -192,7 +186,7 @@ fn an_image_with_bytes_inserted_still_reuses_most_chunks() {
     assert_ne!(u.new.len(), u.old.len());
     let server = serve(&u.w);
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let sent = server.body_bytes_sent(&format!("/store/{}", u.d2));
@@ -211,7 +205,7 @@ fn falls_back_with(u: &Update, index: Vec<u8>, says: &str) {
     let server = serve(&u.w);
     server.set_fault(&format!("/index/{}", u.d2), Fault::Body(index));
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let err = stderr(&o);
@@ -284,7 +278,7 @@ fn an_index_with_swapped_lengths_gives_the_signed_image_and_is_not_kept() {
     let server = serve(&u.w);
     server.set_fault(&format!("/index/{}", u.d2), Fault::Body(join(&lines)));
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let err = stderr(&o);
@@ -321,7 +315,7 @@ fn a_server_that_ignores_range_falls_back_to_the_whole_image() {
     // Without its HTTP features the server answers every GET with 200 and the whole file.
     let server = Server::serve_dir(u.w.origin());
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let err = stderr(&o);
@@ -337,7 +331,7 @@ fn a_missing_index_falls_back_silently() {
     let u = update_world(rewritten, &["--no-index"]);
     let server = serve(&u.w);
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     assert_eq!(stderr(&o), "");
@@ -353,7 +347,7 @@ fn a_missing_index_falls_back_silently() {
 fn a_file_origin_updates_as_a_delta() {
     let u = update_world(rewritten, &[]);
     let config = u.w.config("app.tako", &u.w.file_url(), "*", "");
-    let o = fetch(&config, &["--json"]);
+    let o = fetch(&["--json"], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     assert_eq!(stderr(&o), "");
@@ -368,7 +362,7 @@ fn a_file_origin_updates_as_a_delta() {
 fn a_file_origin_without_an_index_downloads_the_whole_image() {
     let u = update_world(rewritten, &["--no-index"]);
     let config = u.w.config("app.tako", &u.w.file_url(), "*", "");
-    let o = fetch(&config, &["--json"]);
+    let o = fetch(&["--json"], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     assert_eq!(stderr(&o), "");
@@ -385,13 +379,7 @@ fn a_delta_killed_mid_download_leaves_a_valid_destination() {
     // Every range request stalls after a few bytes.
     server.set_fault(&store, Fault::Stall { after: 100 });
     let config = u.w.config("app.tako", &server.url(), "*", "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tako"))
-        .arg("fetch")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Fetch::new().spawn(&[], &[&config]);
     let new_file = u.w.dest().join("store").join(format!("{}.new", u.d2));
     let start = Instant::now();
     while !(server.count(&store) > 0 && new_file.exists()) {
@@ -399,15 +387,14 @@ fn a_delta_killed_mid_download_leaves_a_valid_destination() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(ranges(&server, &store)[0].is_some(), "a range request");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 
     // What a crash leaves: the old image in place, latest on it, no new image.
     u.w.assert_latest(&u.d1, &u.old);
     assert!(!u.w.dest().join("store").join(&u.d2).exists());
 
     server.clear_fault(&store);
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     assert!(stdout(&o).contains("(downloaded "), "{}", stdout(&o));
@@ -426,7 +413,7 @@ fn a_delta_killed_mid_download_leaves_a_valid_destination() {
 fn gc_drops_the_cached_indexes_of_images_it_removes() {
     let u = update_world(rewritten, &[]);
     let config = u.w.config("app.tako", &u.w.file_url(), "*", "");
-    assert_exit(&fetch(&config, &[]), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let cache = u.w.dest().join("index");
     assert!(cache.join(&u.d1).is_file() && cache.join(&u.d2).is_file());
     let o = run_bounded(tako_cmd().args(["gc", "--keep", "1"]).arg(&config));
@@ -440,7 +427,7 @@ fn against_nginx_the_index_and_every_range_share_one_connection() {
     let u = update_world(rewritten, &[]);
     let nginx = Nginx::serve_dir(&u.w.origin());
     let config = u.w.config("app.tako", &nginx.url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let records = nginx.wait_records(3);
@@ -472,7 +459,7 @@ fn a_symlink_planted_as_the_index_cache_is_not_followed_and_the_update_still_hap
     fs::create_dir(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, u.w.dest().join("index")).unwrap();
     let config = u.w.config("app.tako", &u.w.file_url(), "*", "");
-    let o = fetch(&config, &[]);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     assert!(
@@ -502,7 +489,7 @@ fn a_dead_first_mirror_does_not_cost_the_delta_from_the_next() {
     drop(dead);
     let extra = format!("Origin={}\n", good.url());
     let config = u.w.config("app.tako", &dead_url, "*", &extra);
-    let o = fetch(&config, &["--retries", "0"]);
+    let o = fetch(&["--retries", "0"], &[&config]);
     assert_exit(&o, 0);
     u.w.assert_latest(&u.d2, &u.new);
     let store = format!("/store/{}", u.d2);

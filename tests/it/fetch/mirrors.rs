@@ -4,26 +4,15 @@
 use crate::support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
 
-/// A hang guard, not a timing assertion: these runs are slow on purpose.
-fn run_bounded(cmd: &mut Command) -> Output {
-    run_bounded_within(cmd, Duration::from_secs(60))
-}
-
-fn fetch(config: &Path) -> Output {
-    run_bounded(
-        tako_cmd()
-            .args(["fetch", "--retry-delay-ms", "5"])
-            .arg(config),
-    )
-}
+/// Runs here retry after 5 ms rather than after the default backoff; they are slow on
+/// purpose all the same, hence `fetch_slow` and its longer hang guard.
+const QUICK_RETRIES: [&str; 2] = ["--retry-delay-ms", "5"];
 
 fn image_path(digest: &str) -> String {
     format!("/store/{digest}")
@@ -59,7 +48,7 @@ fn a_dead_a_stale_and_a_lying_mirror_before_a_good_one() {
     let good = Server::serve_dir(w.origin());
     // The host has seen 1.1, so a mirror that still serves only 1.0 is a rollback.
     let first = w.config("first.tako", &good.url(), "*", "");
-    assert_exit(&fetch(&first), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&first]), 0);
     let d12 = w.publish("1.2");
     // The lying mirror has the current manifest but other bytes under 1.2's name.
     let lying_dir = snapshot(&w, "lying");
@@ -77,7 +66,7 @@ fn a_dead_a_stale_and_a_lying_mirror_before_a_good_one() {
         &[dead_url.clone(), stale.url(), lying.url(), good.url()],
     );
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
 
     assert_exit(&o, 0);
     assert_eq!(
@@ -146,13 +135,13 @@ fn when_every_mirror_fails_the_error_says_so_and_nothing_changes() {
     let a = Server::serve_dir(w.origin());
     let b = Server::serve_dir(w.origin());
     let first = w.config("first.tako", &a.url(), "*", "");
-    assert_exit(&fetch(&first), 0);
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&first]), 0);
     w.publish("1.1");
     a.set_fault("/manifest", Fault::Status(403));
     b.set_fault("/manifest", Fault::Status(404));
     let config = mirrored_config(&w, &[a.url(), b.url()]);
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -184,7 +173,7 @@ fn an_image_counts_as_withdrawn_only_if_every_origin_says_so() {
     a.set_fault(&image_path(&d11), Fault::Status(410));
     let config = mirrored_config(&w, &[a.url(), b.url()]);
 
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d11, &World::content("1.1"));
     assert_eq!(b.count(&image_path(&d11)), 1);
@@ -192,7 +181,7 @@ fn an_image_counts_as_withdrawn_only_if_every_origin_says_so() {
     // Now both withdraw it: the next lower version is taken.
     fs::remove_file(w.dest().join("store").join(&d11)).unwrap();
     b.set_fault(&image_path(&d11), Fault::Status(410));
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d10, &World::content("1.0"));
     let err = stderr(&o);
@@ -221,7 +210,7 @@ fn mirrors_may_be_listed_as_a_toml_array() {
         ),
     )
     .unwrap();
-    let o = fetch(&config);
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d10, &World::content("1.0"));
     // The manifest from the second, the image from the first that serves it.

@@ -11,15 +11,6 @@ use support::origin::World;
 use support::tako::*;
 use support::tools;
 
-fn fetch(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd()
-        .arg("fetch")
-        .args(args)
-        .args(configs)
-        .output()
-        .unwrap()
-}
-
 fn json_records(o: &Output) -> Vec<Value> {
     stdout(o)
         .lines()
@@ -216,19 +207,17 @@ fn no_progress_output_when_stderr_is_not_a_terminal() {
     w.publish_bytes("1.0", &big);
     let server = Server::serve_dir(w.origin());
     let config = w.config("app.tako", &server.url(), "*", "");
-    // `output()` connects stderr to a pipe.
+    // A captured run has stderr on a pipe.
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(stderr(&o), "");
     // And to a file.
     let log = w.path("stderr.log");
-    let status = tako_cmd()
-        .arg("fetch")
-        .arg(&config)
+    let status = Bounded::new(tako_cmd().arg("fetch").arg(&config))
         .stderr(std::fs::File::create(&log).unwrap())
         .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+        .run()
+        .status;
     assert!(status.success());
     assert_eq!(std::fs::read(&log).unwrap(), b"");
 }
@@ -241,12 +230,12 @@ fn on_a_terminal(args: &str, config: &Path) -> String {
         env!("CARGO_BIN_EXE_tako"),
         config.display()
     );
-    let o = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .env("COLUMNS", "120")
-        .output()
-        .unwrap();
+    let o = run_bounded(
+        std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .env("COLUMNS", "120"),
+    );
     assert!(o.status.success(), "{}", stdout(&o));
     stdout(&o)
 }

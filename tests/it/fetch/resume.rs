@@ -6,17 +6,11 @@ use crate::support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use support::nginx::{Nginx, Options};
 use support::origin::World;
 use support::tako::*;
-
-/// A hang guard, not a timing assertion: these runs are slow on purpose.
-fn run_bounded(cmd: &mut Command) -> Output {
-    run_bounded_within(cmd, Duration::from_secs(120))
-}
 
 /// Bytes that are not all alike, so that a spliced or shifted copy cannot pass.
 fn image_bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -61,29 +55,22 @@ fn a_download_killed_at_random_points_resumes_from_its_partial_with_a_range_requ
     let mut kills = 0;
     let mut kept = 0;
     for _ in 0..3 {
-        let mut child = tako_cmd()
-            .arg("fetch")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = Fetch::new().within(SLOW_GUARD).spawn(&[], &[&config]);
         // Once this run's bytes flow (the partial grows), somewhere in the next 0.1 to
         // 0.6 s of its transfer.
         let flowing = Instant::now() + Duration::from_secs(20);
         while fs::metadata(&partial).map_or(0, |m| m.len()) <= kept
-            && child.try_wait().unwrap().is_none()
+            && child.is_running()
             && Instant::now() < flowing
         {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(100 + random_below(500)));
-        if child.try_wait().unwrap().is_none() {
+        if child.is_running() {
             // SIGKILL: no chance to tidy up, as after a power cut of the process.
-            child.kill().unwrap();
             kills += 1;
         }
-        child.wait().unwrap();
+        child.kill();
         let now = fs::metadata(&partial).map_or(0, |m| m.len());
         assert!(now >= kept, "a partial never shrinks: {now} < {kept}");
         kept = now;
@@ -96,7 +83,7 @@ fn a_download_killed_at_random_points_resumes_from_its_partial_with_a_range_requ
     assert!(kills > 0, "no kill landed during the download");
     assert!(kept > 0, "the killed runs kept no bytes");
 
-    let o = run_bounded(tako_cmd().arg("fetch").arg(&config));
+    let o = fetch_slow(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);
     assert!(!partial.exists());
@@ -146,11 +133,7 @@ fn a_file_changed_under_the_same_name_is_not_spliced() {
     let config = w.config("app.tako", &nginx.url(), "*", "");
 
     // …and the first run is cut off by --max-time with part of it.
-    let o = run_bounded(
-        tako_cmd()
-            .args(["fetch", "--retries", "0", "--max-time", "1"])
-            .arg(&config),
-    );
+    let o = fetch_slow(&["--retries", "0", "--max-time", "1"], &[&config]);
     assert_exit(&o, 1);
     let partial = w.dest().join("store").join(format!("{digest}.partial"));
     let kept = fs::metadata(&partial).unwrap().len();
@@ -166,7 +149,7 @@ fn a_file_changed_under_the_same_name_is_not_spliced() {
         .unwrap()
         .set_modified(later)
         .unwrap();
-    let o = run_bounded(tako_cmd().args(["fetch", "--retries", "0"]).arg(&config));
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);

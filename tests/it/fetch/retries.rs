@@ -7,22 +7,10 @@
 use crate::support;
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
 
 use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
-
-/// A hang guard, not a timing assertion: these runs are slow on purpose.
-fn run_bounded(cmd: &mut Command) -> Output {
-    run_bounded_within(cmd, Duration::from_secs(60))
-}
-
-fn fetch(args: &[&str], config: &Path) -> Output {
-    run_bounded(tako_cmd().arg("fetch").args(args).arg(config))
-}
 
 fn image_path(digest: &str) -> String {
     format!("/store/{digest}")
@@ -51,7 +39,7 @@ fn a_503_with_retry_after_is_retried_until_the_server_serves() {
     server.set_fault_sequence(&image_path(&digest), vec![retry_after(0)]);
     let config = w.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&[], &config);
+    let o = fetch_slow(&[], &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&digest, &World::content("1.0"));
@@ -89,7 +77,7 @@ fn only_transient_failures_are_retried_and_at_most_retries_times() {
             server.set_fault(&path, Fault::Status(status));
             let config = w.config("app.tako", &server.url(), "*", "");
 
-            let o = fetch(&["--retries", "2", "--retry-delay-ms", "5"], &config);
+            let o = fetch_slow(&["--retries", "2", "--retry-delay-ms", "5"], &[&config]);
 
             let tries = if transient { 3 } else { 1 };
             assert_eq!(
@@ -114,7 +102,7 @@ fn retries_zero_tries_once() {
     let server = Server::serve_dir(w.origin());
     server.set_fault("/manifest", Fault::Status(503));
     let config = w.config("app.tako", &server.url(), "*", "");
-    let o = fetch(&["--retries", "0"], &config);
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
     assert_exit(&o, 1);
     assert_eq!(server.count("/manifest"), 1);
     assert!(!stderr(&o).contains("retrying"), "{}", stderr(&o));
@@ -129,7 +117,7 @@ fn a_connection_refused_is_retried_and_named() {
     let url = dead.url();
     drop(dead);
     let config = w.config("app.tako", &url, "*", "");
-    let o = fetch(&["--retries", "2", "--retry-delay-ms", "5"], &config);
+    let o = fetch_slow(&["--retries", "2", "--retry-delay-ms", "5"], &[&config]);
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert_eq!(err.matches("retrying in").count(), 2, "{err}");
@@ -147,7 +135,7 @@ fn a_download_cut_by_the_network_resumes_with_a_range_request() {
     server.set_fault_sequence(&path, vec![Fault::Truncate { after: 100_000 }]);
     let config = w.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&["--retry-delay-ms", "5"], &config);
+    let o = fetch_slow(&["--retry-delay-ms", "5"], &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);
@@ -182,14 +170,14 @@ fn a_partial_kept_by_an_earlier_run_is_resumed_by_the_next() {
     server.set_fault_sequence(&path, vec![Fault::Truncate { after: 50_000 }]);
     let config = w.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&["--retries", "0"], &config);
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
     assert_exit(&o, 1);
     let partial = w.dest().join("store").join(format!("{digest}.partial"));
     let kept = fs::read(&partial).unwrap();
     assert!(kept == image[..50_000], "kept {} bytes", kept.len());
     assert_eq!(w.latest(), None);
 
-    let o = fetch(&["--retries", "0"], &config);
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);
     let last = server
@@ -219,11 +207,11 @@ fn a_file_changed_under_its_name_since_the_partial_is_downloaded_whole_not_splic
     fs::write(&served, &damaged).unwrap();
     server.set_fault_sequence(&path, vec![Fault::Truncate { after: 60_000 }]);
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&["--retries", "0"], &config), 1);
+    assert_exit(&fetch_slow(&["--retries", "0"], &[&config]), 1);
 
     // …which the publisher then repairs: a new ETag, so If-Range sends all of it.
     fs::write(&served, &good).unwrap();
-    let o = fetch(&["--retries", "0"], &config);
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);
@@ -258,7 +246,7 @@ fn a_resumed_download_that_fails_the_digest_check_deletes_its_partial() {
     fs::create_dir(&store).unwrap();
     fs::write(store.join(format!("{digest}.partial")), &image[..30_000]).unwrap();
 
-    let o = fetch(&["--retries", "0"], &config);
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("wrong SHA-256"), "{}", stderr(&o));
@@ -285,7 +273,7 @@ fn partials_of_images_no_matching_entry_names_are_removed() {
         fs::write(store.join(name), b"old").unwrap();
     }
 
-    let o = fetch(&[], &config);
+    let o = fetch_slow(&[], &[&config]);
 
     assert_exit(&o, 0);
     assert_eq!(w.store_files(), [d10]);
@@ -304,7 +292,7 @@ fn a_symlink_planted_as_a_partial_is_never_written_through() {
     fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, store.join(format!("{digest}.partial"))).unwrap();
 
-    let o = fetch(&[], &config);
+    let o = fetch_slow(&[], &[&config]);
 
     assert_exit(&o, 0);
     w.assert_latest(&digest, &image);

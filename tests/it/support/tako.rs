@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 // Every test that runs tako imports this module; the runner comes with it.
-pub use super::run::{Bounded, HANG_GUARD, Running, SLOW_GUARD, run_bounded, run_bounded_within};
+pub use super::run::{Bounded, HANG_GUARD, Running, SLOW_GUARD, run_bounded};
 
 pub const TEST_PUBLIC: &str = "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=";
 pub const TEST_SEED: &[u8; 32] = b"test-key-very-security-such-safe";
