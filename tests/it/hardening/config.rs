@@ -6,52 +6,11 @@ use crate::support;
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use support::http_server::{Fault, Server};
 use support::origin::World;
 use support::tako::*;
-
-fn fetch(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd()
-        .arg("fetch")
-        .args(args)
-        .args(configs)
-        .output()
-        .unwrap()
-}
-
-/// Runs `cmd` with its output in files; a run still going after 30 s is killed and fails the
-/// test (a hang guard, not a speed requirement).
-fn output_or_kill(mut cmd: Command, dir: &Path) -> Output {
-    let out = dir.join("guarded.out");
-    let err = dir.join("guarded.err");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).unwrap())
-        .stderr(File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tako hung: killed after 30 s");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: fs::read(out).unwrap(),
-        stderr: fs::read(err).unwrap(),
-    }
-}
 
 /// Every line the run printed, on either stream.
 fn everything(o: &Output) -> String {
@@ -133,9 +92,7 @@ fn a_fifo_given_as_config_is_refused_without_hanging() {
     let fifo = w.path("app.tako");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
-    let mut cmd = tako_cmd();
-    cmd.arg("fetch").arg(&fifo);
-    let o = output_or_kill(cmd, w.dir.path());
+    let o = fetch(&[], &[&fifo]);
     assert_exit(&o, 1);
     assert_eq!(
         stderr(&o).lines().next().unwrap(),
@@ -148,10 +105,7 @@ fn a_fifo_given_as_config_is_refused_without_hanging() {
 
 #[test]
 fn a_device_given_as_config_is_refused_without_reading_it() {
-    let w = World::new();
-    let mut cmd = tako_cmd();
-    cmd.args(["fetch", "/dev/zero"]);
-    let o = output_or_kill(cmd, w.dir.path());
+    let o = fetch(&[], &[Path::new("/dev/zero")]);
     assert_exit(&o, 1);
     assert_eq!(
         stderr(&o).lines().next().unwrap(),
@@ -376,14 +330,10 @@ fn fetch_with_stderr_in(w: &World, journal_stream: &dyn Fn(&Path) -> String) -> 
     let (config, missing) = a_warning_and_an_error(w);
     let err_path = w.path("stderr.log");
     let err_file = File::create(&err_path).unwrap();
-    let o = tako_cmd()
+    let o = Fetch::new()
         .env("JOURNAL_STREAM", journal_stream(&err_path))
-        .arg("fetch")
-        .arg(&config)
-        .arg(&missing)
         .stderr(err_file)
-        .output()
-        .unwrap();
+        .run(&[], &[&config, &missing]);
     assert_exit(&o, 1);
     fs::read_to_string(&err_path).unwrap()
 }

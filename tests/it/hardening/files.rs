@@ -18,21 +18,6 @@ use support::tako::*;
 /// The user that owns a destination root fetches into.
 const OTHER_USER: u32 = 65534;
 
-#[track_caller]
-fn finishes(mut cmd: Command) -> Output {
-    run_bounded(&mut cmd)
-}
-
-fn fetch_cmd(args: &[&str], config: &Path) -> Command {
-    let mut cmd = tako_cmd();
-    cmd.arg("fetch").args(args).arg(config);
-    cmd
-}
-
-fn fetch(args: &[&str], config: &Path) -> Output {
-    finishes(fetch_cmd(args, config))
-}
-
 fn store_cmd(output: &Path, image: &Path, version: &str) -> Command {
     let mut cmd = tako_cmd();
     cmd.args(["store", "-k", &test_secret(), "-o"])
@@ -138,7 +123,7 @@ fn a_planted_store_symlink_never_makes_root_write_outside_the_destination() {
     symlink(outside.join("dir"), w.dest().join("store")).unwrap();
     give_away(&w.dest());
 
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     let store = w.dest().join("store");
     assert_stderr_has(
@@ -154,7 +139,7 @@ fn a_planted_store_symlink_never_makes_root_write_outside_the_destination() {
     assert_eq!(snapshot(&outside), before, "files outside the destination");
     assert!(w.latest().is_none());
     // The same for an --init that has to fetch.
-    assert_exit(&fetch(&["--init"], &config), 1);
+    assert_exit(&fetch(&["--init"], &[&config]), 1);
     assert_eq!(snapshot(&outside), before, "files outside the destination");
 }
 
@@ -175,7 +160,7 @@ fn planted_symlinks_at_tako_s_own_names_never_make_root_touch_files_outside() {
     give_away(&dest);
     let before = snapshot(&outside);
 
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(snapshot(&outside), before, "files outside the destination");
     assert!(
@@ -192,7 +177,7 @@ fn planted_symlinks_at_tako_s_own_names_never_make_root_touch_files_outside() {
     symlink(outside.join("big"), store.join(&d11)).unwrap();
     let before = snapshot(&outside);
     for args in [&["--init"][..], &[]] {
-        let o = fetch(args, &config);
+        let o = fetch(args, &[&config]);
         assert_exit(&o, 0);
         assert_eq!(snapshot(&outside), before, "files outside the destination");
         w.assert_latest(&d11, &World::content("1.1"));
@@ -209,7 +194,7 @@ fn a_fifo_or_other_non_file_planted_as_the_local_manifest_is_refused_without_han
 
     mkfifo(&manifest);
     for args in [&[][..], &["--init"]] {
-        let o = fetch(args, &config);
+        let o = fetch(args, &[&config]);
         assert_exit(&o, 1);
         assert_stderr_has(&o, &[&named, "a FIFO, not a regular file"]);
     }
@@ -218,14 +203,14 @@ fn a_fifo_or_other_non_file_planted_as_the_local_manifest_is_refused_without_han
     fs::remove_file(&manifest).unwrap();
     fs::copy(w.origin().join("manifest"), outside.join("manifest")).unwrap();
     symlink(outside.join("manifest"), &manifest).unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(&o, &[&named, "a symbolic link, not a regular file"]);
     assert!(w.latest().is_none());
 
     fs::remove_file(&manifest).unwrap();
     fs::create_dir(&manifest).unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(&o, &[&named, "a directory, not a regular file"]);
 }
@@ -240,7 +225,7 @@ fn a_local_manifest_larger_than_a_remote_one_may_be_is_refused_unread() {
         .unwrap()
         .set_len((8 << 20) + 1)
         .unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(
         &o,
@@ -259,7 +244,7 @@ fn a_directory_planted_at_a_temporary_name_is_refused_naming_it() {
     let temp = w.dest().join("manifest.new");
     fs::create_dir(&temp).unwrap();
     fs::write(temp.join("someone's"), b"data").unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(&o, &[&format!("{}: it is a directory", temp.display())]);
     assert_eq!(fs::read(temp.join("someone's")).unwrap(), b"data");
@@ -271,7 +256,7 @@ fn a_directory_planted_at_an_image_s_name_is_refused_before_downloading() {
     let config = w.config("app.tako", &server.url(), "*", "");
     let planted = w.dest().join("store").join(&d11);
     fs::create_dir_all(&planted).unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(
         &o,
@@ -301,7 +286,7 @@ fn planted_entries_in_a_server_directory_are_refused_or_replaced() {
     // `store` that is a symlink.
     let out = server_dir("srv-store-link");
     symlink(outside.join("dir"), out.join("store")).unwrap();
-    let o = finishes(store_cmd(&out, &image, "2.0"));
+    let o = run_bounded(&mut store_cmd(&out, &image, "2.0"));
     assert_exit(&o, 1);
     assert_stderr_has(
         &o,
@@ -316,17 +301,17 @@ fn planted_entries_in_a_server_directory_are_refused_or_replaced() {
     let out = server_dir("srv-manifest");
     let manifest = out.join("manifest");
     mkfifo(&manifest);
-    let o = finishes(store_cmd(&out, &image, "2.0"));
+    let o = run_bounded(&mut store_cmd(&out, &image, "2.0"));
     assert_exit(&o, 1);
     assert_stderr_has(&o, &[&format!("{}: it is a FIFO", manifest.display())]);
     fs::remove_file(&manifest).unwrap();
     let valid = w.path("valid");
     fs::create_dir(&valid).unwrap();
-    assert_exit(&finishes(store_cmd(&valid, &image, "2.0")), 0);
+    assert_exit(&run_bounded(&mut store_cmd(&valid, &image, "2.0")), 0);
     fs::copy(valid.join("manifest"), outside.join("manifest")).unwrap();
     let before_with_manifest = snapshot(&outside);
     symlink(outside.join("manifest"), &manifest).unwrap();
-    let o = finishes(store_cmd(&out, &image, "2.1"));
+    let o = run_bounded(&mut store_cmd(&out, &image, "2.1"));
     assert_exit(&o, 1);
     assert_stderr_has(
         &o,
@@ -338,7 +323,7 @@ fn planted_entries_in_a_server_directory_are_refused_or_replaced() {
         .unwrap()
         .set_len((8 << 20) + 1)
         .unwrap();
-    let o = finishes(store_cmd(&out, &image, "2.1"));
+    let o = run_bounded(&mut store_cmd(&out, &image, "2.1"));
     assert_exit(&o, 1);
     assert_stderr_has(
         &o,
@@ -355,7 +340,7 @@ fn planted_entries_in_a_server_directory_are_refused_or_replaced() {
     symlink(outside.join("file"), out.join("manifest.new")).unwrap();
     symlink(outside.join("file"), out.join("store/incoming.new")).unwrap();
     symlink(outside.join("big"), out.join("store").join(&digest)).unwrap();
-    let o = finishes(store_cmd(&out, &image, "2.0"));
+    let o = run_bounded(&mut store_cmd(&out, &image, "2.0"));
     assert_exit(&o, 0);
     let stored = out.join("store").join(&digest);
     assert!(is_regular_file(&stored));
@@ -372,11 +357,11 @@ fn planted_entries_in_a_server_directory_are_refused_or_replaced() {
 fn init_succeeds_while_another_run_holds_the_destination_lock() {
     let (w, server, [_, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     // What a running `tako fetch` holds.
     let lock = File::open(w.dest()).unwrap();
     lock.lock().unwrap();
-    let o = fetch(&["--init"], &config);
+    let o = fetch(&["--init"], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), format!("{}: present (1.1)\n", config.display()));
     w.assert_latest(&d11, &World::content("1.1"));
@@ -389,14 +374,10 @@ fn init_succeeds_while_another_fetch_is_stuck_on_a_download() {
     let d10 = w.publish("1.0");
     let server = Server::serve_dir(w.origin());
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let d11 = w.publish("1.1");
     server.set_fault(&image_path(&d11), Fault::Hang);
-    let mut stuck = fetch_cmd(&[], &config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let stuck = Fetch::new().spawn(&[], &[&config]);
     let start = Instant::now();
     while server.count(&image_path(&d11)) == 0 {
         assert!(
@@ -406,9 +387,8 @@ fn init_succeeds_while_another_fetch_is_stuck_on_a_download() {
         thread::sleep(Duration::from_millis(20));
     }
 
-    let o = fetch(&["--init"], &config);
-    let _ = stuck.kill();
-    let _ = stuck.wait();
+    let o = fetch(&["--init"], &[&config]);
+    stuck.kill();
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), format!("{}: present (1.0)\n", config.display()));
     w.assert_latest(&d10, &World::content("1.0"));
@@ -418,7 +398,7 @@ fn init_succeeds_while_another_fetch_is_stuck_on_a_download() {
 fn stale_temporaries_in_the_store_are_removed_at_the_start_of_a_fetch() {
     let (w, server, [d10, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let store = w.dest().join("store");
     for name in [format!("{d10}.new"), format!("{d11}.new"), "x.new".into()] {
         fs::write(store.join(name), b"half an image from a crash").unwrap();
@@ -427,7 +407,7 @@ fn stale_temporaries_in_the_store_are_removed_at_the_start_of_a_fetch() {
     fs::write(store.join("notes"), b"not a temporary").unwrap();
     fs::create_dir(store.join("dir.new")).unwrap();
 
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(
         stdout(&o),
@@ -460,7 +440,7 @@ fn with_umask_077(args: &[&std::ffi::OsStr]) -> Output {
         .arg(program)
         .args(args);
     same_environment_as_tako(&mut sh);
-    finishes(sh)
+    run_bounded(&mut sh)
 }
 
 #[test]
@@ -496,11 +476,11 @@ fn store_directories_are_world_readable_whatever_the_umask() {
 fn an_intact_store_file_made_writable_is_set_back_to_read_only() {
     let (w, server, [_, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let stored = w.dest().join("store").join(&d11);
     for args in [&[][..], &["--no-verify"], &["--init"]] {
         fs::set_permissions(&stored, fs::Permissions::from_mode(0o666)).unwrap();
-        let o = fetch(args, &config);
+        let o = fetch(args, &[&config]);
         assert_exit(&o, 0);
         assert_eq!(mode(&stored), 0o444, "after fetch {args:?}");
         assert_stderr_has(&o, &[&format!("{} was writable", stored.display())]);
@@ -512,7 +492,7 @@ fn an_intact_store_file_made_writable_is_set_back_to_read_only() {
 fn a_writable_store_file_with_another_hard_link_is_not_changed_through_it() {
     let (w, server, [_, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let stored = w.dest().join("store").join(&d11);
     // Someone replaced tako's file by a hard link to a file of theirs with
     // the same bytes; its mode is theirs to choose.
@@ -521,7 +501,7 @@ fn a_writable_store_file_with_another_hard_link_is_not_changed_through_it() {
     fs::set_permissions(&theirs, fs::Permissions::from_mode(0o664)).unwrap();
     fs::remove_file(&stored).unwrap();
     fs::hard_link(&theirs, &stored).unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(mode(&theirs), 0o664);
     assert_stderr_has(&o, &[&format!("{} was writable", stored.display()), "link"]);
@@ -531,7 +511,7 @@ fn a_writable_store_file_with_another_hard_link_is_not_changed_through_it() {
 fn a_damaged_store_file_is_kept_until_a_verified_copy_replaces_it() {
     let (w, server, [_, d11]) = served_world();
     let config = w.config("app.tako", &server.url(), "*", "");
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let stored = w.dest().join("store").join(&d11);
     let damaged = b"image of version 6.6\n";
     fs::set_permissions(&stored, fs::Permissions::from_mode(0o644)).unwrap();
@@ -539,7 +519,7 @@ fn a_damaged_store_file_is_kept_until_a_verified_copy_replaces_it() {
 
     for fault in [Fault::Status(500), Fault::Truncate { after: 3 }] {
         server.set_fault(&image_path(&d11), fault);
-        let o = fetch(&[], &config);
+        let o = fetch(&[], &[&config]);
         assert_exit(&o, 1);
         assert_stderr_has(&o, &["damaged"]);
         assert_eq!(w.latest(), Some(Path::new("store").join(&d11)));
@@ -548,7 +528,7 @@ fn a_damaged_store_file_is_kept_until_a_verified_copy_replaces_it() {
         assert!(!w.store_files().iter().any(|n| n.ends_with(".new")));
     }
     server.clear_fault(&image_path(&d11));
-    assert_exit(&fetch(&[], &config), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     w.assert_latest(&d11, &World::content("1.1"));
 }
 
@@ -578,7 +558,7 @@ fn the_rollback_check_against_an_8_mib_manifest_finishes() {
     fs::write(w.dest().join("manifest"), &local).unwrap();
     let config = w.config("app.tako", &w.file_url(), "2.*", "");
 
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(
         stdout(&o),
@@ -588,7 +568,7 @@ fn the_rollback_check_against_an_8_mib_manifest_finishes() {
     // Dropping one old entry is still caught.
     lines.remove(lines.len() / 2);
     fs::write(w.origin().join("manifest"), signed_manifest(&lines)).unwrap();
-    let o = fetch(&[], &config);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert_stderr_has(&o, &["rollback"]);
 }
@@ -613,7 +593,7 @@ fn in_mount_namespace(script: &str, args: &[&std::ffi::OsStr]) -> Option<Output>
         .args(args)
         .env("TAKO", tako_cmd().get_program());
     same_environment_as_tako(&mut cmd);
-    Some(finishes(cmd))
+    Some(run_bounded(&mut cmd))
 }
 
 /// The lines of `o`'s standard error that name `path`, each checked to

@@ -18,10 +18,6 @@ use support::tls_server::{self, TestCa, TlsServer};
 
 /// One try per run: these tests are about what a single request does, not the retries
 /// (tests/retries.rs).
-fn fetch(args: &[&str]) -> Output {
-    run_bounded(tako_cmd().args(["fetch", "--retries", "0"]).args(args))
-}
-
 fn all_output(o: &Output) -> String {
     format!("{}{}", stdout(o), stderr(o))
 }
@@ -63,7 +59,7 @@ fn credentials_in_the_origin_url_are_sent_as_basic_auth_percent_decoded() {
     let server = Server::serve_dir(world.origin());
     let config = world.config("app.tako", &with_credentials(&server.url()), "*", "");
 
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -154,10 +150,10 @@ fn credentials_in_the_origin_url_are_never_printed() {
         let server = Server::serve_dir(world.origin());
         server.set_fault(path, fault);
         let config = world.config("app.tako", &with_credentials(&server.url()), "*", "");
-        let mut args = flags;
-        args.push(config.to_str().unwrap());
+        let mut args = vec!["--retries", "0"];
+        args.extend(flags);
 
-        let o = fetch(&args);
+        let o = fetch(&args, &[&config]);
 
         assert_exit(&o, 1);
         assert_no_secret(case, &o);
@@ -179,7 +175,7 @@ fn credentials_in_the_origin_url_are_never_printed() {
     let url = with_credentials(&server.url());
     drop(server);
     let config = world.config("app.tako", &url, "*", "");
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
     assert_exit(&o, 1);
     assert_no_secret("connection refused", &o);
     assert!(stderr(&o).contains("user:***@127.0.0.1"), "{}", stderr(&o));
@@ -192,7 +188,7 @@ fn credentials_in_the_origin_url_are_never_printed() {
         "file://user:p%40ss@localhost/srv",
     ] {
         let config = world.config("app.tako", origin, "*", "");
-        let o = fetch(&[config.to_str().unwrap()]);
+        let o = fetch(&["--retries", "0"], &[&config]);
         assert_exit(&o, 1);
         assert_no_secret(origin, &o);
         assert!(
@@ -217,7 +213,7 @@ fn credentials_are_not_sent_after_a_redirect_to_another_host() {
     );
     let config = world.config("app.tako", &with_credentials(&server.url()), "*", "");
 
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -257,13 +253,17 @@ fn a_server_that_trickles_bytes_is_cut_off_by_the_speed_limit() {
     );
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&[
-        "--speed-limit",
-        "1000",
-        "--speed-time",
-        "1",
-        config.to_str().unwrap(),
-    ]);
+    let o = fetch(
+        &[
+            "--retries",
+            "0",
+            "--speed-limit",
+            "1000",
+            "--speed-time",
+            "1",
+        ],
+        &[&config],
+    );
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -290,7 +290,7 @@ fn a_silent_server_fails_the_speed_check_after_the_speed_time() {
     let config = world.config("app.tako", &server.url(), "*", "");
 
     // --idle-timeout stays at its 60 s default; the 1 s speed window must end it sooner.
-    let o = fetch(&["--speed-time", "1", config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0", "--speed-time", "1"], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -314,13 +314,17 @@ fn a_steady_transfer_above_the_speed_limit_is_not_cut_off() {
     );
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&[
-        "--speed-limit",
-        "100",
-        "--speed-time",
-        "1",
-        config.to_str().unwrap(),
-    ]);
+    let o = fetch(
+        &[
+            "--retries",
+            "0",
+            "--speed-limit",
+            "100",
+            "--speed-time",
+            "1",
+        ],
+        &[&config],
+    );
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &content);
@@ -356,12 +360,7 @@ fn max_time_bounds_one_configs_whole_fetch() {
     )
     .unwrap();
 
-    let o = fetch(&[
-        "--max-time",
-        "2",
-        slow.to_str().unwrap(),
-        other.to_str().unwrap(),
-    ]);
+    let o = fetch(&["--retries", "0", "--max-time", "2"], &[&slow, &other]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -389,7 +388,7 @@ fn max_time_covers_a_server_that_never_answers() {
     server.set_fault("/manifest", Fault::Hang);
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&["--max-time", "1", config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0", "--max-time", "1"], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -410,9 +409,9 @@ fn the_new_time_flags_reject_nonsense_values() {
         &["--max-time", "0"],
         &["--max-time", "soon"],
     ] {
-        let mut all = args.to_vec();
-        all.push("app.tako");
-        let o = fetch(&all);
+        let mut all = vec!["--retries", "0"];
+        all.extend(args);
+        let o = fetch(&all, &[std::path::Path::new("app.tako")]);
         assert_exit(&o, 2);
     }
 }
@@ -438,7 +437,7 @@ fn origin_urls_are_checked_when_the_config_loads() {
     ];
     for (origin, expected) in cases {
         let config = world.config("app.tako", &origin, "*", "");
-        let o = fetch(&[config.to_str().unwrap()]);
+        let o = fetch(&["--retries", "0"], &[&config]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         let prefix = format!("tako: error: {}:1: ", config.display());
@@ -458,7 +457,7 @@ fn origin_schemes_are_case_insensitive() {
 
     for origin in [upper_http, upper_file] {
         let config = world.config("app.tako", &origin, "*", "");
-        let o = fetch(&[config.to_str().unwrap()]);
+        let o = fetch(&["--retries", "0"], &[&config]);
         assert_exit(&o, 0);
         world.assert_latest(&digest, &World::content("1.0"));
         fs::remove_file(world.dest().join("latest")).unwrap();
@@ -487,7 +486,7 @@ fn bytes_from_the_network_are_escaped_and_cut_in_messages() {
         server.set_fault("/manifest", fault.clone());
         let config = world.config("app.tako", &server.url(), "*", "");
 
-        let o = fetch(&[config.to_str().unwrap()]);
+        let o = fetch(&["--retries", "0"], &[&config]);
 
         assert_exit(&o, 1);
         let err = stderr(&o);
@@ -513,7 +512,7 @@ fn control_characters_in_a_redirect_target_are_escaped() {
     );
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -548,7 +547,7 @@ fn a_body_the_server_compressed_on_its_own_is_reported_as_compressed() {
             },
         );
         let config = world.config("app.tako", &server.url(), "*", "");
-        let o = fetch(&[config.to_str().unwrap()]);
+        let o = fetch(&["--retries", "0"], &[&config]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert!(
@@ -580,7 +579,7 @@ fn content_encoding_identity_is_accepted() {
     );
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -616,14 +615,13 @@ impl TlsWorld {
 
     fn fetch(&self, origin: &str, env: &[(&str, String)]) -> Output {
         let config = self.world.config("app.tako", origin, "*", "");
-        let mut cmd = tako_cmd();
-        cmd.env("SSL_CERT_FILE", &self.ca_file)
-            .env_remove("SSL_CERT_DIR")
-            .args(["fetch", config.to_str().unwrap()]);
+        let mut run = Fetch::new()
+            .env("SSL_CERT_FILE", &self.ca_file)
+            .env_remove("SSL_CERT_DIR");
         for (name, value) in env {
-            cmd.env(name, value);
+            run = run.env(name, value);
         }
-        run_bounded(&mut cmd)
+        run.run(&[], &[&config])
     }
 }
 
@@ -750,7 +748,7 @@ fn an_http_server_behind_an_https_url_is_named_as_such() {
     });
     let config = world.config("app.tako", &origin, "*", "");
 
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
     answerer.join().unwrap();
 
     assert_exit(&o, 1);
@@ -772,11 +770,9 @@ fn an_http_origin_through_http_proxy_is_requested_in_absolute_form() {
     let proxy = Server::strict_proxy();
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = run_bounded(
-        tako_cmd()
-            .env("http_proxy", proxy.url())
-            .args(["fetch", config.to_str().unwrap()]),
-    );
+    let o = Fetch::new()
+        .env("http_proxy", proxy.url())
+        .run(&[], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -811,11 +807,9 @@ fn proxy_credentials_go_to_the_proxy_with_absolute_form_requests() {
     let proxy_url = proxy.url().replace("http://", "http://pu:pp%21@");
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = run_bounded(
-        tako_cmd()
-            .env("http_proxy", &proxy_url)
-            .args(["fetch", config.to_str().unwrap()]),
-    );
+    let o = Fetch::new()
+        .env("http_proxy", &proxy_url)
+        .run(&[], &[&config]);
 
     assert_exit(&o, 0);
     let expected = format!("Basic {}", basic("pu", "pp!"));
@@ -862,11 +856,9 @@ fn a_refusing_proxy_is_named_in_the_error() {
     drop(proxy);
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = run_bounded(
-        tako_cmd()
-            .env("http_proxy", &proxy_url)
-            .args(["fetch", config.to_str().unwrap()]),
-    );
+    let o = Fetch::new()
+        .env("http_proxy", &proxy_url)
+        .run(&[], &[&config]);
 
     assert_exit(&o, 1);
     assert!(
@@ -889,7 +881,7 @@ fn a_config_line_without_equals_sign_is_not_echoed_with_its_password() {
         ),
     )
     .unwrap();
-    let o = fetch(&[config.to_str().unwrap()]);
+    let o = fetch(&["--retries", "0"], &[&config]);
     assert_exit(&o, 1);
     let all = all_output(&o);
     assert!(all.contains("typo.tako:1: expected Key=Value"), "{all}");
