@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use support::origin::World;
 use support::registry::{self, Registry};
 use support::tako::{
-    assert_exit, sha256_hex, signed_manifest, stderr, stdout, tako_cmd, test_secret,
+    Fetch, assert_exit, fetch, run_bounded, sha256_hex, signed_manifest, stderr, stdout, tako_cmd,
+    test_secret,
 };
 use tako::oci::layout::{self, Descriptor};
 use tako::oci::{Client, Credentials, Reference};
@@ -18,15 +19,14 @@ use tako::oci::{Client, Credentials, Reference};
 const USER: &str = "publisher";
 const PASSWORD: &str = "pa55-very-secret-word";
 
-/// `tako` with the registry credentials of `auth_file` only (none of the developer's).
+/// `tako` with the registry credentials of `auth_file` only (`tako_cmd` leaves it none of
+/// the developer's).
 fn tako_with_auth(args: &[&str], auth_file: Option<&Path>) -> Output {
     let mut cmd = tako_cmd();
-    cmd.env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR");
     if let Some(file) = auth_file {
         cmd.env("REGISTRY_AUTH_FILE", file);
     }
-    cmd.args(args).output().expect("run tako")
+    run_bounded(cmd.args(args))
 }
 
 /// Publishes `content` as `version` into `origin`.
@@ -203,11 +203,11 @@ fn skopeo_inspect_shows_a_published_version() {
     let w = World::new();
     let origin = r.origin("app");
     let hex = store_ok(&w, &origin, "1.4.2", b"the image\n");
-    let o = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{}/app:1.4.2", r.host()))
-        .output()
-        .unwrap();
+    let o = run_bounded(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/app:1.4.2", r.host())),
+    );
     assert!(o.status.success(), "skopeo: {}", stderr(&o));
     let raw: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(raw["artifactType"], layout::IMAGE_TYPE);
@@ -323,10 +323,6 @@ fn publishing_to_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints
 // ---- fetch from a registry ----
 
 /// Runs `tako fetch CONFIG` with the registry credentials of `auth_file` only.
-fn fetch(config: &Path, auth_file: Option<&Path>) -> Output {
-    tako_with_auth(&["fetch", config.to_str().unwrap()], auth_file)
-}
-
 #[test]
 fn fetch_from_a_registry_installs_and_updates_a_destination() {
     let r = Registry::start();
@@ -335,7 +331,7 @@ fn fetch_from_a_registry_installs_and_updates_a_destination() {
     let one = b"version one\n".to_vec();
     let d1 = store_ok(&w, &origin, "1.0", &one);
     let config = w.config("app.tako", &origin, "*", "");
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d1, &one);
 
@@ -349,7 +345,7 @@ fn fetch_from_a_registry_installs_and_updates_a_destination() {
     };
     check(100);
     w.assert_latest(&d1, &one);
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d3, &three);
     check(0);
@@ -378,7 +374,7 @@ fn fetch_from_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints_cr
     assert_exit(&o, 0);
     let config = w.config("app.tako", &origin, "1.*", "");
 
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains(&format!(
@@ -390,7 +386,9 @@ fn fetch_from_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints_cr
     );
     assert_eq!(w.latest(), None);
 
-    let o = fetch(&config, Some(&auth));
+    let o = Fetch::new()
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .run(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&sha256_hex(&content), &content);
     for secret in [PASSWORD, encoded.as_str()] {
@@ -406,7 +404,7 @@ fn a_registry_re_pushed_with_an_unsigned_manifest_is_refused() {
     let one = b"one\n".to_vec();
     let d1 = store_ok(&w, &origin, "1.0", &one);
     let config = w.config("app.tako", &origin, "*", "");
-    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
 
     // An attacker with push rights adds a version but cannot sign it.
     let evil = b"evil\n".to_vec();
@@ -421,7 +419,7 @@ fn a_registry_re_pushed_with_an_unsigned_manifest_is_refused() {
     push_manifest_bytes(&origin, forged.as_bytes());
     client(&origin, None).push_blob(&evil).unwrap();
 
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
@@ -446,11 +444,11 @@ fn a_registry_re_pushed_with_a_rolled_back_manifest_is_refused() {
     let old = registry_manifest(&origin);
     let d2 = store_ok(&w, &origin, "1.1", &two);
     let config = w.config("app.tako", &origin, "*", "");
-    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     w.assert_latest(&d2, &two);
 
     push_manifest_bytes(&origin, &old);
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("1.1"), "{}", stderr(&o));
     assert!(
@@ -478,7 +476,7 @@ fn a_registry_blob_that_does_not_match_its_digest_is_refused() {
     fs::write(&data, b"the fake image\n").unwrap();
 
     let config = w.config("app.tako", &origin, "*", "");
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains(&hex), "{}", stderr(&o));
     assert_eq!(w.latest(), None);
@@ -496,25 +494,25 @@ fn a_skopeo_sync_of_the_repository_is_an_origin_tako_fetches_from_unchanged() {
     let last = b"two, with a version that is no tag\n".to_vec();
     // `+` is no tag character, and tako orders 2.0+x after 1.0.
     let d2 = store_ok(&w, &origin, "2.0+x", &last);
-    let o = Command::new("skopeo")
-        .args([
-            "sync",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--src",
-            "docker",
-            "--dest",
-            "docker",
-        ])
-        .arg(format!("{}/fleet/app", first.host()))
-        .arg(format!("{}/copy", second.host()))
-        .output()
-        .unwrap();
+    let o = run_bounded(
+        Command::new("skopeo")
+            .args([
+                "sync",
+                "--src-tls-verify=false",
+                "--dest-tls-verify=false",
+                "--src",
+                "docker",
+                "--dest",
+                "docker",
+            ])
+            .arg(format!("{}/fleet/app", first.host()))
+            .arg(format!("{}/copy", second.host())),
+    );
     assert!(o.status.success(), "skopeo sync: {}", stderr(&o));
     drop(first);
 
     let config = w.config("app.tako", &second.origin("copy/app"), "*", "");
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&d2, &last);
 }
@@ -536,7 +534,7 @@ fn mirrors_may_mix_a_registry_and_a_web_server() {
         "*",
         &format!("Origin={}\n", server.url()),
     );
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&hex, &content);
     fs::remove_dir_all(w.dest()).unwrap();
@@ -550,7 +548,7 @@ fn mirrors_may_mix_a_registry_and_a_web_server() {
         "*",
         &format!("Origin={}\n", r.origin("app")),
     );
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&hex, &content);
 }
@@ -646,7 +644,7 @@ fn a_blob_redirected_to_storage_on_another_port_is_fetched_without_the_registry_
     let storage = support::http_server::Server::serve_dir(&storage_root);
     let server = bearer_registry_with(&w, &content, Some(storage.url_for(&format!("/{hex}"))));
     let config = w.config("app.tako", &loopback_origin(&server), "*", "");
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&hex, &content);
 
@@ -674,8 +672,8 @@ fn an_unchanged_tako_manifest_artifact_is_not_read_again_on_the_next_poll() {
     let content = b"polled image\n".to_vec();
     let server = bearer_registry(&w, &content);
     let config = w.config("app.tako", &loopback_origin(&server), "*", "");
-    assert_exit(&fetch(&config, None), 0);
-    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     w.assert_latest(&sha256_hex(&content), &content);
     let (manifest_path, _) = loopback_paths(&content);
     // The artifact is asked for on every poll; its layer, the signed manifest, once (the
@@ -707,11 +705,11 @@ fn a_blob_download_cut_short_resumes_with_a_range_request_to_the_registry() {
     let (_, image_path) = loopback_paths(&content);
     server.set_fault_sequence(&image_path, vec![Fault::Truncate { after: 100_000 }]);
     let config = w.config("app.tako", &loopback_origin(&server), "*", "");
-    let first = tako_with_auth(&["fetch", "--retries", "0", config.to_str().unwrap()], None);
+    let first = fetch(&["--retries", "0"], &[&config]);
     assert_exit(&first, 1);
     assert_eq!(w.latest(), None);
 
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&hex, &content);
     let blob_requests: Vec<_> = server
@@ -736,7 +734,7 @@ fn hostile_registry_answers_are_refused_without_being_read_whole() {
     let (layer_path, _) = loopback_paths(&content);
     let run = |fault: Fault| {
         server.set_fault(manifest_path, fault);
-        let o = fetch(&config, None);
+        let o = fetch(&[], &[&config]);
         assert_exit(&o, 1);
         assert_eq!(w.latest(), None);
         let err = stderr(&o);
@@ -795,7 +793,7 @@ fn the_bearer_token_flow_gets_a_token_for_the_scope_and_retries_with_it() {
     let content = b"image behind a token\n".to_vec();
     let server = bearer_registry(&w, &content);
     let config = w.config("app.tako", &loopback_origin(&server), "*", "");
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&sha256_hex(&content), &content);
 
@@ -846,7 +844,9 @@ fn the_bearer_token_request_carries_the_credentials_of_the_auth_file() {
     )
     .unwrap();
     let config = w.config("app.tako", &origin, "*", "");
-    let o = fetch(&config, Some(&auth));
+    let o = Fetch::new()
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .run(&[], &[&config]);
     assert_exit(&o, 0);
     w.assert_latest(&sha256_hex(&content), &content);
     let seen = server.recorded();
@@ -928,17 +928,15 @@ fn credentials_come_from_the_first_auth_file_that_names_the_registry_and_from_cr
         std::env::var("PATH").unwrap_or_default()
     );
     let run = |xdg: bool| {
-        let mut cmd = tako_cmd();
-        cmd.env("REGISTRY_AUTH_FILE", &first)
+        let mut run = Fetch::new()
+            .env("REGISTRY_AUTH_FILE", &first)
             .env("HOME", &home)
             .env("PATH", &path)
             .env_remove("XDG_RUNTIME_DIR");
         if xdg {
-            cmd.env("XDG_RUNTIME_DIR", &runtime);
+            run = run.env("XDG_RUNTIME_DIR", &runtime);
         }
-        cmd.args(["fetch", config.to_str().unwrap()])
-            .output()
-            .unwrap()
+        run.run(&[], &[&config])
     };
 
     let o = run(true);
@@ -1052,7 +1050,7 @@ fn store_with(w: &World, origin: &str, version: &str, content: &[u8], args: &[&s
 
 /// `tako fetch --json CONFIG`: its output and the one JSON record it printed.
 fn fetch_json(config: &Path) -> (Output, serde_json::Value) {
-    let o = tako_with_auth(&["fetch", "--json", config.to_str().unwrap()], None);
+    let o = fetch(&["--json"], &[config]);
     let record = serde_json::from_str(stdout(&o).trim()).unwrap_or(serde_json::Value::Null);
     (o, record)
 }
@@ -1109,7 +1107,7 @@ fn an_update_from_a_registry_fetches_only_the_changed_chunks() {
 
     // And again, in plain words, from the index kept for 2.0.
     let d3 = store_with(&w, &origin, "3.0+build.1", &three, &[]);
-    let o = fetch(&config, None);
+    let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("(downloaded "), "{}", stdout(&o));
     w.assert_latest(&d3, &three);
@@ -1124,7 +1122,7 @@ fn a_registry_published_without_an_index_still_updates_whole() {
     let two = rewritten(&one, 300);
     let d1 = store_with(&w, &origin, "1.0", &one, &["--no-index"]);
     let config = w.config("app.tako", &origin, "*", "");
-    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     w.assert_latest(&d1, &one);
     let d2 = store_with(&w, &origin, "2.0", &two, &["--no-index"]);
     assert_eq!(
@@ -1148,7 +1146,7 @@ fn a_registry_index_layer_of_another_image_falls_back_to_the_whole_image() {
     let two = rewritten(&one, 400);
     let d1 = store_with(&w, &origin, "1.0", &one, &[]);
     let config = w.config("app.tako", &origin, "*", "");
-    assert_exit(&fetch(&config, None), 0);
+    assert_exit(&fetch(&[], &[&config]), 0);
     let d2 = store_with(&w, &origin, "2.0", &two, &[]);
     // Someone who may push re-points 2.0's index layer at 1.0's index: a valid index, and
     // a blob the registry has, but of another image.
@@ -1257,7 +1255,7 @@ fn bearer_delta_registry(
 fn host_with(w: &World, one: &[u8], server: &support::http_server::Server) -> std::path::PathBuf {
     let d1 = w.publish_bytes("1.0", one);
     let first = w.config("first.tako", &w.file_url(), "1.0", "");
-    assert_exit(&fetch(&first, None), 0);
+    assert_exit(&fetch(&[], &[&first]), 0);
     w.assert_latest(&d1, one);
     w.config("app.tako", &loopback_origin(server), "*", "")
 }

@@ -21,15 +21,13 @@ use support::tls_server::TestCa;
 
 /// `tako fetch` that finds no netrc but where a test puts one: `HOME` is an empty
 /// directory of the world, and neither `NETRC` nor `CREDENTIALS_DIRECTORY` is set.
-fn fetch_cmd(world: &World) -> Command {
+fn fetch_in(world: &World) -> Fetch {
     let home = world.path("home");
     fs::create_dir_all(&home).unwrap();
-    let mut cmd = tako_cmd();
-    cmd.env("HOME", &home)
+    Fetch::new()
+        .env("HOME", &home)
         .env_remove("NETRC")
         .env_remove("CREDENTIALS_DIRECTORY")
-        .arg("fetch");
-    cmd
 }
 
 fn all_output(o: &Output) -> String {
@@ -112,7 +110,7 @@ fn netrc_credentials_are_sent_to_the_origin_and_never_printed() {
     let netrc = netrc_for(&world, "netrc", "127.0.0.1");
     let config = world.config("app.tako", &server.url(), "*", "");
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -131,7 +129,7 @@ fn netrc_credentials_are_sent_to_the_origin_and_never_printed() {
 
     for (case, fault) in failing_manifests() {
         server.set_fault("/manifest", fault);
-        let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+        let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
         assert_exit(&o, 1);
         assert!(stderr(&o).contains("/manifest"), "{case}: {}", stderr(&o));
         assert_no_secret(case, &o);
@@ -160,11 +158,9 @@ fn netrc_is_found_in_the_credentials_directory_and_then_in_home() {
     )
     .unwrap();
 
-    let o = run_bounded(
-        fetch_cmd(&world)
-            .env("CREDENTIALS_DIRECTORY", &credentials)
-            .arg(&config),
-    );
+    let o = fetch_in(&world)
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .run(&[], &[&config]);
     assert_exit(&o, 0);
     let from_credentials = format!("Basic {}", basic("systemd", "from-credentials"));
     assert_eq!(
@@ -175,7 +171,7 @@ fn netrc_is_found_in_the_credentials_directory_and_then_in_home() {
     fs::remove_dir_all(world.dest()).unwrap();
     fs::create_dir(world.dest()).unwrap();
     let before = server.recorded().len();
-    let o = run_bounded(fetch_cmd(&world).arg(&config));
+    let o = fetch_in(&world).run(&[], &[&config]);
     assert_exit(&o, 0);
     let from_home = format!("Basic {}", basic("home", "from-home"));
     assert_eq!(
@@ -192,7 +188,7 @@ fn a_netrc_named_by_netrc_that_is_missing_fails_naming_it() {
     let config = world.config("app.tako", &server.url(), "*", "");
     let missing = world.path("no-such-netrc");
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &missing).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &missing).run(&[], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -218,7 +214,7 @@ fn a_broken_netrc_is_reported_by_line_without_quoting_it() {
     )
     .unwrap();
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -238,7 +234,7 @@ fn credentials_in_the_origin_url_win_over_netrc_and_other_hosts_get_nothing_from
     let in_url = server.url().replacen("://", "://url-user:url-pw@", 1);
     let config = world.config("app.tako", &in_url, "*", "");
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
 
     assert_exit(&o, 0);
     let expected = format!("Basic {}", basic("url-user", "url-pw"));
@@ -252,7 +248,9 @@ fn credentials_in_the_origin_url_win_over_netrc_and_other_hosts_get_nothing_from
     fs::remove_dir_all(world.dest()).unwrap();
     fs::create_dir(world.dest()).unwrap();
     let before = server.recorded().len();
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &elsewhere).arg(&config));
+    let o = fetch_in(&world)
+        .env("NETRC", &elsewhere)
+        .run(&[], &[&config]);
     assert_exit(&o, 0);
     for request in &server.recorded()[before..] {
         assert_eq!(request.header("authorization"), None, "{}", request.path);
@@ -278,7 +276,7 @@ fn header_file_headers_are_sent_and_never_printed() {
         &format!("HeaderFile={}\n", headers.display()),
     );
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -299,7 +297,7 @@ fn header_file_headers_are_sent_and_never_printed() {
 
     for (case, fault) in failing_manifests() {
         server.set_fault("/manifest", fault);
-        let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+        let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
         assert_exit(&o, 1);
         assert_no_secret(case, &o);
     }
@@ -318,12 +316,12 @@ fn the_header_file_is_read_on_every_run() {
         "*",
         &format!("HeaderFile={}\n", headers.display()),
     );
-    assert_exit(&run_bounded(fetch_cmd(&world).arg(&config)), 0);
+    assert_exit(&fetch_in(&world).run(&[], &[&config]), 0);
 
     // A rotated token is used by the next run, without touching the config.
     fs::write(&headers, "X-Token: second\n").unwrap();
     let before = server.recorded().len();
-    assert_exit(&run_bounded(fetch_cmd(&world).arg(&config)), 0);
+    assert_exit(&fetch_in(&world).run(&[], &[&config]), 0);
 
     let seen = server.recorded();
     assert_eq!(seen[0].header("x-token"), Some("first"));
@@ -374,7 +372,7 @@ fn an_unusable_header_file_fails_the_config_without_quoting_it() {
             "*",
             &format!("HeaderFile={}\n", path.display()),
         );
-        let o = run_bounded(fetch_cmd(&world).arg(&config));
+        let o = fetch_in(&world).run(&[], &[&config]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert!(err.contains(message), "{}: {err}", path.display());
@@ -425,7 +423,7 @@ fn credentials_and_headers_never_follow_a_redirect_to_another_host() {
         &format!("HeaderFile={}\n", headers.display()),
     );
 
-    let o = run_bounded(fetch_cmd(&world).env("NETRC", &netrc).arg(&config));
+    let o = fetch_in(&world).env("NETRC", &netrc).run(&[], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -518,7 +516,7 @@ fn a_redirect_from_https_to_http_is_refused() {
         &format!("CACertificate={}\n", ca_file.display()),
     );
 
-    let o = run_bounded(fetch_cmd(&world).arg(&config));
+    let o = fetch_in(&world).run(&[], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -579,7 +577,7 @@ impl MutualTls {
             "*",
             &format!("CACertificate={}\n{extra}", ca_file.display()),
         );
-        run_bounded(fetch_cmd(&self.world).arg(&config))
+        fetch_in(&self.world).run(&[], &[&config])
     }
 
     /// A client certificate and key from `ca`, as config lines.
@@ -720,7 +718,7 @@ fn the_client_certificate_is_not_presented_after_a_redirect_to_another_host() {
             "*",
             &format!("CACertificate={}\n{lines}", ca_file.display()),
         );
-        let o = run_bounded(fetch_cmd(&m.world).arg(&config));
+        let o = fetch_in(&m.world).run(&[], &[&config]);
         assert_exit(&o, 0);
         redirecting.wait_records(2)
     };
@@ -753,12 +751,10 @@ fn a_private_ca_in_ca_certificate_is_trusted_in_place_of_the_system_roots() {
         &format!("CACertificate={}\n", ca_file.display()),
     );
 
-    let o = run_bounded(
-        fetch_cmd(&world)
-            .env("SSL_CERT_FILE", &system)
-            .env_remove("SSL_CERT_DIR")
-            .arg(&config),
-    );
+    let o = fetch_in(&world)
+        .env("SSL_CERT_FILE", &system)
+        .env_remove("SSL_CERT_DIR")
+        .run(&[], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &World::content("1.0"));
@@ -780,12 +776,10 @@ fn a_wrong_ca_certificate_fails_with_a_plain_words_tls_message() {
         &format!("CACertificate={}\n", wrong.display()),
     );
 
-    let o = run_bounded(
-        fetch_cmd(&world)
-            .env("SSL_CERT_FILE", &system)
-            .env_remove("SSL_CERT_DIR")
-            .arg(&config),
-    );
+    let o = fetch_in(&world)
+        .env("SSL_CERT_FILE", &system)
+        .env_remove("SSL_CERT_DIR")
+        .run(&[], &[&config]);
 
     assert_exit(&o, 1);
     let err = stderr(&o);
@@ -839,7 +833,7 @@ fn an_unusable_ca_certificate_file_is_named_with_what_is_wrong() {
             "*",
             &format!("CACertificate={}\n", path.display()),
         );
-        let o = run_bounded(fetch_cmd(&world).arg(&config));
+        let o = fetch_in(&world).run(&[], &[&config]);
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert!(
@@ -874,11 +868,7 @@ fn limit_rate_slows_the_download_as_nginx_measures_it() {
     );
     let config = world.config("app.tako", &nginx.url(), "*", "");
 
-    let o = run_bounded(
-        fetch_cmd(&world)
-            .args(["--limit-rate", "512K"])
-            .arg(&config),
-    );
+    let o = fetch_in(&world).run(&["--limit-rate", "512K"], &[&config]);
 
     assert_exit(&o, 0);
     world.assert_latest(&digest, &content);
@@ -905,7 +895,7 @@ fn limit_rate_takes_curls_syntax_and_rejects_values_that_are_not_rates() {
     let missing = world.path("missing.tako");
     for good in ["1", "500K", "500k", "10M", "1G"] {
         // Accepted: the run gets as far as the (missing) config.
-        let o = run_bounded(fetch_cmd(&world).args(["--limit-rate", good]).arg(&missing));
+        let o = fetch_in(&world).run(&["--limit-rate", good], &[&missing]);
         assert_exit(&o, 1);
         assert!(
             stderr(&o).contains("missing.tako"),
