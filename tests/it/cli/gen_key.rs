@@ -11,11 +11,7 @@ fn lines(o: &std::process::Output) -> Vec<String> {
 #[test]
 fn prints_a_key_pair_in_the_documented_layout() {
     let dir = tempfile::tempdir().unwrap();
-    let o = tako_cmd()
-        .arg("gen-key")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let o = run_bounded(tako_cmd().arg("gen-key").current_dir(dir.path()));
     assert_exit(&o, 0);
     let l = lines(&o);
     assert_eq!(l.len(), 5, "{l:?}");
@@ -61,7 +57,7 @@ fn a_full_stdout_is_an_error_not_a_panic() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let o = tako_cmd().arg("gen-key").stdout(full).output().unwrap();
+    let o = Bounded::new(tako_cmd().arg("gen-key")).stdout(full).run();
     assert_exit(&o, 1);
     assert_eq!(
         stderr(&o),

@@ -6,7 +6,7 @@ use crate::support;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use support::tako::*;
 use support::tools;
@@ -39,7 +39,7 @@ fn all_page_files() -> (tempfile::TempDir, Vec<PathBuf>) {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run the checker")
+    run_bounded(cmd)
 }
 
 #[test]
@@ -252,11 +252,9 @@ fn generate_to_a_full_stdout_fails_with_a_message_not_a_panic() {
         &["generate", "man"][..],
         &["generate", "completion", "bash"][..],
     ] {
-        let o = tako_cmd()
-            .args(args)
+        let o = Bounded::new(tako_cmd().args(args))
             .stdout(full.try_clone().unwrap())
-            .output()
-            .unwrap();
+            .run();
         assert_exit(&o, 1);
         let err = stderr(&o);
         assert!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use support::tako::*;
 use support::tools;
@@ -45,7 +45,7 @@ fn make(target: &str, vars: &[(&str, &Path)]) -> Output {
     ] {
         cmd.env_remove(var);
     }
-    cmd.stdin(Stdio::null()).output().expect("run make")
+    run_bounded(&mut cmd)
 }
 
 /// Every entry below `root` as path relative to `root` -> mode: (files, directories).
@@ -319,15 +319,14 @@ fn installed_units_pass_systemd_analyze_verify() {
     let units = prefix.join("lib/systemd/system");
     // verify also runs `man` for each Documentation=man:… reference, so the installed
     // pages must be found.
-    let o = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(units.join("tako-fetch@.service"))
-        .arg(units.join("tako-fetch@.timer"))
-        .env("MANPATH", prefix.join("share/man"))
-        .env("SYSTEMD_LOG_COLOR", "0")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run_bounded(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(units.join("tako-fetch@.service"))
+            .arg(units.join("tako-fetch@.timer"))
+            .env("MANPATH", prefix.join("share/man"))
+            .env("SYSTEMD_LOG_COLOR", "0"),
+    );
     assert_exit(&o, 0);
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
     assert!(
@@ -346,17 +345,16 @@ fn installed_fetch_service_passes_systemd_analyze_security() {
     let service = prefix.join("lib/systemd/system/tako-fetch@.service");
     // Exposure is reported as 0.0 (best) to 10.0; --threshold takes tenths. The unit scores
     // 1.6 ("OK"): it runs as root to restart units over D-Bus and needs the network.
-    let o = Command::new("systemd-analyze")
-        .args([
-            "security",
-            "--offline=true",
-            "--threshold=20",
-            "--json=short",
-        ])
-        .arg(&service)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run_bounded(
+        Command::new("systemd-analyze")
+            .args([
+                "security",
+                "--offline=true",
+                "--threshold=20",
+                "--json=short",
+            ])
+            .arg(&service),
+    );
     assert_exit(&o, 0);
     // JSON rather than the table, whose check marks depend on the locale.
     let report = stdout(&o);

@@ -12,8 +12,9 @@ use support::origin::World;
 use support::snapshot::snapshot;
 use support::tako::*;
 
+/// `tako ARGS CONFIGS…` under the hang guard.
 fn run(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd().args(args).args(configs).output().unwrap()
+    run_bounded(tako_cmd().args(args).args(configs))
 }
 
 fn json_records(o: &Output) -> Vec<Value> {

@@ -11,8 +11,9 @@ use support::origin::World;
 use support::snapshot::snapshot;
 use support::tako::*;
 
+/// `tako ARGS CONFIGS…` under the hang guard.
 fn run(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd().args(args).args(configs).output().unwrap()
+    run_bounded(tako_cmd().args(args).args(configs))
 }
 
 const VERSIONS: [&str; 4] = ["1.0", "1.1", "1.2", "1.3"];

@@ -13,8 +13,9 @@ use support::origin::World;
 use support::snapshot::snapshot;
 use support::tako::*;
 
+/// `tako ARGS CONFIGS…` under the hang guard.
 fn run(args: &[&str], configs: &[&Path]) -> Output {
-    tako_cmd().args(args).args(configs).output().unwrap()
+    run_bounded(tako_cmd().args(args).args(configs))
 }
 
 fn json_records(o: &Output) -> Vec<Value> {
@@ -227,28 +228,6 @@ fn status_describes_every_config_and_fails_if_any_is_not_intact() {
     );
 }
 
-/// Runs tako with `args`; killed after 30 s, which fails the test (a hang guard, not a
-/// timing assertion).
-fn run_guarded(args: &[&str], configs: &[&Path]) -> Output {
-    use std::time::{Duration, Instant};
-    let mut child = tako_cmd()
-        .args(args)
-        .args(configs)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            child.kill().unwrap();
-            panic!("tako {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn status_never_follows_a_symlink_or_opens_a_fifo_planted_as_the_installed_image() {
     let (w, _server, config, [_, d11, _]) = healthy();
@@ -258,7 +237,7 @@ fn status_never_follows_a_symlink_or_opens_a_fifo_planted_as_the_installed_image
     fs::write(&elsewhere, World::content("1.1")).unwrap();
     fs::remove_file(&stored).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &stored).unwrap();
-    let o = run_guarded(&["status", "--json", "--verify"], &[&config]);
+    let o = run(&["status", "--json", "--verify"], &[&config]);
     assert_exit(&o, 1);
     let r = &json_records(&o)[0];
     assert_eq!(r["outcome"], "damaged");
@@ -270,7 +249,7 @@ fn status_never_follows_a_symlink_or_opens_a_fifo_planted_as_the_installed_image
         .status()
         .unwrap();
     assert!(made.success());
-    let o = run_guarded(&["status", "--json", "--verify"], &[&config]);
+    let o = run(&["status", "--json", "--verify"], &[&config]);
     assert_exit(&o, 1);
     assert_eq!(json_records(&o)[0]["problem"], "it is a FIFO");
 }

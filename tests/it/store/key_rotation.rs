@@ -4,9 +4,8 @@
 use crate::support;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use support::http_server::{Fault, Server};
 use support::tako::*;
@@ -121,7 +120,7 @@ impl Origin {
             image_path.display().to_string(),
             version.into(),
         ]);
-        tako_cmd().args(&args).output().unwrap()
+        run_bounded(tako_cmd().args(&args))
     }
 
     /// Publishes `version` with `keys` (and `extra` options); returns its digest.
@@ -179,12 +178,7 @@ impl Host {
     }
 
     fn fetch(&self, args: &[&str]) -> Output {
-        tako_cmd()
-            .arg("fetch")
-            .args(args)
-            .arg(self.config())
-            .output()
-            .unwrap()
+        fetch(args, &[&self.config()])
     }
 
     fn latest(&self) -> Option<PathBuf> {
@@ -818,20 +812,9 @@ fn key_id_prints_the_id_of_a_public_key() {
 }
 
 fn key_id_from_stdin(input: &str) -> Output {
-    let mut child = tako_cmd()
-        .args(["key-id", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    Bounded::new(tako_cmd().args(["key-id", "-"]))
+        .input(input)
+        .run()
 }
 
 #[test]

@@ -153,17 +153,13 @@ fn takes_the_key_from_the_environment() {
     let p = Publisher::new();
     let out = p.out();
     let image = p.image("a", b"a");
-    let o = tako_cmd()
-        .env("TAKO_SECRET_KEY", test_secret())
-        .args([
-            "store",
-            "-o",
-            out.to_str().unwrap(),
-            image.to_str().unwrap(),
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let o = run_bounded(tako_cmd().env("TAKO_SECRET_KEY", test_secret()).args([
+        "store",
+        "-o",
+        out.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "1",
+    ]));
     assert_exit(&o, 0);
     assert_eq!(p.manifest(), signed_manifest(&[entry("1", b"a")]));
 }
@@ -181,13 +177,13 @@ fn command_line_keys_take_precedence_over_the_environment() {
             key_file.to_str().unwrap().to_string(),
         ],
     ] {
-        let o = tako_cmd()
-            .env("TAKO_SECRET_KEY", "SECRET+not-a-key")
-            .arg("store")
-            .args(&key_args)
-            .args(["-o", out.to_str().unwrap(), image.to_str().unwrap(), "1"])
-            .output()
-            .unwrap();
+        let o = run_bounded(
+            tako_cmd()
+                .env("TAKO_SECRET_KEY", "SECRET+not-a-key")
+                .arg("store")
+                .args(&key_args)
+                .args(["-o", out.to_str().unwrap(), image.to_str().unwrap(), "1"]),
+        );
         assert_exit(&o, 0);
     }
     assert_eq!(p.manifest(), signed_manifest(&[entry("1", b"a")]));
@@ -384,17 +380,16 @@ fn concurrent_stores_of_different_versions_all_end_in_the_manifest() {
     let children: Vec<_> = images
         .iter()
         .map(|(v, _, path)| {
-            tako_cmd()
-                .args(["store", "-k", &test_secret(), "-o", out.to_str().unwrap()])
-                .args([path.to_str().unwrap(), v])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            Bounded::new(
+                tako_cmd()
+                    .args(["store", "-k", &test_secret(), "-o", out.to_str().unwrap()])
+                    .args([path.to_str().unwrap(), v]),
+            )
+            .spawn()
         })
         .collect();
     for child in children {
-        assert_exit(&child.wait_with_output().unwrap(), 0);
+        assert_exit(&child.finish(), 0);
     }
     let expected: Vec<String> = images.iter().map(|(v, c, _)| entry(v, c)).collect();
     assert_eq!(p.manifest(), signed_manifest(&expected));
