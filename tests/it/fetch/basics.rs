@@ -676,8 +676,13 @@ fn concurrent_fetches_on_one_destination_all_succeed() {
     assert_valid_destination(&w);
 }
 
-/// A large image served slowly, killed with SIGKILL at many points: after
-/// each kill the destination is valid, and the next run completes it.
+/// A large image, a fetch killed with SIGKILL at many points: after each kill the
+/// destination is valid, and the next run completes it.
+///
+/// The server decides where each kill lands: it sends a given number of bytes of the
+/// manifest or the image, goes silent and says so, and the run is killed then, when it has
+/// asked for that file and cannot have finished. So every kill lands where it is meant to,
+/// however fast or loaded the machine.
 #[test]
 fn a_killed_fetch_always_leaves_a_valid_destination() {
     let w = World::new();
@@ -691,19 +696,32 @@ fn a_killed_fetch_always_leaves_a_valid_destination() {
     assert_exit(&fetch(&[], &[&first]), 0);
     w.assert_latest(&small, &World::content("1.0"));
 
-    server.set_fault(
-        &image_path(&big_digest),
-        Fault::Slow {
-            chunk: 1 << 20,
-            delay: std::time::Duration::from_millis(20),
-        },
-    );
+    let manifest = "/manifest".to_owned();
+    let image = image_path(&big_digest);
+    let manifest_len = fs::metadata(w.origin().join("manifest")).unwrap().len();
+    // Into the manifest, then ever further into the image, up to all but its last byte.
+    let kill_points = [
+        (&manifest, 0),
+        (&manifest, manifest_len / 2),
+        (&image, 0),
+        (&image, 1),
+        (&image, (64 << 10) + 1),
+        (&image, 1 << 20),
+        (&image, 12 << 20),
+        (&image, (24 << 20) - 1),
+    ];
     let config = w.config("app.tako", &server.url(), "*", "");
     let mut killed_mid_download = 0;
-    for step in 0..12u64 {
+    for (step, &(path, after)) in kill_points.iter().enumerate() {
+        server.set_fault(path, Fault::Stall { after });
         let child = Fetch::new().spawn(&[], &[&config]);
-        std::thread::sleep(std::time::Duration::from_millis(5 + step * 45));
+        let stalls = kill_points[..=step].iter().filter(|p| p.0 == path).count();
+        assert!(
+            server.wait_for_stalls(path, stalls, HANG_GUARD),
+            "{path} never stalled after {after} bytes"
+        );
         child.kill();
+        server.clear_fault(path);
         if w.store_files()
             .iter()
             .any(|n| n.ends_with(".new") || n.ends_with(".partial"))
@@ -717,15 +735,11 @@ fn a_killed_fetch_always_leaves_a_valid_destination() {
                 || latest == Path::new("store").join(&big_digest),
             "{latest:?}"
         );
-        if latest == Path::new("store").join(&big_digest) {
-            break;
-        }
     }
     assert!(
         killed_mid_download > 0,
         "no kill landed during the download"
     );
-    server.clear_fault(&image_path(&big_digest));
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     let stored = w.dest().join("store").join(&big_digest);

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ pub enum Fault {
     /// Announce the real file's length, send its first `after` bytes, then close.
     Truncate { after: u64 },
     /// Announce the real file's length, send its first `after` bytes, then go silent
-    /// without closing.
+    /// without closing. Each stall is counted when it begins, so a test can wait for the
+    /// client to hold exactly those bytes ([`Server::wait_for_stalls`]).
     Stall { after: u64 },
     /// Serve `body` with status 200 and `Content-Encoding: <encoding>`, as a server that
     /// compresses on its own does.
@@ -88,6 +89,9 @@ struct Shared {
     http_features: AtomicBool,
     /// Body bytes sent in answers, by path: what a client was made to transfer.
     sent: Mutex<HashMap<String, u64>>,
+    /// Responses that went silent under [`Fault::Stall`], by path, and a signal for each.
+    stalls: Mutex<HashMap<String, usize>>,
+    stalled: Condvar,
     requests: Mutex<Vec<Request>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     stop: AtomicBool,
@@ -167,6 +171,8 @@ impl Server {
             sequences: Mutex::new(HashMap::new()),
             http_features: AtomicBool::new(false),
             sent: Mutex::new(HashMap::new()),
+            stalls: Mutex::new(HashMap::new()),
+            stalled: Condvar::new(),
             requests: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -234,6 +240,28 @@ impl Server {
     /// Every request received so far, with method and headers.
     pub fn recorded(&self) -> Vec<Request> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Waits until `count` responses for `path` have stalled under [`Fault::Stall`] (each
+    /// after sending all of its `after` bytes), for at most `within`; whether they did.
+    pub fn wait_for_stalls(&self, path: &str, count: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut stalls = lock(&self.shared.stalls);
+        loop {
+            if stalls.get(path).copied().unwrap_or(0) >= count {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            stalls = self
+                .shared
+                .stalled
+                .wait_timeout(stalls, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// How many requests asked for `path`.
@@ -508,6 +536,8 @@ fn respond(
                 Duration::ZERO,
                 Some(after),
             )?;
+            *lock(&shared.stalls).entry(route.to_owned()).or_default() += 1;
+            shared.stalled.notify_all();
             hang(stream, shared);
             Err(io::Error::other("stalled"))
         }
