@@ -1,4 +1,4 @@
-//! Resumed downloads against a real nginx: a download killed at random points goes on from
+//! Resumed downloads against a real nginx: a download killed at several points goes on from
 //! its `store/<hex>.partial` with a `Range` request, and a file changed under its name since
 //! is not spliced (`If-Range`). What nginx logged is the evidence.
 
@@ -17,14 +17,6 @@ fn image_bytes(len: usize, seed: u32) -> Vec<u8> {
     (0..len as u32)
         .map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8)
         .collect()
-}
-
-/// A small pseudo-random number from the clock: where the kills land differs per run.
-fn random_below(n: u64) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos.wrapping_mul(2654435761)) % n.max(1)
 }
 
 /// nginx sending at most `rate` per response through a small socket buffer, so a
@@ -54,18 +46,17 @@ fn a_download_killed_at_random_points_resumes_from_its_partial_with_a_range_requ
 
     let mut kills = 0;
     let mut kept = 0;
-    for _ in 0..3 {
+    // Each run is killed once its partial holds 1, 2 and then 3 MiB: nginx's rate leaves
+    // 1.5 s or more of the transfer to go then, so every kill lands during a download.
+    for mib in 1..=3 {
         let mut child = Fetch::new().within(SLOW_GUARD).spawn(&[], &[&config]);
-        // Once this run's bytes flow (the partial grows), somewhere in the next 0.1 to
-        // 0.6 s of its transfer.
-        let flowing = Instant::now() + Duration::from_secs(20);
-        while fs::metadata(&partial).map_or(0, |m| m.len()) <= kept
+        let give_up = Instant::now() + HANG_GUARD;
+        while fs::metadata(&partial).map_or(0, |m| m.len()) < mib << 20
             && child.is_running()
-            && Instant::now() < flowing
+            && Instant::now() < give_up
         {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(100 + random_below(500)));
         if child.is_running() {
             // SIGKILL: no chance to tidy up, as after a power cut of the process.
             kills += 1;
