@@ -1,8 +1,5 @@
-//! Shared helpers for the black-box tests in `tests/it/`.
-//!
-//! Not every helper is used by every build of the tests (a helper may serve one scenario
-//! only), hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! Shared helpers for the black-box tests in `tests/it/`. They are compiled into the one
+//! test binary with every scenario, so the compiler reports a helper nobody uses.
 
 pub mod dbus;
 pub mod http_server;

@@ -139,10 +139,6 @@ impl Nginx {
         panic!("nginx could not bind a port after {BIND_ATTEMPTS} attempts:\n{last_error}");
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -153,15 +149,6 @@ impl Nginx {
     pub fn url_localhost(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://localhost:{}", self.port)
-    }
-
-    /// The prefix directory (logs, config) of this nginx.
-    pub fn prefix(&self) -> &Path {
-        self.prefix.path()
-    }
-
-    pub fn error_log(&self) -> String {
-        fs::read_to_string(self.prefix.path().join("error.log")).unwrap_or_default()
     }
 
     /// Every request logged so far, in the order nginx finished them.

@@ -29,12 +29,6 @@ pub fn run_bounded(cmd: &mut Command) -> Output {
     Bounded::new(cmd).run()
 }
 
-/// [`run_bounded`] with another guard, such as [`SLOW_GUARD`].
-#[track_caller]
-pub fn run_bounded_within(cmd: &mut Command, guard: Duration) -> Output {
-    Bounded::new(cmd).within(guard).run()
-}
-
 /// A run about to start: its guard, its input and where its output goes. By default the
 /// input is empty (`/dev/null`), stdout and stderr are captured through pipes, and the
 /// guard is [`HANG_GUARD`].
