@@ -241,3 +241,45 @@ impl Drop for Running {
         }
     }
 }
+
+/// The runner itself, with programs every system has.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_outlives_its_guard_is_killed_and_fails_its_test() {
+        let started = Instant::now();
+        let failed = std::panic::catch_unwind(|| {
+            Bounded::new(Command::new("sleep").arg("60"))
+                .within(Duration::from_millis(300))
+                .run()
+        });
+        let message = failed.expect_err("the run was not stopped");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(
+            message.starts_with("sleep did not finish within 300ms"),
+            "{message}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn output_larger_than_a_pipe_holds_is_captured_whole() {
+        let o = run_bounded(Command::new("head").args(["-c", "3000000", "/dev/zero"]));
+        assert!(o.status.success());
+        assert_eq!(o.stdout.len(), 3_000_000);
+    }
+
+    #[test]
+    fn input_reaches_standard_input_and_stderr_can_go_elsewhere() {
+        let o = Bounded::new(Command::new("cat").arg("-").arg("/nonexistent"))
+            .input("typed\n")
+            .stderr(Stdio::null())
+            .run();
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(o.stdout, b"typed\n");
+        assert!(o.stderr.is_empty());
+    }
+}
