@@ -43,7 +43,7 @@ fn healthy() -> (World, Server, std::path::PathBuf, [String; 3]) {
     assert_exit(&run(&["fetch"], &[&config]), 0);
     let d12 = w.publish("1.2");
     server.set_fault(&format!("/store/{d12}"), Fault::Status(500));
-    assert_exit(&run(&["fetch"], &[&config]), 1);
+    assert_exit(&run(&["fetch", "--retries", "0"], &[&config]), 1);
     (w, server, config, [d10, d11, d12])
 }
 
