@@ -385,6 +385,10 @@ fn update(
             versions: version_list(candidates.iter().copied()),
         });
     };
+    // The chosen image is complete now: a partial of it (finished since by another run
+    // or tool) and those of lower matches are of no more use, and higher ones were
+    // withdrawn. Only a run that installs nothing keeps its partials to resume.
+    partial::remove_unwanted(&store, |_| false)?;
 
     let target = destination::store_target(&entry.digest_hex());
     let previous = dest.latest();
