@@ -363,5 +363,5 @@ fn partials_of_a_complete_image_and_of_lower_matches_are_removed_once_an_image_i
     let o = fetch_slow(&[], &[&config]);
 
     assert_exit(&o, 0);
-    assert_eq!(w.store_files(), [high.clone()]);
+    assert_eq!(w.store_files(), [high]);
 }
