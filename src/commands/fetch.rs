@@ -161,11 +161,13 @@ fn restart(
             Err(match outcome {
                 Outcome::Updated { to, .. } => FetchError::Restart {
                     version: to.version,
+                    units: left.join(", "),
                     source: Box::new(partial.error),
                     pending,
                 },
                 then => FetchError::RestartRetry {
                     outcome: then.to_string(),
+                    units: left.join(", "),
                     source: Box::new(partial.error),
                     pending,
                 },

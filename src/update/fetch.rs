@@ -71,21 +71,25 @@ pub enum FetchError {
     )]
     NoImage { pattern: String, available: String },
     #[error(
-        "installed {version}, but {source}; the next run retries the restart (recorded in {})",
+        "installed {version}, but the restart of {units} failed: {source}; the next run retries the restart (recorded in {})",
         pending.display()
     )]
     Restart {
         version: String,
+        /// The units not restarted, the failed one first.
+        units: String,
         /// The restart's failure, as the command that restarts units reports it.
         source: Box<dyn std::error::Error>,
         pending: PathBuf,
     },
     #[error(
-        "{outcome}, but the restart pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
+        "{outcome}, but the restart of {units} pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
         pending.display()
     )]
     RestartRetry {
         outcome: String,
+        /// The units not restarted, the failed one first.
+        units: String,
         /// The restart's failure, as the command that restarts units reports it.
         source: Box<dyn std::error::Error>,
         pending: PathBuf,
