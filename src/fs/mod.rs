@@ -13,6 +13,8 @@
 //! nothing is read unbounded or from a FIFO. A planted temporary is removed
 //! (never written through); anything else planted is refused, naming it.
 
+pub mod tree;
+
 use std::ffi::{CStr, OsStr, OsString};
 use std::fs::{File, Permissions};
 use std::io::{self, Read, Write};

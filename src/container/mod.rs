@@ -1,0 +1,3 @@
+//! Container images: applying their layers to a directory tree.
+
+pub mod unpack;
