@@ -19,20 +19,19 @@ use crate::format::manifest::{
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
 use crate::fs::{Context, Dir, IoError};
+use crate::origin::Slot;
+use crate::origin::dir::INDEX;
 use crate::origin::local::LocalDir;
 use crate::origin::registry_layout;
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError};
 use crate::ui::output;
-use crate::update::keyring;
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
 
 const MAX_VERSION_LEN: usize = 128;
 const MANIFEST: &str = "manifest";
-/// The directory of chunk indexes in a server directory (see docs/index.md).
-pub const INDEX: &str = "index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -571,7 +570,7 @@ fn write_manifests(
         return Err(StoreError::NoKey);
     };
     for key in secondary {
-        let name = keyring::manifest_name(&key.public_key());
+        let name = Slot::Key(key.public_key().id()).name(MANIFEST);
         let created = !published.existing.contains_key(&name);
         if write(&name, key)? && created {
             output::stderr_line(&format!(

@@ -15,14 +15,13 @@ use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
-use crate::net::{Answer, Body, TransportError};
-use crate::origin::{Origin, Resume};
+use crate::origin::{Answer, Body, Kind, Origin, OriginError, Resume};
 use crate::stream::hashing::{self, CopyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Origin(#[from] OriginError),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("image {url} is longer than the {expected} bytes signed; download stopped")]
@@ -56,12 +55,20 @@ pub enum ImageError {
 
 impl ImageError {
     fn is_transient(&self) -> bool {
-        matches!(self, ImageError::Transport(e) if e.is_transient())
+        matches!(self, ImageError::Origin(e) if e.is_transient())
     }
 
     /// A failure of this host rather than of the place asked: no other place can help.
     fn is_local(&self) -> bool {
         matches!(self, ImageError::Io(_) | ImageError::Write { .. })
+    }
+
+    /// The URL of a 410 Gone: the publisher withdrew the image there.
+    fn gone_url(&self) -> Option<&str> {
+        match self {
+            ImageError::Origin(e) if e.kind() == Kind::Gone => e.url(),
+            _ => None,
+        }
     }
 }
 
@@ -105,25 +112,26 @@ pub fn download(
         for place in pending {
             match attempt(place, store, entry, say) {
                 Ok(()) => return Ok(Downloaded::Installed),
-                Err(ImageError::Transport(TransportError::Gone { url })) if several => {
+                Err(e) if several && e.gone_url().is_some() => {
+                    let url = e.gone_url().unwrap_or_default();
                     (say.warn)(&format!(
                         "origin {} has withdrawn version {version} (410 Gone from {url}); trying the next origin",
                         place.describe()
                     ));
                     gone += 1;
-                    gone_url = url.clone();
-                    last = Some(ImageError::Transport(TransportError::Gone { url }));
+                    gone_url = url.to_owned();
+                    last = Some(e);
                 }
                 Err(e) if e.is_local() => return Err(e),
                 Err(e) => {
-                    if let ImageError::Transport(TransportError::Gone { url }) = &e {
+                    if let Some(url) = e.gone_url() {
                         gone += 1;
-                        gone_url = url.clone();
+                        gone_url = url.to_owned();
                     }
                     if e.is_transient() {
                         again.push(place);
-                        if let ImageError::Transport(t) = &e {
-                            asked = asked.max(t.retry_after());
+                        if let ImageError::Origin(o) = &e {
+                            asked = asked.max(o.retry_after());
                         }
                     }
                     if several {
@@ -154,10 +162,7 @@ pub fn download(
         pending = again;
     }
     let Some(last) = last else {
-        return Err(ImageError::Transport(TransportError::InvalidUrl {
-            url: String::new(),
-            reason: "no origin is configured".to_owned(),
-        }));
+        return Err(ImageError::Origin(OriginError::no_place()));
     };
     Err(if several {
         ImageError::NoneUsable {
@@ -214,7 +219,7 @@ fn attempt_into(
         if_range: partial.validator().map(str::to_owned),
     });
     let mut body = match place.open_image(&hex, resume.as_ref()) {
-        Err(TransportError::Status { status: 416, .. }) if resume.is_some() => {
+        Err(e) if e.kind() == Kind::Unsatisfiable && resume.is_some() => {
             // The server has fewer bytes than we kept: they are not of its file.
             partial.restart(None)?;
             place.open_image(&hex, None)?
@@ -265,7 +270,7 @@ fn attempt_into(
         Ok(summary) => summary,
         Err(CopyError::Read(e)) => {
             // A network failure: keep what arrived for the next try.
-            let error = TransportError::from_read_error(&url, e);
+            let error = OriginError::from_read_error(&url, e);
             partial.keep()?;
             return Err(error.into());
         }

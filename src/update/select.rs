@@ -39,12 +39,12 @@ pub enum SelectError {
 
 impl SelectError {
     fn is_transient(&self) -> bool {
-        matches!(self, SelectError::Keyring(e) if e.is_transient())
+        matches!(self, SelectError::Keyring(e) if e.origin().is_some_and(|o| o.is_transient()))
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            SelectError::Keyring(e) => e.retry_after(),
+            SelectError::Keyring(e) => e.origin().and_then(|o| o.retry_after()),
             _ => None,
         }
     }
