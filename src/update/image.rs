@@ -8,9 +8,10 @@
 //! asked again after a backoff, `retries` times. The image counts as withdrawn only if
 //! every place answered 410.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use super::retry::{RetryPolicy, describe_wait};
+use super::retry::{self, Failed, Next, RetryPolicy, Tries};
 use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
@@ -54,16 +55,17 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    fn is_transient(&self) -> bool {
-        matches!(self, ImageError::Origin(e) if e.is_transient())
+    /// What this failure at one place means for the others. A failure of this host
+    /// (writing the store) stops everything: no other place can help with it.
+    fn next(&self) -> Next {
+        match self {
+            ImageError::Io(_) | ImageError::Write { .. } => Next::Stop,
+            ImageError::Origin(e) if e.is_transient() => Next::Again(e.retry_after()),
+            _ => Next::Skip,
+        }
     }
 
-    /// A failure of this host rather than of the place asked: no other place can help.
-    fn is_local(&self) -> bool {
-        matches!(self, ImageError::Io(_) | ImageError::Write { .. })
-    }
-
-    /// The URL of a 410 Gone: the publisher withdrew the image there.
+    /// The URL of a 410 Gone (or a retired tag): the publisher withdrew the image there.
     fn gone_url(&self) -> Option<&str> {
         match self {
             ImageError::Origin(e) if e.kind() == Kind::Gone => e.url(),
@@ -99,79 +101,69 @@ pub fn download(
     retry: RetryPolicy,
     say: &Say<'_>,
 ) -> Result<Downloaded, ImageError> {
+    download_with(origin, store, entry, retry, say, &std::thread::sleep)
+}
+
+/// [`download`], waiting between rounds with `sleep`.
+fn download_with(
+    origin: &dyn Origin,
+    store: &Dir,
+    entry: &Entry,
+    retry: RetryPolicy,
+    say: &Say<'_>,
+    sleep: &dyn Fn(Duration),
+) -> Result<Downloaded, ImageError> {
     let places = origin.places();
-    let several = places.len() > 1;
     let version = untrusted(entry.version.as_str());
-    let mut pending = places.clone();
-    let mut gone = 0;
-    let mut gone_url = String::new();
-    let mut last = None;
-    for round in 0..=retry.retries {
-        let mut again = Vec::new();
-        let mut asked: Option<Duration> = None;
-        for place in pending {
-            match attempt(place, store, entry, say) {
-                Ok(()) => return Ok(Downloaded::Installed),
-                Err(e) if several && e.gone_url().is_some() => {
-                    let url = e.gone_url().unwrap_or_default();
-                    (say.warn)(&format!(
-                        "origin {} has withdrawn version {version} (410 Gone from {url}); trying the next origin",
-                        place.describe()
-                    ));
-                    gone += 1;
-                    gone_url = url.to_owned();
-                    last = Some(e);
-                }
-                Err(e) if e.is_local() => return Err(e),
-                Err(e) => {
-                    if let Some(url) = e.gone_url() {
-                        gone += 1;
-                        gone_url = url.to_owned();
-                    }
-                    if e.is_transient() {
-                        again.push(place);
-                        if let ImageError::Origin(o) = &e {
-                            asked = asked.max(o.retry_after());
-                        }
-                    }
-                    if several {
-                        (say.warn)(&format!("skipping origin {}: {e}", place.describe()));
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        if gone == places.len() {
-            return Ok(Downloaded::Withdrawn { url: gone_url });
-        }
-        if again.is_empty() || round == retry.retries {
-            break;
-        }
-        let wait = retry.delay(round, asked);
-        let what = match (&last, several) {
-            (Some(e), false) => e.to_string(),
-            _ => format!("{} of the origins failed for now", again.len()),
-        };
-        (say.warn)(&format!(
-            "{what}; retrying in {} (retry {} of {})",
-            describe_wait(wait),
-            round + 1,
-            retry.retries
-        ));
-        std::thread::sleep(wait);
-        pending = again;
-    }
-    let Some(last) = last else {
-        return Err(ImageError::Origin(OriginError::no_place()));
+    // Where each place that answered 410 said so: all of them, and the image is withdrawn.
+    let gone: RefCell<Vec<String>> = RefCell::new(Vec::new());
+    let tries = Tries {
+        policy: retry,
+        warn: say.warn,
+        sleep,
     };
-    Err(if several {
-        ImageError::NoneUsable {
-            count: places.len(),
+    let downloaded = retry::over_places(
+        &places,
+        &tries,
+        |place| {
+            let result = attempt(place, store, entry, say);
+            if let Err(e) = &result
+                && let Some(url) = e.gone_url()
+            {
+                gone.borrow_mut().push(url.to_owned());
+            }
+            result
+        },
+        ImageError::next,
+        |place, e| match e.gone_url() {
+            Some(url) => format!(
+                "origin {} has withdrawn version {version} (410 Gone from {url}); trying the next origin",
+                place.describe()
+            ),
+            None => format!("skipping origin {}: {e}", place.describe()),
+        },
+    );
+    let failed = match downloaded {
+        Ok(()) => return Ok(Downloaded::Installed),
+        Err(failed) => failed,
+    };
+    // A place that answered 410 is not asked again, so each counts once.
+    let gone = gone.into_inner();
+    if !places.is_empty()
+        && gone.len() == places.len()
+        && let Some(url) = gone.into_iter().next_back()
+    {
+        return Ok(Downloaded::Withdrawn { url });
+    }
+    Err(match failed {
+        Failed::NoPlace => ImageError::Origin(OriginError::no_place()),
+        Failed::Stopped(e) => e,
+        Failed::Exhausted { places: 1, last } => last,
+        Failed::Exhausted { places, last } => ImageError::NoneUsable {
+            count: places,
             version,
             last: Box::new(last),
-        }
-    } else {
-        last
+        },
     })
 }
 

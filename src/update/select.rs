@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::retry::{RetryPolicy, describe_wait};
+use super::retry::{self, Failed, Next, RetryPolicy, Tries};
 use crate::format::key::PublicKey;
 use crate::format::manifest::{Manifest, ManifestError};
 use crate::origin::{Origin, Validators};
@@ -38,14 +38,15 @@ pub enum SelectError {
 }
 
 impl SelectError {
-    fn is_transient(&self) -> bool {
-        matches!(self, SelectError::Keyring(e) if e.origin().is_some_and(|o| o.is_transient()))
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
+    /// What this failure at one place means for the others: only an origin's transient
+    /// failure is worth asking that place again; anything else moves on to the next place.
+    fn next(&self) -> Next {
         match self {
-            SelectError::Keyring(e) => e.origin().and_then(|o| o.retry_after()),
-            _ => None,
+            SelectError::Keyring(e) => match e.origin() {
+                Some(e) if e.is_transient() => Next::Again(e.retry_after()),
+                _ => Next::Skip,
+            },
+            _ => Next::Skip,
         }
     }
 }
@@ -70,55 +71,36 @@ pub fn remote_manifest(
     origin: &dyn Origin,
     query: &ManifestQuery<'_>,
 ) -> Result<RemoteManifest, SelectError> {
+    choose(origin, query, &std::thread::sleep)
+}
+
+/// [`remote_manifest`], waiting between rounds with `sleep`.
+fn choose(
+    origin: &dyn Origin,
+    query: &ManifestQuery<'_>,
+    sleep: &dyn Fn(Duration),
+) -> Result<RemoteManifest, SelectError> {
     let places = origin.places();
-    let several = places.len() > 1;
-    let mut pending: Vec<&dyn Origin> = places.clone();
-    let mut last = None;
-    for retry in 0..=query.retry.retries {
-        let mut again = Vec::new();
-        let mut asked: Option<Duration> = None;
-        for place in pending {
-            match from_place(place, query) {
-                Ok(remote) => return Ok(remote),
-                Err(e) => {
-                    if e.is_transient() {
-                        again.push(place);
-                        asked = asked.max(e.retry_after());
-                    }
-                    if several {
-                        (query.warn)(&format!("skipping origin {}: {e}", place.describe()));
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        if again.is_empty() || retry == query.retry.retries {
-            break;
-        }
-        let wait = query.retry.delay(retry, asked);
-        let what = match (&last, several) {
-            (Some(e), false) => e.to_string(),
-            _ => format!("{} of the origins failed for now", again.len()),
-        };
-        (query.warn)(&format!(
-            "{what}; retrying in {} (retry {} of {})",
-            describe_wait(wait),
-            retry + 1,
-            query.retry.retries
-        ));
-        std::thread::sleep(wait);
-        pending = again;
-    }
-    let Some(last) = last else {
-        return Err(SelectError::NoOrigin);
+    let tries = Tries {
+        policy: query.retry,
+        warn: query.warn,
+        sleep,
     };
-    Err(if several {
-        SelectError::NoneUsable {
-            count: places.len(),
+    let chosen = retry::over_places(
+        &places,
+        &tries,
+        |place| from_place(place, query),
+        SelectError::next,
+        |place, e| format!("skipping origin {}: {e}", place.describe()),
+    );
+    chosen.map_err(|failed| match failed {
+        Failed::NoPlace => SelectError::NoOrigin,
+        Failed::Stopped(e) => e,
+        Failed::Exhausted { places: 1, last } => last,
+        Failed::Exhausted { places, last } => SelectError::NoneUsable {
+            count: places,
             last: Box::new(last),
-        }
-    } else {
-        last
+        },
     })
 }
 
