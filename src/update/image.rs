@@ -314,3 +314,147 @@ fn check(summary: &hashing::Summary, entry: &Entry, url: &str) -> Result<(), Ima
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::origin::dir::STORE;
+    use crate::origin::mirrors::Mirrors;
+    use crate::update::select::tests::{Fake, Reply, entry};
+
+    /// A download of `entry` from `origin` into a fresh store, with what it said.
+    struct Run {
+        _dir: tempfile::TempDir,
+        store: Dir,
+        result: Result<Downloaded, ImageError>,
+        warnings: Vec<String>,
+        waits: Vec<Duration>,
+    }
+
+    fn run(origin: &dyn Origin, entry: &Entry) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Dir::open(dir.path()).unwrap();
+        let warnings = RefCell::new(Vec::new());
+        let waits = RefCell::new(Vec::new());
+        let say = Say {
+            warn: &|line| warnings.borrow_mut().push(line.to_owned()),
+            progress: &|_| {},
+            bar: None,
+        };
+        let policy = RetryPolicy {
+            retries: 3,
+            base: Duration::from_secs(1),
+        };
+        let result = download_with(origin, &store, entry, policy, &say, &|wait| {
+            waits.borrow_mut().push(wait)
+        });
+        Run {
+            _dir: dir,
+            store,
+            result,
+            warnings: warnings.into_inner(),
+            waits: waits.into_inner(),
+        }
+    }
+
+    impl Run {
+        fn installed(&self, entry: &Entry) -> Vec<u8> {
+            assert!(
+                matches!(self.result, Ok(Downloaded::Installed)),
+                "{:?}",
+                self.result
+            );
+            std::fs::read(self.store.path().join(entry.digest_hex())).unwrap()
+        }
+    }
+
+    const IMAGE: &[u8] = b"the bytes of version 1.0\n";
+
+    #[test]
+    fn a_download_cut_short_resumes_from_the_bytes_kept_after_a_wait() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let fake = Fake::new("a").on(
+            &file,
+            [Reply::Cut(IMAGE.to_vec(), 5), Reply::Serve(IMAGE.to_vec())],
+        );
+        let log = fake.log();
+        let run = run(&fake, &e);
+        assert_eq!(run.installed(&e), IMAGE);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [file.clone(), format!("{file} from 5")]
+        );
+        assert_eq!(run.waits.len(), 1);
+        assert_eq!(run.warnings.len(), 1);
+        assert!(
+            run.warnings[0].starts_with(&format!("cannot download http://a/{file}: ")),
+            "{:?}",
+            run.warnings
+        );
+    }
+
+    #[test]
+    fn a_mirror_serving_other_bytes_is_skipped_and_nothing_of_them_is_kept() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let forged = b"THE BYTES OF VERSION 1.0\n".to_vec();
+        let a = Fake::new("a").on(&file, [Reply::Serve(forged)]);
+        let b = Fake::new("b").on(&file, [Reply::Serve(IMAGE.to_vec())]);
+        let a_log = a.log();
+        let run = run(&Mirrors::new(vec![a, b]), &e);
+        assert_eq!(run.installed(&e), IMAGE);
+        assert!(run.waits.is_empty());
+        assert_eq!(a_log.lock().unwrap().len(), 1);
+        assert_eq!(run.warnings.len(), 1);
+        assert!(
+            run.warnings[0].starts_with(&format!(
+                "skipping origin http://a: image http://a/{file} has the wrong SHA-256"
+            )),
+            "{:?}",
+            run.warnings
+        );
+        assert_eq!(run.store.names().unwrap(), [e.digest_hex()]);
+    }
+
+    #[test]
+    fn a_version_every_mirror_withdrew_is_withdrawn_and_one_mirror_is_not_enough() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let gone = |f: &Fake| Reply::Fail(OriginError::http_status(&f.url(&file), 410, None));
+        let (a, b) = (Fake::new("a"), Fake::new("b"));
+        let (a_gone, b_gone) = (gone(&a), gone(&b));
+        let run_both = run(
+            &Mirrors::new(vec![a.on(&file, [a_gone]), b.on(&file, [b_gone])]),
+            &e,
+        );
+        assert_eq!(
+            run_both.result.unwrap(),
+            Downloaded::Withdrawn {
+                url: format!("http://b/{file}")
+            }
+        );
+        assert_eq!(
+            run_both.warnings[0],
+            format!(
+                "origin http://a has withdrawn version 1.0 (410 Gone from http://a/{file}); trying the next origin"
+            )
+        );
+        assert!(run_both.waits.is_empty());
+
+        // One mirror withdrew it, the other does not have it: not a withdrawal.
+        let a = Fake::new("a");
+        let a_gone = gone(&a);
+        let run_one = run(
+            &Mirrors::new(vec![a.on(&file, [a_gone]), Fake::new("b")]),
+            &e,
+        );
+        let err = run_one.result.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("none of the 2 origins could provide version 1.0"),
+            "{err}"
+        );
+    }
+}
