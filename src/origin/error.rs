@@ -8,15 +8,17 @@
 
 use std::time::Duration;
 
+use crate::fs::IoError;
 use crate::net::TransportError;
 use crate::registry::OciError;
+use crate::stream::hashing::CopyError;
 
 /// What kind of failure an [`OriginError`] is: all the engine needs to choose what next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// The file, blob or tag is not there (404, a missing file, a missing tag).
     NotFound,
-    /// Taken away on purpose (410 Gone).
+    /// Taken away on purpose (410 Gone, the tag of a retired key).
     Gone,
     /// May go better a little later: a connection that failed or timed out, a transfer
     /// too slow, 408, 429 and the 5xx statuses, a registry that could not be reached.
@@ -33,11 +35,11 @@ pub enum Kind {
     /// 416 Range Not Satisfiable: the origin has fewer bytes than a resume asked from.
     Unsatisfiable,
     /// A failure on this side: a setting of this host (a URL, the proxy variable, an auth
-    /// or access file, `--max-time`).
+    /// or access file, `--max-time`), or the local files of a publisher.
     Local,
 }
 
-/// A failure of an origin.
+/// A failure of an origin, in either direction (reading for `fetch`, writing for `store`).
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
     /// A web server or `file://` directory, or the download of a registry blob, failed.
@@ -49,6 +51,22 @@ pub enum OriginError {
     /// A tag a registry does not have: said as a web origin's 404 is.
     #[error("{url} not found (404 Not Found)")]
     NotFound { url: String },
+    /// A registry's `tako-manifest.<keyid>` of a key its publisher retired (the registry
+    /// would not delete the tag, so it now holds a marker; see docs/registries.md).
+    #[error("{url} is gone: its key was retired by the publisher")]
+    Retired { url: String },
+    /// The local server directory `tako store` writes.
+    #[error(transparent)]
+    Local(#[from] IoError),
+    #[error("output directory {} does not exist or is not a directory", .0.display())]
+    NoDirectory(std::path::PathBuf),
+    /// Copying an image into a local server directory failed.
+    #[error("cannot copy {} to {}: {source}", image.display(), target.display())]
+    Copy {
+        image: std::path::PathBuf,
+        target: std::path::PathBuf,
+        source: CopyError,
+    },
 }
 
 impl OriginError {
@@ -58,6 +76,10 @@ impl OriginError {
             OriginError::Transport(e) => transport_kind(e),
             OriginError::Registry(e) => registry_kind(e),
             OriginError::NotFound { .. } => Kind::NotFound,
+            OriginError::Retired { .. } => Kind::Gone,
+            OriginError::Local(_) | OriginError::NoDirectory(_) | OriginError::Copy { .. } => {
+                Kind::Local
+            }
         }
     }
 
@@ -82,7 +104,8 @@ impl OriginError {
                 | TransportError::NotFound { url }
                 | TransportError::Status { url, .. },
             )
-            | OriginError::NotFound { url } => Some(url),
+            | OriginError::NotFound { url }
+            | OriginError::Retired { url } => Some(url),
             _ => None,
         }
     }

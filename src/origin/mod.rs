@@ -1,4 +1,5 @@
-//! Where manifests and images come from: the one interface `fetch` and `check` talk to.
+//! Where manifests and images come from and go to: the one seam `fetch`, `check` and
+//! `store` talk to.
 //!
 //! `fetch` asks an [`Origin`] for a manifest file and for an image by digest, and never
 //! learns what serves them. Today that is a static directory over `http(s)://` or
@@ -7,19 +8,23 @@
 //! (`update/`) picks the manifest and downloads an image over every place an origin
 //! stands for, deciding what to do next from an [`OriginError`]'s [`Kind`] alone.
 //!
-//! The publishing side, which only writes into a local directory, has its own small
-//! counterpart in [`local`].
+//! `store` writes through [`Publish`] (see [`publish`]), to a local directory
+//! ([`local::LocalDir`]) or a registry repository
+//! ([`registry_publish::RegistryTarget`]), in one flow for both.
 
 pub mod body;
 pub mod dir;
 pub mod error;
 pub mod local;
 pub mod mirrors;
+pub mod publish;
 pub mod registry;
 pub mod registry_layout;
+pub mod registry_publish;
 
 pub use body::{Answer, Body};
 pub use error::{Kind, OriginError};
+pub use publish::Publish;
 
 use crate::config::Config;
 use crate::format::key::{KeyId, PublicKey};

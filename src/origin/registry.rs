@@ -1,7 +1,8 @@
 //! A registry repository as an [`Origin`] for `tako fetch` (docs/registries.md).
 //!
-//! The signed manifest is the single layer of the `tako-manifest` artifact, read through
-//! the registry client with its digest checked; the image is the blob `sha256:<hex>`,
+//! The signed manifest is the single layer of the `tako-manifest` artifact (and during a key
+//! rotation, of `tako-manifest.<keyid>` for a key's own), read through the registry client
+//! with its digest checked; the tag of a retired key is gone, as a removed file is. The image is the blob `sha256:<hex>`,
 //! streamed through the [`Transport`] like a web origin's `store/<hex>`, so that resume,
 //! retries, `--limit-rate` and `--max-time` work the same. The registry's `Authorization`
 //! (Basic, or a Bearer token from its token service) is handed to that transport scoped
@@ -12,7 +13,7 @@
 //! the image is, so they get the same `Authorization` scoping and redirect rules.
 //!
 //! Conditional polls: the validator of the signed manifest is the digest of the
-//! `tako-manifest` artifact that holds it. The artifact names its layer by digest, so the
+//! manifest artifact that holds it. The artifact names its layer by digest, so the
 //! same artifact digest means the same signed bytes; a poll then reads the small artifact
 //! and not the layer.
 
@@ -91,15 +92,14 @@ impl Origin for Registry {
         max: u64,
         known: Option<&Validators>,
     ) -> Result<ManifestFile, OriginError> {
-        let url = format!("{}:{}", self.client.reference, layout::MANIFEST_TAG);
-        // A registry holds one signed manifest; the `manifest.<keyid>` files of a key
-        // rotation have no place in it (yet), so they are simply not there.
-        if let ManifestName::ForKey(_) = name {
-            return Err(OriginError::NotFound { url });
-        }
-        let Some(fetched) = self.client.manifest(layout::MANIFEST_TAG)? else {
+        let tag = layout::manifest_tag(&name.slot());
+        let url = format!("{}:{tag}", self.client.reference);
+        let Some(fetched) = self.client.manifest(&tag)? else {
             return Err(OriginError::NotFound { url });
         };
+        if layout::is_retired(&fetched.bytes) {
+            return Err(OriginError::Retired { url });
+        }
         let validators = Validators {
             url: url.clone(),
             etag: Some(fetched.digest.clone()),
@@ -109,7 +109,12 @@ impl Origin for Registry {
         let bytes = if unchanged {
             None
         } else {
-            Some(layout::signed_manifest_of(&self.client, &fetched, max)?)
+            Some(layout::signed_manifest_of(
+                &self.client,
+                &tag,
+                &fetched,
+                max,
+            )?)
         };
         Ok(ManifestFile {
             url,
