@@ -9,9 +9,9 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::cli::IndexArgs;
-use crate::commands::store::INDEX;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::fs::{Context, Dir, Found, IoError};
+use crate::origin::dir::INDEX;
 use crate::stream::chunking;
 use crate::ui::output;
 

@@ -49,6 +49,8 @@ pub enum FetchError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
+    Origin(#[from] crate::origin::OriginError),
+    #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error("local manifest {} is invalid: {source}", path.display())]
     LocalManifest {
