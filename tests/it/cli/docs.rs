@@ -98,3 +98,53 @@ fn every_drawn_directory_tree_is_well_formed() {
         }
     }
 }
+
+/// The commands `tako --help` lists, without `help`.
+fn commands() -> Vec<String> {
+    let o = run_bounded(tako_cmd().arg("--help"));
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    let listed = text
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("--help lists the commands");
+    listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Issue 23, new user 11: registries.md named `tako reindex`, and the README's table
+/// lacked `tako index`.
+#[test]
+fn the_docs_name_only_commands_that_exist_and_the_readme_lists_them_all() {
+    let commands = commands();
+    assert!(commands.contains(&"fetch".to_string()), "{commands:?}");
+    for doc in docs() {
+        let text = fs::read_to_string(&doc).unwrap();
+        for (i, _) in text.match_indices("`tako ") {
+            let word: String = text[i + "`tako ".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            if word.is_empty() || word.starts_with('-') {
+                continue; // `tako --help`, `tako -h`, `tako CONFIG`
+            }
+            assert!(
+                commands.contains(&word),
+                "{} names `tako {word}`, which is no command",
+                doc.display()
+            );
+        }
+    }
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    for command in commands {
+        assert!(
+            readme.contains(&format!("| `tako {command}")),
+            "README's command table lacks tako {command}"
+        );
+    }
+}
