@@ -66,15 +66,70 @@ pub fn render_error(page: &str, why: &str) -> RenderError {
 }
 
 /// The completion script for `shell`, for the binary name `tako`.
+///
+/// clap_complete offers hidden options too (the test-only `--retry-delay-ms`); they are
+/// taken out of the script here, so that completion offers only what `--help` shows.
 pub fn completion(shell: Shell) -> Vec<u8> {
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
+    let mut command = Cli::command();
+    let hidden = hidden_long_options(&command);
     let mut script = Vec::new();
-    clap_complete::generate(generator, &mut Cli::command(), "tako", &mut script);
-    script
+    clap_complete::generate(generator, &mut command, "tako", &mut script);
+    let text = String::from_utf8_lossy(&script);
+    without_options(shell, &text, &hidden).into_bytes()
+}
+
+/// The long names of every hidden option of `command` and its subcommands.
+fn hidden_long_options(command: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = command
+        .get_arguments()
+        .filter(|a| a.is_hide_set())
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    for sub in command.get_subcommands() {
+        names.extend(hidden_long_options(sub));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `script` without the lines and words that offer the options `names`.
+fn without_options(shell: Shell, script: &str, names: &[String]) -> String {
+    let mut out = String::with_capacity(script.len());
+    let mut skipping_case = false;
+    for line in script.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let offers = |name: &String| match shell {
+            Shell::Bash => trimmed.starts_with(&format!("--{name})")),
+            Shell::Zsh => {
+                trimmed.starts_with(&format!("'--{name}="))
+                    || trimmed.starts_with(&format!("'--{name}["))
+            }
+            Shell::Fish => line.contains(&format!(" -l {name} ")),
+        };
+        if skipping_case {
+            // A bash case arm ends with its ";;" line.
+            skipping_case = trimmed.trim_end() != ";;";
+            continue;
+        }
+        if names.iter().any(offers) {
+            skipping_case = shell == Shell::Bash;
+            continue;
+        }
+        let mut kept = line.to_owned();
+        if shell == Shell::Bash {
+            for name in names {
+                kept = kept.replace(&format!(" --{name} "), " ");
+            }
+        }
+        out.push_str(&kept);
+    }
+    out
 }
 
 /// Every man page as (file name, roff source): `tako.1` first, then one page per command

@@ -83,6 +83,29 @@ pub fn help_after_command(args: impl IntoIterator<Item = OsString>) -> Vec<OsStr
     args
 }
 
+/// How long a run may wait on the network: the same bounds for every command that goes
+/// online, so a stalled origin never holds one of them forever.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct TimeLimits {
+    /// Give up on a transfer that delivers no data for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub idle_timeout: u64,
+    /// Give up on a transfer slower than this many bytes per second, averaged over
+    /// --speed-time seconds (as curl's option of the same name). 0 turns the check off.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    pub speed_limit: u64,
+    /// The number of seconds over which --speed-limit is averaged.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub speed_time: u64,
+    /// Give up on a config whose run takes longer than this many seconds in all,
+    /// manifest and image included. Default: no limit.
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub max_time: Option<u64>,
+}
+
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// Succeed at once, offline and without waiting for another run's lock, if
@@ -99,23 +122,8 @@ pub struct FetchArgs {
     /// then reported as an error, not retried.
     #[arg(long)]
     pub no_restart: bool,
-    /// Give up on a transfer that delivers no data for this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=86400))]
-    pub idle_timeout: u64,
-    /// Give up on a transfer slower than this many bytes per second, averaged over
-    /// --speed-time seconds (as curl's option of the same name). 0 turns the check off.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
-    pub speed_limit: u64,
-    /// The number of seconds over which --speed-limit is averaged.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=86400))]
-    pub speed_time: u64,
-    /// Give up on a config whose fetch takes longer than this many seconds in all,
-    /// manifest and image included. Default: no limit.
-    #[arg(long, value_name = "SECONDS",
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub max_time: Option<u64>,
+    #[command(flatten)]
+    pub limits: TimeLimits,
     /// Try a transient failure (connection error, timeout, HTTP 408, 429 or 5xx) this many
     /// more times, waiting about 1, 2, 4 … seconds in between (or what the server's
     /// Retry-After asks, up to 60 s); each retry resumes a download where it stopped.
@@ -160,6 +168,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub limits: TimeLimits,
     /// Print one JSON object per config (JSON Lines); see docs/json.md.
     #[arg(long)]
     pub json: bool,

@@ -7,13 +7,14 @@
 //! every file read here is only ever replaced atomically.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::cli::CheckArgs;
 use crate::config;
 use crate::destination::poll;
 use crate::destination::{self, Destination};
 use crate::format::text::untrusted;
-use crate::net::{Transport, TransportConfig};
+use crate::net::Transport;
 use crate::origin;
 use crate::ui::json::CheckRecord;
 use crate::ui::output;
@@ -21,7 +22,7 @@ use crate::update::fetch::{self, FetchError, Image};
 use crate::update::retry::RetryPolicy;
 use crate::{Error, Exit};
 
-use super::Reporter;
+use super::{Reporter, transport_config};
 
 /// What a fetch would do for one config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +65,12 @@ impl std::fmt::Display for Checked {
 
 /// Runs `tako check` over every config. A failure wins over an update.
 pub fn run(args: &CheckArgs) -> Result<Exit, Error> {
-    let transport = Transport::new(TransportConfig::default());
+    let transport = Transport::new(transport_config(&args.limits, None));
+    let max_time = args.limits.max_time.map(Duration::from_secs);
     let mut failed = 0;
     let mut updates = 0;
     for path in &args.configs {
-        let result = check_one(path, &transport);
+        let result = check_one(path, &transport.with_max_time(max_time));
         if let Err(e) = &result {
             failed += 1;
             output::error_line(&fetch::config_error_text(path, e));

@@ -9,7 +9,7 @@ use crate::cli::FetchArgs;
 use crate::config::Config;
 use crate::destination::restart_pending;
 use crate::fs::DirLock;
-use crate::net::{Transport, TransportConfig};
+use crate::net::Transport;
 use crate::systemd;
 use crate::ui::json::{self, FetchRecord};
 use crate::ui::output;
@@ -19,7 +19,7 @@ use crate::update::fetch::{
 use crate::update::retry::RetryPolicy;
 use crate::{Error, Exit};
 
-use super::Reporter;
+use super::{Reporter, transport_config};
 
 /// Runs `tako fetch` over every config; one failure does not stop the rest.
 pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
@@ -27,14 +27,8 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
         init: args.init,
         verify: !args.no_verify,
         restart: !args.no_restart,
-        transport: TransportConfig {
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-            speed_limit: args.speed_limit,
-            speed_time: Duration::from_secs(args.speed_time),
-            limit_rate: args.limit_rate,
-            ..TransportConfig::default()
-        },
-        max_time: args.max_time.map(Duration::from_secs),
+        transport: transport_config(&args.limits, args.limit_rate),
+        max_time: args.limits.max_time.map(Duration::from_secs),
         progress: !args.quiet && std::io::stderr().is_terminal(),
         retry: RetryPolicy {
             retries: args.retries,
@@ -161,11 +155,13 @@ fn restart(
             Err(match outcome {
                 Outcome::Updated { to, .. } => FetchError::Restart {
                     version: to.version,
+                    units: left.join(", "),
                     source: Box::new(partial.error),
                     pending,
                 },
                 then => FetchError::RestartRetry {
                     outcome: then.to_string(),
+                    units: left.join(", "),
                     source: Box::new(partial.error),
                     pending,
                 },

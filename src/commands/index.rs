@@ -9,14 +9,18 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::cli::IndexArgs;
-use crate::commands::store::INDEX;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::fs::{Context, Dir, Found, IoError};
+use crate::origin::dir::INDEX;
 use crate::stream::chunking;
 use crate::ui::output;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReindexError {
+    #[error(
+        "{0} is a registry repository; tako index writes indexes into server directories only, and for registries the index is written by tako store (publish the version again to add one)"
+    )]
+    Registry(String),
     #[error("output directory {0} does not exist or is not a directory")]
     NoOutputDir(PathBuf),
     #[error("{0} has no store/ directory: nothing to index")]
@@ -37,6 +41,12 @@ enum Outcome {
 /// Runs `tako index`; prints a line per index written and one in all.
 pub fn run(args: &IndexArgs) -> Result<(), ReindexError> {
     let out = args.output.as_path();
+    let given = out.to_string_lossy();
+    if given.starts_with("oci://") || given.starts_with("oci+http://") {
+        return Err(ReindexError::Registry(crate::format::text::untrusted(
+            &given,
+        )));
+    }
     if !out.is_dir() {
         return Err(ReindexError::NoOutputDir(out.to_path_buf()));
     }

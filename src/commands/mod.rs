@@ -9,7 +9,10 @@ pub mod status;
 pub mod store;
 
 use std::path::Path;
+use std::time::Duration;
 
+use crate::cli::TimeLimits;
+use crate::net::TransportConfig;
 use crate::ui::{output, progress};
 use crate::update::fetch::Report;
 
@@ -32,5 +35,16 @@ impl Report for Reporter<'_> {
 
     fn download_bar(&self, version: &str, size: u64) -> indicatif::ProgressBar {
         progress::download_bar(self.name, version, size)
+    }
+}
+
+/// The transport's limits from the command line's time bounds and `--limit-rate`.
+pub fn transport_config(limits: &TimeLimits, limit_rate: Option<u64>) -> TransportConfig {
+    TransportConfig {
+        idle_timeout: Duration::from_secs(limits.idle_timeout),
+        speed_limit: limits.speed_limit,
+        speed_time: Duration::from_secs(limits.speed_time),
+        limit_rate,
+        ..TransportConfig::default()
     }
 }

@@ -66,6 +66,8 @@ use retention::StoreFile;
 #[derive(Debug, Clone)]
 pub struct Report {
     pub origin: String,
+    /// Every `Origin=`, the first one first (the others are its mirrors).
+    pub origins: Vec<String>,
     pub pattern: String,
     pub destination: PathBuf,
     pub installed: Installed,
@@ -172,6 +174,7 @@ pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusErro
     };
     Ok(Report {
         origin: config.origin.clone(),
+        origins: config.origins.iter().map(|o| o.url.clone()).collect(),
         pattern: config.version.as_str().to_string(),
         destination: config.destination.clone(),
         installed,
@@ -330,8 +333,19 @@ pub fn lines(report: &Report) -> Vec<String> {
             }
         }
     });
+    let mirrors: Vec<String> = report
+        .origins
+        .iter()
+        .skip(1)
+        .map(|o| untrusted(o))
+        .collect();
+    let mirrors = if mirrors.is_empty() {
+        String::new()
+    } else {
+        format!(" (mirrors: {})", mirrors.join(", "))
+    };
     lines.push(format!(
-        "  origin {}, pattern {}",
+        "  origin {}{mirrors}, pattern {}",
         untrusted(&report.origin),
         untrusted(&report.pattern)
     ));
@@ -398,6 +412,7 @@ fn record(config: &Path, report: Option<&Report>, error: Option<String>) -> Stat
         config: config.display().to_string(),
         outcome: "failed",
         origin: None,
+        origins: Vec::new(),
         pattern: None,
         destination: None,
         version: None,
@@ -418,6 +433,7 @@ fn record(config: &Path, report: Option<&Report>, error: Option<String>) -> Stat
     };
     record.outcome = report.outcome();
     record.origin = Some(untrusted(&report.origin));
+    record.origins = report.origins.iter().map(|o| untrusted(o)).collect();
     record.pattern = Some(untrusted(&report.pattern));
     record.destination = Some(untrusted(&report.destination.display().to_string()));
     record.verified = report.verified;

@@ -1,38 +1,31 @@
-//! `tako store`: add an image to a server directory and re-sign its manifest files.
+//! `tako store`: add an image to a server directory or a registry repository, and re-sign
+//! its manifest files.
 //!
 //! With one key this writes `manifest`, byte for byte what the original Tako writes. With
 //! several (during a key rotation) the first signs `manifest` and each other one signs
-//! `manifest.<keyid>`, with the same entry lines. Before anything changes, every existing
-//! manifest file is checked against its key and against the others (see
-//! docs/key-rotation.md for why the files are written in the order they are).
+//! `manifest.<keyid>` (in a registry, the tags `tako-manifest` and `tako-manifest.<keyid>`),
+//! with the same entry lines. Before anything changes, every existing manifest file is
+//! checked against its key and against the others (see docs/key-rotation.md for why the
+//! files are written in the order they are). The place is reached through the origin
+//! seam's [`Publish`], one flow for a directory and a registry.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-
-use std::path::{Path, PathBuf};
+use std::fs;
 
 use crate::cli::StoreArgs;
 use crate::format::key::{KeyError, KeyId, PublicKey, SecretKey};
-use crate::format::manifest::{
-    Conflict, Entry, MAX_MANIFEST_SIZE, Manifest, ManifestError, UnverifiedEntries,
-};
+use crate::format::manifest::{Conflict, Entry, Manifest, ManifestError, UnverifiedEntries};
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
-use crate::fs::{Context, Dir, IoError};
-use crate::origin::local::LocalDir;
-use crate::origin::registry_layout;
-use crate::stream::chunking;
-use crate::stream::hashing::{self, CopyError};
+use crate::fs::{Context, IoError};
+use crate::origin::publish::{self, Publish, Removed};
+use crate::origin::{OriginError, Slot};
 use crate::ui::output;
-use crate::update::keyring;
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
 
 const MAX_VERSION_LEN: usize = 128;
-const MANIFEST: &str = "manifest";
-/// The directory of chunk indexes in a server directory (see docs/index.md).
-pub const INDEX: &str = "index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,62 +49,40 @@ pub enum StoreError {
     VersionCharacters(String),
     #[error(transparent)]
     Version(#[from] VersionError),
-    #[error("output directory {0} does not exist or is not a directory")]
-    NoOutputDir(PathBuf),
+    /// `title` is how the place names the file: "existing manifest PATH", "the manifest
+    /// in oci://…".
     #[error(
-        "existing manifest {} is signed by another key than the ones given; refusing to change it (give its secret key too, or, if its key is to be replaced, --retire-key with that key's public key{})",
-        path.display(),
+        "{title} is signed by another key than the ones given; refusing to change it (give its secret key too, or, if its key is to be replaced, --retire-key with that key's public key{})",
         if *.retired_by_id { "; a key id is not enough to check the signature" } else { "" }
     )]
-    ForeignManifest { path: PathBuf, retired_by_id: bool },
-    #[error("existing manifest {path} is invalid: {source}")]
+    ForeignManifest { title: String, retired_by_id: bool },
+    #[error("{title} is invalid: {source}")]
     BadManifest {
-        path: PathBuf,
+        title: String,
         source: ManifestError,
     },
     #[error(
-        "{} belongs to key {id}, which was not given: give that secret key too, or remove the file with --retire-key {id}; refusing to change anything",
-        path.display()
+        "{location} belongs to key {id}, which was not given: give that secret key too, or remove the file with --retire-key {id}; refusing to change anything"
     )]
-    UnknownKeyFile { path: PathBuf, id: KeyId },
+    UnknownKeyFile { location: String, id: KeyId },
     #[error(
-        "the manifest files disagree: {} lists entries that {} lacks ({entries}); refusing to change anything",
-        path.display(),
-        other.display()
+        "the manifest files disagree: {location} lists entries that {other} lacks ({entries}); refusing to change anything"
     )]
     Disagree {
-        path: PathBuf,
-        other: PathBuf,
+        location: String,
+        other: String,
         entries: String,
     },
-    #[error("cannot store {}: {source}", path.display())]
+    #[error("cannot store {location}: {source}")]
     Conflict {
-        path: PathBuf,
+        location: String,
         source: Box<Conflict>,
-    },
-    #[error("cannot copy {} to {}: {source}", image.display(), target.display())]
-    Copy {
-        image: PathBuf,
-        target: PathBuf,
-        source: CopyError,
     },
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The directory or registry published to.
     #[error(transparent)]
-    Registry(#[from] crate::registry::OciError),
-    #[error(
-        "publishing to a registry ({0}) signs with exactly one key: signing with several keys and --retire-key are not supported for registries yet"
-    )]
-    RegistryRotation(String),
-    #[error(
-        "the manifest in {0} is signed by another key than the one given; refusing to change it"
-    )]
-    ForeignRegistryManifest(String),
-    #[error("the manifest in {origin} is invalid: {source}")]
-    BadRegistryManifest {
-        origin: String,
-        source: ManifestError,
-    },
+    Origin(#[from] OriginError),
 }
 
 /// Checks a version string as given to `tako store`. Stricter than the
@@ -201,30 +172,6 @@ fn retired_keys(args: &StoreArgs, keys: &[SecretKey]) -> Result<Vec<Retired>, St
     Ok(retired)
 }
 
-/// The manifest files in a server directory: `manifest` (id `None`) and
-/// every `manifest.<keyid>`. Other names, such as a `manifest.new` left by
-/// a crash, are not manifest files.
-fn manifest_files(out: &Path) -> Result<Vec<(String, Option<KeyId>)>, IoError> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(out).context("list", out)? {
-        let entry = entry.context("list", out)?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name == MANIFEST {
-            files.push((name, None));
-        } else if let Some(id) = name
-            .strip_prefix("manifest.")
-            .and_then(|id| KeyId::parse(id).ok())
-            .filter(|id| name.len() == MANIFEST.len() + 1 + id.as_str().len())
-        {
-            files.push((name, Some(id)));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// What an existing manifest file was found to be.
 enum Found {
     /// Verified with a key given to sign (by its index).
@@ -237,17 +184,17 @@ enum Found {
 
 /// Checks the bytes of one manifest file against its key.
 fn check_file(
-    path: &Path,
+    target: &dyn Publish,
+    slot: &Slot,
     bytes: &[u8],
-    id: Option<&KeyId>,
     signing: &[PublicKey],
     retired: &[Retired],
 ) -> Result<Found, StoreError> {
     let bad = |source| StoreError::BadManifest {
-        path: path.to_path_buf(),
+        title: target.title(slot),
         source,
     };
-    let Some(id) = id else {
+    let Slot::Key(id) = slot else {
         // `manifest`: any given key may have signed it, or a retired one.
         return match Manifest::parse_any(bytes, signing) {
             Ok((manifest, i)) => Ok(Found::Signing(manifest, i)),
@@ -261,7 +208,7 @@ fn check_file(
                         Ok(Found::Retired(manifest, ids[i].clone()))
                     }
                     _ => Err(StoreError::ForeignManifest {
-                        path: path.to_path_buf(),
+                        title: target.title(slot),
                         retired_by_id: retired.iter().any(|r| r.key.is_none()),
                     }),
                 }
@@ -282,7 +229,7 @@ fn check_file(
             .map(Found::RetiredUnchecked)
             .map_err(bad),
         None => Err(StoreError::UnknownKeyFile {
-            path: path.to_path_buf(),
+            location: target.location(slot),
             id: id.clone(),
         }),
     }
@@ -293,21 +240,21 @@ struct Published {
     manifest: Manifest,
     /// The file the entries were taken from, when only a retired key
     /// vouches for them.
-    from_retired: Option<(PathBuf, KeyId)>,
+    from_retired: Option<(String, KeyId)>,
     /// The key id that signed `manifest`, if it exists.
     primary_signer: Option<KeyId>,
-    /// The bytes of every manifest file, by name.
-    existing: BTreeMap<String, Vec<u8>>,
+    /// The bytes of every manifest file.
+    existing: BTreeMap<Slot, Vec<u8>>,
 }
 
-/// Checks every manifest file in `out` and returns the entries they list.
+/// Checks every manifest file of `target` and returns the entries they list.
 ///
 /// Each file must verify with its key, and no file may list an entry that
 /// the fullest file lacks. A file that merely lacks the newest entries is
 /// what a `tako store` interrupted between two files leaves, and is brought
 /// up to date; anything else is a disagreement to refuse.
 fn read_published(
-    out: &Dir,
+    target: &dyn Publish,
     keys: &[SecretKey],
     retired: &[Retired],
 ) -> Result<Published, StoreError> {
@@ -315,24 +262,17 @@ fn read_published(
     let mut found = Vec::new();
     let mut existing = BTreeMap::new();
     let mut primary_signer = None;
-    for (name, id) in manifest_files(out.path())? {
-        let path = out.path().join(&name);
-        // Only a regular file of at most the size a client accepts is read,
-        // never through a symlink: a planted FIFO or link cannot hang or
-        // redirect the publisher.
-        let Some(bytes) = out.read_file(&name, MAX_MANIFEST_SIZE, "read")? else {
-            continue;
-        };
-        let file = check_file(&path, &bytes, id.as_ref(), &signing, retired)?;
-        if id.is_none() {
-            primary_signer = match &file {
+    for file in target.manifests()? {
+        let checked = check_file(target, &file.slot, &file.bytes, &signing, retired)?;
+        if file.slot == Slot::Primary {
+            primary_signer = match &checked {
                 Found::Signing(_, i) => Some(signing[*i].id()),
                 Found::Retired(_, id) => Some(id.clone()),
                 Found::RetiredUnchecked(_) => None,
             };
         }
-        existing.insert(name, bytes);
-        found.push((path, file));
+        found.push((target.location(&file.slot), checked));
+        existing.insert(file.slot, file.bytes);
     }
 
     // The fullest file signed by a key given; failing that (a key replaced
@@ -341,22 +281,22 @@ fn read_published(
     let fullest = |retired: bool| {
         found
             .iter()
-            .filter_map(|(path, f)| match f {
-                Found::Signing(m, _) if !retired => Some((path, m, None)),
-                Found::Retired(m, id) if retired => Some((path, m, Some(id))),
+            .filter_map(|(location, f)| match f {
+                Found::Signing(m, _) if !retired => Some((location, m, None)),
+                Found::Retired(m, id) if retired => Some((location, m, Some(id))),
                 _ => None,
             })
             // The first of the fullest, so `manifest` is the reference
             // when files tie and the other file is the one named.
             .fold(
                 None,
-                |best: Option<(&PathBuf, &Manifest, Option<&KeyId>)>, f| match best {
+                |best: Option<(&String, &Manifest, Option<&KeyId>)>, f| match best {
                     Some(b) if b.1.entries().len() >= f.1.entries().len() => Some(b),
                     _ => Some(f),
                 },
             )
     };
-    let Some((base_path, base, retired_id)) = fullest(false).or_else(|| fullest(true)) else {
+    let Some((base_location, base, retired_id)) = fullest(false).or_else(|| fullest(true)) else {
         return Ok(Published {
             manifest: Manifest::default(),
             from_retired: None,
@@ -364,15 +304,15 @@ fn read_published(
             existing,
         });
     };
-    for (path, file) in &found {
+    for (location, file) in &found {
         let extra = match file {
             Found::Signing(m, _) | Found::Retired(m, _) => m.missing_from(base),
             Found::RetiredUnchecked(entries) => entries.missing_from(base),
         };
         if !extra.is_empty() {
             return Err(StoreError::Disagree {
-                path: path.clone(),
-                other: base_path.clone(),
+                location: location.clone(),
+                other: base_location.clone(),
                 entries: extra
                     .iter()
                     .map(|e| e.to_string())
@@ -383,7 +323,7 @@ fn read_published(
     }
     Ok(Published {
         manifest: base.clone(),
-        from_retired: retired_id.map(|id| (base_path.clone(), id.clone())),
+        from_retired: retired_id.map(|id| (base_location.clone(), id.clone())),
         primary_signer,
         existing,
     })
@@ -391,157 +331,47 @@ fn read_published(
 
 /// Runs `tako store` and returns the line to print.
 pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
-    if let Some(origin) = args
-        .output
-        .to_str()
-        .filter(|o| crate::registry::Reference::is_registry_url(o))
-    {
-        return store_registry(args, origin);
-    }
     let keys = load_keys(args)?;
     let retired = retired_keys(args, &keys)?;
     let version = validate_new_version(&args.version)?;
-    let out = args.output.as_path();
-    if !out.is_dir() {
-        return Err(StoreError::NoOutputDir(out.to_path_buf()));
-    }
-    let out_dir = Dir::open(out)?;
-    let _lock = out_dir.lock()?;
-    let manifest_path = out.join(MANIFEST);
-    let mut published = read_published(&out_dir, &keys, &retired)?;
+    // A directory is locked from here on; a registry has no lock (see docs/registries.md).
+    let target = publish::open(&args.output)?;
+    let target = target.as_ref();
+    let mut published = read_published(target, &keys, &retired)?;
     let mut manifest = std::mem::take(&mut published.manifest);
     let carried = manifest.entries().len();
-    let store_dir = out_dir.ensure_subdir("store")?;
-    // Before the copy: something planted at `index` fails the run before
-    // anything is written.
-    let index_dir = if args.no_index {
-        None
-    } else {
-        Some(out_dir.ensure_subdir(INDEX)?)
-    };
 
-    let mut image = File::open(&args.image).context("open image", &args.image)?;
-    let mut pending = store_dir.create("incoming")?;
-    let target = pending.path().to_path_buf();
-    let copy_error = |source| StoreError::Copy {
-        image: args.image.clone(),
-        target,
-        source,
-    };
-    let (summary, index) = if args.no_index {
-        let summary =
-            hashing::copy_and_hash_to_file(&mut image, pending.file(), None).map_err(copy_error)?;
-        (summary, None)
-    } else {
-        let (summary, index) =
-            chunking::copy_hash_and_index(&mut image, pending.file()).map_err(copy_error)?;
-        (summary, Some(index))
-    };
+    let staged = target.stage(&args.image, !args.no_index)?;
     let entry = Entry {
         version,
-        size: summary.size,
-        digest: summary.digest,
+        size: staged.size(),
+        digest: staged.digest(),
     };
     let hex = entry.digest_hex();
     let line = format!("{} -> {hex}", entry.version);
+    let version = entry.version.as_str().to_owned();
 
     manifest
         .insert(entry)
         .map_err(|source| StoreError::Conflict {
-            path: manifest_path.clone(),
+            location: target.location(&Slot::Primary),
             source: Box::new(source),
         })?;
 
-    if let Some((path, id)) = &published.from_retired {
+    if let Some((location, id)) = &published.from_retired {
         output::stderr_line(&format!(
-            "tako: warning: the {} published entries were taken from {}, which only the retired key {id} vouches for; they are now signed by the keys given, so check them",
-            carried,
-            path.display()
+            "tako: warning: the {carried} published entries were taken from {location}, which only the retired key {id} vouches for; they are now signed by the keys given, so check them"
         ));
     }
 
-    // The copy is complete and verified by construction: renaming it over
-    // an existing store file keeps good bytes good and repairs bad ones,
-    // without a second pass over the old file.
-    pending.commit_as(&hex)?;
-    // Before the manifest names the image, so that a host never finds the
-    // new entry without its index (it would download the image in full).
-    if let (Some(dir), Some(index)) = (&index_dir, index) {
-        dir.write_file(&hex, &index.to_bytes())?;
-    }
-    write_manifests(&out_dir, &manifest, &keys, &retired, &published)?;
-    Ok(line)
-}
-
-/// `tako store -o oci://…`: the same checks as for a directory, against the signed
-/// manifest the repository's `tako-manifest` tag holds (see docs/registries.md).
-fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> {
-    use crate::registry;
-    let reference = registry::Reference::parse(origin)?;
-    let shown = reference.to_string();
-    let keys = load_keys(args)?;
-    let key = match keys.as_slice() {
-        [key] if args.retire_key.is_empty() => key,
-        _ => return Err(StoreError::RegistryRotation(shown)),
-    };
-    let version = validate_new_version(&args.version)?;
-    let client = registry::Client::new(reference, true)?;
-    let signing = [key.public_key()];
-    let (mut manifest, previous) = match registry_layout::read_manifest(&client)? {
-        None => (Manifest::default(), None),
-        Some((bytes, digest)) => match Manifest::parse_any(&bytes, &signing) {
-            Ok((manifest, _)) => (manifest, Some(digest)),
-            Err(ManifestError::BadSignature(_) | ManifestError::BadSignatureAny(_)) => {
-                return Err(StoreError::ForeignRegistryManifest(shown));
-            }
-            Err(source) => {
-                return Err(StoreError::BadRegistryManifest {
-                    origin: shown,
-                    source,
-                });
-            }
-        },
-    };
-    // The index comes from the same single read as the size and digest, so that it always
-    // describes the image hashed (an image changed meanwhile is refused by the registry).
-    let (size, digest, index) = if args.no_index {
-        let (size, digest) = registry_layout::hash_file(&args.image)?;
-        (size, digest, None)
-    } else {
-        let index = registry_layout::index_file(&args.image)?;
-        (index.size, index.digest, Some(index.to_bytes()))
-    };
-    let entry = Entry {
-        version,
-        size,
-        digest,
-    };
-    let hex = entry.digest_hex();
-    let line = format!("{} -> {hex}", entry.version);
-    manifest
-        .insert(entry)
-        .map_err(|source| StoreError::Conflict {
-            path: PathBuf::from(&shown),
-            source: Box::new(source),
-        })?;
-    let signed = manifest.to_signed_bytes(key);
-    registry_layout::publish(
-        &client,
-        &registry_layout::Image {
-            path: &args.image,
-            size,
-            hex: &hex,
-            index: index.as_deref(),
-        },
-        &args.version,
-        &signed,
-        previous.as_deref(),
-    )?;
+    // The image (and its index) before the manifest files that name it.
+    staged.put(&version)?;
+    write_manifests(target, &manifest, &keys, &retired, &published)?;
     Ok(line)
 }
 
 /// Writes every manifest file that is missing or differs, then removes the
-/// ones no longer wanted, in an order that leaves a directory every host
+/// ones no longer wanted, in an order that leaves a place every host
 /// can use after a crash between any two steps:
 ///
 /// 1. `manifest.<keyid>` of each secondary key: a host that trusts such a
@@ -552,61 +382,62 @@ fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> 
 /// 3. Removal of `manifest.<keyid>` of the primary key (`manifest` now
 ///    serves its hosts) and of each retired key.
 fn write_manifests(
-    out: &Dir,
+    target: &dyn Publish,
     manifest: &Manifest,
     keys: &[SecretKey],
     retired: &[Retired],
     published: &Published,
 ) -> Result<(), StoreError> {
-    let target = LocalDir::new(out);
-    let write = |name: &str, key: &SecretKey| -> Result<bool, StoreError> {
+    let write = |slot: &Slot, key: &SecretKey| -> Result<bool, StoreError> {
         let bytes = manifest.to_signed_bytes(key);
-        if published.existing.get(name) == Some(&bytes) {
+        if published.existing.get(slot) == Some(&bytes) {
             return Ok(false);
         }
-        target.put(name, &bytes)?;
+        target.put_manifest(slot, &bytes)?;
         Ok(true)
     };
     let Some((primary_key, secondary)) = keys.split_first() else {
         return Err(StoreError::NoKey);
     };
     for key in secondary {
-        let name = keyring::manifest_name(&key.public_key());
-        let created = !published.existing.contains_key(&name);
-        if write(&name, key)? && created {
+        let slot = Slot::Key(key.public_key().id());
+        let created = !published.existing.contains_key(&slot);
+        if write(&slot, key)? && created {
             output::stderr_line(&format!(
                 "tako: created {}, signed by key {}",
-                out.path().join(&name).display(),
+                target.location(&slot),
                 key.public_key().id()
             ));
         }
     }
     let primary = primary_key.public_key().id();
-    write(MANIFEST, primary_key)?;
+    write(&Slot::Primary, primary_key)?;
     if let Some(old) = &published.primary_signer
         && *old != primary
     {
         output::stderr_line(&format!(
             "tako: {} is now signed by key {primary} instead of {old}",
-            out.path().join(MANIFEST).display()
+            target.location(&Slot::Primary)
         ));
     }
 
-    let mut removed = false;
     let unwanted = std::iter::once((&primary, "its key now signs manifest"))
         .chain(retired.iter().map(|r| (&r.id, "its key is retired")));
     for (id, why) in unwanted {
-        let name = format!("{MANIFEST}.{id}");
-        if published.existing.contains_key(&name) {
-            let path = target.path_of(&name);
-            target.remove(&name)?;
-            output::stderr_line(&format!("tako: removed {}: {why}", path.display()));
-            removed = true;
+        let slot = Slot::Key(id.clone());
+        if published.existing.contains_key(&slot) {
+            let location = target.location(&slot);
+            match target.remove_manifest(&slot)? {
+                Removed::Deleted => {
+                    output::stderr_line(&format!("tako: removed {location}: {why}"));
+                }
+                Removed::Marked => output::stderr_line(&format!(
+                    "tako: removed {location}: {why} (the registry does not delete it, so the tag now holds a marker that hosts and tako store take as no manifest)"
+                )),
+            }
         }
     }
-    if removed {
-        target.flush()?;
-    }
+    target.finish()?;
     Ok(())
 }
 

@@ -57,9 +57,9 @@ use std::rc::Rc;
 
 use rustix::fs::FileType;
 
+use crate::format::text;
 use crate::fs::tree::{Node, PathProblem, RelPath, Slot, Time, Tree, TreeError};
 use crate::stream::decompress::{Compression, TooLarge, Uncompressed};
-use crate::format::text;
 
 /// The opaque whiteout: everything lower layers put in its directory goes.
 const OPAQUE: &[u8] = b".wh..wh..opq";

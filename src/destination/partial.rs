@@ -159,10 +159,8 @@ impl<'s> Partial<'s> {
 /// Anything else counts as none: the bytes are then resumed without `If-Range`, and the
 /// final digest check still guards them.
 fn read_validator(store: &Dir, name: &str) -> Option<String> {
-    let bytes = store
-        .read_file(name, MAX_VALIDATOR, "read")
-        .ok()
-        .flatten()?;
+    // Sent back to the server: never read through a hard link to someone else's file.
+    let bytes = store.read_own_file(name, MAX_VALIDATOR).ok().flatten()?;
     let text = String::from_utf8(bytes).ok()?;
     let fits = !text.is_empty() && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
     fits.then_some(text)

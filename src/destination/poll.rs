@@ -18,8 +18,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::format::validators::Validators;
 use crate::fs::{Dir, IoError};
-use crate::origin::Validators;
 
 pub const FILE_NAME: &str = "manifest.validators";
 

@@ -9,4 +9,5 @@ pub mod oci;
 pub mod retention;
 pub mod size;
 pub mod text;
+pub mod validators;
 pub mod version;

@@ -65,7 +65,9 @@ impl Removal {
 
 /// Whether `name` is one of the temporaries tako writes in `store/`.
 pub fn is_temporary(name: &str) -> bool {
-    name.ends_with(".new") || name.ends_with(".partial")
+    // `.partial.validator` is the If-Range value kept beside a partial download: as much
+    // tako's own temporary as the partial itself.
+    name.ends_with(".new") || name.ends_with(".partial") || name.ends_with(".partial.validator")
 }
 
 /// Plans a collection: keep the `keep` newest images plus `latest`'s target

@@ -48,6 +48,45 @@ pub enum PatternError {
     Whitespace(String),
     #[error("invalid version pattern '{0}': the lower bound is not below the upper bound")]
     EmptyRange(String),
+    /// `^1.2`, `~1.2`, `1.x`, `v1.*`, `latest`: another tool's way of saying "a range" or
+    /// "the newest", which tako would read as an exact version that is never published.
+    #[error(
+        "invalid version pattern '{pattern}': {why}; tako's patterns are an exact version ('1.13.7'), a wildcard ('1.*', '*') or a range ('1.2 <= v < 2.0'), see docs/versions.md"
+    )]
+    Foreign { pattern: String, why: &'static str },
+}
+
+/// Why `text` is another tool's pattern syntax rather than tako's, if it is.
+fn foreign_syntax(text: &str) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    if text.starts_with('^') {
+        return Some("'^' is npm's and cargo's caret range; for '^1.2' write '1.2 <= v < 2'");
+    }
+    if text.starts_with('~') {
+        return Some("'~' is a tilde range of other tools; for '~1.2' write '1.2.*'");
+    }
+    if text.starts_with(['=', '>', '!']) {
+        return Some("a comparison is written as a range 'LOWER <= v < UPPER'");
+    }
+    if matches!(lower.as_str(), "latest" | "newest" | "stable" | "current") {
+        return Some("tako has no moving names; '*' accepts the highest published version");
+    }
+    let parts: Vec<&str> = text
+        .split(['.', '-', '_'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.iter().any(|p| *p == "x" || *p == "X")
+        && parts.iter().any(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Some("an 'x' part is another tool's wildcard; for '1.x' write '1.*'");
+    }
+    let bytes = text.as_bytes();
+    if bytes.len() > 1 && matches!(bytes[0], b'v' | b'V') && bytes[1].is_ascii_digit() {
+        return Some(
+            "a leading 'v' is part of the version string, so 'v1.2' never matches '1.2'; write the version as it is published, without the 'v'",
+        );
+    }
+    None
 }
 
 /// One part of a version. `Min` and `Max` never come out of parsing: they are
@@ -203,6 +242,11 @@ impl Pattern {
             // refuses it, the manifest format cannot hold it), so this could
             // never match anything.
             return Err(PatternError::Whitespace(untrusted(text)));
+        } else if let Some(why) = foreign_syntax(text) {
+            return Err(PatternError::Foreign {
+                pattern: untrusted(text),
+                why,
+            });
         } else if text.contains('*') {
             parse_wildcard(text)?
         } else {
@@ -559,6 +603,37 @@ mod tests {
     #[test]
     fn rejects_empty_patterns() {
         assert!(matches!(Pattern::parse("  "), Err(PatternError::Empty(_))));
+    }
+
+    #[test]
+    fn patterns_in_other_tools_syntax_are_refused_with_what_to_write_instead() {
+        for (pattern, hint) in [
+            ("^1.2", "1.2 <= v < 2"),
+            ("~1.2", "1.2.*"),
+            ("1.x", "1.*"),
+            ("1.X.3", "1.*"),
+            ("v1.*", "without the 'v'"),
+            ("V2", "without the 'v'"),
+            ("latest", "'*'"),
+            ("Latest", "'*'"),
+            (">=1.0", "LOWER <= v < UPPER"),
+        ] {
+            let err = Pattern::parse(pattern).unwrap_err();
+            assert!(matches!(err, PatternError::Foreign { .. }), "{pattern}");
+            assert!(err.to_string().contains(hint), "{pattern}: {err}");
+        }
+        // Tako's own forms and versions that merely contain such letters still parse.
+        for pattern in [
+            "1.*",
+            "*",
+            "1.2 <= v < 2",
+            "x",
+            "1.2-x1",
+            "vortex.1",
+            "2024.05",
+        ] {
+            assert!(Pattern::parse(pattern).is_ok(), "{pattern}");
+        }
     }
 
     fn version_strategy() -> impl Strategy<Value = String> {

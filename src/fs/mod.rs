@@ -117,6 +117,13 @@ fn describe(kind: FileType) -> &'static str {
 }
 
 /// Flushes a directory so that renames and new names in it are durable.
+/// Whether a file is tako's to write: owned by the user tako runs as, and with no other
+/// name. A hard link planted by whoever owns the directory could otherwise make root's
+/// timer write into any file on the same file system (where `fs.protected_hardlinks=0`).
+fn is_own_and_single(stat: &rustix::fs::Stat) -> bool {
+    stat.st_nlink == 1 && stat.st_uid == rustix::process::geteuid().as_raw()
+}
+
 pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -285,6 +292,36 @@ impl Dir {
 
     /// The bytes of the regular file `name`, at most `limit` of them, if it
     /// exists. Anything but a regular file, or a longer one, is an error.
+    /// As [`Dir::read_file`], for a temporary of tako's own whose content goes out again
+    /// (an `If-Range` value): a file with another name (a hard link to someone else's
+    /// file) or another owner is removed instead of read, and counts as missing.
+    pub fn read_own_file(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, IoError> {
+        let path = self.child(name);
+        let file = match self.open_file(name)? {
+            Found::Missing => return Ok(None),
+            Found::File(file) => file,
+            Found::Directory => return Err(IoError::directory_in_the_way("read", &path)),
+            Found::Other(_) => {
+                self.remove(name)?;
+                return Ok(None);
+            }
+        };
+        let stat = rustix::fs::fstat(&file).context("inspect", &path)?;
+        if !is_own_and_single(&stat) {
+            drop(file);
+            self.remove(name)?;
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .context("read", &path)?;
+        if bytes.len() as u64 > limit {
+            return Err(IoError::refused("read", &path, Refused::TooLarge { limit }));
+        }
+        Ok(Some(bytes))
+    }
+
     pub fn read_file(
         &self,
         name: &str,
@@ -586,6 +623,10 @@ impl Dir {
     /// Opens `name` for reading and writing, creating it (mode 0600) if it is missing.
     /// Never follows a symlink: whatever else has the name (a symlink, a FIFO, …) is
     /// removed and a new file made in its place; a directory is refused.
+    ///
+    /// Only a regular file that tako's user owns and that has no other name is written
+    /// to; anything else under `name` (a symlink, a hard link to someone else's file, a
+    /// file another user planted) is removed and a new file made in its place.
     pub fn open_rw(&self, name: &str) -> Result<File, IoError> {
         let path = self.child(name);
         let flags = OFlags::RDWR
@@ -598,7 +639,9 @@ impl Dir {
         match rustix::fs::openat(&self.file, name, flags, mode) {
             Ok(fd) => {
                 let stat = rustix::fs::fstat(&fd).context("inspect", &path)?;
-                if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+                if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                    && is_own_and_single(&stat)
+                {
                     return Ok(File::from(fd));
                 }
             }

@@ -1,7 +1,8 @@
 //! A registry repository as an [`Origin`] for `tako fetch` (docs/registries.md).
 //!
-//! The signed manifest is the single layer of the `tako-manifest` artifact, read through
-//! the registry client with its digest checked; the image is the blob `sha256:<hex>`,
+//! The signed manifest is the single layer of the `tako-manifest` artifact (and during a key
+//! rotation, of `tako-manifest.<keyid>` for a key's own), read through the registry client
+//! with its digest checked; the tag of a retired key is gone, as a removed file is. The image is the blob `sha256:<hex>`,
 //! streamed through the [`Transport`] like a web origin's `store/<hex>`, so that resume,
 //! retries, `--limit-rate` and `--max-time` work the same. The registry's `Authorization`
 //! (Basic, or a Bearer token from its token service) is handed to that transport scoped
@@ -12,14 +13,14 @@
 //! the image is, so they get the same `Authorization` scoping and redirect rules.
 //!
 //! Conditional polls: the validator of the signed manifest is the digest of the
-//! `tako-manifest` artifact that holds it. The artifact names its layer by digest, so the
+//! manifest artifact that holds it. The artifact names its layer by digest, so the
 //! same artifact digest means the same signed bytes; a poll then reads the small artifact
 //! and not the layer.
 
 use super::registry_layout as layout;
+use super::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::format::manifest::Entry;
-use crate::net::{self, Body, Conditions, Transport, TransportError};
-use crate::origin::{self, ManifestFile, ManifestName, Origin, Resume, Validators};
+use crate::net::{self, Conditions, Transport, TransportError};
 use crate::registry::{Client, OciError};
 
 pub struct Registry {
@@ -38,9 +39,9 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// The repository `url` (`oci://…` or `oci+http://…`), with credentials from the usual
     /// auth files; images come through `transport`.
-    pub fn new(url: &str, transport: Transport) -> Result<Registry, TransportError> {
-        let reference = crate::registry::Reference::parse(url).map_err(registry_error)?;
-        let client = Client::new(reference, false).map_err(registry_error)?;
+    pub fn new(url: &str, transport: Transport) -> Result<Registry, OciError> {
+        let reference = crate::registry::Reference::parse(url)?;
+        let client = Client::new(reference, false)?;
         Ok(Registry { client, transport })
     }
 
@@ -57,7 +58,7 @@ impl Registry {
 
     /// Opens the blob through the transport with the `Authorization` the registry accepted
     /// last, if any.
-    fn open_blob(&self, url: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+    fn open_blob(&self, url: &str, conditions: &Conditions) -> Result<net::Body, TransportError> {
         let credentials = self
             .client
             .authorization()
@@ -70,25 +71,25 @@ impl Registry {
     /// Opens the image blob `sha256:<hex>` with `conditions` (a resume or a delta's range),
     /// through the transport: the registry's `Authorization` scoped to its own host, its
     /// redirects to storage followed as a web origin's.
-    fn open_image_with(&self, hex: &str, conditions: &Conditions) -> Result<Body, TransportError> {
+    fn open_image_with(
+        &self,
+        hex: &str,
+        conditions: &Conditions,
+    ) -> Result<net::Body, OriginError> {
         let digest = format!("sha256:{hex}");
         let url = self.client.blob_url(&digest);
         match self.open_blob(&url, conditions) {
             // No token yet, or it expired: the client answers the challenge (on a HEAD of
             // the blob) and the download is tried once more with what it got.
             Err(TransportError::Status { status: 401, .. }) => {
-                if !self.client.has_blob(&digest).map_err(registry_error)? {
-                    return Err(TransportError::NotFound { url });
+                if !self.client.has_blob(&digest)? {
+                    return Err(TransportError::NotFound { url }.into());
                 }
-                self.open_blob(&url, conditions)
+                Ok(self.open_blob(&url, conditions)?)
             }
-            answer => answer,
+            answer => Ok(answer?),
         }
     }
-}
-
-fn registry_error(e: OciError) -> TransportError {
-    TransportError::Registry(Box::new(e))
 }
 
 impl Origin for Registry {
@@ -101,20 +102,15 @@ impl Origin for Registry {
         name: ManifestName<'_>,
         max: u64,
         known: Option<&Validators>,
-    ) -> Result<ManifestFile, TransportError> {
-        let url = format!("{}:{}", self.client.reference, layout::MANIFEST_TAG);
-        // A registry holds one signed manifest; the `manifest.<keyid>` files of a key
-        // rotation have no place in it (yet), so they are simply not there.
-        if let ManifestName::ForKey(_) = name {
-            return Err(TransportError::NotFound { url });
-        }
-        let Some(fetched) = self
-            .client
-            .manifest(layout::MANIFEST_TAG)
-            .map_err(registry_error)?
-        else {
-            return Err(TransportError::NotFound { url });
+    ) -> Result<ManifestFile, OriginError> {
+        let tag = layout::manifest_tag(&name.slot());
+        let url = format!("{}:{tag}", self.client.reference);
+        let Some(fetched) = self.client.manifest(&tag)? else {
+            return Err(OriginError::NotFound { url });
         };
+        if layout::is_retired(&fetched.bytes) {
+            return Err(OriginError::Retired { url });
+        }
         let validators = Validators {
             url: url.clone(),
             etag: Some(fetched.digest.clone()),
@@ -124,7 +120,12 @@ impl Origin for Registry {
         let bytes = if unchanged {
             None
         } else {
-            Some(layout::signed_manifest_of(&self.client, &fetched, max).map_err(registry_error)?)
+            Some(layout::signed_manifest_of(
+                &self.client,
+                &tag,
+                &fetched,
+                max,
+            )?)
         };
         Ok(ManifestFile {
             url,
@@ -133,7 +134,7 @@ impl Origin for Registry {
         })
     }
 
-    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
         let conditions = match resume {
             Some(resume) => Conditions {
                 range_from: Some(resume.offset),
@@ -142,41 +143,37 @@ impl Origin for Registry {
             },
             None => Conditions::default(),
         };
-        self.open_image_with(hex, &conditions)
+        Ok(self.open_image_with(hex, &conditions)?.into())
     }
 
-    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, OriginError> {
         let hex = entry.digest_hex();
         // The tag `tako store` gave this version; the artifact it names must be that of
         // this very image (a tag can be moved by anyone who may push).
         let tag = layout::version_tag(entry.version.as_str(), &hex);
-        let Some(fetched) = self.client.manifest(&tag).map_err(registry_error)? else {
+        let Some(fetched) = self.client.manifest(&tag)? else {
             return Ok(None);
         };
         let what = format!("manifest {}:{tag}", self.client.reference);
-        let Some(layer) = layout::index_layer(&self.client, &what, &fetched.bytes, &hex)
-            .map_err(registry_error)?
-        else {
+        let Some(layer) = layout::index_layer(&self.client, &what, &fetched.bytes, &hex)? else {
             return Ok(None);
         };
         // Refused before reading when the artifact says it is larger than any index of an
         // image this size can be; the bytes read are capped and checked against the digest.
         if layer.size > max {
-            return Err(registry_error(OciError::TooLarge {
+            return Err(OciError::TooLarge {
                 what: format!("chunk index {} of {}", layer.digest, self.client.reference),
                 registry: self.client.reference.registry.clone(),
                 max,
-            }));
+            }
+            .into());
         }
-        self.client
-            .read_blob(&layer.digest, max)
-            .map(Some)
-            .map_err(registry_error)
+        Ok(Some(self.client.read_blob(&layer.digest, max)?))
     }
 
-    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
-        let body = self.open_image_with(hex, &origin::range_conditions(start, end))?;
-        origin::exact_range(body, start, "blob", "registry")
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, OriginError> {
+        let body = self.open_image_with(hex, &super::range_conditions(start, end))?;
+        super::exact_range(body, start, "blob", "registry")
     }
 
     fn places(&self) -> Vec<&dyn Origin> {

@@ -1,7 +1,12 @@
-//! Tako's layout in an OCI repository (docs/registries.md), and `tako store` into one.
+//! Tako's layout in an OCI repository (docs/registries.md), and the pushes that build it.
 //!
 //! - tag `tako-manifest`: an OCI 1.1 artifact (`artifactType` [`MANIFEST_TYPE`], the empty
 //!   config) whose single layer is the signed Tako manifest, byte for byte;
+//! - during a key rotation, tag `tako-manifest.<keyid>` for each other current key: the
+//!   same artifact shape, its layer the manifest signed by that key, and an annotation
+//!   [`KEY_ID_ANNOTATION`] that keeps its digest apart from every other tag's (a registry
+//!   deletes a manifest by digest, with every tag that names it). A key retired where the
+//!   registry refuses to delete its tag leaves there a [`RETIRED_TYPE`] artifact instead;
 //! - each version: an artifact ([`IMAGE_TYPE`]) whose first layer is the image blob, so
 //!   its digest is Tako's own, tagged with [`version_tag`] so that registry garbage
 //!   collection never deletes an image and stock tools list the versions. A second layer
@@ -10,15 +15,14 @@
 //!   layer (or the layer of the image's media type) find the image as before.
 
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Seek;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::format::chunk_index::ChunkIndex;
+use super::Slot;
 use crate::format::manifest::MAX_MANIFEST_SIZE;
-use crate::registry::{Client, OciError};
+use crate::registry::{Client, Deleted, OciError};
 
 /// The tag of the artifact that holds the signed manifest.
 pub const MANIFEST_TAG: &str = "tako-manifest";
@@ -28,6 +32,11 @@ pub const MANIFEST_TYPE: &str = "application/vnd.tako.manifest.v1";
 pub const IMAGE_TYPE: &str = "application/vnd.tako.image.v1";
 /// Layer media type of an image's chunk index (docs/index.md), beside the image.
 pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v1";
+/// `artifactType` of what the tag of a retired key holds where the registry would not
+/// delete it: the empty config as its only layer, nothing a host could take for a manifest.
+pub const RETIRED_TYPE: &str = "application/vnd.tako.retired.v1";
+/// The annotation of a `tako-manifest.<keyid>` artifact (and a retired one) naming its key.
+pub const KEY_ID_ANNOTATION: &str = "vnd.tako.key-id";
 /// The OCI 1.1 empty config: the two bytes `{}`.
 pub const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub const EMPTY_CONFIG: &[u8] = b"{}";
@@ -56,10 +65,15 @@ pub struct ImageManifest {
     pub annotations: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// The tag of the manifest file `slot`: `tako-manifest` or `tako-manifest.<keyid>`.
+pub fn manifest_tag(slot: &Slot) -> String {
+    slot.name(MANIFEST_TAG)
+}
+
 /// The tag of a version: the version itself where the OCI tag grammar
 /// (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`) allows, else `sha256-<hex>` of its image. Versions
-/// that could be mistaken for Tako's own tags (`tako-manifest`, `sha256-…`) get the digest
-/// tag too, so no version can move another one's tag.
+/// that could be mistaken for Tako's own tags (`tako-manifest`, `tako-manifest.<keyid>`,
+/// `sha256-…`) get the digest tag too, so no version can move another one's tag.
 pub fn version_tag(version: &str, hex: &str) -> String {
     let bytes = version.as_bytes();
     let grammar = !bytes.is_empty()
@@ -68,7 +82,7 @@ pub fn version_tag(version: &str, hex: &str) -> String {
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b));
-    if grammar && version != MANIFEST_TAG && !version.starts_with("sha256-") {
+    if grammar && !version.starts_with(MANIFEST_TAG) && !version.starts_with("sha256-") {
         version.to_string()
     } else {
         format!("sha256-{hex}")
@@ -232,19 +246,25 @@ pub fn read_manifest_capped(
     let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
         return Ok(None);
     };
-    let bytes = signed_manifest_of(client, &fetched, max)?;
+    let bytes = signed_manifest_of(client, MANIFEST_TAG, &fetched, max)?;
     Ok(Some((bytes, fetched.digest)))
 }
 
-/// The signed Tako manifest that the `tako-manifest` artifact `fetched` holds as its layer,
-/// at most `max` bytes (refused before reading when the artifact says it is larger), checked
-/// against the layer's digest.
+/// Whether the artifact `bytes` is what the tag of a retired key holds.
+pub fn is_retired(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<ImageManifest>(bytes).is_ok_and(|m| m.kind() == RETIRED_TYPE)
+}
+
+/// The signed Tako manifest that the manifest artifact `fetched`, tagged `tag`, holds as its
+/// layer, at most `max` bytes (refused before reading when the artifact says it is
+/// larger), checked against the layer's digest.
 pub fn signed_manifest_of(
     client: &Client,
+    tag: &str,
     fetched: &crate::registry::Fetched,
     max: u64,
 ) -> Result<Vec<u8>, OciError> {
-    let what = format!("manifest {}:{MANIFEST_TAG}", client.reference);
+    let what = format!("manifest {}:{tag}", client.reference);
     let layer = single_layer(client, &what, &fetched.bytes, MANIFEST_TYPE)?;
     if layer.size > max {
         return Err(OciError::TooLarge {
@@ -254,44 +274,6 @@ pub fn signed_manifest_of(
         });
     }
     client.read_blob(&layer.digest, max)
-}
-
-/// What [`publish`] pushed.
-pub struct Published {
-    /// The tag the version got.
-    pub tag: String,
-}
-
-/// The size and SHA-256 of a file, read once.
-pub fn hash_file(path: &Path) -> Result<(u64, [u8; 32]), OciError> {
-    let read = |source| OciError::ReadImage {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1024 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer).map_err(read)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((size, hasher.finalize().into()))
-}
-
-/// The chunk index of a file (which holds its size and SHA-256), read once: the bytes
-/// `tako store` writes to `index/<hex>` for a directory.
-pub fn index_file(path: &Path) -> Result<ChunkIndex, OciError> {
-    let read = |source| OciError::ReadImage {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(read)?;
-    crate::stream::chunking::index_of(&mut file).map_err(read)
 }
 
 /// An image to publish: its file, as hashed before.
@@ -304,17 +286,10 @@ pub struct Image<'a> {
     pub index: Option<&'a [u8]>,
 }
 
-/// Pushes the image blob, its chunk index (if any) and its version artifact, then the newly
-/// signed manifest as `tako-manifest`; `previous` is the digest of the `tako-manifest`
-/// artifact read before (`None`: there was none). The tag is checked again just before and
-/// after the push, since registries have no compare-and-swap on tags.
-pub fn publish(
-    client: &Client,
-    image: &Image<'_>,
-    version: &str,
-    signed: &[u8],
-    previous: Option<&str>,
-) -> Result<Published, OciError> {
+/// Pushes the image blob (unless the registry has it), its chunk index (if any) and the
+/// artifact of `version`, under the version's tag; returns that tag. The signed manifest
+/// that lists the version comes after, with [`push_manifest`].
+pub fn push_image(client: &Client, image: &Image<'_>, version: &str) -> Result<String, OciError> {
     let Image {
         path: image,
         size,
@@ -358,7 +333,32 @@ pub fn publish(
     }
     let version_artifact = artifact_with_layers(IMAGE_TYPE, layers, Some(annotations));
     client.put_manifest(&tag, &version_artifact)?;
+    Ok(tag)
+}
 
+/// The annotations that set the artifact of a key's tag apart: none for `tako-manifest`
+/// (byte for byte what Tako always pushed), the key id for `tako-manifest.<keyid>`.
+fn key_annotations(slot: &Slot) -> Option<std::collections::BTreeMap<String, String>> {
+    match slot {
+        Slot::Primary => None,
+        Slot::Key(id) => {
+            Some(std::iter::once((KEY_ID_ANNOTATION.to_string(), id.to_string())).collect())
+        }
+    }
+}
+
+/// Pushes `signed` as the manifest of `slot` and returns the digest of its artifact;
+/// `previous` is the digest of that tag's artifact as read before (`None`: there was
+/// none). The tag is checked again just before and after the push, since registries have
+/// no compare-and-swap on tags.
+pub fn push_manifest(
+    client: &Client,
+    slot: &Slot,
+    signed: &[u8],
+    previous: Option<&str>,
+) -> Result<String, OciError> {
+    let tag = manifest_tag(slot);
+    client.push_blob(EMPTY_CONFIG)?;
     let layer = client.push_blob(signed)?;
     let manifest_artifact = artifact(
         MANIFEST_TYPE,
@@ -368,23 +368,81 @@ pub fn publish(
             size: signed.len() as u64,
             annotations: None,
         },
-        None,
+        key_annotations(slot),
     );
-    let current = client.manifest(MANIFEST_TAG)?.map(|f| f.digest);
-    if current.as_deref() != previous {
-        return Err(concurrent(client));
-    }
-    let pushed = client.put_manifest(MANIFEST_TAG, &manifest_artifact)?;
-    let after = client.manifest(MANIFEST_TAG)?.map(|f| f.digest);
-    if after.as_deref() != Some(pushed.as_str()) {
-        return Err(concurrent(client));
-    }
-    Ok(Published { tag })
+    put_checked(client, &tag, &manifest_artifact, previous)
 }
 
-fn concurrent(client: &Client) -> OciError {
+/// Puts `artifact` under `tag` if the tag still names `previous`, and checks that it then
+/// names the artifact.
+fn put_checked(
+    client: &Client,
+    tag: &str,
+    artifact: &[u8],
+    previous: Option<&str>,
+) -> Result<String, OciError> {
+    let current = client.manifest(tag)?.map(|f| f.digest);
+    if current.as_deref() != previous {
+        return Err(concurrent(client, tag));
+    }
+    let pushed = client.put_manifest(tag, artifact)?;
+    let after = client.manifest(tag)?.map(|f| f.digest);
+    if after.as_deref() != Some(pushed.as_str()) {
+        return Err(concurrent(client, tag));
+    }
+    Ok(pushed)
+}
+
+/// How the tag of a retired key was taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// The registry deleted the artifact, and with it the tag.
+    Deleted,
+    /// The registry refused to delete it: the tag now names a [`RETIRED_TYPE`] artifact.
+    Marked,
+}
+
+/// Takes away the tag of `slot` (a key's, never `tako-manifest`), which names the
+/// artifact `previous` as read before. `others` are the digests every other Tako tag
+/// named then: an artifact one of them shares is never deleted, since a registry deletes
+/// a manifest with every tag that names it. Where the registry will not delete (deletes
+/// disabled, or not allowed to this publisher), the tag gets a [`RETIRED_TYPE`] artifact,
+/// which hosts take as no manifest and `tako store` as no file.
+pub fn retire(
+    client: &Client,
+    slot: &Slot,
+    previous: &str,
+    others: &[&str],
+) -> Result<Retired, OciError> {
+    let tag = manifest_tag(slot);
+    let current = client.manifest(&tag)?.map(|f| f.digest);
+    if current.as_deref() != Some(previous) {
+        return Err(concurrent(client, &tag));
+    }
+    if !others.contains(&previous) {
+        match client.delete_manifest(previous)? {
+            Deleted::Yes | Deleted::Absent => return Ok(Retired::Deleted),
+            Deleted::Refused => {}
+        }
+    }
+    client.push_blob(EMPTY_CONFIG)?;
+    let marker = artifact(
+        RETIRED_TYPE,
+        Descriptor {
+            media_type: EMPTY_TYPE.to_string(),
+            digest: crate::registry::digest_of(EMPTY_CONFIG),
+            size: EMPTY_CONFIG.len() as u64,
+            annotations: None,
+        },
+        key_annotations(slot),
+    );
+    put_checked(client, &tag, &marker, Some(previous))?;
+    Ok(Retired::Marked)
+}
+
+fn concurrent(client: &Client, tag: &str) -> OciError {
     OciError::Invalid {
-        what: format!("tag {MANIFEST_TAG} of {}", client.reference),
+        what: format!("tag {tag} of {}", client.reference),
         registry: client.reference.registry.clone(),
         reason: "another publisher changed it during this run; publishers of one repository must take turns. Run tako store again: it starts from the manifest the registry now has".to_string(),
     }
@@ -440,6 +498,37 @@ mod tests {
     }
 
     #[test]
+    fn the_manifest_of_each_key_has_its_own_tag_and_a_retired_key_a_marker() {
+        let id = crate::format::key::KeyId::parse("9ee3a79654281274").unwrap();
+        let slot = Slot::Key(id.clone());
+        assert_eq!(manifest_tag(&Slot::Primary), "tako-manifest");
+        assert_eq!(manifest_tag(&slot), "tako-manifest.9ee3a79654281274");
+        assert_eq!(
+            Slot::parse(&manifest_tag(&slot), MANIFEST_TAG),
+            Some(slot.clone())
+        );
+        // A version's tag is never taken for a manifest's.
+        let hex = "ab".repeat(32);
+        assert_eq!(Slot::parse(&version_tag("1.0", &hex), MANIFEST_TAG), None);
+
+        let layer = || Descriptor {
+            media_type: MANIFEST_TYPE.to_string(),
+            digest: format!("sha256:{hex}"),
+            size: 1,
+            annotations: None,
+        };
+        let primary = artifact(MANIFEST_TYPE, layer(), key_annotations(&Slot::Primary));
+        let keyed = artifact(MANIFEST_TYPE, layer(), key_annotations(&slot));
+        // The same signed bytes under two tags are two artifacts, so deleting one by
+        // digest cannot take the other's tag with it.
+        assert_ne!(primary, keyed);
+        assert!(!is_retired(&primary) && !is_retired(&keyed));
+        let marker = artifact(RETIRED_TYPE, layer(), key_annotations(&slot));
+        assert!(is_retired(&marker));
+        assert!(!is_retired(b"\x1b[2J not json"));
+    }
+
+    #[test]
     fn versions_that_are_not_tags_get_a_digest_tag() {
         let hex = "ab".repeat(32);
         assert_eq!(version_tag("1.2.0", &hex), "1.2.0");
@@ -449,6 +538,7 @@ mod tests {
             "-1",
             ".1",
             "tako-manifest",
+            "tako-manifest.9ee3a79654281274",
             "sha256-x",
             "a:b",
             &"1".repeat(129),

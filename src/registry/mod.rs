@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod image;
+mod tags;
 
 use std::io::Read;
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ use ureq::{Agent, AsSendBody, Body};
 use crate::format::text::{untrusted, untrusted_bytes};
 
 pub use auth::Credentials;
+pub use tags::Deleted;
 
 /// The media type a manifest is asked for and pushed as.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

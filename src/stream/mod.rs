@@ -1,5 +1,5 @@
 //! Read-once pipelines over a stream of bytes: hashing and copying, content-defined chunking,
-//! decompression (counted and hashed on the way).
+//! decompression of image layers.
 
 pub mod chunking;
 pub mod decompress;

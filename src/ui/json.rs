@@ -126,8 +126,10 @@ pub struct StatusRecord {
     pub config: String,
     /// `intact`, `damaged`, `missing`, `unknown`, `not-installed` or `failed`.
     pub outcome: &'static str,
-    /// The config's origin (password hidden), pattern and destination.
+    /// The config's first origin (password hidden), pattern and destination.
     pub origin: Option<String>,
+    /// Every origin, the first one first (the others are its mirrors); empty when `failed`.
+    pub origins: Vec<String>,
     pub pattern: Option<String>,
     pub destination: Option<String>,
     /// The installed image: the highest version that names it, every

@@ -19,8 +19,7 @@ use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found, IoError};
-use crate::net::TransportError;
-use crate::origin::Origin;
+use crate::origin::{Origin, OriginError};
 use crate::stream::hashing::{self, CopyError};
 use crate::update::assembly::{self, Assembly, LOCAL_INDEX, RangeSource};
 
@@ -232,10 +231,7 @@ struct Ranges<'a> {
 
 impl RangeSource for Ranges<'_> {
     fn range(&mut self, start: u64, end: u64) -> io::Result<Box<dyn Read>> {
-        let unsupported = || TransportError::BadPartial {
-            url: self.place.describe(),
-            reason: "this origin does not serve byte ranges".to_owned(),
-        };
+        let unsupported = || OriginError::no_ranges(&self.place.describe());
         match self.place.open_range(self.hex, start, end) {
             Ok(Some(body)) => Ok(Box::new(body)),
             Ok(None) => Err(io::Error::other(unsupported())),

@@ -49,6 +49,8 @@ pub enum FetchError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
+    Origin(#[from] crate::origin::OriginError),
+    #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error("local manifest {} is invalid: {source}", path.display())]
     LocalManifest {
@@ -71,21 +73,25 @@ pub enum FetchError {
     )]
     NoImage { pattern: String, available: String },
     #[error(
-        "installed {version}, but {source}; the next run retries the restart (recorded in {})",
+        "installed {version}, but the restart of {units} failed: {source}; the next run retries the restart (recorded in {})",
         pending.display()
     )]
     Restart {
         version: String,
+        /// The units not restarted, the failed one first.
+        units: String,
         /// The restart's failure, as the command that restarts units reports it.
         source: Box<dyn std::error::Error>,
         pending: PathBuf,
     },
     #[error(
-        "{outcome}, but the restart pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
+        "{outcome}, but the restart of {units} pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
         pending.display()
     )]
     RestartRetry {
         outcome: String,
+        /// The units not restarted, the failed one first.
+        units: String,
         /// The restart's failure, as the command that restarts units reports it.
         source: Box<dyn std::error::Error>,
         pending: PathBuf,
@@ -385,6 +391,10 @@ fn update(
             versions: version_list(candidates.iter().copied()),
         });
     };
+    // The chosen image is complete now: a partial of it (finished since by another run
+    // or tool) and those of lower matches are of no more use, and higher ones were
+    // withdrawn. Only a run that installs nothing keeps its partials to resume.
+    partial::remove_unwanted(&store, |_| false)?;
 
     let target = destination::store_target(&entry.digest_hex());
     let previous = dest.latest();

@@ -13,21 +13,21 @@
 //! manifest, is another (`container::pull` calls [`download_blob`] with the blob cache as
 //! the store).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use super::retry::{RetryPolicy, describe_wait};
+use super::retry::{self, Failed, Next, RetryPolicy, Tries};
 use crate::destination::partial::Partial;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
-use crate::net::{Answer, Body, TransportError};
-use crate::origin::{Origin, Resume};
+use crate::origin::{Answer, Body, Kind, Origin, OriginError, Resume};
 use crate::stream::hashing::{self, CopyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Origin(#[from] OriginError),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("image {url} is longer than the {expected} bytes signed; download stopped")]
@@ -60,13 +60,22 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    fn is_transient(&self) -> bool {
-        matches!(self, ImageError::Transport(e) if e.is_transient())
+    /// What this failure at one place means for the others. A failure of this host
+    /// (writing the store) stops everything: no other place can help with it.
+    fn next(&self) -> Next {
+        match self {
+            ImageError::Io(_) | ImageError::Write { .. } => Next::Stop,
+            ImageError::Origin(e) if e.is_transient() => Next::Again(e.retry_after()),
+            _ => Next::Skip,
+        }
     }
 
-    /// A failure of this host rather than of the place asked: no other place can help.
-    fn is_local(&self) -> bool {
-        matches!(self, ImageError::Io(_) | ImageError::Write { .. })
+    /// The URL of a 410 Gone (or a retired tag): the publisher withdrew the image there.
+    fn gone_url(&self) -> Option<&str> {
+        match self {
+            ImageError::Origin(e) if e.kind() == Kind::Gone => e.url(),
+            _ => None,
+        }
     }
 }
 
@@ -92,7 +101,7 @@ pub struct Say<'a> {
 /// What to download: content known by its SHA-256 and size, and how messages name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
-    /// Fit to print: a version (escaped), or a container layer's `layer sha256:…`.
+    /// Fit to print: a version (escaped), or a container layer's `layer N of M (sha256:…)`.
     pub name: String,
     pub digest: [u8; 32],
     pub size: u64,
@@ -130,85 +139,73 @@ pub fn download(
 pub fn download_blob(
     origin: &dyn Origin,
     store: &Dir,
-    entry: &Wanted,
+    wanted: &Wanted,
     retry: RetryPolicy,
     say: &Say<'_>,
 ) -> Result<Downloaded, ImageError> {
+    download_with(origin, store, wanted, retry, say, &std::thread::sleep)
+}
+
+/// [`download_blob`], waiting between rounds with `sleep`.
+fn download_with(
+    origin: &dyn Origin,
+    store: &Dir,
+    entry: &Wanted,
+    retry: RetryPolicy,
+    say: &Say<'_>,
+    sleep: &dyn Fn(Duration),
+) -> Result<Downloaded, ImageError> {
     let places = origin.places();
-    let several = places.len() > 1;
     let version = entry.name.clone();
-    let mut pending = places.clone();
-    let mut gone = 0;
-    let mut gone_url = String::new();
-    let mut last = None;
-    for round in 0..=retry.retries {
-        let mut again = Vec::new();
-        let mut asked: Option<Duration> = None;
-        for place in pending {
-            match attempt(place, store, entry, say) {
-                Ok(()) => return Ok(Downloaded::Installed),
-                Err(ImageError::Transport(TransportError::Gone { url })) if several => {
-                    (say.warn)(&format!(
-                        "origin {} has withdrawn version {version} (410 Gone from {url}); trying the next origin",
-                        place.describe()
-                    ));
-                    gone += 1;
-                    gone_url = url.clone();
-                    last = Some(ImageError::Transport(TransportError::Gone { url }));
-                }
-                Err(e) if e.is_local() => return Err(e),
-                Err(e) => {
-                    if let ImageError::Transport(TransportError::Gone { url }) = &e {
-                        gone += 1;
-                        gone_url = url.clone();
-                    }
-                    if e.is_transient() {
-                        again.push(place);
-                        if let ImageError::Transport(t) = &e {
-                            asked = asked.max(t.retry_after());
-                        }
-                    }
-                    if several {
-                        (say.warn)(&format!("skipping origin {}: {e}", place.describe()));
-                    }
-                    last = Some(e);
-                }
-            }
-        }
-        if gone == places.len() {
-            return Ok(Downloaded::Withdrawn { url: gone_url });
-        }
-        if again.is_empty() || round == retry.retries {
-            break;
-        }
-        let wait = retry.delay(round, asked);
-        let what = match (&last, several) {
-            (Some(e), false) => e.to_string(),
-            _ => format!("{} of the origins failed for now", again.len()),
-        };
-        (say.warn)(&format!(
-            "{what}; retrying in {} (retry {} of {})",
-            describe_wait(wait),
-            round + 1,
-            retry.retries
-        ));
-        std::thread::sleep(wait);
-        pending = again;
-    }
-    let Some(last) = last else {
-        return Err(ImageError::Transport(TransportError::InvalidUrl {
-            url: String::new(),
-            reason: "no origin is configured".to_owned(),
-        }));
+    // Where each place that answered 410 said so: all of them, and the image is withdrawn.
+    let gone: RefCell<Vec<String>> = RefCell::new(Vec::new());
+    let tries = Tries {
+        policy: retry,
+        warn: say.warn,
+        sleep,
     };
-    Err(if several {
-        ImageError::NoneUsable {
-            count: places.len(),
+    let downloaded = retry::over_places(
+        &places,
+        &tries,
+        |place| {
+            let result = attempt(place, store, entry, say);
+            if let Err(e) = &result
+                && let Some(url) = e.gone_url()
+            {
+                gone.borrow_mut().push(url.to_owned());
+            }
+            result
+        },
+        ImageError::next,
+        |place, e| match e.gone_url() {
+            Some(url) => format!(
+                "origin {} has withdrawn version {version} (410 Gone from {url}); trying the next origin",
+                place.describe()
+            ),
+            None => format!("skipping origin {}: {e}", place.describe()),
+        },
+    );
+    let failed = match downloaded {
+        Ok(()) => return Ok(Downloaded::Installed),
+        Err(failed) => failed,
+    };
+    // A place that answered 410 is not asked again, so each counts once.
+    let gone = gone.into_inner();
+    if !places.is_empty()
+        && gone.len() == places.len()
+        && let Some(url) = gone.into_iter().next_back()
+    {
+        return Ok(Downloaded::Withdrawn { url });
+    }
+    Err(match failed {
+        Failed::NoPlace => ImageError::Origin(OriginError::no_place()),
+        Failed::Stopped(e) => e,
+        Failed::Exhausted { places: 1, last } => last,
+        Failed::Exhausted { places, last } => ImageError::NoneUsable {
+            count: places,
             version,
             last: Box::new(last),
-        }
-    } else {
-        last
+        },
     })
 }
 
@@ -256,7 +253,7 @@ fn attempt_into(
         if_range: partial.validator().map(str::to_owned),
     });
     let mut body = match place.open_image(&hex, resume.as_ref()) {
-        Err(TransportError::Status { status: 416, .. }) if resume.is_some() => {
+        Err(e) if e.kind() == Kind::Unsatisfiable && resume.is_some() => {
             // The server has fewer bytes than we kept: they are not of its file.
             partial.restart(None)?;
             place.open_image(&hex, None)?
@@ -306,7 +303,7 @@ fn attempt_into(
         Ok(summary) => summary,
         Err(CopyError::Read(e)) => {
             // A network failure: keep what arrived for the next try.
-            let error = TransportError::from_read_error(&url, e);
+            let error = OriginError::from_read_error(&url, e);
             partial.keep()?;
             return Err(error.into());
         }
@@ -356,4 +353,148 @@ fn check(summary: &hashing::Summary, entry: &Wanted, url: &str) -> Result<(), Im
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::origin::dir::STORE;
+    use crate::origin::mirrors::Mirrors;
+    use crate::update::select::tests::{Fake, Reply, entry};
+
+    /// A download of `entry` from `origin` into a fresh store, with what it said.
+    struct Run {
+        _dir: tempfile::TempDir,
+        store: Dir,
+        result: Result<Downloaded, ImageError>,
+        warnings: Vec<String>,
+        waits: Vec<Duration>,
+    }
+
+    fn run(origin: &dyn Origin, entry: &Entry) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Dir::open(dir.path()).unwrap();
+        let warnings = RefCell::new(Vec::new());
+        let waits = RefCell::new(Vec::new());
+        let say = Say {
+            warn: &|line| warnings.borrow_mut().push(line.to_owned()),
+            progress: &|_| {},
+            bar: None,
+        };
+        let policy = RetryPolicy {
+            retries: 3,
+            base: Duration::from_secs(1),
+        };
+        let result = download_with(origin, &store, &Wanted::of(entry), policy, &say, &|wait| {
+            waits.borrow_mut().push(wait)
+        });
+        Run {
+            _dir: dir,
+            store,
+            result,
+            warnings: warnings.into_inner(),
+            waits: waits.into_inner(),
+        }
+    }
+
+    impl Run {
+        fn installed(&self, entry: &Entry) -> Vec<u8> {
+            assert!(
+                matches!(self.result, Ok(Downloaded::Installed)),
+                "{:?}",
+                self.result
+            );
+            std::fs::read(self.store.path().join(entry.digest_hex())).unwrap()
+        }
+    }
+
+    const IMAGE: &[u8] = b"the bytes of version 1.0\n";
+
+    #[test]
+    fn a_download_cut_short_resumes_from_the_bytes_kept_after_a_wait() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let fake = Fake::new("a").on(
+            &file,
+            [Reply::Cut(IMAGE.to_vec(), 5), Reply::Serve(IMAGE.to_vec())],
+        );
+        let log = fake.log();
+        let run = run(&fake, &e);
+        assert_eq!(run.installed(&e), IMAGE);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [file.clone(), format!("{file} from 5")]
+        );
+        assert_eq!(run.waits.len(), 1);
+        assert_eq!(run.warnings.len(), 1);
+        assert!(
+            run.warnings[0].starts_with(&format!("cannot download http://a/{file}: ")),
+            "{:?}",
+            run.warnings
+        );
+    }
+
+    #[test]
+    fn a_mirror_serving_other_bytes_is_skipped_and_nothing_of_them_is_kept() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let forged = b"THE BYTES OF VERSION 1.0\n".to_vec();
+        let a = Fake::new("a").on(&file, [Reply::Serve(forged)]);
+        let b = Fake::new("b").on(&file, [Reply::Serve(IMAGE.to_vec())]);
+        let a_log = a.log();
+        let run = run(&Mirrors::new(vec![a, b]), &e);
+        assert_eq!(run.installed(&e), IMAGE);
+        assert!(run.waits.is_empty());
+        assert_eq!(a_log.lock().unwrap().len(), 1);
+        assert_eq!(run.warnings.len(), 1);
+        assert!(
+            run.warnings[0].starts_with(&format!(
+                "skipping origin http://a: image http://a/{file} has the wrong SHA-256"
+            )),
+            "{:?}",
+            run.warnings
+        );
+        assert_eq!(run.store.names().unwrap(), [e.digest_hex()]);
+    }
+
+    #[test]
+    fn a_version_every_mirror_withdrew_is_withdrawn_and_one_mirror_is_not_enough() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let gone = |f: &Fake| Reply::Fail(OriginError::http_status(&f.url(&file), 410, None));
+        let (a, b) = (Fake::new("a"), Fake::new("b"));
+        let (a_gone, b_gone) = (gone(&a), gone(&b));
+        let run_both = run(
+            &Mirrors::new(vec![a.on(&file, [a_gone]), b.on(&file, [b_gone])]),
+            &e,
+        );
+        assert_eq!(
+            run_both.result.unwrap(),
+            Downloaded::Withdrawn {
+                url: format!("http://b/{file}")
+            }
+        );
+        assert_eq!(
+            run_both.warnings[0],
+            format!(
+                "origin http://a has withdrawn version 1.0 (410 Gone from http://a/{file}); trying the next origin"
+            )
+        );
+        assert!(run_both.waits.is_empty());
+
+        // One mirror withdrew it, the other does not have it: not a withdrawal.
+        let a = Fake::new("a");
+        let a_gone = gone(&a);
+        let run_one = run(
+            &Mirrors::new(vec![a.on(&file, [a_gone]), Fake::new("b")]),
+            &e,
+        );
+        let err = run_one.result.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("none of the 2 origins could provide version 1.0"),
+            "{err}"
+        );
+    }
 }

@@ -10,13 +10,12 @@
 
 use crate::format::key::PublicKey;
 use crate::format::manifest::{Entry, Manifest, ManifestError, UnverifiedEntries};
-use crate::net::TransportError;
-use crate::origin::{ManifestFile, ManifestName, Origin, Validators};
+use crate::origin::{Kind, ManifestFile, ManifestName, Origin, OriginError, Validators};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Origin(#[from] OriginError),
     #[error("remote manifest {url} is invalid: {source}")]
     Invalid { url: String, source: ManifestError },
     #[error(
@@ -29,21 +28,11 @@ pub enum KeyringError {
     },
 }
 
-/// The name of the manifest file signed by a non-primary key.
-pub fn manifest_name(key: &PublicKey) -> String {
-    format!("manifest.{}", key.id())
-}
-
 impl KeyringError {
-    /// Whether trying again later may succeed (see `TransportError::is_transient`).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, KeyringError::Transport(e) if e.is_transient())
-    }
-
-    /// The wait the server asked for, if any.
-    pub fn retry_after(&self) -> Option<std::time::Duration> {
+    /// The origin's failure behind this one, if it is one: what decides whether to retry.
+    pub fn origin(&self) -> Option<&OriginError> {
         match self {
-            KeyringError::Transport(e) => e.retry_after(),
+            KeyringError::Origin(e) => Some(e),
             _ => None,
         }
     }
@@ -109,11 +98,11 @@ pub fn fetch_remote(
     for key in keys {
         let file = match origin.manifest(ManifestName::ForKey(key), max_size, known) {
             Ok(file) => file,
-            Err(
-                TransportError::NotFound { url: alternative }
-                | TransportError::Gone { url: alternative },
-            ) => {
-                tried.push(format!("{alternative}: not found"));
+            Err(e) if matches!(e.kind(), Kind::NotFound | Kind::Gone) => {
+                tried.push(match e.url() {
+                    Some(alternative) => format!("{alternative}: not found"),
+                    None => e.to_string(),
+                });
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -253,11 +242,5 @@ mod tests {
         bytes.push(b'x');
         let err = LocalManifest::check(bytes, &[k1.public_key()]).unwrap_err();
         assert_eq!(err, ManifestError::TrailingData);
-    }
-
-    #[test]
-    fn alternative_manifests_are_named_by_key_id() {
-        let key = PublicKey::parse("l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=").unwrap();
-        assert_eq!(manifest_name(&key), "manifest.9ee3a79654281274");
     }
 }

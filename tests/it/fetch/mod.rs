@@ -1,0 +1,9 @@
+//! `tako fetch`: installing and updating a destination from an origin.
+
+mod basics;
+mod conditional;
+mod delta;
+mod mirrors;
+mod output;
+mod resume;
+mod retries;

@@ -1,0 +1,5 @@
+//! Issue 8: what a hostile or careless hand can do to configs, files and the network.
+
+mod config;
+mod files;
+mod network;

@@ -1,0 +1,30 @@
+//! tako's black-box tests, in one test binary: the built `tako` run as a user runs it, against
+//! servers each test starts on 127.0.0.1, and judged by what it prints and leaves on disk.
+//!
+//! One folder per area, so a test for a change is found by what the change is about:
+//!
+//! - `fetch/`: `tako fetch` over HTTP and file://: updates, output, conditional polls,
+//!   deltas, resumed downloads, retries and mirrors.
+//! - `store/`: the publishing side: `tako store`, `tako index` and key rotation.
+//! - `ops/`: the other commands a host runs: `check`, `status` and `gc`.
+//! - `registry/`: OCI registries as origins and as a place to publish to.
+//! - `transport/`: the HTTP client against a local server and a real nginx, and private
+//!   origins (netrc, header files, a private CA, mutual TLS).
+//! - `systemd/`: restarting units through a private `dbus-daemon`.
+//! - `hardening/`: hostile or careless configs, files and networks.
+//! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
+//! - `layering.rs`: the floors of `src/` and the one direction of their imports.
+//! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
+//!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
+//!   nginx, a registry and a private D-Bus.
+
+mod cli;
+mod fetch;
+mod hardening;
+mod layering;
+mod ops;
+mod registry;
+mod store;
+mod support;
+mod systemd;
+mod transport;
