@@ -30,7 +30,7 @@
 //! `crate::fs`): a symlink planted in the cache is removed or refused, never followed.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -297,12 +297,20 @@ impl BlobCache {
         Ok(CacheLock { _file: file })
     }
 
-    /// Takes the lock of one blob; the caller holds the cache lock.
-    pub fn lock_blob(&self, digest: &Digest) -> Result<BlobLock, IoError> {
+    /// Takes the lock of one blob, calling `waiting` first if another pull holds it (it is
+    /// downloading or checking that blob); the caller holds the cache lock.
+    pub fn lock_blob(&self, digest: &Digest, waiting: &dyn Fn()) -> Result<BlobLock, IoError> {
         let name = digest.hex();
+        let path = self.locks.path().join(&name);
         let file = lock_file(&self.locks, &name)?;
-        file.lock()
-            .context("lock", &self.locks.path().join(&name))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock().context("lock", &path)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).context("lock", &path),
+        }
         Ok(BlobLock { _file: file })
     }
 
@@ -515,13 +523,6 @@ pub fn identity_of(path: &Path) -> Result<(u64, u64), IoError> {
     Ok((meta.dev(), meta.ino()))
 }
 
-/// Rewinds a file to read it again after it was verified.
-pub fn rewind(file: &mut File, path: &Path) -> Result<(), IoError> {
-    file.seek(SeekFrom::Start(0))
-        .map(|_| ())
-        .context("seek in", path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,7 +537,7 @@ mod tests {
 
     fn put(cache: &BlobCache, bytes: &[u8]) -> Digest {
         let digest = Digest::of(bytes);
-        let _lock = cache.lock_blob(&digest).unwrap();
+        let _lock = cache.lock_blob(&digest, &|| {}).unwrap();
         cache.write_blob(&digest, bytes).unwrap();
         digest
     }
@@ -578,7 +579,6 @@ mod tests {
             Lookup::Missing
         ));
         // Bytes changed behind tako's back.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(&path, b"layer bytez").unwrap();
         let Lookup::Damaged { reason } = cache.lookup(&digest, 11).unwrap() else {
             panic!("a changed blob passed");
@@ -699,6 +699,30 @@ mod tests {
         assert_eq!(plan.released.len(), 2);
         assert!(plan.released.iter().all(|r| r.why == Stale::Unreadable));
         assert_eq!(plan.removals.len(), 1);
+    }
+
+    #[test]
+    fn two_pulls_of_one_blob_take_turns_and_the_second_finds_it_in_place() {
+        let (_dir, cache) = cache();
+        let digest = Digest::of(b"shared layer");
+        let first = cache
+            .lock_blob(&digest, &|| panic!("nobody holds it"))
+            .unwrap();
+        let waited = std::cell::Cell::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                // The first pull downloads the blob while it holds the lock.
+                cache.write_blob(&digest, b"shared layer").unwrap();
+                drop(first);
+            });
+            let _second = cache.lock_blob(&digest, &|| waited.set(true)).unwrap();
+            assert!(matches!(
+                cache.lookup(&digest, 12).unwrap(),
+                Lookup::Verified
+            ));
+        });
+        assert!(waited.get());
     }
 
     #[test]

@@ -17,13 +17,17 @@
 //! half-written: it is the old tree or the new one. What a killed pull leaves under the
 //! temporary names is removed by the next pull into the same DIR, under the lock.
 //!
-//! The lock file stays: removing it while another pull waits on it would let a third take
-//! a lock of its own on a new file, and two pulls would build at once. Names starting with
-//! a dot are ignored by `machinectl`, so it does not list them as machines.
+//! The lock file is removed by the pull that holds it, as it ends. A pull that was waiting
+//! for it then holds a lock on a file that no longer has the name, so after taking a lock
+//! a pull checks that the name still leads to the very file it locked, and starts over if
+//! not: two pulls never build at once. A killed pull leaves the file, which the next one
+//! takes over. Names starting with a dot are ignored by `machinectl`, so it does not list
+//! them as machines.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::tree::{RelPath, Slot, Tree, TreeError};
@@ -90,6 +94,13 @@ pub struct ImageDir {
     _lock: File,
 }
 
+impl Drop for ImageDir {
+    fn drop(&mut self) {
+        // Still locked here (the file closes after this): no other pull builds meanwhile.
+        let _ = self.parent.remove(&format!(".{}.tako-lock", self.name));
+    }
+}
+
 impl ImageDir {
     /// Locks DIR (`path`) for a pull, calling `waiting` first if another pull into it holds
     /// the lock. The parent must exist; it is resolved once (symlinks on the way to it
@@ -114,16 +125,33 @@ impl ImageDir {
             source,
         })?;
         let lock_name = format!(".{name}.tako-lock");
-        let lock = dir.open_rw(&lock_name)?;
         let lock_path = parent_path.join(&lock_name);
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                waiting();
-                lock.lock().context("lock", &lock_path)?;
+        let mut waited = false;
+        let lock = loop {
+            let lock = dir.open_rw(&lock_name)?;
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if !waited {
+                        waiting();
+                        waited = true;
+                    }
+                    lock.lock().context("lock", &lock_path)?;
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).context("lock", &lock_path)?;
+                }
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).context("lock", &lock_path)?,
-        }
+            // The pull that held it may have removed the name meanwhile (see the module
+            // documentation): only a lock on the file the name leads to counts.
+            let held = lock.metadata().context("inspect", &lock_path)?;
+            match std::fs::symlink_metadata(&lock_path) {
+                Ok(named) if named.dev() == held.dev() && named.ino() == held.ino() => break lock,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(IoError::new("inspect", &lock_path, e).into()),
+            }
+        };
         Ok(ImageDir {
             shown: path.to_path_buf(),
             parent_path,
@@ -336,6 +364,12 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         assert!(names.iter().all(|n| n == "machine" || is_temporary(n)));
+        drop(dir);
+        let names: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["machine"], "the lock file goes with the lock");
     }
 
     #[test]
@@ -415,7 +449,12 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 drop(first);
             });
-            let _second = ImageDir::lock(&target, &|| waited.set(true)).unwrap();
+            // The first removes the lock file the second waits on: the second must notice
+            // and hold a lock on the file the name now leads to.
+            let second = ImageDir::lock(&target, &|| waited.set(true)).unwrap();
+            let named = fs::metadata(root.path().join(".machine.tako-lock")).unwrap();
+            let held = second._lock.metadata().unwrap();
+            assert_eq!((named.dev(), named.ino()), (held.dev(), held.ino()));
         });
         assert!(waited.get());
     }
