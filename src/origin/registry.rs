@@ -20,6 +20,8 @@
 use super::registry_layout as layout;
 use super::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::format::manifest::Entry;
+/// The limits of the transport blobs come through, for an image pull to set.
+pub use crate::net::TransportConfig;
 use crate::net::{self, Conditions, Transport, TransportError};
 use crate::registry::{Client, OciError};
 
@@ -46,8 +48,14 @@ impl Registry {
     }
 
     /// A repository reached through `client` (whatever its credentials), its blobs through
-    /// `transport`: for container images, whose repository is not a tako origin.
-    pub fn with_client(client: Client, transport: Transport) -> Registry {
+    /// a transport with `limits` whose downloads all end by `max_time` from now: for
+    /// container images, whose repository is not a tako origin.
+    pub fn for_image(
+        client: Client,
+        limits: TransportConfig,
+        max_time: Option<std::time::Duration>,
+    ) -> Registry {
+        let transport = Transport::new(limits).with_max_time(max_time);
         Registry { client, transport }
     }
 
