@@ -93,6 +93,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             output::stdout(&format!("{id}\n")).map_err(Error::Print)?;
             Ok(Exit::Success)
         }
+        Command::Image(command) => commands::image::run(&command),
         Command::Generate(command) => {
             generate::run(&command)?;
             Ok(Exit::Success)

@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub mod doc;
+pub mod image;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
@@ -51,6 +52,9 @@ pub enum Command {
     GenKey,
     /// Print the id of a public key, as used in `manifest.<keyid>` file names.
     KeyId(KeyIdArgs),
+    /// Pull container images into directory trees, print their digests, purge the cache.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Print a man page or a shell completion script (for packaging).
     #[command(subcommand)]
     Generate(doc::GenerateCommand),

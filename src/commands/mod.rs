@@ -4,6 +4,7 @@ pub mod check;
 pub mod fetch;
 pub mod gc;
 pub mod generate;
+pub mod image;
 pub mod index;
 pub mod status;
 pub mod store;

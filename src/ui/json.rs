@@ -171,3 +171,58 @@ pub struct GcRecord {
     pub freed: u64,
     pub error: Option<String>,
 }
+
+/// One layer of a `tako image pull`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageLayerRecord {
+    pub digest: String,
+    /// Compressed, as the manifest names it.
+    pub size: u64,
+    /// Found (and verified) in the blob cache rather than downloaded.
+    pub cached: bool,
+}
+
+/// The result of `tako image pull`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePullRecord {
+    /// The image as given, canonical once it parsed.
+    pub image: String,
+    pub dir: String,
+    /// `pulled` or `failed`.
+    pub outcome: &'static str,
+    /// The index the reference named, if it named one; the image manifest pulled; its
+    /// config.
+    pub index_digest: Option<String>,
+    pub manifest_digest: Option<String>,
+    pub config_digest: Option<String>,
+    /// The platform the config names, and the platforms the index offers.
+    pub platform: Option<String>,
+    pub platforms: Vec<String>,
+    pub layers: Vec<ImageLayerRecord>,
+    /// Bytes of distinct layer blobs downloaded, and found in the cache.
+    pub downloaded_bytes: u64,
+    pub cached_bytes: u64,
+    /// Bytes of the uncompressed layers, and the tar entries read.
+    pub unpacked_bytes: u64,
+    pub entries: u64,
+    /// Whether DIR held a tree that was replaced (`--force`).
+    pub replaced: bool,
+    /// Whether IMAGE pinned a digest; if not, nothing but the registry vouches for what the
+    /// tag named (registries sign nothing tako checks).
+    pub pinned: bool,
+    pub error: Option<String>,
+}
+
+/// The result of `tako image digest`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDigestRecord {
+    pub image: String,
+    /// What the text output prints.
+    pub digest: String,
+    /// The index's digest, if the reference names an index.
+    pub index_digest: Option<String>,
+    /// The image manifest's digest for the platform (`--platform`, else this host's), if
+    /// the image has one for it.
+    pub manifest_digest: Option<String>,
+    pub platforms: Vec<String>,
+}

@@ -31,3 +31,22 @@ pub fn download_bar(name: &Path, version: &str, size: u64) -> ProgressBar {
         ))
         .with_finish(ProgressFinish::AndClear)
 }
+
+/// Bars drawn together on standard error, one per download of a container image pull
+/// (several layers download at once).
+pub fn bars() -> indicatif::MultiProgress {
+    indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+}
+
+/// A bar for downloading `size` bytes of `what` (a layer), added to `bars`.
+pub fn blob_bar(bars: &indicatif::MultiProgress, what: &str, size: u64) -> ProgressBar {
+    let style = ProgressStyle::with_template(TEMPLATE)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bars.add(
+        ProgressBar::new(size)
+            .with_style(style)
+            .with_prefix(untrusted_max(what, 40))
+            .with_finish(ProgressFinish::AndClear),
+    )
+}
