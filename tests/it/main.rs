@@ -13,6 +13,7 @@
 //! - `systemd/`: restarting units through a private `dbus-daemon`.
 //! - `hardening/`: hostile or careless configs, files and networks.
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
+//! - `image_smoke.rs`: `tako image pull`, `digest` and `purge` against a real registry.
 //! - `layering.rs`: the floors of `src/` and the one direction of their imports.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
 //!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
@@ -21,6 +22,7 @@
 mod cli;
 mod fetch;
 mod hardening;
+mod image_smoke;
 mod layering;
 mod ops;
 mod registry;
