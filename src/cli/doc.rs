@@ -344,6 +344,11 @@ fn prose(page: &str) -> Prose {
                     "The system bus through which units are restarted; by default \
                      unix:path=/var/run/dbus/system_bus_socket.",
                 )])
+                .item([bold("TAKO_CACHE")], [
+                    roman("The blob cache of "),
+                    bold("tako image"),
+                    roman(" when --cache is not given, or no for none."),
+                ])
                 .section("DOCUMENTATION")
                 .para([roman(
                     "The guides for operators and publishers, the configuration reference and \
@@ -528,6 +533,93 @@ fn prose(page: &str) -> Prose {
                      base64 characters), a blank line, a heading and the public key (44 base64 \
                      characters). Keep the secret key in an encrypted secret store; put the \
                      public key into every client's PublicKey=.",
+                )])
+                .done(),
+            sections: Roff::new(),
+        },
+        "tako-image" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Container images from any registry, as plain directory trees for \
+                     systemd-nspawn -D, RootDirectory= or portable services, with no container \
+                     engine. Every manifest, config and layer is checked against its digest; \
+                     layers are kept, compressed, in a blob cache shared by every pull. \
+                     Registries sign nothing tako checks: pin IMAGE@sha256:... to pull exactly \
+                     the image meant.",
+                )])
+                .done(),
+            sections: Roff::new(),
+        },
+        "tako-image-pull" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Resolves IMAGE to one image manifest (for a multi-platform image, the \
+                     entry for this host or --platform; never the first entry silently), \
+                     fetches its config and downloads its layers into the cache, several at \
+                     once, each checked for its size and SHA-256, resuming a download that was \
+                     cut off. Each layer is unpacked as soon as it and every layer before it \
+                     are verified, into a new tree beside DIR, without ever following a \
+                     symbolic link the image planted, and its uncompressed digest is checked \
+                     against the config. Only the complete tree is moved into place: by a \
+                     rename if DIR is absent or empty, or with --force by swapping it with \
+                     the old tree (renameat2 RENAME_EXCHANGE), which is then removed. A \
+                     failed or interrupted pull leaves DIR as it was.",
+                )])
+                .para([roman("It prints what it pulled, for example")])
+                .example(&[
+                    "/var/lib/machines/debian: pulled docker.io/library/debian:12",
+                    "  index sha256:4f2d... (linux/amd64, linux/arm64/v8)",
+                    "  manifest sha256:a1b4... for linux/amd64",
+                    "  1 layer: 1 downloaded (47.6 MiB), 0 from the cache (0 bytes); 116.5 MiB unpacked in 6712 entries",
+                    "  not signature-checked: only the registry says what the tag names; ...",
+                ])
+                .para([roman(
+                    "Not as root, files belong to the caller, setuid and setgid bits are \
+                     dropped, and the image's owners are kept in the user.rootlesscontainers \
+                     extended attribute. Device nodes are never created.",
+                )])
+                .done(),
+            sections: Doc::new()
+                .section("FILES")
+                .example(&[
+                    "PARENT/.NAME.tako-new      the tree being built (mode 0700)",
+                    "PARENT/.NAME.tako-lock     one pull into PARENT/NAME at a time",
+                    "CACHE/blobs/sha256/<hex>   verified layers and configs",
+                    "CACHE/trees/<key>          which blobs each pulled tree uses",
+                ])
+                .para([roman(
+                    "CACHE is --cache, else $TAKO_CACHE, else /var/cache/tako as root and \
+                     $XDG_CACHE_HOME/tako (~/.cache/tako) otherwise.",
+                )])
+                .section("EXAMPLES")
+                .example(&[
+                    "tako image pull debian:12 /var/lib/machines/debian",
+                    "systemd-nspawn -D /var/lib/machines/debian",
+                    "tako image pull --force --platform linux/arm64 ghcr.io/acme/app@sha256:... /srv/app",
+                ])
+                .done(),
+        },
+        "tako-image-digest" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Prints one line, sha256: and 64 hexadecimal digits: the digest of the \
+                     index IMAGE names (or of its single manifest), or with --platform the \
+                     digest of that platform's manifest. Downloads no layer and writes \
+                     nothing. Run it again later to see whether a tag moved, or use the digest \
+                     to pin IMAGE@sha256:....",
+                )])
+                .done(),
+            sections: Roff::new(),
+        },
+        "tako-image-purge" => Prose {
+            description: Doc::new()
+                .para([roman(
+                    "Every pull records in the cache which blobs its tree was built from; a \
+                     later pull into the same directory replaces the record, and a tree that \
+                     is gone no longer holds its blobs. Purge removes the blobs no remaining \
+                     tree uses, partial downloads and leftover temporaries, and prints each \
+                     removal and the bytes freed. It waits for the pulls using the cache to \
+                     finish; pulls wait for it.",
                 )])
                 .done(),
             sections: Roff::new(),

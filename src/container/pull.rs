@@ -285,7 +285,7 @@ pub fn pull(
             None => String::new(),
         };
         report.progress(&format!(
-            "{}: {index}manifest {} ({} layers)",
+            "{}: {index}manifest {} ({} layer(s))",
             source.shown,
             chosen.digest,
             chosen.manifest.layers.len()
