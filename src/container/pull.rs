@@ -688,6 +688,14 @@ fn unpack_in_order(
             digest: layer.digest,
             reason,
         };
+        // What has arrived meanwhile first: a failed download of a later layer ends the
+        // pull now rather than after this layer is unpacked for nothing.
+        while let Ok((k, result)) = receiver.try_recv() {
+            let found = result?;
+            if let Some(slot) = done.get_mut(k) {
+                *slot = Some(found);
+            }
+        }
         let from_cache = loop {
             if let Some(Some(found)) = done.get(j) {
                 break *found;

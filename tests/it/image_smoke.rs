@@ -133,6 +133,14 @@ fn put_manifest(
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// How a layer is pushed.
+#[derive(Clone, Copy)]
+enum Packed {
+    Gzip,
+    Zstd,
+    Plain,
+}
+
 /// An image of `layers` (each a tar stream, pushed gzipped) for `arch`, pushed under `tag`
 /// if one is given; returns the manifest's bytes.
 fn push_image(
@@ -142,13 +150,33 @@ fn push_image(
     arch: &str,
     layers: &[Vec<u8>],
 ) -> Vec<u8> {
+    let gzipped: Vec<(Vec<u8>, Packed)> =
+        layers.iter().map(|l| (l.clone(), Packed::Gzip)).collect();
+    push_packed(registry, repository, tag, arch, &gzipped)
+}
+
+/// As [`push_image`], each layer packed as it says.
+fn push_packed(
+    registry: &Registry,
+    repository: &str,
+    tag: Option<&str>,
+    arch: &str,
+    layers: &[(Vec<u8>, Packed)],
+) -> Vec<u8> {
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for layer in layers {
-        let blob = gzip(layer);
+    for (layer, packed) in layers {
+        let (blob, media_type) = match packed {
+            Packed::Gzip => (gzip(layer), "application/vnd.oci.image.layer.v1.tar+gzip"),
+            Packed::Zstd => (
+                zstd::encode_all(&layer[..], 3).unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+            Packed::Plain => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
+        };
         let digest = push_blob(registry, repository, &blob);
         descriptors.push(format!(
-            r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{digest}","size":{}}}"#,
+            r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{}}}"#,
             blob.len()
         ));
         diff_ids.push(format!("\"{}\"", sha256(layer)));
@@ -420,4 +448,43 @@ fn purge_frees_the_blobs_of_a_tree_that_is_gone_and_keeps_those_still_used() {
         "{}",
         stdout(&o)
     );
+}
+
+#[test]
+fn zstd_and_uncompressed_layers_are_unpacked_as_gzip_ones_are() {
+    let registry = Registry::start();
+    let extra = tar(&[("opt", None), ("opt/plain", Some("not compressed\n"))]);
+    push_packed(
+        &registry,
+        "packed",
+        Some("1"),
+        "amd64",
+        &[
+            (base_layer(), Packed::Zstd),
+            (top_layer(), Packed::Gzip),
+            (extra, Packed::Plain),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("tree");
+    let o = pull(&[
+        "--platform",
+        "linux/amd64",
+        "--no-cache",
+        &format!("oci+http://{}/packed:1", registry.host()),
+        path(&dir),
+    ]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        fs::read_to_string(dir.join("etc/os-release")).unwrap(),
+        "ID=smoke\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("opt/plain")).unwrap(),
+        "not compressed\n"
+    );
+    assert!(!dir.join("etc/hostname").exists());
+    // Without the cache, nothing of the blobs stays beside the tree.
+    let beside: Vec<_> = fs::read_dir(work.path()).unwrap().collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
 }
