@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::format::key::{KeyError, PublicKey};
+use crate::format::origin_url::{self, BasicCredentials, Origin};
 use crate::format::text::untrusted;
 use crate::format::version::Pattern;
-use crate::net::{self, Access, Credentials, Origin};
+use crate::net::Access;
 use crate::systemd;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
@@ -38,7 +39,7 @@ pub struct Config {
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
     /// The user name and password of the first `Origin=`, which only the transport sees.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<BasicCredentials>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -602,9 +603,9 @@ fn parse_keep(value: &str) -> Result<usize, String> {
     }
 }
 
-/// Checks `Origin=` as a URL (see [`net::parse_origin`]), naming the file and line.
+/// Checks `Origin=` as a URL (see [`origin_url::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
-    net::parse_origin(origin).map_err(|e| ConfigError {
+    origin_url::parse_origin(origin).map_err(|e| ConfigError {
         file: file.to_string(),
         line: Some(line),
         message: e.to_string(),

@@ -477,7 +477,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 /// manifest the repository's `tako-manifest` tag holds (see docs/registries.md).
 fn store_registry(args: &StoreArgs, origin: &str) -> Result<String, StoreError> {
     use crate::registry;
-    let reference = registry::Reference::parse(origin)?;
+    let reference = registry::Reference::parse(origin).map_err(registry::OciError::from)?;
     let shown = reference.to_string();
     let keys = load_keys(args)?;
     let key = match keys.as_slice() {

@@ -1,8 +1,17 @@
 //! Pure formats: bytes and strings in, values or errors out. Nothing here does I/O.
 
 pub mod chunk_index;
+pub mod header_file;
+pub mod http_fields;
 pub mod key;
 pub mod manifest;
+pub mod netrc;
+pub mod no_proxy;
+pub mod origin_url;
+pub mod rate;
+pub mod registry_auth;
+pub mod registry_url;
 pub mod retention;
 pub mod text;
+pub mod transport_config;
 pub mod version;

@@ -14,7 +14,7 @@
 //! origin's credentials may be sent.
 //!
 //! URLs handed to [`Transport::open`] are the ones tako prints: an origin's password
-//! is already replaced by `***` there (see [`parse_origin`]). The real credentials
+//! is already replaced by `***` there (see `format::origin_url`). The real credentials
 //! travel separately in [`Credentials`], which only the request builder reads, and
 //! no URL with a user part ever reaches ureq (it would turn one into an
 //! `Authorization` header on its own). Every URL, header value and other text from
@@ -23,10 +23,9 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use ureq::http::uri::{Authority, PathAndQuery, Scheme};
@@ -34,9 +33,11 @@ use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
-use percent_encoding::percent_decode_str;
-
-use crate::format::text::{self, untrusted};
+use crate::format::http_fields::{content_range, page_says, retry_after, validator};
+use crate::format::no_proxy::NoProxy;
+use crate::format::origin_url::{BasicCredentials, Scope, show_url};
+use crate::format::text::untrusted;
+use crate::format::transport_config::TransportConfig;
 
 mod absolute_form;
 pub(crate) mod private;
@@ -44,7 +45,6 @@ mod rate;
 mod tls;
 
 pub use private::{Access, AccessError, MAX_HEADER_FILE};
-pub use rate::parse_rate;
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
 /// business sending longer chains.
@@ -52,60 +52,6 @@ pub const MAX_REDIRECTS: u32 = 10;
 
 /// The `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("tako/", env!("CARGO_PKG_VERSION"));
-
-/// Limits for talking to an origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TransportConfig {
-    /// Time allowed to resolve the host name and to set up a connection, including any
-    /// proxy negotiation and the TLS handshake.
-    pub connect_timeout: Duration,
-    /// A transfer that delivers no data for this long fails. Not a limit on the total time,
-    /// so a slow but steady download of a large image is never cut off.
-    pub idle_timeout: Duration,
-    /// A transfer slower than this many bytes per second, averaged over `speed_time`,
-    /// fails (curl's `--speed-limit`). 0 turns the check off.
-    pub speed_limit: u64,
-    /// The window over which `speed_limit` is averaged (curl's `--speed-time`).
-    pub speed_time: Duration,
-    /// The most bytes per second all downloads of the run take together (curl's
-    /// `--limit-rate`); `None` for no limit.
-    pub limit_rate: Option<u64>,
-}
-
-impl Default for TransportConfig {
-    fn default() -> Self {
-        TransportConfig {
-            connect_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            speed_limit: 1024,
-            speed_time: Duration::from_secs(60),
-            limit_rate: None,
-        }
-    }
-}
-
-impl TransportConfig {
-    /// Whether the low-speed check is on.
-    fn speed_checked(&self) -> bool {
-        self.speed_limit > 0 && !self.speed_time.is_zero()
-    }
-
-    /// How long one read may wait for data. Silence for the whole speed window means a rate
-    /// of 0, so with the speed check on, waiting longer than the window is pointless.
-    fn read_timeout(&self) -> Duration {
-        if self.speed_checked() {
-            self.idle_timeout.min(self.speed_time)
-        } else {
-            self.idle_timeout
-        }
-    }
-
-    /// Whether a read that timed out was cut off by the speed check rather than by the idle
-    /// timeout.
-    fn read_timeout_is_speed_check(&self) -> bool {
-        self.speed_checked() && self.speed_time < self.idle_timeout
-    }
-}
 
 /// Why a download could not start or could not finish.
 ///
@@ -345,43 +291,8 @@ pub struct Credentials {
 
 #[derive(Clone, PartialEq, Eq)]
 struct Basic {
-    /// Percent-decoded: `p%40ss` in the URL is the password `p@ss`.
     user: Vec<u8>,
     password: Vec<u8>,
-}
-
-/// Where credentials may be sent: one scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Scope {
-    https: bool,
-    /// As [`normalize_host`] leaves it.
-    host: String,
-    port: u16,
-}
-
-impl Scope {
-    /// The scope of an http(s) URL; `None` for any other scheme or without a host.
-    fn of(url: &url::Url) -> Option<Scope> {
-        let https = match url.scheme() {
-            "https" => true,
-            "http" => false,
-            _ => return None,
-        };
-        let host = url.host_str().filter(|h| !h.is_empty())?;
-        Some(Scope {
-            https,
-            host: normalize_host(host),
-            port: url
-                .port_or_known_default()
-                .unwrap_or(if https { 443 } else { 80 }),
-        })
-    }
-
-    fn covers(&self, target: &Target) -> bool {
-        self.https == target.https
-            && self.host == normalize_host(&target.host)
-            && self.port == target.port
-    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -403,6 +314,18 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// A user name and password (from an origin URL or netrc), for their own scope.
+    fn from_basic(credentials: BasicCredentials) -> Credentials {
+        Credentials {
+            basic: Some(Basic {
+                user: credentials.user,
+                password: credentials.password,
+            }),
+            headers: Vec::new(),
+            scope: credentials.scope,
+        }
+    }
+
     /// An `Authorization` header value (a registry's Basic or Bearer answer to its own
     /// challenge) for requests to the scheme, host and port of `url` only; `None` when `url`
     /// is not http(s) or the value cannot be a header.
@@ -419,7 +342,7 @@ impl Credentials {
 
     /// Whether a request to `target` may carry these credentials.
     fn applies_to(&self, target: &Target) -> bool {
-        self.scope.covers(target)
+        target.is_in(&self.scope)
     }
 
     /// Every header these credentials add to a request: Basic authentication (RFC 7617)
@@ -452,142 +375,6 @@ fn basic_auth(user: &[u8], password: &[u8]) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
     value.set_sensitive(true);
     Some(value)
-}
-
-/// An origin URL checked when the config is loaded.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    /// The URL as tako prints it and hands to [`Transport::open`]: normalised, without a
-    /// trailing slash, and with any password replaced by `***`.
-    pub url: String,
-    /// The user name and password the URL carried, if any.
-    pub credentials: Option<Credentials>,
-}
-
-/// Why an `Origin=` value is not usable. The URL in the message has its password hidden.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OriginError {
-    #[error("invalid origin URL '{url}': {reason}")]
-    Invalid { url: String, reason: String },
-    #[error(
-        "unsupported origin '{url}': use an https://, http:// or file:// URL, or a registry repository oci://REGISTRY/REPOSITORY"
-    )]
-    UnsupportedScheme { url: String },
-    /// An `oci://` or `oci+http://` origin that is no registry repository; the message is
-    /// the registry module's.
-    #[error("{0}")]
-    Registry(String),
-    #[error("origin URL '{url}' has a query ('?…'); an origin names a directory, so remove it")]
-    Query { url: String },
-    #[error("origin URL '{url}' has a fragment ('#…'), which is never sent to a server; remove it")]
-    Fragment { url: String },
-    #[error("file:// origin '{url}' names a host; use file:///path for a local directory")]
-    FileHost { url: String },
-    #[error("file:// origin '{url}' cannot carry a user name or password")]
-    FileCredentials { url: String },
-}
-
-/// Checks an `Origin=` value and splits off its credentials.
-///
-/// The scheme is case-insensitive (`HTTPS://` is fine); a query or fragment is an error,
-/// because tako appends `manifest` and `store/<hex>` to the path. A user name and password
-/// (`https://user:p%40ss@host/`) become [`Credentials`], percent-decoded.
-pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
-    // A registry repository has its own grammar, and no credentials in the URL (they come
-    // from the registry auth files, see `oci::auth`).
-    if crate::registry::Reference::is_registry_url(text) {
-        let reference = crate::registry::Reference::parse(text)
-            .map_err(|e| OriginError::Registry(e.to_string()))?;
-        return Ok(Origin {
-            url: reference.to_string(),
-            credentials: None,
-        });
-    }
-    let shown = || show_url(text);
-    let url = url::Url::parse(text).map_err(|e| OriginError::Invalid {
-        url: shown(),
-        reason: e.to_string(),
-    })?;
-    let https = match url.scheme() {
-        "https" => true,
-        "http" => false,
-        "file" => {
-            if url.host_str().is_some_and(|h| !h.is_empty()) {
-                return Err(OriginError::FileHost { url: shown() });
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                return Err(OriginError::FileCredentials { url: shown() });
-            }
-            false
-        }
-        _ => return Err(OriginError::UnsupportedScheme { url: shown() }),
-    };
-    if url.query().is_some() {
-        return Err(OriginError::Query { url: shown() });
-    }
-    if url.fragment().is_some() {
-        return Err(OriginError::Fragment { url: shown() });
-    }
-    let credentials = match (url.username(), url.password()) {
-        ("", None) => None,
-        (user, password) => Some(Credentials {
-            basic: Some(Basic {
-                user: percent_decode_str(user).collect(),
-                password: percent_decode_str(password.unwrap_or("")).collect(),
-            }),
-            headers: Vec::new(),
-            scope: Scope::of(&url).unwrap_or(Scope {
-                https,
-                host: String::new(),
-                port: 0,
-            }),
-        }),
-    };
-    let mut display = url;
-    if display.password().is_some() {
-        // Only fails for URLs that cannot have a password, which this one just had.
-        let _ = display.set_password(Some("***"));
-    }
-    Ok(Origin {
-        url: display.as_str().trim_end_matches('/').to_owned(),
-        credentials,
-    })
-}
-
-/// Splits `scheme://authority/rest` into `scheme://`, the authority and the rest; `None`
-/// if `url` has no `://` after a well-formed scheme.
-fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
-    let scheme = scheme_of(url)?;
-    let start = scheme.len() + "://".len();
-    if url.get(scheme.len()..start) != Some("://") {
-        return None;
-    }
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    Some((&url[..start], &url[start..end], &url[end..]))
-}
-
-/// `url` with the password of its user part replaced by `***`. Works on text, so that a
-/// value which is not a valid URL is hidden as well; the last `@` of the authority ends the
-/// user part, as in URL parsers.
-pub fn redact(url: &str) -> String {
-    let Some((prefix, authority, rest)) = split_authority(url) else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{prefix}{user}:***@{host}{rest}"),
-        None => url.to_owned(),
-    }
-}
-
-/// `url` as it may appear in a message: password hidden, control characters escaped, cut
-/// at a sane length.
-pub fn show_url(url: &str) -> String {
-    untrusted(&redact(url))
 }
 
 /// Which proxy to use for which URL, from `http_proxy`, `https_proxy` and `no_proxy`.
@@ -675,134 +462,6 @@ impl ProxyConfig {
     }
 }
 
-/// A parsed `no_proxy` list.
-///
-/// Follows curl: comma-separated entries; `*` alone matches every host; `example.com`,
-/// `.example.com` and `*.example.com` all match `example.com` and its subdomains; an IP
-/// address matches only itself, and `10.0.0.0/8` style entries match addresses in the
-/// network. Unlike curl, `host:port` restricts an entry to one port, as Go does.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct NoProxy {
-    all: bool,
-    entries: Vec<NoProxyEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum NoProxyEntry {
-    Domain { name: String, port: Option<u16> },
-    Ip { addr: IpAddr, port: Option<u16> },
-    Network { addr: IpAddr, prefix: u8 },
-}
-
-impl NoProxy {
-    fn parse(list: &str) -> NoProxy {
-        let mut no_proxy = NoProxy::default();
-        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if entry == "*" {
-                no_proxy.all = true;
-            } else if let Some(parsed) = NoProxyEntry::parse(entry) {
-                no_proxy.entries.push(parsed);
-            }
-        }
-        no_proxy
-    }
-
-    fn matches(&self, host: &str, port: u16) -> bool {
-        if self.all {
-            return true;
-        }
-        let host = normalize_host(host);
-        let ip = host.parse::<IpAddr>().ok();
-        self.entries
-            .iter()
-            .any(|entry| entry.matches(&host, ip, port))
-    }
-}
-
-impl NoProxyEntry {
-    /// `None` for entries that cannot match anything (bad port or prefix): ignoring them is
-    /// what curl does, and failing every download over a typo in `no_proxy` would be worse.
-    fn parse(entry: &str) -> Option<NoProxyEntry> {
-        if let Some((addr, prefix)) = entry.split_once('/') {
-            let addr = normalize_host(addr).parse::<IpAddr>().ok()?;
-            let prefix = prefix.parse::<u8>().ok()?;
-            let bits = if addr.is_ipv4() { 32 } else { 128 };
-            return (prefix <= bits).then_some(NoProxyEntry::Network { addr, prefix });
-        }
-        let (host, port) = split_host_port(entry)?;
-        let host = normalize_host(host);
-        let host = host.strip_prefix("*.").unwrap_or(&host);
-        let host = host.strip_prefix('.').unwrap_or(host);
-        if host.is_empty() {
-            return None;
-        }
-        Some(match host.parse::<IpAddr>() {
-            Ok(addr) => NoProxyEntry::Ip { addr, port },
-            Err(_) => NoProxyEntry::Domain {
-                name: host.to_owned(),
-                port,
-            },
-        })
-    }
-
-    fn matches(&self, host: &str, ip: Option<IpAddr>, port: u16) -> bool {
-        let port_ok = |want: &Option<u16>| want.is_none_or(|want| want == port);
-        match self {
-            NoProxyEntry::Domain { name, port: want } => {
-                port_ok(want)
-                    && (host == name
-                        || host
-                            .strip_suffix(name.as_str())
-                            .is_some_and(|rest| rest.ends_with('.')))
-            }
-            NoProxyEntry::Ip { addr, port: want } => port_ok(want) && ip == Some(*addr),
-            NoProxyEntry::Network { addr, prefix } => {
-                ip.is_some_and(|ip| in_network(ip, *addr, *prefix))
-            }
-        }
-    }
-}
-
-/// Splits `host:port`, `[v6]:port`, `[v6]` or a bare host. A bare IPv6 address has several
-/// colons and no port. `None` if a port is present but not a number.
-fn split_host_port(entry: &str) -> Option<(&str, Option<u16>)> {
-    if let Some(rest) = entry.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after.strip_prefix(':') {
-            Some(port) => Some((host, Some(port.parse().ok()?))),
-            None if after.is_empty() => Some((host, None)),
-            None => None,
-        };
-    }
-    match entry.split_once(':') {
-        Some((host, port)) if !port.contains(':') => Some((host, Some(port.parse().ok()?))),
-        _ => Some((entry, None)),
-    }
-}
-
-/// Lower-cases and drops IPv6 brackets and a trailing root dot, so `Example.COM.` and
-/// `example.com` compare equal.
-fn normalize_host(host: &str) -> String {
-    let host = host.strip_prefix('[').unwrap_or(host);
-    let host = host.strip_suffix(']').unwrap_or(host);
-    let host = host.strip_suffix('.').unwrap_or(host);
-    host.to_ascii_lowercase()
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
-    }
-}
-
 /// An http(s) URL taken apart for a request: the scheme, host and port pick a proxy and
 /// decide whether credentials go along; `uri` is what ureq is asked for.
 #[derive(Debug)]
@@ -853,19 +512,15 @@ impl Target {
         })
     }
 
+    /// Whether this target is the scheme, host and port of `scope`.
+    fn is_in(&self, scope: &Scope) -> bool {
+        scope.covers(self.https, &self.host, self.port)
+    }
+
     #[cfg(test)]
     fn parse(url: &str) -> Result<Target, TransportError> {
         Target::parse_shown(url, &show_url(url))
     }
-}
-
-/// The URL's scheme in lower case, if it has a syntactically valid one (RFC 3986 §3.1).
-fn scheme_of(url: &str) -> Option<String> {
-    let (scheme, _) = url.split_once(':')?;
-    let mut chars = scheme.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    (first_ok && rest_ok).then(|| scheme.to_ascii_lowercase())
 }
 
 /// Resolves a `Location` header against the absolute http(s) URL it came from, without
@@ -932,55 +587,6 @@ pub enum Answer {
     Partial { start: u64 },
     /// 304: the client's copy is current; there is no body.
     NotModified,
-}
-
-/// A header value fit to keep and send back: visible ASCII and spaces, at most 1 KiB. An
-/// entity tag or date is short; anything else is not worth remembering.
-fn validator(value: Option<&HeaderValue>) -> Option<String> {
-    let text = value?.to_str().ok()?.trim();
-    let fits = !text.is_empty()
-        && text.len() <= 1024
-        && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-    fits.then(|| text.to_owned())
-}
-
-/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
-pub(crate) fn retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    let text = value?.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = httpdate::parse_http_date(text).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// The first and last byte positions of a `Content-Range: bytes FIRST-LAST/LENGTH` header.
-pub(crate) fn content_range(value: Option<&HeaderValue>) -> Result<(u64, u64), String> {
-    let Some(value) = value else {
-        return Err("it has no Content-Range header".to_owned());
-    };
-    let text = value.to_str().unwrap_or("");
-    let positions = text
-        .trim()
-        .strip_prefix("bytes ")
-        .and_then(|rest| rest.trim_start().split_once('-'))
-        .and_then(|(first, rest)| {
-            let last = rest.split_once('/').map_or(rest, |(last, _)| last);
-            Some((
-                first.trim().parse::<u64>().ok()?,
-                last.trim().parse::<u64>().ok()?,
-            ))
-        })
-        .filter(|(first, last)| first <= last);
-    positions.ok_or_else(|| {
-        format!(
-            "its Content-Range '{}' is not 'bytes FIRST-LAST/LENGTH'",
-            untrusted(&String::from_utf8_lossy(value.as_bytes()))
-        )
-    })
 }
 
 /// Downloads from origins; cheap to clone, and clones share connections.
@@ -1131,7 +737,7 @@ impl Transport {
         }
     }
 
-    /// This transport set up for one config's origin (`origin` as [`parse_origin`] prints
+    /// This transport set up for one config's origin (`origin` as `format::origin_url::parse_origin` prints
     /// it): the credentials from the origin URL or, without any, the netrc login for the
     /// origin's host; the headers of `HeaderFile=`; and the config's own CA and client
     /// certificate. The files are read now, on every run, so a rotated token or certificate
@@ -1139,7 +745,7 @@ impl Transport {
     pub fn for_origin(
         &self,
         origin: &str,
-        credentials: Option<Credentials>,
+        credentials: Option<BasicCredentials>,
         access: &Access,
     ) -> Result<Transport, TransportError> {
         self.for_origin_in(origin, credentials, access, |name| std::env::var_os(name))
@@ -1150,16 +756,16 @@ impl Transport {
     pub fn for_origin_in(
         &self,
         origin: &str,
-        credentials: Option<Credentials>,
+        credentials: Option<BasicCredentials>,
         access: &Access,
         var: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Transport, TransportError> {
         let Some(scope) = url::Url::parse(origin).ok().as_ref().and_then(Scope::of) else {
-            return Ok(self.with_credentials(credentials));
+            return Ok(self.with_credentials(credentials.map(Credentials::from_basic)));
         };
         let mut credentials =
             match credentials {
-                Some(credentials) => Some(credentials),
+                Some(credentials) => Some(Credentials::from_basic(credentials)),
                 None => private::netrc_login(&scope.host, &private::netrc_candidates(var))?.map(
                     |login| Credentials {
                         basic: Some(Basic {
@@ -1199,7 +805,7 @@ impl Transport {
     /// The connection pools for a request to `target`.
     fn agents_for(&self, target: &Target) -> &Agents {
         match &self.private_tls {
-            Some(tls) if tls.scope.covers(target) => &tls.origin,
+            Some(tls) if target.is_in(&tls.scope) => &tls.origin,
             Some(tls) => &tls.elsewhere,
             None => &self.agents,
         }
@@ -1493,13 +1099,15 @@ impl Transport {
         let answer = match status {
             StatusCode::OK => Answer::Whole,
             StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
-                let (start, last) =
-                    content_range(headers.get(header::CONTENT_RANGE)).map_err(|reason| {
-                        TransportError::BadPartial {
-                            url: url.clone(),
-                            reason,
-                        }
-                    })?;
+                let (start, last) = content_range(
+                    headers
+                        .get(header::CONTENT_RANGE)
+                        .map(HeaderValue::as_bytes),
+                )
+                .map_err(|reason| TransportError::BadPartial {
+                    url: url.clone(),
+                    reason,
+                })?;
                 // A bounded range must come back exactly as asked: a delta places the bytes
                 // by position, and a server that sends others would corrupt the image.
                 if let (Some(from), Some(to)) = (conditions.range_from, conditions.range_to)
@@ -1517,7 +1125,10 @@ impl Transport {
             StatusCode::GONE => return Err(TransportError::Gone { url }),
             _ => {
                 let canonical = status.canonical_reason().unwrap_or("");
-                let retry_after = retry_after(headers.get(header::RETRY_AFTER));
+                let retry_after = retry_after(
+                    headers.get(header::RETRY_AFTER).map(HeaderValue::as_bytes),
+                    SystemTime::now(),
+                );
                 // A refusal of the client (no or a wrong client certificate, missing
                 // credentials) is often explained only in the page: nginx answers both
                 // certificate problems with a plain 400 whose title says which.
@@ -1546,8 +1157,12 @@ impl Transport {
                 });
             }
         }
-        let etag = validator(headers.get(header::ETAG));
-        let last_modified = validator(headers.get(header::LAST_MODIFIED));
+        let etag = validator(headers.get(header::ETAG).map(HeaderValue::as_bytes));
+        let last_modified = validator(
+            headers
+                .get(header::LAST_MODIFIED)
+                .map(HeaderValue::as_bytes),
+        );
         let body = response.into_body();
         let content_length = match answer {
             Answer::NotModified => Some(0),
@@ -1618,34 +1233,6 @@ fn server_says(response: ureq::http::Response<ureq::Body>, canonical: &str) -> O
         .take(4096)
         .read_to_end(&mut head);
     page_says(&head, canonical)
-}
-
-/// What the start of an error page says beyond `canonical`; see [`server_says`].
-fn page_says(head: &[u8], canonical: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(head);
-    let lower = text.to_ascii_lowercase();
-    let said = match lower.find("<title>") {
-        Some(start) => {
-            let start = start + "<title>".len();
-            let end = lower[start..]
-                .find("</title>")
-                .map_or(text.len(), |e| start + e);
-            text.get(start..end).unwrap_or("")
-        }
-        None if lower.contains('<') => return None,
-        None => text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""),
-    };
-    // nginx titles start with the status code: "400 No required SSL certificate was sent".
-    let said = said.trim();
-    let said = said
-        .split_once(' ')
-        .filter(|(code, _)| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(said, |(_, rest)| rest)
-        .trim();
-    if said.is_empty() || said.eq_ignore_ascii_case(canonical) {
-        return None;
-    }
-    Some(text::untrusted_max(said, 120))
 }
 
 /// A GET for an `http://` target sent to `proxy` in absolute form: `agent` (see
@@ -2069,31 +1656,7 @@ impl Read for Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_content_range_gives_its_first_and_last_byte_or_says_what_is_wrong() {
-        let parse = |text: &str| content_range(Some(&HeaderValue::from_str(text).unwrap()));
-        assert_eq!(parse("bytes 0-99/1000"), Ok((0, 99)));
-        assert_eq!(parse("bytes 100-199/*"), Ok((100, 199)));
-        assert_eq!(parse("bytes 5-5"), Ok((5, 5)));
-        for bad in [
-            "bytes 9-1/10",
-            "bytes x-1/10",
-            "items 0-1/2",
-            "bytes */10",
-            "",
-        ] {
-            let err = parse(bad).unwrap_err();
-            assert!(
-                err.contains("is not 'bytes FIRST-LAST/LENGTH'"),
-                "{bad}: {err}"
-            );
-        }
-        assert_eq!(
-            content_range(None),
-            Err("it has no Content-Range header".to_owned())
-        );
-    }
+    use crate::format::origin_url::parse_origin;
 
     #[test]
     fn open_refuses_schemes_other_than_http_https_and_file() {
@@ -2120,56 +1683,6 @@ mod tests {
         assert_eq!(path("file:///a%20b/c%2").unwrap(), "/a b/c%2");
         assert_eq!(path("file:///a?q#f").unwrap(), "/a");
         assert!(path("file://elsewhere/srv").is_err());
-    }
-
-    #[test]
-    fn no_proxy_domain_entries_cover_subdomains_but_not_lookalikes() {
-        let np = NoProxy::parse("example.com, .internal ,*.corp.net");
-        assert!(np.matches("example.com", 80));
-        assert!(np.matches("a.b.example.com", 443));
-        assert!(np.matches("EXAMPLE.com.", 80));
-        assert!(!np.matches("badexample.com", 80));
-        assert!(!np.matches("example.com.evil", 80));
-        assert!(np.matches("internal", 80));
-        assert!(np.matches("x.internal", 80));
-        assert!(np.matches("corp.net", 80));
-        assert!(np.matches("a.corp.net", 80));
-        assert!(!np.matches("other.org", 80));
-    }
-
-    #[test]
-    fn no_proxy_star_matches_everything() {
-        assert!(NoProxy::parse("foo,*").matches("anything.example", 8080));
-        assert!(!NoProxy::parse("").matches("anything.example", 8080));
-    }
-
-    #[test]
-    fn no_proxy_ip_and_network_entries_match_addresses() {
-        let np = NoProxy::parse("127.0.0.1,10.0.0.0/8,::1,fd00::/8");
-        assert!(np.matches("127.0.0.1", 80));
-        assert!(!np.matches("127.0.0.2", 80));
-        assert!(np.matches("10.200.3.4", 80));
-        assert!(!np.matches("11.0.0.1", 80));
-        assert!(np.matches("[::1]", 80));
-        assert!(np.matches("[fd12::5]", 80));
-        assert!(!np.matches("[fe80::1]", 80));
-        assert!(NoProxy::parse("0.0.0.0/0").matches("8.8.8.8", 53));
-    }
-
-    #[test]
-    fn no_proxy_entries_with_a_port_apply_only_to_that_port() {
-        let np = NoProxy::parse("example.com:8080,[::1]:443");
-        assert!(np.matches("example.com", 8080));
-        assert!(!np.matches("example.com", 80));
-        assert!(np.matches("[::1]", 443));
-        assert!(!np.matches("[::1]", 80));
-    }
-
-    #[test]
-    fn no_proxy_ignores_malformed_entries() {
-        let np = NoProxy::parse("example.com:notaport,10.0.0.0/99,,.,[::1,good.org");
-        assert_eq!(np.entries.len(), 1);
-        assert!(np.matches("good.org", 80));
     }
 
     fn lookup(vars: &'static [(&'static str, &'static str)]) -> ProxyConfig {
@@ -2289,70 +1802,6 @@ mod tests {
     }
 
     #[test]
-    fn origins_with_credentials_are_shown_with_the_password_hidden() {
-        let origin = parse_origin("HTTPS://user:p%40ss@Images.Example.com:8443/app/").unwrap();
-        assert_eq!(origin.url, "https://user:***@images.example.com:8443/app");
-        let creds = origin.credentials.unwrap();
-        let basic = creds.basic.as_ref().unwrap();
-        assert_eq!(basic.user, b"user");
-        assert_eq!(basic.password, b"p@ss");
-        let debug = format!("{creds:?}");
-        assert!(!debug.contains("p@ss") && debug.contains("***"), "{debug}");
-        let plain = parse_origin("http://h/x").unwrap();
-        assert_eq!(plain.url, "http://h/x");
-        assert!(plain.credentials.is_none());
-        let user_only = parse_origin("http://me@h/").unwrap();
-        assert_eq!(user_only.url, "http://me@h");
-        assert_eq!(user_only.credentials.unwrap().basic.unwrap().password, b"");
-    }
-
-    #[test]
-    fn origins_with_a_query_fragment_odd_host_or_scheme_are_refused() {
-        let err = |text: &str| parse_origin(text).unwrap_err();
-        assert!(matches!(err("https://h/x?a=1"), OriginError::Query { .. }));
-        assert!(matches!(err("https://h/x?"), OriginError::Query { .. }));
-        assert!(matches!(err("https://h/x#f"), OriginError::Fragment { .. }));
-        assert!(matches!(
-            err("ftp://h/x"),
-            OriginError::UnsupportedScheme { .. }
-        ));
-        assert!(matches!(err("file://host/x"), OriginError::FileHost { .. }));
-        assert!(matches!(err("https://"), OriginError::Invalid { .. }));
-        assert!(matches!(err("/just/a/path"), OriginError::Invalid { .. }));
-        let msg = err("https://u:secret@bad host/").to_string();
-        assert!(
-            !msg.contains("secret") && msg.contains("u:***@bad host"),
-            "{msg}"
-        );
-        assert_eq!(
-            parse_origin("file://localhost/srv/o").unwrap().url,
-            "file:///srv/o"
-        );
-    }
-
-    #[test]
-    fn registry_origins_are_checked_by_the_repository_grammar_and_carry_no_credentials() {
-        let origin = parse_origin("oci://ghcr.io/acme/app/").unwrap();
-        assert_eq!(origin.url, "oci://ghcr.io/acme/app");
-        assert!(origin.credentials.is_none());
-        let local = parse_origin("oci+http://127.0.0.1:5000/app").unwrap();
-        assert_eq!(local.url, "oci+http://127.0.0.1:5000/app");
-        for bad in ["oci://ghcr.io", "oci://ghcr.io/App", "oci+http://h:x/app"] {
-            assert!(
-                matches!(parse_origin(bad), Err(OriginError::Registry(_))),
-                "{bad}"
-            );
-        }
-        let msg = parse_origin("oci://u:secret@ghcr.io/app")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            !msg.contains("secret") && msg.contains("u:***@ghcr.io"),
-            "{msg}"
-        );
-    }
-
-    #[test]
     fn a_registry_authorization_goes_to_the_registrys_own_scheme_host_and_port_only() {
         let creds =
             Credentials::authorization("http://127.0.0.1:5000/v2/app/blobs/x", "Bearer t").unwrap();
@@ -2371,20 +1820,11 @@ mod tests {
     }
 
     #[test]
-    fn redaction_hides_the_password_even_in_text_that_is_no_url() {
-        assert_eq!(redact("http://u:p@h/x"), "http://u:***@h/x");
-        assert_eq!(redact("http://u:p@q@h:1/x?y@z"), "http://u:***@h:1/x?y@z");
-        assert_eq!(redact("http://u@h/"), "http://u@h/");
-        assert_eq!(redact("http://h/a:b@c"), "http://h/a:b@c");
-        assert_eq!(redact("not a url u:p@h"), "not a url u:p@h");
-        assert_eq!(show_url("http://h/\u{1b}[2J"), "http://h/\\u{1b}[2J");
-    }
-
-    #[test]
     fn credentials_apply_only_to_their_own_scheme_host_and_port() {
         let creds = parse_origin("https://u:p@Host.example/o")
             .unwrap()
             .credentials
+            .map(Credentials::from_basic)
             .unwrap();
         let applies = |url: &str| creds.applies_to(&Target::parse(url).unwrap());
         assert!(applies("https://host.example/o/manifest"));
@@ -2405,47 +1845,10 @@ mod tests {
     }
 
     #[test]
-    fn the_speed_check_shortens_the_read_timeout_only_when_it_is_on() {
-        let cfg = TransportConfig {
-            idle_timeout: Duration::from_secs(60),
-            speed_time: Duration::from_secs(5),
-            ..TransportConfig::default()
-        };
-        assert_eq!(cfg.read_timeout(), Duration::from_secs(5));
-        assert!(cfg.read_timeout_is_speed_check());
-        let off = TransportConfig {
-            speed_limit: 0,
-            ..cfg
-        };
-        assert_eq!(off.read_timeout(), Duration::from_secs(60));
-        assert!(!off.read_timeout_is_speed_check());
-        assert!(!TransportConfig::default().read_timeout_is_speed_check());
+    fn rates_in_messages_are_bytes_per_second_rounded_down() {
         assert_eq!(rate(1500, Duration::from_millis(1500)), 1000);
+        assert_eq!(rate(1000, Duration::from_millis(1500)), 666);
         assert_eq!(rate(10, Duration::ZERO), 10_000);
-    }
-
-    #[test]
-    fn error_pages_are_summed_up_by_their_title_when_it_says_more_than_the_status() {
-        let nginx = b"<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>";
-        assert_eq!(
-            page_says(nginx, "Bad Request").as_deref(),
-            Some("No required SSL certificate was sent")
-        );
-        assert_eq!(
-            page_says(b"<html><head><title>403 Forbidden</title>", "Forbidden"),
-            None
-        );
-        assert_eq!(page_says(b"Forbidden\n", "Forbidden"), None);
-        assert_eq!(
-            page_says(b"\ntoken expired\nmore", "Unauthorized").as_deref(),
-            Some("token expired")
-        );
-        assert_eq!(page_says(b"<p>no title</p>", "Bad Request"), None);
-        assert_eq!(page_says(b"", "Bad Request"), None);
-        let hostile = page_says(b"<TITLE>\x1b[2Jgone\xff</TITLE>", "Bad Request").unwrap();
-        assert_eq!(hostile, "\\u{1b}[2Jgone\u{fffd}");
-        let long = page_says("x".repeat(3000).as_bytes(), "Bad Request").unwrap();
-        assert!(long.chars().count() <= 121, "{long}");
     }
 
     #[test]
@@ -2453,6 +1856,7 @@ mod tests {
         let mut creds = parse_origin("https://u:p@h/o")
             .unwrap()
             .credentials
+            .map(Credentials::from_basic)
             .unwrap();
         let names = |c: &Credentials| -> Vec<String> {
             c.headers()

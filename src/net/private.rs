@@ -19,6 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::{HeaderName, HeaderValue};
 use ureq::tls::{Certificate, ClientCert, PrivateKey};
 
+use crate::format::header_file::parse_headers;
+use crate::format::netrc::{NetrcLogin, find_login, parse_netrc};
 use crate::format::text::untrusted;
 
 /// The largest header file read (`HeaderFile=`): a few tokens, not a document.
@@ -158,110 +160,27 @@ fn read_limited(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>, Ac
 // Header files
 // ---------------------------------------------------------------------------------------
 
-/// Headers tako sets itself or that would change how a response is framed or cached;
-/// setting one from a file would break downloads or the checks on them.
-const RESERVED_HEADERS: &[&str] = &[
-    "accept-encoding",
-    "connection",
-    "content-length",
-    "expect",
-    "host",
-    "if-match",
-    "if-modified-since",
-    "if-none-match",
-    "if-range",
-    "if-unmodified-since",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
-    "range",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Reads and checks a header file; the values are marked sensitive.
 pub(super) fn read_header_file(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, AccessError> {
     let bytes = read_limited(path, MAX_HEADER_FILE, HEADER_FILE)?;
-    parse_headers(&bytes).map_err(|(line, reason)| AccessError::Header {
+    let bad = |line, reason| AccessError::Header {
         path: shown(path),
         line,
         reason,
-    })
-}
-
-/// One `Name: value` per line; blank lines and lines starting with `#` are skipped.
-/// Errors are a line number and a reason that quotes nothing from the line but a valid
-/// header name.
-pub(crate) fn parse_headers(bytes: &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, LineError> {
+    };
     let mut headers = Vec::new();
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let n = i + 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line).trim_ascii();
-        if line.is_empty() || line.starts_with(b"#") {
-            continue;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err((
-                n,
-                format!(
-                    "expected 'Name: value', found a line without ':' ({} bytes)",
-                    line.len()
-                ),
-            ));
-        };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
-        if name.is_empty() {
-            return Err((n, "the header name before ':' is empty".to_owned()));
-        }
-        if name.last().is_some_and(u8::is_ascii_whitespace) {
-            return Err((
-                n,
-                "a header name may not end with a space; write 'Name: value'".to_owned(),
-            ));
-        }
-        if !name.iter().all(|&b| is_token_char(b)) {
-            return Err((
-                n,
-                format!(
-                    "the header name ({} bytes) holds a character not allowed in one (letters, digits and !#$%&'*+-.^_`|~ are)",
-                    name.len()
-                ),
-            ));
-        }
-        let name = HeaderName::from_bytes(name)
-            .map_err(|_| (n, "the header name is not a valid one".to_owned()))?;
-        if RESERVED_HEADERS.contains(&name.as_str()) {
-            return Err((
-                n,
-                format!(
-                    "the {} header cannot be set from a header file (tako sets it itself, or it would change how responses are framed)",
-                    name.as_str()
-                ),
-            ));
-        }
-        let value = value.trim_ascii();
-        if value.is_empty() {
-            return Err((
-                n,
-                format!("the {} header has an empty value", name.as_str()),
-            ));
-        }
-        // Visible ASCII, spaces, tabs and bytes above 127 (RFC 9110 field-value); any other
-        // control character could split or garble the request.
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-            return Err((
-                n,
-                format!(
-                    "the value of the {} header holds a control character",
-                    name.as_str()
-                ),
-            ));
-        }
-        let mut value = HeaderValue::from_bytes(value).map_err(|_| {
-            (
-                n,
+    for (i, line) in parse_headers(&bytes)
+        .map_err(|(line, reason)| bad(line, reason))?
+        .into_iter()
+        .enumerate()
+    {
+        // The parser lets through only what HTTP allows, so neither can fail; the line
+        // given is the header's position should it ever do.
+        let name = HeaderName::from_bytes(line.name.as_bytes())
+            .map_err(|_| bad(i + 1, "the header name is not a valid one".to_owned()))?;
+        let mut value = HeaderValue::from_bytes(&line.value).map_err(|_| {
+            bad(
+                i + 1,
                 format!("the value of the {} header is not valid", name.as_str()),
             )
         })?;
@@ -271,30 +190,9 @@ pub(crate) fn parse_headers(bytes: &[u8]) -> Result<Vec<(HeaderName, HeaderValue
     Ok(headers)
 }
 
-/// RFC 9110 `tchar`.
-fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 // ---------------------------------------------------------------------------------------
 // netrc
 // ---------------------------------------------------------------------------------------
-
-/// A login and password from netrc for one host.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct NetrcLogin {
-    pub login: Vec<u8>,
-    pub password: Vec<u8>,
-}
-
-impl std::fmt::Debug for NetrcLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetrcLogin")
-            .field("login", &String::from_utf8_lossy(&self.login))
-            .field("password", &"***")
-            .finish()
-    }
-}
 
 /// The netrc files to look at, in order, each with whether it must exist: `$NETRC` alone
 /// if set (the operator named it, so a missing file is an error), else
@@ -334,220 +232,6 @@ pub(super) fn netrc_login(
         return Ok(find_login(&entries, host));
     }
     Ok(None)
-}
-
-/// One `machine` (or, with `None`, the `default`) entry.
-#[derive(Debug, Default)]
-pub(crate) struct NetrcEntry {
-    machine: Option<String>,
-    login: Option<Vec<u8>>,
-    password: Option<Vec<u8>>,
-}
-
-/// The entry for `host`, else the `default` one, as curl picks it. An entry with neither a
-/// login nor a password gives nothing.
-pub(crate) fn find_login(entries: &[NetrcEntry], host: &str) -> Option<NetrcLogin> {
-    let host = super::normalize_host(host);
-    let entry = entries
-        .iter()
-        .find(|e| {
-            e.machine
-                .as_deref()
-                .is_some_and(|m| super::normalize_host(m) == host)
-        })
-        .or_else(|| entries.iter().find(|e| e.machine.is_none()))?;
-    if entry.login.is_none() && entry.password.is_none() {
-        return None;
-    }
-    Some(NetrcLogin {
-        login: entry.login.clone().unwrap_or_default(),
-        password: entry.password.clone().unwrap_or_default(),
-    })
-}
-
-/// A problem in a file, by line number, with a reason that quotes nothing from it.
-pub(crate) type LineError = (usize, String);
-
-/// Splits netrc text into words with the line each starts on.
-struct Words<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    line: usize,
-    /// Whether nothing but blanks came before `pos` on its line.
-    at_line_start: bool,
-}
-
-impl<'a> Words<'a> {
-    fn new(bytes: &'a [u8]) -> Words<'a> {
-        Words {
-            bytes,
-            pos: 0,
-            line: 1,
-            at_line_start: true,
-        }
-    }
-
-    fn skip_blanks(&mut self) {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            match b {
-                b'\n' => {
-                    self.line += 1;
-                    self.at_line_start = true;
-                }
-                b' ' | b'\t' | b'\r' | b'\x0c' | b'\x0b' => {}
-                _ => return,
-            }
-            self.pos += 1;
-        }
-    }
-
-    fn skip_to_line_end(&mut self) {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if b == b'\n' {
-                return;
-            }
-            self.pos += 1;
-        }
-    }
-
-    /// The next word and its line; `#` as the first word of a line starts a comment. A
-    /// word in double quotes may hold blanks, and `\"`, `\\`, `\n`, `\r`, `\t` escapes.
-    fn next(&mut self) -> Result<Option<(Vec<u8>, usize)>, LineError> {
-        loop {
-            self.skip_blanks();
-            match self.bytes.get(self.pos) {
-                None => return Ok(None),
-                Some(b'#') if self.at_line_start => self.skip_to_line_end(),
-                Some(_) => break,
-            }
-        }
-        self.at_line_start = false;
-        let line = self.line;
-        let mut word = Vec::new();
-        if self.bytes[self.pos] == b'"' {
-            self.pos += 1;
-            loop {
-                match self.bytes.get(self.pos) {
-                    None => return Err((line, "a quoted word has no closing '\"'".to_owned())),
-                    Some(b'"') => {
-                        self.pos += 1;
-                        return Ok(Some((word, line)));
-                    }
-                    Some(b'\\') => {
-                        let escaped = match self.bytes.get(self.pos + 1) {
-                            None => {
-                                return Err((line, "a quoted word has no closing '\"'".to_owned()));
-                            }
-                            Some(b'n') => b'\n',
-                            Some(b'r') => b'\r',
-                            Some(b't') => b'\t',
-                            Some(&other) => other,
-                        };
-                        if escaped == b'\n' && self.bytes.get(self.pos + 1) == Some(&b'\n') {
-                            self.line += 1;
-                        }
-                        word.push(escaped);
-                        self.pos += 2;
-                    }
-                    Some(&b) => {
-                        if b == b'\n' {
-                            self.line += 1;
-                        }
-                        word.push(b);
-                        self.pos += 1;
-                    }
-                }
-            }
-        }
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if b.is_ascii_whitespace() {
-                break;
-            }
-            word.push(b);
-            self.pos += 1;
-        }
-        Ok(Some((word, line)))
-    }
-
-    /// Skips a `macdef` body: everything up to the next empty line.
-    fn skip_macro(&mut self) {
-        let mut previous_newline = false;
-        while let Some(&b) = self.bytes.get(self.pos) {
-            self.pos += 1;
-            if b == b'\n' {
-                self.line += 1;
-                if previous_newline {
-                    break;
-                }
-                previous_newline = true;
-            } else if b != b'\r' {
-                previous_newline = false;
-            }
-        }
-        self.at_line_start = true;
-    }
-}
-
-pub(crate) fn parse_netrc(bytes: &[u8]) -> Result<Vec<NetrcEntry>, LineError> {
-    let mut words = Words::new(bytes);
-    let mut entries: Vec<NetrcEntry> = Vec::new();
-    while let Some((word, line)) = words.next()? {
-        let mut value = |what: &str| -> Result<Vec<u8>, LineError> {
-            match words.next()? {
-                Some((value, _)) => Ok(value),
-                None => Err((line, format!("'{what}' is not followed by a value"))),
-            }
-        };
-        match word.as_slice() {
-            b"machine" => {
-                let name = value("machine")?;
-                let name = String::from_utf8(name)
-                    .map_err(|_| (line, "a machine name is not UTF-8".to_owned()))?;
-                entries.push(NetrcEntry {
-                    machine: Some(name),
-                    ..NetrcEntry::default()
-                });
-            }
-            b"default" => entries.push(NetrcEntry::default()),
-            b"login" | b"password" => {
-                let key = if word == b"login" {
-                    "login"
-                } else {
-                    "password"
-                };
-                let v = value(key)?;
-                let Some(entry) = entries.last_mut() else {
-                    return Err((
-                        line,
-                        format!("'{key}' comes before any 'machine' or 'default'"),
-                    ));
-                };
-                if key == "login" {
-                    entry.login = Some(v);
-                } else {
-                    entry.password = Some(v);
-                }
-            }
-            b"account" => {
-                value("account")?;
-            }
-            b"macdef" => {
-                value("macdef")?;
-                words.skip_macro();
-            }
-            other => {
-                // Not quoted: a misplaced word may be a password.
-                return Err((
-                    line,
-                    format!(
-                        "unexpected word ({} bytes); expected machine, default, login, password, account or macdef",
-                        other.len()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(entries)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -679,104 +363,6 @@ fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
-        parse_headers(text.as_bytes()).map(|h| {
-            h.into_iter()
-                .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
-                .collect()
-        })
-    }
-
-    #[test]
-    fn header_files_hold_one_name_and_value_per_line() {
-        let got = headers(
-            "# a comment\n\nAuthorization: Bearer abc.def\r\nPRIVATE-TOKEN:xyz  \n  X-A: b: c\n",
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            [
-                ("authorization".to_owned(), "Bearer abc.def".to_owned()),
-                ("private-token".to_owned(), "xyz".to_owned()),
-                ("x-a".to_owned(), "b: c".to_owned()),
-            ]
-        );
-        let parsed = parse_headers(b"A: b\n").unwrap();
-        assert!(parsed[0].1.is_sensitive());
-    }
-
-    #[test]
-    fn bad_header_lines_are_named_by_line_without_quoting_them() {
-        let cases = [
-            ("Bearer s3cret-token\n", 1, "without ':'"),
-            ("A: b\n: s3cret-token\n", 2, "empty"),
-            ("Bad Name: s3cret-token\n", 1, "not allowed"),
-            ("Name : s3cret-token\n", 1, "space"),
-            ("Host: s3cret-token\n", 1, "host header cannot be set"),
-            ("Range: bytes=0-\n", 1, "range header"),
-            ("Accept-Encoding: gzip\n", 1, "accept-encoding"),
-            ("X-Token:   \n", 1, "empty value"),
-            ("X-Token: s3cret\x01token\n", 1, "control character"),
-        ];
-        for (text, line, why) in cases {
-            let (n, reason) = headers(text).unwrap_err();
-            assert_eq!(n, line, "{text:?}");
-            assert!(reason.contains(why), "{text:?}: {reason}");
-            assert!(!reason.contains("s3cret"), "{reason}");
-        }
-    }
-
-    fn netrc(text: &str, host: &str) -> Option<(String, String)> {
-        let entries = parse_netrc(text.as_bytes()).unwrap();
-        find_login(&entries, host).map(|l| {
-            (
-                String::from_utf8(l.login).unwrap(),
-                String::from_utf8(l.password).unwrap(),
-            )
-        })
-    }
-
-    #[test]
-    fn netrc_picks_the_machine_then_the_default() {
-        let text = "machine a.example login alice password pa\n\
-                    # comment line\n\
-                    machine b.example\n  login bob\n  password \"p b\\\"q\"\n\
-                    macdef init\ncd /x\nmachine evil password no\n\n\
-                    default login anon password guest\n";
-        assert_eq!(
-            netrc(text, "a.example"),
-            Some(("alice".into(), "pa".into()))
-        );
-        assert_eq!(
-            netrc(text, "B.Example."),
-            Some(("bob".into(), "p b\"q".into()))
-        );
-        assert_eq!(netrc(text, "evil"), Some(("anon".into(), "guest".into())));
-        assert_eq!(netrc("machine a password x", "b"), None);
-        assert_eq!(netrc("machine a account z", "a"), None);
-        assert_eq!(
-            netrc("machine ::1 login v6 password p", "[::1]"),
-            Some(("v6".into(), "p".into()))
-        );
-    }
-
-    #[test]
-    fn netrc_errors_give_the_line_and_never_the_words() {
-        for (text, line) in [
-            ("machine a\nlogin u\npasswd s3cret\n", 3),
-            ("login u password s3cret\n", 1),
-            ("machine a password \"s3cret\n", 1),
-            ("machine a\n\npassword", 3),
-        ] {
-            let (n, reason) = match parse_netrc(text.as_bytes()) {
-                Err(e) => e,
-                Ok(_) => panic!("{text:?} parsed"),
-            };
-            assert_eq!(n, line, "{text:?}: {reason}");
-            assert!(!reason.contains("s3cret"), "{reason}");
-        }
-    }
 
     #[test]
     fn netrc_is_taken_from_netrc_then_the_credentials_directory_then_home() {

@@ -6,7 +6,8 @@ use url::Url;
 use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
 use crate::commands::store::INDEX as INDEX_DIR;
 use crate::format::manifest::Entry;
-use crate::net::{Answer, Body, Conditions, Transport, TransportError, show_url};
+use crate::format::origin_url::show_url;
+use crate::net::{Answer, Body, Conditions, Transport, TransportError};
 use crate::update::keyring;
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
@@ -123,7 +124,8 @@ impl Origin for Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{ProxyConfig, TransportConfig};
+    use crate::format::transport_config::TransportConfig;
+    use crate::net::ProxyConfig;
 
     fn dir(url: &str) -> Dir {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());

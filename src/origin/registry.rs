@@ -39,7 +39,8 @@ impl Registry {
     /// The repository `url` (`oci://…` or `oci+http://…`), with credentials from the usual
     /// auth files; images come through `transport`.
     pub fn new(url: &str, transport: Transport) -> Result<Registry, TransportError> {
-        let reference = crate::registry::Reference::parse(url).map_err(registry_error)?;
+        let reference =
+            crate::registry::Reference::parse(url).map_err(|e| registry_error(e.into()))?;
         let client = Client::new(reference, false).map_err(registry_error)?;
         Ok(Registry { client, transport })
     }
