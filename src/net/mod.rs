@@ -33,7 +33,9 @@ use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
-use crate::format::http_fields::{content_range, page_says, retry_after, validator};
+use crate::format::http_fields::{
+    content_range, page_says, retry_after, status_is_transient, validator,
+};
 use crate::format::no_proxy::NoProxy;
 use crate::format::origin_url::{BasicCredentials, Scope, show_url};
 use crate::format::text::untrusted;
@@ -158,9 +160,18 @@ pub enum TransportError {
     #[error(transparent)]
     Access(#[from] AccessError),
 
-    /// A registry origin (`oci://`) failed: its own message names the repository.
-    #[error(transparent)]
-    Registry(Box<crate::registry::OciError>),
+    /// A protocol spoken over this transport failed (a registry's API, for an `oci://`
+    /// origin), in its own words, which name what failed.
+    ///
+    /// TODO(seam): only here because the `Origin` trait still returns `TransportError`;
+    /// once `origin::OriginError` wraps registry and transport errors alike (each with its
+    /// kind), this variant goes. `net` knows nothing of registries.
+    #[error("{error}")]
+    Upstream {
+        error: Box<dyn std::error::Error + Send + Sync>,
+        /// Whether trying again later may succeed, as the protocol judged it.
+        transient: bool,
+    },
 }
 
 /// Bytes per second, rounded down; a window of zero counts as one millisecond.
@@ -196,10 +207,8 @@ impl TransportError {
         match self {
             TransportError::Network { source, .. } => source.is_transient(),
             TransportError::TooSlow { .. } => true,
-            TransportError::Status { status, .. } => {
-                matches!(status, 408 | 429) || (500..=599).contains(status)
-            }
-            TransportError::Registry(e) => e.is_transient(),
+            TransportError::Status { status, .. } => status_is_transient(*status),
+            TransportError::Upstream { transient, .. } => *transient,
             _ => false,
         }
     }

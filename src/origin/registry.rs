@@ -77,8 +77,14 @@ impl Registry {
     }
 }
 
+// TODO(seam): the `Origin` trait returns `TransportError`, so a registry error travels
+// inside it, with its message and whether it is transient; `origin::OriginError` replaces
+// this with a kind of its own.
 fn registry_error(e: OciError) -> TransportError {
-    TransportError::Registry(Box::new(e))
+    TransportError::Upstream {
+        transient: e.is_transient(),
+        error: Box::new(e),
+    }
 }
 
 impl Origin for Registry {

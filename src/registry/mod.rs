@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use ureq::http::{Method, Request, Response};
 use ureq::{Agent, AsSendBody, Body};
 
+use crate::format::http_fields::status_is_transient;
 use crate::format::registry_auth::{Challenge, parse_challenge, parse_token_answer};
 use crate::format::registry_url::RegistryUrlError;
 use crate::format::text::{untrusted, untrusted_bytes};
@@ -103,9 +104,7 @@ impl OciError {
     pub fn is_transient(&self) -> bool {
         match self {
             OciError::Network { .. } => true,
-            OciError::Status { status, .. } => {
-                matches!(status, 408 | 429) || (500..=599).contains(status)
-            }
+            OciError::Status { status, .. } => status_is_transient(*status),
             _ => false,
         }
     }
