@@ -10,11 +10,11 @@ use std::path::Path;
 
 use crate::cli::CheckArgs;
 use crate::commands::fetch::{self, FetchError, Image};
-use crate::config;
 use crate::destination::poll;
 use crate::format::text::untrusted;
 use crate::format::transport_config::TransportConfig;
 use crate::fs::Dir;
+use crate::fs::config;
 use crate::net::Transport;
 use crate::origin;
 use crate::ui::json::CheckRecord;

@@ -14,15 +14,16 @@ use std::time::Duration;
 
 use crate::cli::FetchArgs;
 use crate::commands::gc;
-use crate::config::{self, Config, ConfigError};
 use crate::destination::partial;
 use crate::destination::poll;
 use crate::destination::restart_pending::{self, PendingError};
+use crate::format::config::{Config, ConfigError};
 pub use crate::format::manifest::MAX_MANIFEST_SIZE;
 use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::text::untrusted;
 use crate::format::transport_config::TransportConfig;
+use crate::fs::config;
 use crate::fs::{Context, Dir, Found, IoError};
 use crate::net::{Transport, TransportError};
 use crate::origin::{self, Origin, Validators};

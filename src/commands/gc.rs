@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
 use crate::commands::fetch::{self, FetchError};
-use crate::config;
 use crate::format::manifest::Manifest;
 use crate::format::retention::{self, Reason, Removal, StoreFile};
+use crate::fs::config;
 use crate::fs::{Dir, IoError, ListedKind};
 use crate::ui::json::{GcRecord, RemovedRecord};
 use crate::ui::output;

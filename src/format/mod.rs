@@ -1,6 +1,7 @@
 //! Pure formats: bytes and strings in, values or errors out. Nothing here does I/O.
 
 pub mod chunk_index;
+pub mod config;
 pub mod header_file;
 pub mod http_fields;
 pub mod key;
@@ -14,4 +15,5 @@ pub mod registry_url;
 pub mod retention;
 pub mod text;
 pub mod transport_config;
+pub mod unit_name;
 pub mod version;

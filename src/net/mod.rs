@@ -33,6 +33,7 @@ use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::{Agent, Proxy, ProxyProtocol, Timeout};
 
+use crate::format::config::Access;
 use crate::format::http_fields::{
     content_range, page_says, retry_after, status_is_transient, validator,
 };
@@ -46,7 +47,7 @@ pub(crate) mod private;
 mod rate;
 mod tls;
 
-pub use private::{Access, AccessError, MAX_HEADER_FILE};
+pub use private::{AccessError, MAX_HEADER_FILE};
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
 /// business sending longer chains.
@@ -1666,6 +1667,7 @@ impl Read for Body {
 mod tests {
     use super::*;
     use crate::format::origin_url::parse_origin;
+    use crate::fs::bounded::ReadError;
 
     #[test]
     fn open_refuses_schemes_other_than_http_https_and_file() {
@@ -1923,7 +1925,10 @@ mod tests {
             .for_origin_in("https://h.example/o", None, &missing, env)
             .unwrap_err();
         assert!(
-            matches!(err, TransportError::Access(AccessError::Read { .. })),
+            matches!(
+                err,
+                TransportError::Access(AccessError::File(ReadError::Io { .. }))
+            ),
             "{err}"
         );
     }

@@ -8,9 +8,6 @@
 //! by the next run without touching the config.
 
 use std::ffi::OsString;
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,9 +16,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::http::{HeaderName, HeaderValue};
 use ureq::tls::{Certificate, ClientCert, PrivateKey};
 
+use crate::format::config::Access;
 use crate::format::header_file::parse_headers;
 use crate::format::netrc::{NetrcLogin, find_login, parse_netrc};
 use crate::format::text::untrusted;
+use crate::fs::bounded::{ReadError, read_bounded};
 
 /// The largest header file read (`HeaderFile=`): a few tokens, not a document.
 pub const MAX_HEADER_FILE: u64 = 64 * 1024;
@@ -30,39 +29,12 @@ pub const MAX_NETRC: u64 = 1 << 20;
 /// The largest PEM file read (a CA bundle of the whole web is about 200 KiB).
 pub const MAX_PEM: u64 = 1 << 20;
 
-/// The config keys for a private origin, as paths; read by [`super::Transport::for_origin`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Access {
-    /// `HeaderFile=`: extra request headers, one `Name: value` per line.
-    pub header_file: Option<PathBuf>,
-    /// `CACertificate=`: PEM certificates that replace the system's trusted roots.
-    pub ca_certificate: Option<PathBuf>,
-    /// `ClientCertificate=` and `ClientKey=`: both or neither (the config checks that).
-    pub client_certificate: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-}
-
 /// Why a file for a private origin cannot be used. Never quotes the file's content.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("cannot read the {what} {path}: {reason}")]
-    Read {
-        what: &'static str,
-        path: String,
-        reason: String,
-    },
-    #[error("the {what} {path} is not a regular file (it is {kind})")]
-    NotAFile {
-        what: &'static str,
-        path: String,
-        kind: &'static str,
-    },
-    #[error("the {what} {path} is larger than {max} bytes")]
-    TooLarge {
-        what: &'static str,
-        path: String,
-        max: u64,
-    },
+    /// The file cannot be read: missing, unreadable, not a regular file, or too large.
+    #[error(transparent)]
+    File(#[from] ReadError),
     #[error("the header file {path} (HeaderFile=), line {line}: {reason}")]
     Header {
         path: String,
@@ -97,72 +69,13 @@ fn shown(path: &Path) -> String {
     untrusted(&path.display().to_string())
 }
 
-/// The bytes of a regular file of at most `max` bytes (a symlink to one is fine). A FIFO
-/// or device is refused before it is read from, so it cannot hang or flood the run.
-fn read_limited(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>, AccessError> {
-    let cannot = |e: io::Error| AccessError::Read {
-        what,
-        path: shown(path),
-        reason: e.to_string(),
-    };
-    let check = |meta: &Metadata| -> Result<(), AccessError> {
-        let kind = meta.file_type();
-        let not = |kind| AccessError::NotAFile {
-            what,
-            path: shown(path),
-            kind,
-        };
-        if kind.is_file() {
-            if meta.len() > max {
-                return Err(AccessError::TooLarge {
-                    what,
-                    path: shown(path),
-                    max,
-                });
-            }
-            Ok(())
-        } else if kind.is_dir() {
-            Err(not("a directory"))
-        } else if kind.is_fifo() {
-            Err(not("a FIFO"))
-        } else if kind.is_socket() {
-            Err(not("a socket"))
-        } else if kind.is_char_device() || kind.is_block_device() {
-            Err(not("a device"))
-        } else {
-            Err(not("not a file"))
-        }
-    };
-    check(&fs::metadata(path).map_err(cannot)?)?;
-    // O_NONBLOCK: a FIFO swapped in since the check opens at once and is refused below.
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(cannot)?;
-    check(&file.metadata().map_err(cannot)?)?;
-    let mut bytes = Vec::new();
-    (&mut file)
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > max {
-        return Err(AccessError::TooLarge {
-            what,
-            path: shown(path),
-            max,
-        });
-    }
-    Ok(bytes)
-}
-
 // ---------------------------------------------------------------------------------------
 // Header files
 // ---------------------------------------------------------------------------------------
 
 /// Reads and checks a header file; the values are marked sensitive.
 pub(super) fn read_header_file(path: &Path) -> Result<Vec<(HeaderName, HeaderValue)>, AccessError> {
-    let bytes = read_limited(path, MAX_HEADER_FILE, HEADER_FILE)?;
+    let bytes = read_bounded(path, MAX_HEADER_FILE, HEADER_FILE)?;
     let bad = |line, reason| AccessError::Header {
         path: shown(path),
         line,
@@ -219,11 +132,10 @@ pub(super) fn netrc_login(
     candidates: &[(PathBuf, bool)],
 ) -> Result<Option<NetrcLogin>, AccessError> {
     for (path, required) in candidates {
-        match fs::metadata(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => continue,
-            _ => {}
-        }
-        let bytes = read_limited(path, MAX_NETRC, NETRC)?;
+        let bytes = match read_bounded(path, MAX_NETRC, NETRC) {
+            Err(e) if e.is_not_found() && !required => continue,
+            read => read?,
+        };
         let entries = parse_netrc(&bytes).map_err(|(line, reason)| AccessError::Netrc {
             path: shown(path),
             line,
@@ -276,7 +188,7 @@ fn certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, AccessError> {
-    let bytes = read_limited(path, MAX_PEM, what)?;
+    let bytes = read_bounded(path, MAX_PEM, what)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| pem_error(what, path, "is not valid PEM"))?;
@@ -313,7 +225,7 @@ fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, AccessError> {
 
 fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessError> {
     let chain = certificates(CERT_FILE, cert_path)?;
-    let key_bytes = read_limited(key_path, MAX_PEM, KEY_FILE)?;
+    let key_bytes = read_bounded(key_path, MAX_PEM, KEY_FILE)?;
     let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
         pem_error(
             KEY_FILE,

@@ -15,7 +15,7 @@ pub mod mirrors;
 pub mod registry;
 pub mod registry_layout;
 
-use crate::config::Config;
+use crate::format::config::Config;
 use crate::format::key::PublicKey;
 use crate::format::manifest::Entry;
 use crate::net::{Answer, Body, Conditions, Transport, TransportError};

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use crate::format::registry_auth::{
     AuthFile, RegistryCredentials, is_plain_helper_name, parse_helper_answer,
 };
+use crate::fs::bounded::{ReadError, read_bounded};
 
 /// More than any real auth file; a larger one is refused, not read into memory.
 const MAX_AUTH_FILE: u64 = 1024 * 1024;
@@ -28,6 +29,9 @@ pub enum AuthError {
     },
     #[error("registry auth file {} is larger than 1 MiB", path.display())]
     TooLarge { path: PathBuf },
+    /// A FIFO or device is refused before it is read, so it cannot hang or flood the run.
+    #[error("registry auth file {} is not a regular file (it is {kind})", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("registry auth file {} is not valid JSON: {source}", path.display())]
     Json {
         path: PathBuf,
@@ -85,28 +89,27 @@ pub fn lookup(
 }
 
 fn read_auth_file(path: &Path) -> Result<Option<AuthFile>, AuthError> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+    let bytes = match read_bounded(path, MAX_AUTH_FILE, "registry auth file") {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(ReadError::Io { source, .. }) => {
             return Err(AuthError::Read {
                 path: path.to_path_buf(),
                 source,
             });
         }
+        Err(ReadError::NotAFile { kind, .. }) => {
+            return Err(AuthError::NotAFile {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
+        Err(ReadError::TooLarge { .. }) => {
+            return Err(AuthError::TooLarge {
+                path: path.to_path_buf(),
+            });
+        }
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_AUTH_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| AuthError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_AUTH_FILE {
-        return Err(AuthError::TooLarge {
-            path: path.to_path_buf(),
-        });
-    }
     AuthFile::parse(&bytes)
         .map(Some)
         .map_err(|source| AuthError::Json {
@@ -215,5 +218,27 @@ mod tests {
         );
         assert_eq!(lookup(&files, "elsewhere", "x").unwrap(), None);
         assert!(!format!("{found:?}").contains("pw1"));
+    }
+
+    #[test]
+    fn a_fifo_as_auth_file_is_refused_at_once_instead_of_hanging_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("auth.json");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = lookup(std::slice::from_ref(&fifo), "reg.example", "app").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry auth file {} is not a regular file (it is a FIFO)",
+                fifo.display()
+            )
+        );
     }
 }
