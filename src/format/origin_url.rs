@@ -107,6 +107,19 @@ pub fn normalize_host(host: &str) -> String {
     host.to_ascii_lowercase()
 }
 
+/// The scheme, host and port an origin's requests go to: an http(s) URL's own, and for a
+/// registry repository its registry's (https for `oci://`, http for `oci+http://`); `None`
+/// for `file://` and for anything that is no usable origin.
+pub fn scope_of_origin(origin: &str) -> Option<Scope> {
+    if RegistryUrl::is_registry_url(origin) {
+        let reference = RegistryUrl::parse(origin).ok()?;
+        let scheme = if reference.https { "https" } else { "http" };
+        let api = url::Url::parse(&format!("{scheme}://{}/", reference.registry)).ok()?;
+        return Scope::of(&api);
+    }
+    Scope::of(&url::Url::parse(origin).ok()?)
+}
+
 /// Checks an `Origin=` value and splits off its credentials.
 ///
 /// The scheme is case-insensitive (`HTTPS://` is fine); a query or fragment is an error,
@@ -310,5 +323,24 @@ mod tests {
         assert!(!scope.covers(true, "host.example.evil", 443));
         assert!(Scope::of(&url::Url::parse("file:///srv").unwrap()).is_none());
         assert_eq!(normalize_host("[::1]"), "::1");
+    }
+
+    #[test]
+    fn an_origin_is_reached_at_its_own_scope_and_a_registry_origin_at_its_registry() {
+        let scope = |url: &str| scope_of_origin(url).map(|s| (s.https, s.host, s.port));
+        assert_eq!(
+            scope("oci://Registry.example/team/app"),
+            Some((true, "registry.example".to_owned(), 443))
+        );
+        assert_eq!(
+            scope("oci+http://127.0.0.1:5000/app"),
+            Some((false, "127.0.0.1".to_owned(), 5000))
+        );
+        assert_eq!(
+            scope("https://h.example:8443/o"),
+            Some((true, "h.example".to_owned(), 8443))
+        );
+        assert_eq!(scope("file:///srv/o"), None);
+        assert_eq!(scope("oci://ghcr.io"), None);
     }
 }

@@ -157,6 +157,12 @@ impl Body {
         self.content_length
     }
 
+    /// Reads all of a small body such as a manifest, failing with `TooLarge` as soon as
+    /// more than `max` bytes arrive; at most `max + 1` bytes are ever buffered.
+    pub fn read_capped(&mut self, max: u64) -> Result<Vec<u8>, TransportError> {
+        read_capped(self, max)
+    }
+
     /// The URL the body comes from (after any redirects), fit to print.
     pub fn url(&self) -> &str {
         &self.url

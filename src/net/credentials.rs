@@ -16,7 +16,7 @@ use ureq::http::{HeaderName, HeaderValue, header};
 
 use crate::format::header_file::parse_headers;
 use crate::format::netrc::{NetrcLogin, find_login, parse_netrc};
-use crate::format::origin_url::{BasicCredentials, Scope};
+use crate::format::origin_url::{BasicCredentials, Scope, normalize_host};
 use crate::fs::bounded::read_bounded;
 
 use super::error::{AccessError, shown};
@@ -95,6 +95,22 @@ impl Credentials {
             basic: None,
             headers: vec![(header::AUTHORIZATION, value)],
             scope,
+        })
+    }
+
+    /// An `Authorization` value for requests to `target`'s own scheme, host and port;
+    /// `None` when the value cannot be a header.
+    pub(super) fn for_target(target: &Target, value: &str) -> Option<Credentials> {
+        let mut value = HeaderValue::from_str(value).ok()?;
+        value.set_sensitive(true);
+        Some(Credentials {
+            basic: None,
+            headers: vec![(header::AUTHORIZATION, value)],
+            scope: Scope {
+                https: target.https,
+                host: normalize_host(&target.host),
+                port: target.port,
+            },
         })
     }
 

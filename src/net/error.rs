@@ -74,7 +74,7 @@ pub enum TransportError {
 
     /// The proxy environment variable is set to something unusable. The value itself is
     /// left out of the message because it may hold a password.
-    #[error("cannot download {url}: the proxy in ${var} is unusable: {reason}")]
+    #[error("cannot download {url}: {}", proxy_unusable(.var, .reason))]
     Proxy {
         url: String,
         var: String,
@@ -85,11 +85,7 @@ pub enum TransportError {
     File { url: String, source: io::Error },
 
     /// The low-speed check (curl's `--speed-limit`) gave up on a trickling transfer.
-    #[error(
-        "cannot download {url}: too slow: {received} bytes in the last {} ({} bytes/s), below the limit of {limit} bytes/s (see --speed-limit and --speed-time)",
-        seconds(*.window),
-        rate(*.received, *.window)
-    )]
+    #[error("cannot download {url}: {}", too_slow(*.received, *.window, *.limit))]
     TooSlow {
         url: String,
         received: u64,
@@ -98,11 +94,7 @@ pub enum TransportError {
     },
 
     /// The time allowed for one config's whole fetch (`--max-time`) ran out.
-    #[error(
-        "cannot download {url}: gave up after the time limit of {} for this config (--max-time){}",
-        seconds(*.limit),
-        progress_note(.progress)
-    )]
+    #[error("cannot download {url}: {}", max_time(*.limit, .progress))]
     MaxTime {
         url: String,
         limit: Duration,
@@ -120,6 +112,10 @@ pub enum TransportError {
     /// A netrc, header or certificate file for a private origin is unusable.
     #[error(transparent)]
     Access(#[from] AccessError),
+
+    /// A header a caller asked to send (see [`Call`](super::Call)) cannot be one.
+    #[error("cannot send a request to {url}: the value of its {name} header is not valid")]
+    BadHeader { url: String, name: String },
 
     /// A protocol spoken over this transport failed (a registry's API, for an `oci://`
     /// origin), in its own words, which name what failed.
@@ -139,6 +135,26 @@ pub enum TransportError {
 pub(super) fn rate(bytes: u64, window: Duration) -> u64 {
     let millis = window.as_millis().max(1);
     u64::try_from(u128::from(bytes) * 1000 / millis).unwrap_or(u64::MAX)
+}
+
+fn proxy_unusable(var: &str, reason: &str) -> String {
+    format!("the proxy in ${var} is unusable: {reason}")
+}
+
+fn too_slow(received: u64, window: Duration, limit: u64) -> String {
+    format!(
+        "too slow: {received} bytes in the last {} ({} bytes/s), below the limit of {limit} bytes/s (see --speed-limit and --speed-time)",
+        seconds(window),
+        rate(received, window)
+    )
+}
+
+fn max_time(limit: Duration, progress: &Option<(u64, Duration)>) -> String {
+    format!(
+        "gave up after the time limit of {} for this config (--max-time){}",
+        seconds(limit),
+        progress_note(progress)
+    )
 }
 
 fn progress_note(progress: &Option<(u64, Duration)>) -> String {
@@ -171,6 +187,27 @@ impl TransportError {
             TransportError::Status { status, .. } => status_is_transient(*status),
             TransportError::Upstream { transient, .. } => *transient,
             _ => false,
+        }
+    }
+
+    /// What went wrong without the URL, for a caller that names the request in its own
+    /// words (a registry names the repository and the call): the connection failure, the
+    /// low-speed check, the time limit or the unusable proxy as they are said for a web
+    /// origin; any other error as its whole message.
+    pub fn detail(&self) -> String {
+        match self {
+            TransportError::Network { source, .. } => source.to_string(),
+            TransportError::TooSlow {
+                received,
+                window,
+                limit,
+                ..
+            } => too_slow(*received, *window, *limit),
+            TransportError::MaxTime {
+                limit, progress, ..
+            } => max_time(*limit, progress),
+            TransportError::Proxy { var, reason, .. } => proxy_unusable(var, reason),
+            other => other.to_string(),
         }
     }
 
@@ -343,35 +380,6 @@ pub(super) fn describe_ureq(
 /// The rustls error inside an I/O error, as rustls streams report handshake failures.
 fn tls_error_of(err: &io::Error) -> Option<&rustls::Error> {
     err.get_ref()?.downcast_ref::<rustls::Error>()
-}
-
-/// A failed request or read in plain words, for the callers that run their own requests on
-/// ureq (the registry client): the same wording as for web origins, where it can be told.
-pub(crate) fn describe_failure(err: &(dyn std::error::Error + 'static)) -> String {
-    if let Some(e) = err.downcast_ref::<ureq::Error>() {
-        return match e {
-            ureq::Error::Io(io) => describe_io(io),
-            ureq::Error::Timeout(_) => "timed out".to_owned(),
-            ureq::Error::HostNotFound => "host name not found".to_owned(),
-            ureq::Error::ConnectionFailed => "connection failed".to_owned(),
-            ureq::Error::Rustls(tls) => tls::describe(tls, None, tls::Roots::System),
-            ureq::Error::Protocol(p) => {
-                format!("invalid HTTP response: {}", untrusted(&p.to_string()))
-            }
-            ureq::Error::LargeResponseHeader(..) => "the response headers are too large".to_owned(),
-            other => untrusted(&other.to_string()),
-        };
-    }
-    if let Some(io) = err.downcast_ref::<io::Error>() {
-        // ureq reports a failed body read as an I/O error around its own error.
-        if let Some(inner) = io.get_ref()
-            && inner.is::<ureq::Error>()
-        {
-            return describe_failure(inner);
-        }
-        return describe_io(io);
-    }
-    untrusted(&err.to_string())
 }
 
 pub(super) fn describe_io(err: &io::Error) -> String {

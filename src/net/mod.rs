@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use ureq::tls::{RootCerts, TlsConfig};
 
 use crate::format::config::Access;
-use crate::format::origin_url::{BasicCredentials, Scope};
+use crate::format::origin_url::{BasicCredentials, Scope, scope_of_origin};
 use crate::format::transport_config::TransportConfig;
 
 mod absolute_form;
@@ -43,6 +43,7 @@ mod proxy;
 mod rate;
 mod request;
 mod tls;
+mod wire;
 
 use agent::{Agents, PrivateTls};
 use body::Deadline;
@@ -51,10 +52,10 @@ use request::Target;
 
 pub use body::Body;
 pub use credentials::{Credentials, MAX_HEADER_FILE};
-pub(crate) use error::describe_failure;
 pub use error::{AccessError, NetworkError, TransportError};
 pub use proxy::ProxyConfig;
 pub use request::Small;
+pub use wire::{Call, Method, Reply};
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
 /// business sending longer chains.
@@ -209,6 +210,25 @@ impl Transport {
         }
         let mut transport = self.with_credentials(credentials);
         if let Some(files) = agent::load_tls(access)? {
+            transport.private_tls = Some(Arc::new(PrivateTls::new(
+                &self.config,
+                files,
+                scope,
+                access,
+            )));
+        }
+        Ok(transport)
+    }
+
+    /// This transport (sharing its connections, without credentials) with the config's own
+    /// CA and client certificate for the scheme, host and port of `origin`: for an origin
+    /// that brings its own credentials, such as a registry repository (`oci://`), whose
+    /// auth files take the place of netrc and `HeaderFile=`. The files are read now.
+    pub fn with_tls_for(&self, origin: &str, access: &Access) -> Result<Transport, TransportError> {
+        let mut transport = self.with_credentials(None);
+        if let Some(scope) = scope_of_origin(origin)
+            && let Some(files) = agent::load_tls(access)?
+        {
             transport.private_tls = Some(Arc::new(PrivateTls::new(
                 &self.config,
                 files,

@@ -7,8 +7,8 @@
 //! `format::no_proxy`.
 
 use ureq::http::uri::{Authority, Scheme};
-use ureq::http::{Uri, header};
-use ureq::{Agent, Proxy, ProxyProtocol};
+use ureq::http::{HeaderName, HeaderValue, Uri, header};
+use ureq::{Proxy, ProxyProtocol};
 
 use crate::format::no_proxy::NoProxy;
 use crate::format::text::untrusted;
@@ -102,14 +102,15 @@ impl ProxyConfig {
     }
 }
 
-/// A GET for an `http://` target sent to `proxy` in absolute form: `agent` (see
-/// [`absolute_form`]) connects to the proxy as if it were the origin, and the request's
-/// `Host` names the target, from which the request line is rewritten.
-pub(super) fn absolute_form_request(
-    agent: &Agent,
+/// A request for an `http://` target sent to `proxy` in absolute form: the URI to give the
+/// forwarding agent (see [`absolute_form`](super::absolute_form)), which connects to the
+/// proxy as if it were the origin, and the headers that go with it: `Host` names the
+/// target, from which the request line is rewritten, and `Proxy-Authorization` carries the
+/// proxy URL's credentials.
+pub(super) fn absolute_form(
     target: &Target,
     proxy: &Proxy,
-) -> Result<ureq::RequestBuilder<ureq::typestate::WithoutBody>, String> {
+) -> Result<(Uri, Vec<(HeaderName, HeaderValue)>), String> {
     let scheme = match proxy.protocol() {
         ProxyProtocol::Https => Scheme::HTTPS,
         _ => Scheme::HTTP,
@@ -128,14 +129,16 @@ pub(super) fn absolute_form_request(
     parts.authority = Some(authority);
     let uri = Uri::from_parts(parts).map_err(|e| untrusted(&e.to_string()))?;
     let target_authority = target.uri.authority().map_or("", Authority::as_str);
-    let mut request = agent.get(uri).header(header::HOST, target_authority);
+    let host = HeaderValue::from_str(target_authority)
+        .map_err(|_| "the target's host is not usable".to_owned())?;
+    let mut headers = vec![(header::HOST, host)];
     if let Some(user) = proxy.username() {
         let password = proxy.password().unwrap_or("");
         if let Some(value) = basic_auth(user.as_bytes(), password.as_bytes()) {
-            request = request.header(header::PROXY_AUTHORIZATION, value);
+            headers.push((header::PROXY_AUTHORIZATION, value));
         }
     }
-    Ok(request)
+    Ok((uri, headers))
 }
 
 #[cfg(test)]

@@ -7,23 +7,21 @@
 //! its own proxy decision and its own decision whether the origin's credentials may be
 //! sent.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::time::SystemTime;
 
-use ureq::Timeout;
 use ureq::http::uri::{Authority, PathAndQuery, Scheme};
-use ureq::http::{HeaderValue, StatusCode, Uri, header};
+use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 
 use crate::format::http_fields::{content_range, page_says, retry_after, validator};
 use crate::format::origin_url::{Scope, show_url};
 use crate::format::text::untrusted;
 
 use super::body::{Body, Inner, read_capped};
-use super::credentials::Credentials;
-use super::error::{NetworkError, TransportError, describe_ureq};
+use super::error::TransportError;
 use super::file::open_file;
-use super::proxy::absolute_form_request;
-use super::{Answer, Conditions, MAX_REDIRECTS, Transport, tls};
+use super::wire::Method;
+use super::{Answer, Conditions, MAX_REDIRECTS, Transport};
 
 /// An http(s) URL taken apart for a request: the scheme, host and port pick a proxy and
 /// decide whether credentials go along; `uri` is what ureq is asked for.
@@ -239,74 +237,47 @@ impl Transport {
         }
     }
 
-    /// One GET of `target`, directly or through the proxy its scheme calls for.
+    /// One GET of `target` with `conditions`, directly or through the proxy its scheme
+    /// calls for, with the origin's credentials where they apply.
     fn get(
         &self,
         target: &Target,
         shown: &str,
         conditions: &Conditions,
     ) -> Result<ureq::http::Response<ureq::Body>, TransportError> {
-        let proxy = self.proxies.proxy_for(shown, target)?;
-        let mut request = match &proxy {
-            // Plain HTTP goes to the proxy in absolute form (`GET http://host/path`), as
-            // curl sends it: many proxies allow CONNECT only to port 443.
-            Some((proxy, _)) if !target.https => {
-                absolute_form_request(&self.agents_for(target).forward, target, proxy).map_err(
-                    |reason| TransportError::InvalidUrl {
-                        url: shown.to_owned(),
-                        reason,
-                    },
-                )?
-            }
-            _ => self.agents_for(target).agent.get(target.uri.clone()),
+        let mut headers = Vec::new();
+        let mut add = |name: HeaderName, value: &str| {
+            let value = HeaderValue::from_str(value).map_err(|_| TransportError::BadHeader {
+                url: shown.to_owned(),
+                name: name.to_string(),
+            })?;
+            headers.push((name, value));
+            Ok::<(), TransportError>(())
         };
-        let credentials = self.credentials.as_ref().filter(|c| c.applies_to(target));
-        for (name, value) in credentials.map(Credentials::headers).unwrap_or_default() {
-            request = request.header(name, value);
-        }
         if let Some(etag) = &conditions.if_none_match {
-            request = request.header(header::IF_NONE_MATCH, etag);
+            add(header::IF_NONE_MATCH, etag)?;
         }
         if let Some(date) = &conditions.if_modified_since {
-            request = request.header(header::IF_MODIFIED_SINCE, date);
+            add(header::IF_MODIFIED_SINCE, date)?;
         }
         if let Some(from) = conditions.range_from {
             let to = conditions
                 .range_to
                 .map(|to| to.to_string())
                 .unwrap_or_default();
-            request = request.header(header::RANGE, format!("bytes={from}-{to}"));
+            add(header::RANGE, &format!("bytes={from}-{to}"))?;
             if let Some(validator) = &conditions.if_range {
-                request = request.header(header::IF_RANGE, validator);
+                add(header::IF_RANGE, validator)?;
             }
         }
-        let mut config = request.config();
-        if let Some((proxy, _)) = &proxy
-            && target.https
-        {
-            config = config.proxy(Some(proxy.clone()));
-        }
-        if let Some(deadline) = &self.deadline {
-            config = config.timeout_global(Some(deadline.remaining()));
-        }
-        let peer = proxy.is_none().then_some(tls::Peer {
-            host: &target.host,
-            port: target.port,
-            timeout: self.config.connect_timeout,
-        });
-        config
-            .build()
-            .call()
-            .map_err(|err| match self.classify(shown, err, peer) {
-                // "connection refused" alone would send the user looking at the origin.
-                TransportError::Network { url, mut source } => {
-                    if let Some((_, var)) = &proxy {
-                        source.reason = format!("{} (through the proxy in ${var})", source.reason);
-                    }
-                    TransportError::Network { url, source }
-                }
-                other => other,
-            })
+        self.exchange(
+            Method::Get,
+            target,
+            shown,
+            self.credentials.as_ref(),
+            headers,
+            None,
+        )
     }
 
     fn finish(
@@ -401,45 +372,6 @@ impl Transport {
         body.etag = etag;
         body.last_modified = last_modified;
         Ok(body)
-    }
-
-    /// Turns a failed request into an error naming `url` (already fit to print).
-    fn classify(&self, url: &str, err: ureq::Error, peer: Option<tls::Peer>) -> TransportError {
-        let url = url.to_owned();
-        match err {
-            ureq::Error::BadUri(reason) => TransportError::InvalidUrl {
-                url,
-                reason: untrusted(&reason),
-            },
-            ureq::Error::Http(e) => TransportError::InvalidUrl {
-                url,
-                reason: untrusted(&e.to_string()),
-            },
-            ureq::Error::Timeout(Timeout::Global) => match self.deadline {
-                Some(deadline) => TransportError::MaxTime {
-                    url,
-                    limit: deadline.limit,
-                    progress: None,
-                },
-                None => TransportError::Network {
-                    url,
-                    source: NetworkError::new(io::ErrorKind::TimedOut, "timed out"),
-                },
-            },
-            // No answer within the speed window: the rate over it is 0.
-            ureq::Error::Timeout(Timeout::PerRead) if self.config.read_timeout_is_speed_check() => {
-                TransportError::TooSlow {
-                    url,
-                    received: 0,
-                    window: self.config.speed_time,
-                    limit: self.config.speed_limit,
-                }
-            }
-            other => TransportError::Network {
-                url,
-                source: describe_ureq(other, &self.config, peer, self.roots()),
-            },
-        }
     }
 }
 

@@ -141,10 +141,10 @@ pub fn for_config(
         .origins
         .iter()
         .map(|o| -> Result<Box<dyn Origin>, TransportError> {
-            // A registry has its own credentials (registry auth files); the config's
-            // private-origin files are for web servers (docs/registries.md).
+            // A registry has its own credentials (registry auth files); of the config's
+            // private-origin files only the certificates apply (docs/registries.md).
             if crate::registry::Reference::is_registry_url(&o.url) {
-                let reach = transport.with_credentials(None);
+                let reach = transport.with_tls_for(&o.url, &config.access)?;
                 return Ok(Box::new(crate::origin::registry::Registry::new(
                     &o.url, reach,
                 )?));

@@ -41,7 +41,11 @@ impl Registry {
     pub fn new(url: &str, transport: Transport) -> Result<Registry, TransportError> {
         let reference =
             crate::registry::Reference::parse(url).map_err(|e| registry_error(e.into()))?;
-        let client = Client::new(reference, false).map_err(registry_error)?;
+        // The registry's own requests (manifests, tokens, the index) take the same road as
+        // the image: proxies, limits and TLS setup of `transport`.
+        let client = Client::new(reference, false)
+            .map_err(registry_error)?
+            .with_transport(transport.clone());
         Ok(Registry { client, transport })
     }
 
