@@ -4,10 +4,7 @@
 //! and out, so the targets need neither tako's private types nor its dependencies. Not
 //! for other uses: nothing here is stable.
 
-use std::path::Path;
-use std::time::Duration;
-
-use ureq::http::HeaderValue;
+use std::time::{Duration, SystemTime};
 
 /// A line number (from 1) and a reason that quotes nothing from the file.
 pub type LineError = (usize, String);
@@ -19,30 +16,31 @@ pub type Login = (Vec<u8>, Vec<u8>);
 /// A header file (`HeaderFile=`): the `(name, value)` pairs, or the line and reason of
 /// the first bad line.
 pub fn header_file(bytes: &[u8]) -> Result<Vec<Header>, LineError> {
-    let headers = crate::net::private::parse_headers(bytes)?;
+    let headers = crate::format::header_file::parse_headers(bytes)?;
     Ok(headers
         .into_iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .map(|line| (line.name, line.value))
         .collect())
 }
 
 /// The netrc login and password for `host`, or the line and reason of the first error.
 pub fn netrc(bytes: &[u8], host: &str) -> Result<Option<Login>, LineError> {
-    use crate::net::private::{find_login, parse_netrc};
+    use crate::format::netrc::{find_login, parse_netrc};
     let entries = parse_netrc(bytes)?;
     Ok(find_login(&entries, host).map(|l| (l.login, l.password)))
 }
 
 /// A `Content-Range` header value: `None` if it cannot be a header value at all.
 pub fn content_range(value: &[u8]) -> Option<Result<(u64, u64), String>> {
-    let value = HeaderValue::from_bytes(value).ok()?;
-    Some(crate::net::content_range(Some(&value)))
+    is_header_value(value).then(|| crate::format::http_fields::content_range(Some(value)))
 }
 
 /// A `Retry-After` header value, as a wait from now.
 pub fn retry_after(value: &[u8]) -> Option<Duration> {
-    let value = HeaderValue::from_bytes(value).ok()?;
-    crate::net::retry_after(Some(&value))
+    if !is_header_value(value) {
+        return None;
+    }
+    crate::format::http_fields::retry_after(Some(value), SystemTime::now())
 }
 
 /// The `auths` entries of a registry auth file for `registry` and `repository`; never
@@ -52,10 +50,19 @@ pub fn auth_file(
     registry: &str,
     repository: &str,
 ) -> Result<Option<(String, String)>, String> {
-    let file: crate::registry::auth::AuthFile =
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let found =
-        crate::registry::auth::from_entries(Path::new("auth.json"), &file, registry, repository)
-            .map_err(|e| e.to_string())?;
+    let file = crate::format::registry_auth::AuthFile::parse(bytes).map_err(|e| e.to_string())?;
+    let found = file.credentials(registry, repository).map_err(|_| {
+        crate::registry::auth::AuthError::BadEntry {
+            path: "auth.json".into(),
+            registry: registry.to_owned(),
+        }
+        .to_string()
+    })?;
     Ok(found.map(|c| (c.username, c.password)))
+}
+
+/// Whether `bytes` can be the value of a header at all (what an HTTP library would hand
+/// on): no control character but tab, no DEL.
+fn is_header_value(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }

@@ -6,7 +6,6 @@
 
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod container;
 pub mod destination;
 pub mod error;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::registry::Reference;
+use tako::format::registry_url::RegistryUrl as Reference;
 use tako::origin::registry_layout::{ImageManifest, MANIFEST_TAG, version_tag};
 
 const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::CheckArgs;
-use crate::config;
 use crate::destination::poll;
 use crate::destination::{self, Destination};
 use crate::format::text::untrusted;
+use crate::fs::config;
 use crate::net::Transport;
 use crate::origin;
 use crate::ui::json::CheckRecord;

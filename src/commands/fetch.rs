@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::FetchArgs;
-use crate::config::Config;
 use crate::destination::restart_pending;
+use crate::format::config::Config;
 use crate::fs::DirLock;
 use crate::net::Transport;
 use crate::systemd;

@@ -5,7 +5,8 @@ use url::Url;
 
 use super::{Answer, Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::format::manifest::Entry;
-use crate::net::{Conditions, Transport, TransportError, show_url};
+use crate::format::origin_url::show_url;
+use crate::net::{Conditions, Transport, TransportError};
 
 /// The signed manifest of a server directory, and the prefix of each `manifest.<keyid>`.
 pub const MANIFEST: &str = "manifest";
@@ -127,7 +128,8 @@ impl Origin for Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{ProxyConfig, TransportConfig};
+    use crate::format::transport_config::TransportConfig;
+    use crate::net::ProxyConfig;
 
     fn dir(url: &str) -> Dir {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());

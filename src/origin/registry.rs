@@ -41,7 +41,9 @@ impl Registry {
     /// auth files; images come through `transport`.
     pub fn new(url: &str, transport: Transport) -> Result<Registry, OciError> {
         let reference = crate::registry::Reference::parse(url)?;
-        let client = Client::new(reference, false)?;
+        // The registry's own requests (manifests, tokens, the index) take the same road as
+        // the image: proxies, limits and TLS setup of `transport`.
+        let client = Client::new(reference, false)?.with_transport(transport.clone());
         Ok(Registry { client, transport })
     }
 

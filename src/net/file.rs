@@ -1,0 +1,98 @@
+//! `file://` origins: a local file opened as a [`Body`], a range served by seeking.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::format::transport_config::TransportConfig;
+
+use super::body::{Body, Deadline, Inner};
+use super::error::TransportError;
+use super::{Answer, rate as limit};
+
+/// The local path named by a `file:` URL: `file:///path` or `file://localhost/path`,
+/// percent-decoded. A `?` or `#` ends the path, as in any URL, so such characters in a file
+/// name must be written `%3F` and `%23`.
+fn file_url_path(url: &url::Url, shown: &str) -> Result<PathBuf, TransportError> {
+    url.to_file_path().map_err(|()| TransportError::InvalidUrl {
+        url: shown.to_owned(),
+        reason: "a file:// URL must name an absolute local path, not a host".to_owned(),
+    })
+}
+
+pub(super) fn open_file(
+    url: &url::Url,
+    shown: String,
+    deadline: Option<Deadline>,
+    limit: Option<Arc<limit::RateLimit>>,
+    range_from: Option<u64>,
+    range_to: Option<u64>,
+) -> Result<Body, TransportError> {
+    let path = file_url_path(url, &shown)?;
+    let file_error = |source: io::Error| {
+        if source.kind() == io::ErrorKind::NotFound {
+            TransportError::NotFound { url: shown.clone() }
+        } else {
+            TransportError::File {
+                url: shown.clone(),
+                source,
+            }
+        }
+    };
+    let file = File::open(&path).map_err(file_error)?;
+    let meta = file.metadata().map_err(file_error)?;
+    // Opening a directory succeeds on Unix; reading it would fail later and less clearly.
+    if meta.is_dir() {
+        return Err(file_error(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
+    let mut file = file;
+    let mut answer = Answer::Whole;
+    let mut length = meta.is_file().then_some(meta.len());
+    let bounded = range_to.is_some() && range_from.is_some();
+    if let Some(from) = range_from.filter(|&from| (from > 0 || bounded) && meta.is_file()) {
+        if from >= meta.len() || range_to.is_some_and(|to| to < from || to >= meta.len()) {
+            return Err(TransportError::Status {
+                url: shown,
+                status: 416,
+                reason: "Range Not Satisfiable".to_owned(),
+                retry_after: None,
+            });
+        }
+        io::Seek::seek(&mut file, io::SeekFrom::Start(from)).map_err(file_error)?;
+        answer = Answer::Partial { start: from };
+        length = Some(range_to.map_or(meta.len(), |to| to + 1) - from);
+    }
+    let mut body = Body::new(
+        shown,
+        length,
+        Inner::File(file.take(length.filter(|_| bounded).unwrap_or(u64::MAX))),
+        TransportConfig::default(),
+        deadline,
+    )
+    .limited(limit);
+    body.answer = answer;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_map_to_local_absolute_paths() {
+        let path = |u: &str| {
+            let url = url::Url::parse(u).unwrap();
+            file_url_path(&url, u).map(|p| p.to_string_lossy().into_owned())
+        };
+        assert_eq!(path("file:///srv/o/manifest").unwrap(), "/srv/o/manifest");
+        assert_eq!(path("file://localhost/srv/o").unwrap(), "/srv/o");
+        assert_eq!(path("file:/srv/o").unwrap(), "/srv/o");
+        assert_eq!(path("file:///a%20b/c%2").unwrap(), "/a b/c%2");
+        assert_eq!(path("file:///a?q#f").unwrap(), "/a");
+        assert!(path("file://elsewhere/srv").is_err());
+    }
+}
