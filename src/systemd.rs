@@ -46,11 +46,6 @@ const JOB_DONE: &str = "done";
 /// absorb a burst from other jobs (say, a boot-time cascade) while our method call is in flight.
 const SIGNAL_QUEUE_LEN: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 
-// Unit names are checked when a config is read, by a pure function in format/. Kept
-// reachable here for destination/restart_pending.rs until it names
-// `crate::format::unit_name` itself (destination may not import systemd).
-pub use crate::format::unit_name::normalize_unit_name;
-
 /// Why restarting the units stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {

@@ -14,7 +14,7 @@ use crate::destination::poll;
 use crate::destination::{self, Destination};
 use crate::format::text::untrusted;
 use crate::fs::config;
-use crate::net::Transport;
+use crate::origin::Transport;
 use crate::origin;
 use crate::ui::json::CheckRecord;
 use crate::ui::output;

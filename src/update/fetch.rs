@@ -20,8 +20,7 @@ use crate::format::text::untrusted;
 use crate::format::transport_config::TransportConfig;
 use crate::fs::config;
 use crate::fs::{DirLock, IoError};
-use crate::net::{Transport, TransportError};
-use crate::origin::{self, Origin, Validators};
+use crate::origin::{self, Origin, Transport, Validators};
 use crate::update::delta::{Transfer, try_delta};
 use crate::update::image::{self, Downloaded, ImageError, Say};
 use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
@@ -48,8 +47,6 @@ pub enum FetchError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
     #[error(transparent)]
     Origin(#[from] crate::origin::OriginError),
     #[error(transparent)]
