@@ -11,8 +11,6 @@ pub mod destination;
 pub mod error;
 pub mod format;
 pub mod fs;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod net;
 pub mod origin;
 pub mod registry;

@@ -16,8 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::format::text::untrusted;
-use crate::fs::IoError;
 use crate::format::unit_name::normalize_unit_name;
+use crate::fs::IoError;
 
 /// The file's name inside the destination.
 pub const FILE_NAME: &str = "restart-pending";

@@ -22,13 +22,13 @@ pub mod registry;
 pub mod registry_layout;
 pub mod registry_publish;
 
-pub use body::{Answer, Body};
-pub use error::{Kind, OriginError};
-pub use publish::Publish;
 /// The connections, proxies and limits that every origin of one run shares (the run's
 /// `--limit-rate` is one budget): the one thing of the transport a caller of the seam
 /// holds, made once per run and handed to [`for_config`].
 pub use crate::net::Transport;
+pub use body::{Answer, Body};
+pub use error::{Kind, OriginError};
+pub use publish::Publish;
 
 use crate::format::config::Config;
 use crate::format::key::{KeyId, PublicKey};
