@@ -2,6 +2,7 @@
 
 pub mod chunk_index;
 pub mod config;
+pub mod delta_plan;
 pub mod header_file;
 pub mod http_fields;
 pub mod key;
