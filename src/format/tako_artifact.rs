@@ -162,23 +162,14 @@ pub fn single_layer(bytes: &[u8], artifact_type: &str) -> Result<Descriptor, Art
     let mut layers = manifest.layers.into_iter();
     match (layers.next(), layers.next()) {
         (Some(layer), None) => {
-            if !is_sha256_digest(&layer.digest) {
+            // The digest goes into a blob URL: only sha256:<64 lowercase hex> may.
+            if Digest::parse(&layer.digest).is_err() {
                 return Err(ArtifactError::LayerDigest(untrusted(&layer.digest)));
             }
             Ok(layer)
         }
         _ => Err(ArtifactError::NotOneLayer),
     }
-}
-
-/// Whether `digest` is `sha256:` and 64 lowercase hex digits: a layer's digest goes into a
-/// blob URL, so nothing else may.
-fn is_sha256_digest(digest: &str) -> bool {
-    let hex = digest.strip_prefix("sha256:").unwrap_or("");
-    hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The chunk-index layer of the version artifact `bytes`, if it is the artifact of the
@@ -209,7 +200,7 @@ pub fn index_layer(bytes: &[u8], hex: &str) -> Result<Option<Descriptor>, Artifa
     if indexes.next().is_some() {
         return Err(ArtifactError::IndexLayers);
     }
-    if !is_sha256_digest(&layer.digest) {
+    if Digest::parse(&layer.digest).is_err() {
         return Err(ArtifactError::IndexDigest(untrusted(&layer.digest)));
     }
     Ok(Some(layer))

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::Slot;
 use crate::format::manifest::MAX_MANIFEST_SIZE;
+use crate::format::oci::digest::Digest;
 use crate::format::tako_artifact::{self, ArtifactError};
 pub use crate::format::tako_artifact::{
     Descriptor, EMPTY_CONFIG, EMPTY_TYPE, IMAGE_TYPE, INDEX_TYPE, ImageManifest, KEY_ID_ANNOTATION,
@@ -244,7 +245,7 @@ pub fn retire(
         RETIRED_TYPE,
         Descriptor {
             media_type: EMPTY_TYPE.to_string(),
-            digest: crate::registry::digest_of(EMPTY_CONFIG),
+            digest: Digest::of(EMPTY_CONFIG).to_string(),
             size: EMPTY_CONFIG.len() as u64,
             annotations: None,
         },
