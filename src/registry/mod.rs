@@ -20,9 +20,8 @@ mod tags;
 use std::io::Read;
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
 use crate::format::http_fields::status_is_transient;
+use crate::format::oci::digest::Digest;
 use crate::format::registry_auth::{Challenge, parse_challenge, parse_token_answer};
 use crate::format::registry_url::RegistryUrlError;
 use crate::format::text::{untrusted, untrusted_bytes};
@@ -148,11 +147,6 @@ pub struct Client {
     push: bool,
     /// The `Authorization` value that worked last (Basic or a Bearer token).
     authorization: Mutex<Option<String>>,
-}
-
-/// `sha256:<hex>` of bytes.
-pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// `http(s)://registry/v2/repository`, where the repository's API calls go.
@@ -424,7 +418,7 @@ impl Client {
             .body()
             .read_capped(MAX_OCI_MANIFEST)
             .map_err(|e| self.transport_error(&what, e))?;
-        let digest = digest_of(&bytes);
+        let digest = Digest::of(&bytes).to_string();
         Ok(Some(Fetched { bytes, digest }))
     }
 
@@ -442,7 +436,7 @@ impl Client {
         if reply.status() != 201 {
             return Err(self.status(&what, &mut reply));
         }
-        Ok(digest_of(bytes))
+        Ok(Digest::of(bytes).to_string())
     }
 
     /// Whether the repository has the blob.
@@ -522,7 +516,7 @@ impl Client {
             .open_blob(&what, digest)?
             .read_capped(max)
             .map_err(|e| self.transport_error(&what, e))?;
-        if digest_of(&bytes) != digest {
+        if Digest::of(&bytes).to_string() != digest {
             return Err(OciError::DigestMismatch {
                 what,
                 registry: self.reference.registry.clone(),
@@ -534,7 +528,7 @@ impl Client {
 
     /// Uploads a blob from memory unless the registry has it.
     pub fn push_blob(&self, bytes: &[u8]) -> Result<String, OciError> {
-        let digest = digest_of(bytes);
+        let digest = Digest::of(bytes).to_string();
         if !self.has_blob(&digest)? {
             self.upload(&digest, bytes.len() as u64, &mut &bytes[..])?;
         }
