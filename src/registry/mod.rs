@@ -58,6 +58,15 @@ pub enum OciError {
         registry: String,
         source: Box<TransportError>,
     },
+    /// The registry answered a TLS handshake in plain HTTP.
+    #[error(
+        "{what} at registry {registry}: the registry did not answer in TLS; if it serves plain HTTP, name it oci+http://{registry}/{repository}"
+    )]
+    NotTls {
+        what: String,
+        registry: String,
+        repository: String,
+    },
     /// The bytes to upload could not be read.
     #[error("{what} at registry {registry}: {reason}")]
     Network {
@@ -217,6 +226,12 @@ impl Client {
                 what: what.to_string(),
                 registry: self.reference.registry.clone(),
                 max,
+            },
+            // A plain-HTTP registry named oci://: the hint names the scheme that reaches it.
+            source if source.detail().contains(crate::net::NOT_TLS) => OciError::NotTls {
+                what: what.to_string(),
+                registry: self.reference.registry.clone(),
+                repository: self.reference.repository.clone(),
             },
             source => OciError::Transport {
                 what: what.to_string(),
