@@ -160,7 +160,7 @@ pub struct PullOptions {
     pub cache: Option<PathBuf>,
     pub auth: Auth,
     pub transport: TransportConfig,
-    /// The most time all downloads may take together.
+    /// The most time all requests of the pull may take together.
     pub max_time: Option<Duration>,
     pub retry: RetryPolicy,
     /// Layers downloaded at once (at least 1).
