@@ -282,6 +282,9 @@ impl Transport {
 }
 
 #[cfg(test)]
+mod client_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::fs::bounded::ReadError;

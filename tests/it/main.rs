@@ -8,8 +8,9 @@
 //! - `store/`: the publishing side: `tako store`, `tako index` and key rotation.
 //! - `ops/`: the other commands a host runs: `check`, `status` and `gc`.
 //! - `registry/`: OCI registries as origins and as a place to publish to.
-//! - `transport/`: the HTTP client against a local server and a real nginx, and private
-//!   origins (netrc, header files, a private CA, mutual TLS).
+//! - `transport/`: fetching from a real nginx, and private origins (netrc, header files, a
+//!   private CA, mutual TLS). The HTTP client itself is tested against the local server in
+//!   `src/net/client_tests.rs`.
 //! - `systemd/`: restarting units through a private `dbus-daemon`.
 //! - `hardening/`: hostile or careless configs, files and networks.
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
