@@ -416,6 +416,9 @@ fn whole_secs_rounded_up(duration: Duration) -> u64 {
 }
 
 #[cfg(test)]
+mod bus_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -11,7 +11,7 @@
 //! - `transport/`: fetching from a real nginx, and private origins (netrc, header files, a
 //!   private CA, mutual TLS). The HTTP client itself is tested against the local server in
 //!   `src/net/client_tests.rs`.
-//! - `systemd/`: restarting units through a private `dbus-daemon`.
+//! - `systemd/`: `tako fetch` restarting units through a private `dbus-daemon`.
 //! - `hardening/`: hostile or careless configs, files and networks.
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
 //! - `layering.rs`: the floors of `src/` and the one direction of their imports.
