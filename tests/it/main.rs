@@ -16,8 +16,10 @@
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
 //! - `layering.rs`: the floors of `src/` and the one direction of their imports.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
-//!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
-//!   nginx, a registry and a private D-Bus.
+//!   directory and a host's config, the fault-injecting HTTP server, harnesses for nginx, a
+//!   registry and a private D-Bus, and the registry API spoken test-side. The server, the
+//!   registry and the D-Bus harnesses stand alone (no `super::`), since unit tests in `src/`
+//!   compile them in too.
 
 mod cli;
 mod fetch;
