@@ -19,11 +19,12 @@ pub mod systemd;
 pub mod ui;
 pub mod update;
 
+pub use cli::Cli;
 pub use error::Error;
 
 use std::io::Read;
 
-use cli::{Cli, Command};
+use cli::Command;
 use commands::{check, fetch, gc, generate, index as reindex, status, store as publish};
 use format::key;
 use ui::output;
