@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::key::{KeyError, PublicKey};
-use super::origin_url::{self, BasicCredentials, Origin};
+use super::origin_url::{self, Origin};
 use super::text::untrusted;
 use super::unit_name::normalize_unit_name;
 use super::version::Pattern;
@@ -29,8 +29,6 @@ pub struct Config {
     /// Every key whose signature is trusted, never empty, no two equal; the
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
-    /// The user name and password of the first `Origin=`, which only the transport sees.
-    pub credentials: Option<BasicCredentials>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -367,7 +365,6 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         origin: origins[0].url.clone(),
-        credentials: origins[0].credentials.clone(),
         origins,
         public_keys,
         destination: PathBuf::from(destination),
@@ -753,7 +750,7 @@ mod tests {
         assert!(e.message.contains("has a query"), "{e}");
         let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
         assert_eq!(c.origin, "https://u:***@images.example.com/app-foo");
-        assert!(c.credentials.is_some());
+        assert!(c.origins[0].credentials.is_some());
     }
 
     #[test]

@@ -30,7 +30,6 @@ mod registry_tests;
 pub use crate::net::Transport;
 pub use body::{Answer, Body};
 pub use error::{Kind, OriginError};
-pub use publish::Publish;
 
 use crate::format::config::Config;
 use crate::format::key::{KeyId, PublicKey};

@@ -21,7 +21,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Slot;
-use crate::format::manifest::MAX_MANIFEST_SIZE;
 use crate::registry::{Client, Deleted, OciError};
 
 /// The tag of the artifact that holds the signed manifest.
@@ -230,24 +229,6 @@ pub fn index_layer(
         )));
     }
     Ok(Some(layer))
-}
-
-/// The signed Tako manifest the repository serves, byte for byte, or `None` when the
-/// repository has no `tako-manifest` tag yet, with the digest of the artifact that holds it.
-pub fn read_manifest(client: &Client) -> Result<Option<(Vec<u8>, String)>, OciError> {
-    read_manifest_capped(client, MAX_MANIFEST_SIZE)
-}
-
-/// As [`read_manifest`], with a layer of at most `max` bytes.
-pub fn read_manifest_capped(
-    client: &Client,
-    max: u64,
-) -> Result<Option<(Vec<u8>, String)>, OciError> {
-    let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
-        return Ok(None);
-    };
-    let bytes = signed_manifest_of(client, MANIFEST_TAG, &fetched, max)?;
-    Ok(Some((bytes, fetched.digest)))
 }
 
 /// Whether the artifact `bytes` is what the tag of a retired key holds.
