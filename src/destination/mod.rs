@@ -12,6 +12,7 @@
 //! DEST/restart-pending              units whose restart has not succeeded yet
 //! ```
 
+pub mod index_cache;
 pub mod partial;
 pub mod poll;
 pub mod restart_pending;

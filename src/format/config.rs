@@ -675,7 +675,7 @@ mod tests {
             [
                 "https://images.example.com/app-foo",
                 "file:///srv/mirror",
-                "http://u:***@m2/a"
+                "http://***@m2/a"
             ]
         );
         assert_eq!(c.origin, urls[0]);
@@ -749,7 +749,7 @@ mod tests {
         assert_eq!(e.line, Some(1));
         assert!(e.message.contains("has a query"), "{e}");
         let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
-        assert_eq!(c.origin, "https://u:***@images.example.com/app-foo");
+        assert_eq!(c.origin, "https://***@images.example.com/app-foo");
         assert!(c.origins[0].credentials.is_some());
     }
 

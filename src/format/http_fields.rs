@@ -29,6 +29,25 @@ pub fn validator(value: Option<&[u8]>) -> Option<String> {
     fits.then(|| text.to_owned())
 }
 
+/// Whether a `Last-Modified` date may serve as a validator for the next poll: only when the
+/// response's `Date` is at least one second later (RFC 9110 §8.8.2.2). Dates have
+/// one-second resolution: a file published twice within the second it was served in would
+/// otherwise look unchanged to every later `If-Modified-Since`, and a host would miss the
+/// second release for good. Without a `Date`, nothing shows the date is safe.
+pub fn last_modified_is_strong(last_modified: &str, date: Option<&[u8]>) -> bool {
+    let Ok(modified) = httpdate::parse_http_date(last_modified) else {
+        return false;
+    };
+    let Some(date) = date
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+    else {
+        return false;
+    };
+    date.duration_since(modified)
+        .is_ok_and(|d| d >= Duration::from_secs(1))
+}
+
 /// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110 §10.2.3), as a wait from
 /// `now`; a date in the past is no wait.
 pub fn retry_after(value: Option<&[u8]>, now: SystemTime) -> Option<Duration> {
@@ -106,6 +125,32 @@ pub fn page_says(head: &[u8], canonical: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_last_modified_date_is_a_validator_only_a_second_before_the_response() {
+        let at = |s: &str| format!("Tue, 24 Nov 2026 10:00:{s} GMT");
+        assert!(last_modified_is_strong(
+            &at("00"),
+            Some(at("01").as_bytes())
+        ));
+        assert!(last_modified_is_strong(
+            &at("00"),
+            Some(at("59").as_bytes())
+        ));
+        assert!(!last_modified_is_strong(
+            &at("00"),
+            Some(at("00").as_bytes())
+        ));
+        assert!(!last_modified_is_strong(
+            &at("05"),
+            Some(at("00").as_bytes())
+        ));
+        assert!(!last_modified_is_strong(&at("00"), None));
+        assert!(!last_modified_is_strong(
+            "yesterday",
+            Some(at("01").as_bytes())
+        ));
+    }
 
     #[test]
     fn a_content_range_gives_its_first_and_last_byte_or_says_what_is_wrong() {

@@ -2,6 +2,7 @@
 
 pub mod chunk_index;
 pub mod config;
+pub mod delta_plan;
 pub mod header_file;
 pub mod http_fields;
 pub mod key;
@@ -18,6 +19,7 @@ pub mod registry_auth;
 pub mod registry_url;
 pub mod retention;
 pub mod size;
+pub mod tako_artifact;
 pub mod text;
 pub mod transport_config;
 pub mod unit_name;

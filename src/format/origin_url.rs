@@ -173,9 +173,11 @@ pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
         }),
     };
     let mut display = url;
-    if display.password().is_some() {
-        // Only fails for URLs that cannot have a password, which this one just had.
-        let _ = display.set_password(Some("***"));
+    // Shown as `***@host`: a user name may be a token as secret as any password. (Only
+    // fails for URLs that cannot have a user part, which this one just had.)
+    if !display.username().is_empty() || display.password().is_some() {
+        let _ = display.set_password(None);
+        let _ = display.set_username("***");
     }
     Ok(Origin {
         url: display.as_str().trim_end_matches('/').to_owned(),
@@ -205,18 +207,17 @@ fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
     Some((url.get(..start)?, url.get(start..end)?, url.get(end..)?))
 }
 
-/// `url` with the password of its user part replaced by `***`. Works on text, so that a
-/// value which is not a valid URL is hidden as well; the last `@` of the authority ends the
-/// user part, as in URL parsers.
+/// `url` with its whole user part (user name and password) replaced by `***`. Works on
+/// text, so that a value which is not a valid URL is hidden as well: the user part ends at
+/// the last `@` after `scheme://`, even when a password holds an unencoded `/`, `?` or `#`
+/// (which would end the authority of a valid URL), and a user name may itself be a token.
 pub fn redact(url: &str) -> String {
-    let Some((prefix, authority, rest)) = split_authority(url) else {
+    let Some((prefix, _, _)) = split_authority(url) else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{prefix}{user}:***@{host}{rest}"),
+    let rest = &url[prefix.len()..];
+    match rest.rfind('@') {
+        Some(at) => format!("{prefix}***{}", &rest[at..]),
         None => url.to_owned(),
     }
 }
@@ -234,7 +235,7 @@ mod tests {
     #[test]
     fn origins_with_credentials_are_shown_with_the_password_hidden() {
         let origin = parse_origin("HTTPS://user:p%40ss@Images.Example.com:8443/app/").unwrap();
-        assert_eq!(origin.url, "https://user:***@images.example.com:8443/app");
+        assert_eq!(origin.url, "https://***@images.example.com:8443/app");
         let creds = origin.credentials.unwrap();
         assert_eq!(creds.user, b"user");
         assert_eq!(creds.password, b"p@ss");
@@ -252,7 +253,8 @@ mod tests {
         assert_eq!(plain.url, "http://h/x");
         assert!(plain.credentials.is_none());
         let user_only = parse_origin("http://me@h/").unwrap();
-        assert_eq!(user_only.url, "http://me@h");
+        // A user name alone may be a token: hidden too.
+        assert_eq!(user_only.url, "http://***@h");
         assert_eq!(user_only.credentials.unwrap().password, b"");
     }
 
@@ -271,7 +273,7 @@ mod tests {
         assert!(matches!(err("/just/a/path"), OriginError::Invalid { .. }));
         let msg = err("https://u:secret@bad host/").to_string();
         assert!(
-            !msg.contains("secret") && msg.contains("u:***@bad host"),
+            !msg.contains("secret") && msg.contains("***@bad host"),
             "{msg}"
         );
         assert_eq!(
@@ -297,17 +299,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            !msg.contains("secret") && msg.contains("u:***@ghcr.io"),
+            !msg.contains("secret") && msg.contains("***@ghcr.io"),
             "{msg}"
         );
     }
 
     #[test]
     fn redaction_hides_the_password_even_in_text_that_is_no_url() {
-        assert_eq!(redact("http://u:p@h/x"), "http://u:***@h/x");
-        assert_eq!(redact("http://u:p@q@h:1/x?y@z"), "http://u:***@h:1/x?y@z");
-        assert_eq!(redact("http://u@h/"), "http://u@h/");
-        assert_eq!(redact("http://h/a:b@c"), "http://h/a:b@c");
+        assert_eq!(redact("http://u:p@h/x"), "http://***@h/x");
+        // The user part ends at the last `@`: a password may hold `@`, `/`, `?` or `#`
+        // unencoded, and a user name may be a token. An `@` later in the text makes the
+        // message show less, never a secret.
+        assert_eq!(redact("http://u:p@q@h:1/x"), "http://***@h:1/x");
+        assert_eq!(redact("http://u:pa/ss@h/x"), "http://***@h/x");
+        assert_eq!(redact("http://u:p?s#s@h/x"), "http://***@h/x");
+        assert_eq!(redact("http://ghp_token@h/"), "http://***@h/");
+        assert_eq!(redact("http://h/a:b@c"), "http://***@c");
         assert_eq!(redact("not a url u:p@h"), "not a url u:p@h");
         assert_eq!(redact("é://u:p@h"), "é://u:p@h");
         assert_eq!(show_url("http://h/\u{1b}[2J"), "http://h/\\u{1b}[2J");

@@ -119,7 +119,7 @@ mod tests {
         let err = RegistryUrl::parse("oci://u:secret@ghcr.io/app").unwrap_err();
         let msg = err.to_string();
         assert!(
-            !msg.contains("secret") && msg.contains("u:***@ghcr.io"),
+            !msg.contains("secret") && msg.contains("***@ghcr.io"),
             "{msg}"
         );
     }

@@ -253,7 +253,7 @@ mod tests {
         let applies = |url: &str| creds.applies_to(&Target::parse(url).unwrap());
         assert!(applies("https://host.example/o/manifest"));
         assert!(applies("https://HOST.example:443/other"));
-        assert!(applies("https://x:***@host.example/o/manifest"));
+        assert!(applies("https://***@host.example/o/manifest"));
         assert!(!applies("http://host.example/o/manifest"));
         assert!(!applies("https://host.example:8443/o/manifest"));
         assert!(!applies("https://other.example/o/manifest"));

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -40,14 +41,36 @@ pub(super) fn open_file(
             }
         }
     };
-    let file = File::open(&path).map_err(file_error)?;
+    // The file itself must be a regular file of the origin, not a symlink: a `manifest` or
+    // `index/HEX` linked to /etc/shadow must not be read by root's timer. O_NONBLOCK: a
+    // FIFO planted there opens at once instead of waiting for a writer, and is refused
+    // below (reading it would hang the run past --max-time).
+    let opened = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(file_error(io::Error::other(
+                "it is a symbolic link, which a file:// origin does not follow",
+            )));
+        }
+        Err(e) => return Err(file_error(e)),
+    };
     let meta = file.metadata().map_err(file_error)?;
-    // Opening a directory succeeds on Unix; reading it would fail later and less clearly.
-    if meta.is_dir() {
-        return Err(file_error(io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "it is a directory",
-        )));
+    if !meta.is_file() {
+        let kind = meta.file_type();
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(file_error(io::Error::other(format!("it is {what}"))));
     }
     let mut file = file;
     let mut answer = Answer::Whole;

@@ -43,6 +43,7 @@ mod proxy;
 mod rate;
 mod request;
 mod tls;
+pub use tls::NOT_TLS;
 mod wire;
 
 use agent::{Agents, PrivateTls};

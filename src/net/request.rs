@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use ureq::http::uri::{Authority, PathAndQuery, Scheme};
 use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 
-use crate::format::http_fields::{content_range, page_says, retry_after, validator};
+use crate::format::http_fields::{self, content_range, page_says, retry_after, validator};
 use crate::format::origin_url::{Scope, show_url};
 use crate::format::text::untrusted;
 
@@ -351,11 +351,13 @@ impl Transport {
             }
         }
         let etag = validator(headers.get(header::ETAG).map(HeaderValue::as_bytes));
+        let date = headers.get(header::DATE).map(HeaderValue::as_bytes);
         let last_modified = validator(
             headers
                 .get(header::LAST_MODIFIED)
                 .map(HeaderValue::as_bytes),
-        );
+        )
+        .filter(|modified| http_fields::last_modified_is_strong(modified, date));
         let body = response.into_body();
         let content_length = match answer {
             Answer::NotModified => Some(0),

@@ -146,8 +146,8 @@ mod tests {
             "file:///srv/o/store/ab"
         );
         assert_eq!(
-            dir("https://u:***@h:8/a%20b").url_of("manifest.0123"),
-            "https://u:***@h:8/a%20b/manifest.0123"
+            dir("https://***@h:8/a%20b").url_of("manifest.0123"),
+            "https://***@h:8/a%20b/manifest.0123"
         );
     }
 
@@ -187,6 +187,6 @@ mod tests {
 
     #[test]
     fn describes_itself_without_the_trailing_slash() {
-        assert_eq!(dir("https://u:***@h/o/").describe(), "https://u:***@h/o");
+        assert_eq!(dir("https://***@h/o/").describe(), "https://***@h/o");
     }
 }

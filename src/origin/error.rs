@@ -197,9 +197,10 @@ fn registry_kind(e: &OciError) -> Kind {
         OciError::Transport { source, .. } => transport_kind(source),
         OciError::Network { .. } => Kind::Transient,
         OciError::Status { status, .. } => status_kind(*status),
-        OciError::NoCredentials { .. } | OciError::Refused { .. } | OciError::Token { .. } => {
-            Kind::Refused
-        }
+        OciError::NoCredentials { .. }
+        | OciError::Refused { .. }
+        | OciError::Token { .. }
+        | OciError::NotTls { .. } => Kind::Refused,
         OciError::TooLarge { .. } => Kind::TooLarge,
         OciError::DigestMismatch { .. } | OciError::Invalid { .. } => Kind::Invalid,
         OciError::BadReference(_) | OciError::Auth(_) | OciError::ReadImage { .. } => Kind::Local,

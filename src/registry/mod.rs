@@ -20,9 +20,8 @@ mod tags;
 use std::io::Read;
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
 use crate::format::http_fields::status_is_transient;
+use crate::format::oci::digest::Digest;
 use crate::format::registry_auth::{Challenge, parse_challenge, parse_token_answer};
 use crate::format::registry_url::RegistryUrlError;
 use crate::format::text::{untrusted, untrusted_bytes};
@@ -58,6 +57,15 @@ pub enum OciError {
         what: String,
         registry: String,
         source: Box<TransportError>,
+    },
+    /// The registry answered a TLS handshake in plain HTTP.
+    #[error(
+        "{what} at registry {registry}: the registry did not answer in TLS; if it serves plain HTTP, name it oci+http://{registry}/{repository}"
+    )]
+    NotTls {
+        what: String,
+        registry: String,
+        repository: String,
     },
     /// The bytes to upload could not be read.
     #[error("{what} at registry {registry}: {reason}")]
@@ -150,11 +158,6 @@ pub struct Client {
     authorization: Mutex<Option<String>>,
 }
 
-/// `sha256:<hex>` of bytes.
-pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 /// `http(s)://registry/v2/repository`, where the repository's API calls go.
 fn api_base(reference: &Reference) -> String {
     let scheme = if reference.https { "https" } else { "http" };
@@ -223,6 +226,12 @@ impl Client {
                 what: what.to_string(),
                 registry: self.reference.registry.clone(),
                 max,
+            },
+            // A plain-HTTP registry named oci://: the hint names the scheme that reaches it.
+            source if source.detail().contains(crate::net::NOT_TLS) => OciError::NotTls {
+                what: what.to_string(),
+                registry: self.reference.registry.clone(),
+                repository: self.reference.repository.clone(),
             },
             source => OciError::Transport {
                 what: what.to_string(),
@@ -424,7 +433,7 @@ impl Client {
             .body()
             .read_capped(MAX_OCI_MANIFEST)
             .map_err(|e| self.transport_error(&what, e))?;
-        let digest = digest_of(&bytes);
+        let digest = Digest::of(&bytes).to_string();
         Ok(Some(Fetched { bytes, digest }))
     }
 
@@ -442,7 +451,7 @@ impl Client {
         if reply.status() != 201 {
             return Err(self.status(&what, &mut reply));
         }
-        Ok(digest_of(bytes))
+        Ok(Digest::of(bytes).to_string())
     }
 
     /// Whether the repository has the blob.
@@ -522,7 +531,7 @@ impl Client {
             .open_blob(&what, digest)?
             .read_capped(max)
             .map_err(|e| self.transport_error(&what, e))?;
-        if digest_of(&bytes) != digest {
+        if Digest::of(&bytes).to_string() != digest {
             return Err(OciError::DigestMismatch {
                 what,
                 registry: self.reference.registry.clone(),
@@ -534,7 +543,7 @@ impl Client {
 
     /// Uploads a blob from memory unless the registry has it.
     pub fn push_blob(&self, bytes: &[u8]) -> Result<String, OciError> {
-        let digest = digest_of(bytes);
+        let digest = Digest::of(bytes).to_string();
         if !self.has_blob(&digest)? {
             self.upload(&digest, bytes.len() as u64, &mut &bytes[..])?;
         }

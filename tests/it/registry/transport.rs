@@ -282,3 +282,48 @@ fn a_registry_behind_a_private_ca_is_trusted_through_ca_certificate() {
     let err = stderr(&o);
     assert!(!err.contains("certificate"), "{err}");
 }
+
+/// Issue 23, new user 9: an `oci://` origin that is a plain-HTTP registry failed its TLS
+/// handshake three times more (TLS failures are never retried), with a hint for web
+/// servers; the hint names `oci+http://`.
+#[test]
+fn an_oci_origin_that_answers_in_plain_http_is_tried_once_and_named_oci_http() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let w = World::new();
+    w.publish("1.0");
+    let config = w.config("app.tako", &format!("oci://127.0.0.1:{port}/app"), "*", "");
+
+    let o = run_bounded(
+        tako_cmd_without_auth()
+            .args(["fetch", "--retries", "3", "--retry-delay-ms", "5"])
+            .arg(&config),
+    );
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("name it oci+http://127.0.0.1:{port}/app")),
+        "{err}"
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "a TLS failure was retried"
+    );
+}
