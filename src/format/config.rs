@@ -98,6 +98,35 @@ struct Raw {
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
+/// The known key a mistyped one most likely meant: the same letters in another case, or at
+/// most two edits away (`Orign`, `origin`, `PublicKy`); `None` when no key is that close.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    KEYS.split(", ")
+        .map(|known| {
+            let distance = edit_distance(&lower, &known.to_ascii_lowercase());
+            (distance, known)
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, over bytes: keys are ASCII, and anything else is far from all.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let at = |line: usize, message: String| ConfigError {
         file: file.to_string(),
@@ -110,6 +139,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
+        }
+        if line.starts_with('[') && line.ends_with(']') {
+            // `[Tako]` or a systemd-style `[Section]`: tako's configs have none.
+            return Err(at(
+                n,
+                format!(
+                    "a tako config has no sections; remove the line '{}' and keep its Key=Value lines",
+                    untrusted(line)
+                ),
+            ));
         }
         let Some((key, value)) = line.split_once('=') else {
             return Err(at(
@@ -149,9 +188,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                 continue;
             }
             _ => {
+                let hint = match closest_key(key) {
+                    Some(known) => format!("did you mean {known}? "),
+                    None => String::new(),
+                };
                 return Err(at(
                     n,
-                    format!("unknown key '{}'; expected one of {KEYS}", untrusted(key)),
+                    format!(
+                        "unknown key '{}'; {hint}expected one of {KEYS}",
+                        untrusted(key)
+                    ),
                 ));
             }
         };
@@ -590,7 +636,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
+            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
         );
     }
 

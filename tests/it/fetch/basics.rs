@@ -574,7 +574,7 @@ fn config_errors_name_the_file_and_line() {
         (
             "unknown.tako",
             "Origin=file:///x\nOrign=y\n".into(),
-            ":2: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart".into(),
+            ":2: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart".into(),
         ),
         ("noeq.tako", "# c\n\nOrigin\n".into(), ":3: expected Key=Value".into()),
         (
