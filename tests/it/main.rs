@@ -8,16 +8,19 @@
 //! - `store/`: the publishing side: `tako store`, `tako index` and key rotation.
 //! - `ops/`: the other commands a host runs: `check`, `status` and `gc`.
 //! - `registry/`: OCI registries as origins and as a place to publish to.
-//! - `transport/`: the HTTP client against a local server and a real nginx, and private
-//!   origins (netrc, header files, a private CA, mutual TLS).
-//! - `systemd/`: restarting units through a private `dbus-daemon`.
+//! - `transport/`: fetching from a real nginx, and private origins (netrc, header files, a
+//!   private CA, mutual TLS). The HTTP client itself is tested against the local server in
+//!   `src/net/client_tests.rs`.
+//! - `systemd/`: `tako fetch` restarting units through a private `dbus-daemon`.
 //! - `hardening/`: hostile or careless configs, files and networks.
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
 //! - `image_smoke.rs`: `tako image pull`, `digest` and `purge` against a real registry.
 //! - `layering.rs`: the floors of `src/` and the one direction of their imports.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
-//!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
-//!   nginx, a registry and a private D-Bus.
+//!   directory and a host's config, the fault-injecting HTTP server, harnesses for nginx, a
+//!   registry and a private D-Bus, and the registry API spoken test-side. The server, the
+//!   registry and the D-Bus harnesses stand alone (no `super::`), since unit tests in `src/`
+//!   compile them in too.
 
 mod cli;
 mod fetch;
