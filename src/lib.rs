@@ -7,9 +7,6 @@
 
 mod cli;
 mod commands;
-// The container floor: `tako image` (pull into the blob cache, unpack) is being wired to
-// it; until then nothing calls it.
-#[allow(dead_code)]
 mod container;
 mod destination;
 mod error;

@@ -290,9 +290,13 @@ pub struct Chosen {
     /// The platforms that index offers (the top-level one), in its order.
     pub platforms: Vec<Platform>,
     pub digest: Digest,
+    // Kept for the image proxy (which reports the manifest's kind and the platform it
+    // chose), the next user of this resolution.
+    #[allow(dead_code)]
     pub kind: ManifestKind,
     pub manifest: ImageManifest,
     /// The platform of the index entry chosen, if any.
+    #[allow(dead_code)]
     pub platform: Option<Platform>,
 }
 

@@ -438,10 +438,6 @@ impl Unpacker {
         }
     }
 
-    pub fn tree(&self) -> &Tree {
-        &self.tree
-    }
-
     /// Applies the layer whose blob `blob` reads, to its end, and checks its
     /// diff_id if the layer names one.
     pub fn apply_layer(

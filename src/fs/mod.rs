@@ -17,8 +17,8 @@ pub mod atomic;
 pub mod bounded;
 pub mod config;
 pub mod dir;
-// The container floor: `tako image` (pull into the blob cache, unpack) is being wired to
-// it; until then nothing calls it.
+// A general tree API over directory handles: `tako image` uses most of it; the rest
+// (path checks, opening and moving subtrees) is covered by its tests and kept whole.
 #[allow(dead_code)]
 pub mod tree;
 
