@@ -8,6 +8,8 @@
 //! - `store/`: the publishing side: `tako store`, `tako index` and key rotation.
 //! - `ops/`: the other commands a host runs: `check`, `status` and `gc`.
 //! - `registry/`: OCI registries as origins and as a place to publish to.
+//! - `image/`: `tako image pull`, `digest` and `purge`: container images from a registry
+//!   into directory trees, hostile images, killed pulls, platforms and the blob cache.
 //! - `transport/`: the HTTP client against a local server and a real nginx, and private
 //!   origins (netrc, header files, a private CA, mutual TLS).
 //! - `systemd/`: restarting units through a private `dbus-daemon`.
@@ -15,11 +17,13 @@
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
 //!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
-//!   nginx, a registry and a private D-Bus.
+//!   nginx, a registry and a private D-Bus; container images built for the tests, a
+//!   recording proxy in front of the registry and trees compared entry by entry.
 
 mod cli;
 mod fetch;
 mod hardening;
+mod image;
 mod ops;
 mod registry;
 mod store;
