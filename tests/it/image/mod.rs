@@ -6,18 +6,22 @@
 //! - `unpack`: the pulled tree, entry by entry, against `umoci raw unpack` of the same
 //!   image, and the same tree from gzip, zstd and uncompressed layers.
 //! - `hostile`: images that try to write outside the tree or to smuggle in bad bytes.
+//! - `interrupted`: pulls killed at byte counts the proxy chooses and at random moments.
 //! - `platforms`: which manifest of an index a pull takes, and `tako image digest`.
 //! - `cache`: the blob cache shared by pulls, and `tako image purge`.
+//! - `rootless`: a pull by an unprivileged user.
 //! - `references`: what a pull prints, pinned digests, `--force`.
 
 mod cache;
 mod hostile;
+mod interrupted;
 mod platforms;
 mod references;
+mod rootless;
 mod unpack;
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -260,6 +264,11 @@ pub fn require_root() {
         is_root(),
         "this test compares owners and device nodes and must run as root (as .ci/run does)"
     );
+}
+
+/// Makes `path` readable and searchable by every user (a temporary directory is 0700).
+pub fn open_to_all(path: &Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod 0755");
 }
 
 /// A small image to start from: what a tree holds before a test pulls another over it.

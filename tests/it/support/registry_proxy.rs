@@ -107,6 +107,12 @@ impl Request {
     pub fn gets_blob(&self, digest: &str) -> bool {
         self.method == "GET" && self.route().ends_with(&format!("/blobs/{digest}"))
     }
+
+    /// The first byte a `Range: bytes=N-…` asks for.
+    pub fn range_start(&self) -> Option<u64> {
+        let range = self.header("range")?.strip_prefix("bytes=")?;
+        range.split('-').next()?.parse().ok()
+    }
 }
 
 struct Shared {
