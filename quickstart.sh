@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")"
 
 echo "== building tako and a small static file server"
-cargo build --release --quiet --bin tako --example serve
+echo "   (a release build: the first one takes a few minutes; cargo shows its progress below)"
+cargo build --release --bin tako --example serve
 tako="$PWD/target/release/tako"
 serve="$PWD/target/release/examples/serve"
 

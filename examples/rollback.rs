@@ -19,9 +19,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tako::key::SecretKey;
-use tako::manifest::{Entry, MAX_MANIFEST_SIZE, Manifest};
-use tako::version::Version;
+use tako::format::key::SecretKey;
+use tako::format::manifest::{Entry, MAX_MANIFEST_SIZE, Manifest};
+use tako::format::version::Version;
 
 /// The bytes of the one image the manifests' highest entry names.
 const IMAGE: &[u8] = b"the image of version 2.0.0\n";

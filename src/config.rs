@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::key::{KeyError, PublicKey};
+use crate::format::key::{KeyError, PublicKey};
+use crate::format::text::untrusted;
+use crate::format::version::Pattern;
+use crate::net::{self, Access, Credentials, Origin};
 use crate::systemd;
-use crate::text::untrusted;
-use crate::transport::{self, Access, Credentials, Origin};
-use crate::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
 
@@ -602,9 +602,9 @@ fn parse_keep(value: &str) -> Result<usize, String> {
     }
 }
 
-/// Checks `Origin=` as a URL (see [`transport::parse_origin`]), naming the file and line.
+/// Checks `Origin=` as a URL (see [`net::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
-    transport::parse_origin(origin).map_err(|e| ConfigError {
+    net::parse_origin(origin).map_err(|e| ConfigError {
         file: file.to_string(),
         line: Some(line),
         message: e.to_string(),

@@ -1,9 +1,10 @@
 //! The error type every command returns; its `Display` is what the user reads.
 
-use crate::generate::GenerateError;
-use crate::key::KeyError;
-use crate::publish::StoreError;
-use crate::reindex::ReindexError;
+use crate::commands::generate::GenerateError;
+use crate::commands::image::ImageError;
+use crate::commands::index::ReindexError;
+use crate::commands::store::StoreError;
+use crate::format::key::KeyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +18,8 @@ pub enum Error {
     Generate(#[from] GenerateError),
     #[error(transparent)]
     Index(#[from] ReindexError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

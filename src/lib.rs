@@ -4,45 +4,32 @@
 //! everything else lives in one module per domain noun.
 #![forbid(unsafe_code)]
 
-pub mod check;
-pub mod chunk_index;
-pub mod chunking;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod delta;
+pub mod container;
+pub mod destination;
 pub mod error;
-pub mod fetch;
-pub mod fsutil;
+pub mod format;
+pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gc;
-pub mod generate;
-pub mod hashing;
-pub mod json;
-pub mod key;
-pub mod keyring;
-pub mod manifest;
-pub mod oci;
+pub mod net;
 pub mod origin;
-pub mod output;
-pub mod partial;
-pub mod poll;
-pub mod progress;
-pub mod publish;
-pub mod reindex;
-pub mod restart_pending;
-pub mod retention;
-pub mod status;
+pub mod registry;
+pub mod stream;
 pub mod systemd;
-pub mod text;
-pub mod transport;
-pub mod version;
+pub mod ui;
+pub mod update;
 
 pub use error::Error;
 
 use std::io::Read;
 
 use cli::{Cli, Command};
+use commands::{check, fetch, gc, generate, index as reindex, status, store as publish};
+use format::key;
+use ui::output;
 
 /// More than any key needs; the rest of standard input is left unread.
 const MAX_KEY_INPUT: u64 = 4096;
@@ -106,6 +93,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             output::stdout(&format!("{id}\n")).map_err(Error::Print)?;
             Ok(Exit::Success)
         }
+        Command::Image(command) => commands::image::run(&command),
         Command::Generate(command) => {
             generate::run(&command)?;
             Ok(Exit::Success)

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match tako::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            tako::output::error_line(&err.to_string());
+            tako::ui::output::error_line(&err.to_string());
             ExitCode::FAILURE
         }
     }

@@ -88,7 +88,7 @@ pub struct UnitNameError {
 /// name.
 pub fn normalize_unit_name(name: &str) -> Result<String, UnitNameError> {
     let invalid = |why| UnitNameError {
-        name: crate::text::untrusted(name),
+        name: crate::format::text::untrusted(name),
         why,
     };
     let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
@@ -369,7 +369,7 @@ async fn restart_one(
     .map_err(|e| SystemdError::Call {
         unit: unit.to_owned(),
         // Whatever answers on the bus wrote this text.
-        message: crate::text::untrusted(&describe_call_error(&e)),
+        message: crate::format::text::untrusted(&describe_call_error(&e)),
     })?;
     let job: OwnedObjectPath = reply.body().deserialize().map_err(|e| SystemdError::Call {
         unit: unit.to_owned(),
@@ -390,7 +390,7 @@ async fn restart_one(
         Some(result) if result == JOB_DONE => Ok(()),
         Some(result) => Err(SystemdError::JobFailed {
             unit: unit.to_owned(),
-            result: crate::text::untrusted(&result),
+            result: crate::format::text::untrusted(&result),
         }),
         None => Err(SystemdError::Disconnected {
             unit: unit.to_owned(),

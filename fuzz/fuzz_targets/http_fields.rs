@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tako::fuzzing::{content_range, retry_after};
-use tako::transport::parse_rate;
+use tako::net::parse_rate;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(range) = content_range(data) {

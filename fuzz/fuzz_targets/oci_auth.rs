@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tako::fuzzing::auth_file;
-use tako::oci::auth::{Challenge, parse_challenge};
+use tako::registry::auth::{Challenge, parse_challenge};
 
 fn quoted(value: &str) -> String {
     let mut out = String::from("\"");

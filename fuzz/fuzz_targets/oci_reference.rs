@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::oci::Reference;
-use tako::oci::layout::{ImageManifest, MANIFEST_TAG, version_tag};
+use tako::registry::Reference;
+use tako::origin::registry_layout::{ImageManifest, MANIFEST_TAG, version_tag};
 
 const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -3,11 +3,16 @@
 
 use url::Url;
 
-use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::keyring;
-use crate::manifest::Entry;
-use crate::publish::INDEX as INDEX_DIR;
-use crate::transport::{Answer, Body, Conditions, Transport, TransportError, show_url};
+use super::{Answer, Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
+use crate::format::manifest::Entry;
+use crate::net::{Conditions, Transport, TransportError, show_url};
+
+/// The signed manifest of a server directory, and the prefix of each `manifest.<keyid>`.
+pub const MANIFEST: &str = "manifest";
+/// The directory of images, each named by its SHA-256 in lowercase hex.
+pub const STORE: &str = "store";
+/// The directory of chunk indexes, each named as its image (see docs/index.md).
+pub const INDEX: &str = "index";
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
 #[derive(Debug)]
@@ -52,11 +57,8 @@ impl Origin for Dir {
         name: ManifestName<'_>,
         max: u64,
         known: Option<&Validators>,
-    ) -> Result<ManifestFile, TransportError> {
-        let file = match name {
-            ManifestName::Primary => "manifest".to_owned(),
-            ManifestName::ForKey(key) => keyring::manifest_name(key),
-        };
+    ) -> Result<ManifestFile, OriginError> {
+        let file = name.slot().name(MANIFEST);
         let url = self.url_of(&file);
         // Validators are only worth anything to the server, and the file, that made them.
         let conditions = match known.filter(|k| k.url == show_url(&url)) {
@@ -81,7 +83,7 @@ impl Origin for Dir {
         })
     }
 
-    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
         let conditions = match resume {
             Some(resume) => Conditions {
                 range_from: Some(resume.offset),
@@ -90,26 +92,28 @@ impl Origin for Dir {
             },
             None => Conditions::default(),
         };
-        self.transport
-            .open_with(&self.url_of(&format!("store/{hex}")), &conditions)
+        let body = self
+            .transport
+            .open_with(&self.url_of(&format!("{STORE}/{hex}")), &conditions)?;
+        Ok(body.into())
     }
 
-    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, OriginError> {
         let hex = entry.digest_hex();
         match self
             .transport
-            .get_capped(&self.url_of(&format!("{INDEX_DIR}/{hex}")), max)
+            .get_capped(&self.url_of(&format!("{INDEX}/{hex}")), max)
         {
             Ok(bytes) => Ok(Some(bytes)),
             // No index (a directory published before indexes, or with `--no-index`).
             Err(TransportError::NotFound { .. } | TransportError::Gone { .. }) => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, OriginError> {
         let body = self.transport.open_with(
-            &self.url_of(&format!("store/{hex}")),
+            &self.url_of(&format!("{STORE}/{hex}")),
             &super::range_conditions(start, end),
         )?;
         super::exact_range(body, start, "file", "server")
@@ -123,7 +127,7 @@ impl Origin for Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{ProxyConfig, TransportConfig};
+    use crate::net::{ProxyConfig, TransportConfig};
 
     fn dir(url: &str) -> Dir {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
@@ -143,6 +147,40 @@ mod tests {
             dir("https://u:***@h:8/a%20b").url_of("manifest.0123"),
             "https://u:***@h:8/a%20b/manifest.0123"
         );
+    }
+
+    #[test]
+    fn alternative_manifests_are_named_by_key_id() {
+        let key =
+            crate::format::key::PublicKey::parse("l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=")
+                .unwrap();
+        assert_eq!(
+            ManifestName::ForKey(&key).slot().name(MANIFEST),
+            "manifest.9ee3a79654281274"
+        );
+        assert_eq!(ManifestName::Primary.slot().name(MANIFEST), "manifest");
+    }
+
+    #[test]
+    fn only_exact_manifest_names_are_manifest_files() {
+        use crate::origin::Slot;
+        let id = crate::format::key::KeyId::parse("9ee3a79654281274").unwrap();
+        assert_eq!(Slot::parse("manifest", MANIFEST), Some(Slot::Primary));
+        assert_eq!(
+            Slot::parse("manifest.9ee3a79654281274", MANIFEST),
+            Some(Slot::Key(id))
+        );
+        for other in [
+            "manifest.new",
+            "manifest.9EE3A79654281274",
+            "manifest. 9ee3a79654281274",
+            "manifest.9ee3a79654281274 ",
+            "manifests",
+            "manifest.",
+            "store",
+        ] {
+            assert_eq!(Slot::parse(other, MANIFEST), None, "{other:?}");
+        }
     }
 
     #[test]

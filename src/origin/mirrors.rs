@@ -1,14 +1,12 @@
 //! Several origins that serve the same publisher's files (`Origin=` repeated), in order of
 //! preference.
 //!
-//! The choice between them is made above the trait, in [`super::select`] and
-//! [`super::image`], because a mirror can fail in ways only a check of what it served
+//! The choice between them is made above the trait, by the engine (`update/`), because a mirror can fail in ways only a check of what it served
 //! reveals (a stale manifest, a damaged image): they go through [`Origin::places`]. The
 //! trait's own methods take the first mirror that answers at all, for callers that need
 //! no more than that.
 
-use super::{ManifestFile, ManifestName, Origin, Resume, Validators};
-use crate::transport::{Body, TransportError};
+use super::{Body, Kind, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 
 /// A list of mirrors, at least one.
 pub struct Mirrors {
@@ -34,22 +32,18 @@ impl Mirrors {
     /// last miss.
     fn first<T>(
         &self,
-        ask: impl Fn(&dyn Origin) -> Result<T, TransportError>,
-    ) -> Result<T, TransportError> {
+        ask: impl Fn(&dyn Origin) -> Result<T, OriginError>,
+    ) -> Result<T, OriginError> {
         let mut last = None;
         for member in &self.members {
             match ask(member.as_ref()) {
-                Err(e @ (TransportError::NotFound { .. } | TransportError::Gone { .. })) => {
+                Err(e) if matches!(e.kind(), Kind::NotFound | Kind::Gone | Kind::Transient) => {
                     last = Some(e)
                 }
-                Err(e) if e.is_transient() => last = Some(e),
                 answer => return answer,
             }
         }
-        Err(last.unwrap_or_else(|| TransportError::InvalidUrl {
-            url: String::new(),
-            reason: "no origin configured".to_owned(),
-        }))
+        Err(last.unwrap_or_else(OriginError::no_place))
     }
 }
 
@@ -67,11 +61,11 @@ impl Origin for Mirrors {
         name: ManifestName<'_>,
         max: u64,
         known: Option<&Validators>,
-    ) -> Result<ManifestFile, TransportError> {
+    ) -> Result<ManifestFile, OriginError> {
         self.first(|m| m.manifest(name, max, known))
     }
 
-    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError> {
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
         self.first(|m| m.open_image(hex, resume))
     }
 

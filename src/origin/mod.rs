@@ -1,26 +1,35 @@
-//! Where manifests and images come from: the one interface `fetch` talks to.
+//! Where manifests and images come from and go to: the one seam `fetch`, `check` and
+//! `store` talk to.
 //!
 //! `fetch` asks an [`Origin`] for a manifest file and for an image by digest, and never
 //! learns what serves them. Today that is a static directory over `http(s)://` or
-//! `file://` ([`dir::Dir`]), an OCI registry repository (`crate::oci::origin::Registry`),
-//! or a list of such places tried in order ([`mirrors::Mirrors`]). Above the trait,
-//! [`select`] picks the manifest (keys, rollback check, conditional polls) and [`image`]
-//! downloads an image (resume, retries), each over every place an origin stands for.
-//! The publishing side, which only writes into a local directory, has its own small
-//! counterpart in [`local`].
+//! `file://` ([`dir::Dir`]), an OCI registry repository ([`registry::Registry`]), or a
+//! list of such places tried in order ([`mirrors::Mirrors`]). Above the trait, the engine
+//! (`update/`) picks the manifest and downloads an image over every place an origin
+//! stands for, deciding what to do next from an [`OriginError`]'s [`Kind`] alone.
+//!
+//! `store` writes through [`Publish`] (see [`publish`]), to a local directory
+//! ([`local::LocalDir`]) or a registry repository
+//! ([`registry_publish::RegistryTarget`]), in one flow for both.
 
-pub mod delta;
+pub mod body;
 pub mod dir;
-pub mod image;
+pub mod error;
 pub mod local;
 pub mod mirrors;
-pub mod retry;
-pub mod select;
+pub mod publish;
+pub mod registry;
+pub mod registry_layout;
+pub mod registry_publish;
+
+pub use body::{Answer, Body};
+pub use error::{Kind, OriginError};
+pub use publish::Publish;
 
 use crate::config::Config;
-use crate::key::PublicKey;
-use crate::manifest::Entry;
-use crate::transport::{Answer, Body, Conditions, Transport, TransportError};
+use crate::format::key::{KeyId, PublicKey};
+use crate::format::manifest::Entry;
+use crate::net::{Conditions, Transport};
 
 /// Which manifest file to ask an origin for.
 #[derive(Debug, Clone, Copy)]
@@ -31,15 +40,52 @@ pub enum ManifestName<'a> {
     ForKey(&'a PublicKey),
 }
 
-/// What a server said about the manifest it served, to ask next time whether it changed
-/// (`If-None-Match`, `If-Modified-Since`). They belong to one URL of one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
-    /// The URL the manifest came from, as printed (no password).
-    pub url: String,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+impl ManifestName<'_> {
+    /// The manifest file this names, by key id.
+    pub fn slot(&self) -> Slot {
+        match self {
+            ManifestName::Primary => Slot::Primary,
+            ManifestName::ForKey(key) => Slot::Key(key.id()),
+        }
+    }
 }
+
+/// A manifest file of an origin named by the id of the key that signs it, as publishing
+/// reads, writes and removes them: `manifest` ([`Slot::Primary`], whichever key signs it)
+/// and `manifest.<keyid>` in a directory; the tags `tako-manifest` and
+/// `tako-manifest.<keyid>` in a registry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Primary,
+    Key(KeyId),
+}
+
+impl Slot {
+    /// The slot whose name is `prefix` (`manifest`, `tako-manifest`) or `prefix.<keyid>`
+    /// exactly; `None` for any other name (a `manifest.new` left by a crash, a version).
+    pub fn parse(name: &str, prefix: &str) -> Option<Slot> {
+        let rest = name.strip_prefix(prefix)?;
+        if rest.is_empty() {
+            return Some(Slot::Primary);
+        }
+        let id = rest.strip_prefix('.')?;
+        // `KeyId::parse` forgives surrounding whitespace; a name must be exact.
+        KeyId::parse(id)
+            .ok()
+            .filter(|k| k.as_str() == id)
+            .map(Slot::Key)
+    }
+
+    /// Its name after `prefix`: `prefix` itself or `prefix.<keyid>`.
+    pub fn name(&self, prefix: &str) -> String {
+        match self {
+            Slot::Primary => prefix.to_owned(),
+            Slot::Key(id) => format!("{prefix}.{id}"),
+        }
+    }
+}
+
+pub use crate::format::validators::Validators;
 
 /// A manifest file as the origin served it, not yet verified.
 #[derive(Debug)]
@@ -74,31 +120,31 @@ pub trait Origin: Send + Sync {
         name: ManifestName<'_>,
         max: u64,
         known: Option<&Validators>,
-    ) -> Result<ManifestFile, TransportError>;
+    ) -> Result<ManifestFile, OriginError>;
 
     /// Opens the image whose SHA-256 is `hex` (lowercase hex) for streaming: all of it, or
     /// with `resume` the bytes from its offset on. The body says which it got.
-    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, TransportError>;
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError>;
 
     /// The chunk index (see `chunk_index`) of the image of the signed manifest entry
     /// `entry`, at most `max` bytes, for a delta update (see `origin::delta`). The whole
     /// entry is given, not only the digest, since a registry finds the index through the
     /// version's tag. `Ok(None)`: this origin has no index for it, or does not do deltas at
     /// all (the default); the image is then downloaded whole.
-    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, TransportError> {
+    fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, OriginError> {
         let _ = (entry, max);
         Ok(None)
     }
 
     /// Opens bytes `start..end` of the image `hex`: `Ok(Some)` only with exactly those
     /// bytes, `Ok(None)` if this origin cannot serve ranges (the default).
-    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, TransportError> {
+    fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, OriginError> {
         let _ = (hex, start, end);
         Ok(None)
     }
 
     /// The single places this origin stands for, in order of preference: a list of mirrors
-    /// gives its members, a single place itself. [`select`] and [`image`] try them in turn.
+    /// gives its members, a single place itself. The engine tries them in turn.
     fn places(&self) -> Vec<&dyn Origin>;
 }
 
@@ -115,19 +161,20 @@ pub(crate) fn range_conditions(start: u64, end: u64) -> Conditions {
 /// that a 206 names exactly those bytes; a 200 is all of `what` from a `server` that
 /// ignores `Range`, which a delta cannot use.
 pub(crate) fn exact_range(
-    body: Body,
+    body: crate::net::Body,
     start: u64,
     what: &str,
     server: &str,
-) -> Result<Option<Body>, TransportError> {
+) -> Result<Option<Body>, OriginError> {
     match body.answer() {
-        Answer::Partial { start: got } if got == start => Ok(Some(body)),
-        _ => Err(TransportError::BadPartial {
+        Answer::Partial { start: got } if got == start => Ok(Some(body.into())),
+        _ => Err(crate::net::TransportError::BadPartial {
             url: body.url().to_owned(),
             reason: format!(
                 "it sent the whole {what} (200 OK) instead: the {server} ignores Range"
             ),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -135,19 +182,16 @@ pub(crate) fn exact_range(
 /// mirrors in the order written. Each gets its own credentials (from its URL, else from
 /// netrc for its host) and the config's `HeaderFile=` and certificates, which are only
 /// ever sent to that origin's own host (see `Transport::for_origin`).
-pub fn for_config(
-    config: &Config,
-    transport: &Transport,
-) -> Result<Box<dyn Origin>, TransportError> {
+pub fn for_config(config: &Config, transport: &Transport) -> Result<Box<dyn Origin>, OriginError> {
     let mut places = config
         .origins
         .iter()
-        .map(|o| -> Result<Box<dyn Origin>, TransportError> {
+        .map(|o| -> Result<Box<dyn Origin>, OriginError> {
             // A registry has its own credentials (registry auth files); the config's
             // private-origin files are for web servers (docs/registries.md).
-            if crate::oci::Reference::is_registry_url(&o.url) {
+            if crate::registry::Reference::is_registry_url(&o.url) {
                 let reach = transport.with_credentials(None);
-                return Ok(Box::new(crate::oci::origin::Registry::new(&o.url, reach)?));
+                return Ok(Box::new(registry::Registry::new(&o.url, reach)?));
             }
             let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;
             Ok(Box::new(dir::Dir::new(&o.url, reach)?))

@@ -15,6 +15,8 @@
 //! - `systemd/`: restarting units through a private `dbus-daemon`.
 //! - `hardening/`: hostile or careless configs, files and networks.
 //! - `cli/`: `gen-key`, `generate` (man pages, completions) and `make install`.
+//! - `image_smoke.rs`: `tako image pull`, `digest` and `purge` against a real registry.
+//! - `layering.rs`: the floors of `src/` and the one direction of their imports.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
 //!   directory and a host's config, the fault-injecting HTTP server, and harnesses for
 //!   nginx, a registry and a private D-Bus; container images built for the tests, a
@@ -24,6 +26,8 @@ mod cli;
 mod fetch;
 mod hardening;
 mod image;
+mod image_smoke;
+mod layering;
 mod ops;
 mod registry;
 mod store;

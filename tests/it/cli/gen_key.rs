@@ -33,7 +33,7 @@ fn prints_a_key_pair_in_the_documented_layout() {
 fn the_printed_secret_key_belongs_to_the_printed_public_key() {
     let o = tako(&["gen-key"]);
     let l = lines(&o);
-    let secret = tako::key::SecretKey::parse(&l[1]).unwrap();
+    let secret = tako::format::key::SecretKey::parse(&l[1]).unwrap();
     assert_eq!(secret.public_key().to_base64(), l[4]);
 }
 

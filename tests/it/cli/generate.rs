@@ -394,3 +394,30 @@ fn completion_for_an_unknown_shell_is_a_usage_error() {
         stderr(&o)
     );
 }
+
+/// Issue 23, new user 12: completions offered the hidden, test-only `--retry-delay-ms`.
+#[test]
+fn completions_and_man_pages_offer_no_hidden_option() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = tako(&["generate", "completion", shell]);
+        assert_exit(&o, 0);
+        let script = stdout(&o);
+        assert!(
+            !script.contains("retry-delay"),
+            "{shell} offers a hidden option"
+        );
+        assert!(
+            script.contains("limit-rate"),
+            "{shell} lost a visible option"
+        );
+    }
+    let (_dir, pages) = all_page_files();
+    for page in pages {
+        let text = fs::read_to_string(&page).unwrap();
+        assert!(
+            !text.contains("retry\\-delay") && !text.contains("retry-delay"),
+            "{}",
+            page.display()
+        );
+    }
+}

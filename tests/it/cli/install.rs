@@ -369,3 +369,60 @@ fn installed_fetch_service_passes_systemd_analyze_security() {
         assert!(report.contains(&set), "{kept} is not set:\n{report}");
     }
 }
+
+/// Issue 23, new user 13: the example config sent readers to a `ReadWritePaths=` that the
+/// unit does not have. Every directive it says the unit has, the unit has.
+#[test]
+fn the_example_config_names_only_directives_that_the_unit_sets() {
+    let example = fs::read_to_string(repo().join("contrib/systemd/app.tako")).unwrap();
+    let unit = repo().join("contrib/systemd/tako-fetch@.service");
+    let text = example.replace('\n', " ").replace("# ", "");
+    let mut named = Vec::new();
+    for marker in ["= of tako-fetch@.service", "= that tako-fetch@.service"] {
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find(marker) {
+            let word: String = rest[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            named.push(word);
+            rest = &rest[i + marker.len()..];
+        }
+    }
+    assert!(
+        !named.is_empty(),
+        "the example no longer points at the unit"
+    );
+    for directive in named {
+        assert!(
+            !unit_values(&unit, &directive).is_empty(),
+            "app.tako names {directive}= of tako-fetch@.service, which the unit does not set"
+        );
+    }
+}
+
+/// Issue 23, new user 14: the quick start built for minutes with no output at all.
+#[test]
+fn the_quick_start_says_it_builds_before_it_does_and_shows_cargos_progress() {
+    let script = fs::read_to_string(repo().join("quickstart.sh")).unwrap();
+    let build = script
+        .lines()
+        .position(|l| l.trim_start().starts_with("cargo build"))
+        .expect("quickstart.sh builds tako");
+    let lines: Vec<&str> = script.lines().collect();
+    assert!(
+        !lines[build].contains("--quiet") && !lines[build].contains(" -q"),
+        "cargo's progress is hidden: {}",
+        lines[build]
+    );
+    assert!(
+        lines[..build]
+            .iter()
+            .any(|l| l.contains("echo") && l.contains("minutes")),
+        "nothing says the build takes a while before it starts"
+    );
+}

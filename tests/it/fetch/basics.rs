@@ -42,8 +42,8 @@ fn assert_valid_destination(w: &World) {
         );
     }
     if let Ok(bytes) = fs::read(w.dest().join("manifest")) {
-        let key = tako::key::PublicKey::parse(TEST_PUBLIC).unwrap();
-        tako::manifest::Manifest::parse(&bytes, &key).expect("the local manifest verifies");
+        let key = tako::format::key::PublicKey::parse(TEST_PUBLIC).unwrap();
+        tako::format::manifest::Manifest::parse(&bytes, &key).expect("the local manifest verifies");
     }
     if let Some(target) = w.latest() {
         let name = target

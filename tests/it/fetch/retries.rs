@@ -298,3 +298,70 @@ fn a_symlink_planted_as_a_partial_is_never_written_through() {
     w.assert_latest(&digest, &image);
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
 }
+
+/// Issue 23, hostile review A: a hard link planted at `store/HEX.partial` was written
+/// through (appended to, truncated, made read-only). A partial with another name, or
+/// another owner, is removed and replaced, never written through.
+#[test]
+fn a_hard_link_or_a_foreign_file_planted_as_a_partial_is_never_written_through() {
+    let w = World::new();
+    let image = image_bytes(50_000, 7);
+    let digest = w.publish_bytes("1.0", &image);
+    let server = Server::serve_dir(w.origin());
+    let config = w.config("app.tako", &server.url(), "*", "");
+    let store = w.dest().join("store");
+    fs::create_dir(&store).unwrap();
+    // Another user's file, and a file linked in beside it: neither may change.
+    let victim = w.path("victim");
+    fs::write(&victim, b"precious, and longer than nothing").unwrap();
+    fs::hard_link(&victim, store.join(format!("{digest}.partial"))).unwrap();
+    let secret = w.path("secret");
+    fs::write(&secret, b"\"sent-as-if-range\"").unwrap();
+    fs::hard_link(&secret, store.join(format!("{digest}.partial.validator"))).unwrap();
+    let before = fs::metadata(&victim).unwrap();
+
+    let o = fetch_slow(&[], &[&config]);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&digest, &image);
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        b"precious, and longer than nothing"
+    );
+    let after = fs::metadata(&victim).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(after.mode(), before.mode(), "the victim's mode changed");
+    assert_eq!(after.nlink(), 1, "the planted link was not removed");
+    // Nothing of the linked validator went to the server.
+    assert!(
+        server
+            .recorded()
+            .iter()
+            .all(|r| r.header("if-range").is_none() && r.header("range").is_none()),
+        "a planted partial was resumed"
+    );
+}
+
+/// Issue 23, side by side 19 and hostile review P: a partial whose image is complete in
+/// the store, and the partial of a lower matching version, are removed by the next fetch
+/// that installs, not left for gc.
+#[test]
+fn partials_of_a_complete_image_and_of_lower_matches_are_removed_once_an_image_installs() {
+    let w = World::new();
+    let low = w.publish("1.0");
+    let high = w.publish("1.1");
+    let server = Server::serve_dir(w.origin());
+    let config = w.config("app.tako", &server.url(), "*", "");
+    let o = fetch_slow(&[], &[&config]);
+    assert_exit(&o, 0);
+    let store = w.dest().join("store");
+    for hex in [&low, &high] {
+        fs::write(store.join(format!("{hex}.partial")), b"abc").unwrap();
+        fs::write(store.join(format!("{hex}.partial.validator")), b"\"v\"").unwrap();
+    }
+
+    let o = fetch_slow(&[], &[&config]);
+
+    assert_exit(&o, 0);
+    assert_eq!(w.store_files(), [high]);
+}

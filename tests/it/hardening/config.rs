@@ -157,6 +157,35 @@ fn a_config_larger_than_1_mib_is_refused_and_one_of_exactly_1_mib_is_read() {
     );
 }
 
+/// Issue 23, new user 3: patterns of other tools were accepted and never matched, so a new
+/// host installed nothing and its timer stayed green.
+#[test]
+fn a_version_pattern_in_another_tools_syntax_is_refused_at_load_with_what_to_write() {
+    let w = World::new();
+    w.publish("1.2");
+    for (pattern, hint) in [
+        ("^1.2", "write '1.2 <= v < 2'"),
+        ("~1.2", "write '1.2.*'"),
+        ("1.x", "write '1.*'"),
+        ("v1.*", "without the 'v'"),
+        ("latest", "'*' accepts the highest published version"),
+    ] {
+        let config = w.config("app.tako", &w.file_url(), pattern, "");
+        let o = fetch(&[], &[&config]);
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "tako: error: {}:4: invalid version pattern '{pattern}'",
+                config.display()
+            )),
+            "{pattern}: {err}"
+        );
+        assert!(err.contains(hint), "{pattern}: {err}");
+        assert_eq!(w.latest(), None);
+    }
+}
+
 #[test]
 fn a_version_with_spaces_that_is_not_a_range_is_an_error_with_file_and_line() {
     let w = World::new();

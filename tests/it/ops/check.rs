@@ -296,3 +296,29 @@ fn check_after_the_key_was_removed_warns_once_and_still_refuses_rollbacks() {
     assert_eq!(stderr(&o).matches(warning).count(), 1, "{}", stderr(&o));
     assert_eq!(snapshot(&w.dest()), before, "check changed the destination");
 }
+
+/// Issue 23, new user 10: `tako check` had no time bounds, so a stalled origin held it
+/// (and a script waiting on it) for as long as the server kept the connection open.
+#[test]
+fn check_gives_up_on_a_stalled_origin_within_its_time_bounds() {
+    let (w, server, config, _) = installed();
+    w.publish("1.1");
+    server.set_fault("/manifest", Fault::Stall { after: 10 });
+    // Each run is under the hang guard: waiting on the stall would fail the test there.
+    let o = run(&["check", "--idle-timeout", "2"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("no data"), "{}", stderr(&o));
+
+    let o = run(
+        &["check", "--max-time", "2", "--idle-timeout", "60"],
+        &[&config],
+    );
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("--max-time"), "{}", stderr(&o));
+
+    let o = run(
+        &["check", "--speed-limit", "100000", "--speed-time", "2"],
+        &[&config],
+    );
+    assert_exit(&o, 1);
+}

@@ -171,6 +171,35 @@ fn gc_removes_unlisted_files_and_stale_temporaries() {
     assert_eq!(w.store_files(), sorted(&d.iter().collect::<Vec<_>>()));
 }
 
+/// Issue 23, new user 7: tako's own `.partial.validator` was called "unlisted", as if
+/// someone had copied it in by hand.
+#[test]
+fn a_partial_downloads_validator_is_a_temporary_not_an_unlisted_file() {
+    let (w, config, d) = four_images("");
+    let store = w.dest().join("store");
+    fs::write(store.join(format!("{}.partial", d[0])), b"abc").unwrap();
+    fs::write(store.join(format!("{}.partial.validator", d[0])), b"\"e1\"").unwrap();
+    let o = run(&["status"], &[&config]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(!out.contains("unlisted"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&format!("{}.partial.validator", d[0])) && l.contains("temporary")),
+        "{out}"
+    );
+    let o = run(&["gc", "--keep", "4"], &[&config]);
+    assert_exit(&o, 0);
+    let name = config.display();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{name}: removed temporary store/{0}.partial (3 B)\n{name}: removed temporary store/{0}.partial.validator (4 B)\n{name}: freed 7 bytes\n",
+            d[0]
+        )
+    );
+}
+
 #[test]
 fn gc_refuses_to_guess_without_a_local_manifest() {
     let (w, config, _) = four_images("");

@@ -269,3 +269,45 @@ fn status_refuses_a_store_that_is_a_symlink() {
         stderr(&o)
     );
 }
+
+/// Issue 23, new user 6: status showed only the first `Origin=`, and JSON had one string.
+#[test]
+fn status_shows_every_origin_and_json_lists_them_in_order() {
+    let w = World::new();
+    w.publish("1.0");
+    let first = Server::serve_dir(w.origin());
+    let config = w.config(
+        "app.tako",
+        &first.url(),
+        "*",
+        "Origin=http://user:secret@127.0.0.1:9/mirror\nOrigin=file:///srv/mirror\n",
+    );
+    assert_exit(&run(&["fetch"], &[&config]), 0);
+
+    let o = run(&["status"], &[&config]);
+    assert_exit(&o, 0);
+    let name = config.display().to_string();
+    assert!(
+        stdout(&o).lines().any(|l| l
+            == format!(
+                "{name}:   origin {} (mirrors: http://user:***@127.0.0.1:9/mirror, file:///srv/mirror), pattern *",
+                first.url()
+            )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("secret"));
+
+    let o = run(&["status", "--json"], &[&config]);
+    assert_exit(&o, 0);
+    let r = &json_records(&o)[0];
+    assert_eq!(r["origin"], first.url().as_str());
+    assert_eq!(
+        r["origins"],
+        serde_json::json!([
+            first.url(),
+            "http://user:***@127.0.0.1:9/mirror",
+            "file:///srv/mirror"
+        ])
+    );
+}

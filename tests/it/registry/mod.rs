@@ -1,3 +1,5 @@
-//! OCI registries (issue 13): publishing to one and fetching from one.
+//! OCI registries (issue 13): publishing to one and fetching from one,
+//! and rotating the publisher's key on one.
 
+mod key_rotation;
 mod publish_and_fetch;

@@ -13,8 +13,9 @@ use support::tako::{
     Fetch, assert_exit, fetch, run_bounded, sha256_hex, signed_manifest, stderr, stdout, tako_cmd,
     test_secret,
 };
-use tako::oci::layout::{self, Descriptor};
-use tako::oci::{Client, Credentials, Reference};
+use tako::origin::Slot;
+use tako::origin::registry_layout::{self as layout, Descriptor};
+use tako::registry::{Client, Credentials, Reference};
 
 const USER: &str = "publisher";
 const PASSWORD: &str = "pa55-very-secret-word";
@@ -975,20 +976,15 @@ fn a_publisher_that_lost_the_race_for_the_tako_manifest_tag_is_told_so_and_leave
     let image = w.path("late");
     fs::write(&image, late).unwrap();
     let signed = signed_manifest(&[line("1.0", b"one\n"), line("1.2", late)]);
-    let err = layout::publish(
-        &c,
-        &layout::Image {
-            path: &image,
-            size: late.len() as u64,
-            hex: &sha256_hex(late),
-            index: None,
-        },
-        "1.2",
-        &signed,
-        Some(&seen),
-    )
-    .err()
-    .expect("a lost race is an error");
+    let image = layout::Image {
+        path: &image,
+        size: late.len() as u64,
+        hex: &sha256_hex(late),
+        index: None,
+    };
+    let err = layout::push_image(&c, &image, "1.2")
+        .and_then(|_| layout::push_manifest(&c, &Slot::Primary, &signed, Some(&seen)))
+        .expect_err("a lost race is an error");
     assert!(
         err.to_string().contains("another publisher changed it"),
         "{err}"
@@ -1201,7 +1197,7 @@ fn bearer_delta_registry(
     let mut images = Vec::new();
     let mut tagged = Vec::new();
     for (version, content) in versions {
-        let index = tako::chunking::index_of(&mut &content[..])
+        let index = tako::stream::chunking::index_of(&mut &content[..])
             .unwrap()
             .to_bytes();
         let layers = vec![

@@ -268,3 +268,19 @@ fn store_refuses_a_symlink_planted_as_the_index_directory_before_writing_anythin
     // With --no-index the index directory is not touched.
     assert_exit(&p.store(&content, "1.0", &["--no-index"]), 0);
 }
+
+/// Issue 23, new user 11: `tako index -o oci+http://…` said "output directory … does not
+/// exist"; for a registry the index is written by `tako store`.
+#[test]
+fn index_for_a_registry_repository_says_that_tako_store_writes_those() {
+    for origin in ["oci+http://127.0.0.1:1/app", "oci://registry.example/app"] {
+        let o = run_bounded(tako_cmd().args(["index", "-o", origin]));
+        assert_exit(&o, 1);
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "tako: error: {origin} is a registry repository; tako index writes indexes into server directories only, and for registries the index is written by tako store (publish the version again to add one)\n"
+            )
+        );
+    }
+}

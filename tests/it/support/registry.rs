@@ -43,15 +43,21 @@ fn free_port() -> u16 {
 impl Registry {
     /// A registry without authentication.
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, true)
     }
 
     /// A registry that wants Basic auth with this user and password (htpasswd, bcrypt).
     pub fn with_basic_auth(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)))
+        Registry::start_with(Some((user, password)), true)
     }
 
-    fn start_with(auth: Option<(&str, &str)>) -> Registry {
+    /// A registry without authentication that refuses to delete manifests (405
+    /// UNSUPPORTED), as the distribution registry does by default.
+    pub fn without_deletes() -> Registry {
+        Registry::start_with(None, false)
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, deletes: bool) -> Registry {
         assert!(
             Path::new(BINARY).is_file(),
             "{BINARY} is missing: install docker-registry (`apt-get install docker-registry`), as .ci/run does"
@@ -59,14 +65,14 @@ impl Registry {
         // The port is free when looked at, but another process may take it before the
         // registry binds it: try again with a new one.
         for _ in 0..10 {
-            if let Some(registry) = Registry::try_start(auth) {
+            if let Some(registry) = Registry::try_start(auth, deletes) {
                 return registry;
             }
         }
         panic!("could not start {BINARY} on a free port after 10 attempts");
     }
 
-    fn try_start(auth: Option<(&str, &str)>) -> Option<Registry> {
+    fn try_start(auth: Option<(&str, &str)>, deletes: bool) -> Option<Registry> {
         let dir = tempfile::tempdir().expect("registry temp dir");
         let port = free_port();
         let storage = dir.path().join("storage");
@@ -74,7 +80,7 @@ impl Registry {
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {deletes}\n\
              http:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );

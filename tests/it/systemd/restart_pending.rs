@@ -51,7 +51,7 @@ fn a_failed_restart_is_retried_by_every_later_run_until_it_succeeds() {
     assert_eq!(
         stderr(&o),
         format!(
-            "tako: error: {name}: installed 1.0, but restarting app.service failed: result 'failed'; the next run retries the restart (recorded in {})\ntako: error: 1 of 1 configs failed\n",
+            "tako: error: {name}: installed 1.0, but the restart of app.service, web.service failed: restarting app.service failed: result 'failed'; the next run retries the restart (recorded in {})\ntako: error: 1 of 1 configs failed\n",
             pending_file(&w).display()
         )
     );
@@ -65,7 +65,7 @@ fn a_failed_restart_is_retried_by_every_later_run_until_it_succeeds() {
     assert_eq!(stdout(&o), "");
     assert!(
         stderr(&o).starts_with(&format!(
-            "tako: error: {name}: up to date (1.0), but the restart pending from an earlier run failed again: restarting app.service failed: result 'failed'; the next run retries it"
+            "tako: error: {name}: up to date (1.0), but the restart of app.service, web.service pending from an earlier run failed again: restarting app.service failed: result 'failed'; the next run retries it"
         )),
         "{}",
         stderr(&o)
@@ -296,4 +296,29 @@ fn restart_names_systemctl_would_refuse_are_config_errors_with_file_and_line() {
         assert!(err.contains(why), "{name}: {err}");
         assert_eq!(w.latest(), None, "{name}");
     }
+}
+
+/// Issue 23, new user 4: when the bus itself fails, the error named no unit at all.
+#[test]
+fn a_restart_that_fails_before_any_unit_is_reached_names_the_units() {
+    let w = World::new();
+    w.publish("1.0");
+    let config = w.config(
+        "app.tako",
+        &w.file_url(),
+        "*",
+        "Restart=app.service web.service\n",
+    );
+    let gone = w.path("no-bus-here");
+    let o = fetch(&format!("unix:path={}", gone.display()), &[], &config);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "tako: error: {}: installed 1.0, but the restart of app.service, web.service failed: cannot connect to the system D-Bus",
+            config.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(pending(&w).as_deref(), Some("app.service\nweb.service\n"));
 }

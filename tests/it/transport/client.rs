@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::http_server::{Fault, Server};
-use tako::transport::{ProxyConfig, Transport, TransportConfig, TransportError};
+use tako::net::{ProxyConfig, Transport, TransportConfig, TransportError};
 
 /// Proxies from the environment would send requests for 127.0.0.1 elsewhere.
 fn transport() -> Transport {

@@ -1,0 +1,479 @@
+//! `tako status`: what each config's destination holds, offline.
+//!
+//! No network and no lock: `manifest`, `latest` and the store files are
+//! only ever replaced atomically, so whatever is read here is a state some
+//! run left complete. Nothing is written.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::StatusArgs;
+use crate::config::{self, Config};
+use crate::destination::restart_pending::{self, PendingError};
+use crate::destination::store::{self, Stored};
+use crate::destination::{Destination, LATEST};
+use crate::format::manifest::{Entry, Manifest};
+use crate::format::retention;
+use crate::format::text::untrusted;
+use crate::fs::{Dir, Found};
+use crate::ui::json::{StatusRecord, StoreRecord};
+use crate::ui::output::{self, size_text};
+use crate::update::fetch::{self, FetchError};
+use crate::{Error, Exit};
+
+use super::Reporter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Pending(#[from] PendingError),
+    #[error(transparent)]
+    Io(#[from] crate::fs::IoError),
+}
+
+/// What `latest` points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    /// No `latest`.
+    Nothing,
+    /// `latest` points at something the local manifest does not vouch for.
+    Unknown { target: String, why: String },
+    /// An image the local manifest lists.
+    Image {
+        /// Every version that names it, highest first, fit to print.
+        versions: Vec<String>,
+        digest: String,
+        size: u64,
+        matches_pattern: bool,
+        /// `Intact`, `Missing` or `Damaged` (with why).
+        state: Stored,
+    },
+}
+
+/// One file of the store.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    pub file: StoreFile,
+    pub kind: &'static str,
+    pub versions: Vec<String>,
+    pub latest: bool,
+}
+
+use retention::StoreFile;
+
+/// The state of one config's destination.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub origin: String,
+    /// Every `Origin=`, the first one first (the others are its mirrors).
+    pub origins: Vec<String>,
+    pub pattern: String,
+    pub destination: PathBuf,
+    pub installed: Installed,
+    pub verified: bool,
+    pub newer: Vec<String>,
+    pub store: Vec<StoreEntry>,
+    pub restart_pending: Vec<String>,
+}
+
+impl Report {
+    pub fn intact(&self) -> bool {
+        matches!(
+            self.installed,
+            Installed::Image {
+                state: Stored::Intact,
+                ..
+            }
+        )
+    }
+
+    fn outcome(&self) -> &'static str {
+        match &self.installed {
+            Installed::Nothing => "not-installed",
+            Installed::Unknown { .. } => "unknown",
+            Installed::Image { state, .. } => match state {
+                Stored::Intact => "intact",
+                Stored::Missing => "missing",
+                Stored::Damaged(_) => "damaged",
+            },
+        }
+    }
+
+    fn store_bytes(&self) -> u64 {
+        self.store.iter().map(|e| e.file.size).sum()
+    }
+}
+
+/// Runs `tako status` over every config.
+pub fn run(args: &StatusArgs) -> Result<Exit, Error> {
+    let mut not_intact = 0;
+    for path in &args.configs {
+        let result = status_one(path, args.verify);
+        match &result {
+            Ok(report) if report.intact() => {}
+            _ => not_intact += 1,
+        }
+        let error = result.as_ref().err().map(|e| error_text(path, e));
+        if let Some(text) = &error {
+            output::error_line(text);
+        }
+        if args.json {
+            output::json_line(&record(path, result.ok().as_ref(), error));
+        } else if let Ok(report) = &result {
+            for line in lines(report) {
+                output::stdout_line(&format!("{}: {line}", path.display()));
+            }
+        }
+    }
+    match not_intact {
+        0 => Ok(Exit::Success),
+        failed => Err(Error::NotIntact {
+            failed,
+            total: args.configs.len(),
+        }),
+    }
+}
+
+fn error_text(config_path: &Path, e: &StatusError) -> String {
+    match e {
+        StatusError::Fetch(e) => fetch::config_error_text(config_path, e),
+        e => format!("{}: {e}", config_path.display()),
+    }
+}
+
+/// Reads one config's destination.
+pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusError> {
+    let config = config::load(config_path).map_err(FetchError::from)?;
+    let dest = Destination::open(&config.destination)?;
+    let report = Reporter {
+        name: config_path,
+        progress: false,
+    };
+    let local = fetch::local_manifest(&dest, &config, &report)?;
+    let manifest = local.as_ref().and_then(|l| l.verified());
+    // A `store` that is a symlink is refused, not followed.
+    let store = dest.store()?;
+    let installed = installed(
+        &dest,
+        store.as_ref(),
+        &config,
+        local.is_some(),
+        manifest,
+        verify,
+    )?;
+    let store_files = match &store {
+        Some(store) => store::list(store)?,
+        None => Vec::new(),
+    };
+    let latest = dest.latest_name();
+    let store = describe_store(store_files, manifest, latest.as_deref());
+    let newer = match manifest {
+        Some(manifest) => newer(manifest, &config, &installed),
+        None => Vec::new(),
+    };
+    Ok(Report {
+        origin: config.origin.clone(),
+        origins: config.origins.iter().map(|o| o.url.clone()).collect(),
+        pattern: config.version.as_str().to_string(),
+        destination: config.destination.clone(),
+        installed,
+        verified: verify,
+        newer,
+        store,
+        restart_pending: restart_pending::read(dest.path())?.unwrap_or_default(),
+    })
+}
+
+fn installed(
+    dest: &Destination,
+    store: Option<&Dir>,
+    config: &Config,
+    has_manifest: bool,
+    manifest: Option<&Manifest>,
+    verify: bool,
+) -> Result<Installed, StatusError> {
+    let Some(target) = dest.latest() else {
+        return Ok(match dest.dir().open_file(LATEST)? {
+            Found::Missing => Installed::Nothing,
+            Found::File(_) => not_a_link(dest, "a regular file"),
+            Found::Directory => not_a_link(dest, "a directory"),
+            Found::Other(kind) => not_a_link(dest, kind),
+        });
+    };
+    let shown = untrusted(&target.display().to_string());
+    let unknown = |why: &str| {
+        Ok(Installed::Unknown {
+            target: shown.clone(),
+            why: why.to_string(),
+        })
+    };
+    let digest = dest.latest_name().and_then(|hex| {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&hex, &mut digest).ok()?;
+        Some(digest)
+    });
+    let Some(digest) = digest else {
+        return unknown("it does not point at an image in store/");
+    };
+    let Some(manifest) = manifest else {
+        return unknown(if has_manifest {
+            "the local manifest is not signed by any configured key"
+        } else {
+            "there is no local manifest to vouch for it"
+        });
+    };
+    let entries: Vec<&Entry> = manifest.with_digest(digest).collect();
+    let Some(&entry) = entries.first() else {
+        return unknown("the local manifest does not list it");
+    };
+    let state = match store {
+        Some(store) => store::inspect(store, entry, verify).map_err(FetchError::from)?,
+        None => Stored::Missing,
+    };
+    Ok(Installed::Image {
+        versions: fetch::versions(entries.iter().copied()),
+        digest: entry.digest_hex(),
+        size: entry.size,
+        matches_pattern: entries.iter().any(|e| config.version.matches(&e.version)),
+        state,
+    })
+}
+
+fn not_a_link(dest: &Destination, kind: &str) -> Installed {
+    Installed::Unknown {
+        target: untrusted(&dest.latest_path().display().to_string()),
+        why: format!("latest is {kind}, not a symbolic link"),
+    }
+}
+
+/// Matching versions above the installed one, highest first; every
+/// matching version when nothing known is installed.
+fn newer(manifest: &Manifest, config: &Config, installed: &Installed) -> Vec<String> {
+    let floor = match installed {
+        Installed::Image { digest, .. } => manifest
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.digest_hex() == *digest)
+            .map(|e| &e.version),
+        _ => None,
+    };
+    fetch::versions(
+        manifest
+            .matching(&config.version)
+            .filter(|e| floor.is_none_or(|floor| e.version > *floor)),
+    )
+}
+
+fn describe_store(
+    files: Vec<StoreFile>,
+    manifest: Option<&Manifest>,
+    latest: Option<&str>,
+) -> Vec<StoreEntry> {
+    let mut entries: Vec<(Option<&crate::format::version::Version>, StoreEntry)> = files
+        .into_iter()
+        .map(|file| {
+            let named: Vec<&Entry> = manifest
+                .map(|m| {
+                    m.entries()
+                        .iter()
+                        .rev()
+                        .filter(|e| e.digest_hex() == file.name)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let kind = if retention::is_temporary(&file.name) {
+                "temporary"
+            } else if named.is_empty() {
+                "unlisted"
+            } else {
+                "image"
+            };
+            let entry = StoreEntry {
+                latest: latest == Some(file.name.as_str()),
+                versions: fetch::versions(named.iter().copied()),
+                kind,
+                file,
+            };
+            (named.first().map(|e| &e.version), entry)
+        })
+        .collect();
+    // Images newest first, then the rest by name (already sorted).
+    entries.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => y.cmp(x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    entries.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The text block of one config; each line gets the config's name in front.
+pub fn lines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let checked = if report.verified {
+        "size and SHA-256 checked"
+    } else {
+        "size checked"
+    };
+    lines.push(match &report.installed {
+        Installed::Nothing => "nothing installed (no latest)".to_string(),
+        Installed::Unknown { target, why } => {
+            format!("latest points at {target}, unknown: {why}")
+        }
+        Installed::Image {
+            versions, state, ..
+        } => {
+            let version = versions.first().map_or("", String::as_str);
+            match state {
+                Stored::Intact => format!("installed {version}, intact ({checked})"),
+                Stored::Missing => format!("installed {version}, missing (no file in store/)"),
+                Stored::Damaged(why) => format!("installed {version}, damaged ({why})"),
+            }
+        }
+    });
+    let mirrors: Vec<String> = report
+        .origins
+        .iter()
+        .skip(1)
+        .map(|o| untrusted(o))
+        .collect();
+    let mirrors = if mirrors.is_empty() {
+        String::new()
+    } else {
+        format!(" (mirrors: {})", mirrors.join(", "))
+    };
+    lines.push(format!(
+        "  origin {}{mirrors}, pattern {}",
+        untrusted(&report.origin),
+        untrusted(&report.pattern)
+    ));
+    lines.push(format!(
+        "  destination {}",
+        untrusted(&report.destination.display().to_string())
+    ));
+    if let Installed::Image {
+        versions,
+        digest,
+        size,
+        matches_pattern,
+        ..
+    } = &report.installed
+    {
+        lines.push(format!("  image store/{digest}, {}", size_text(*size)));
+        if versions.len() > 1 {
+            lines.push(format!("  published as {}", versions.join(", ")));
+        }
+        if !matches_pattern {
+            lines.push(format!(
+                "  its version does not match the pattern {}",
+                untrusted(&report.pattern)
+            ));
+        }
+    }
+    if !report.newer.is_empty() {
+        lines.push(format!(
+            "  newer in the local manifest: {}",
+            report.newer.join(", ")
+        ));
+    }
+    let images = report.store.iter().filter(|e| e.kind == "image").count();
+    let files = report.store.len();
+    lines.push(format!(
+        "  store: {images} image{}, {files} file{}, {}",
+        if images == 1 { "" } else { "s" },
+        if files == 1 { "" } else { "s" },
+        size_text(report.store_bytes())
+    ));
+    for entry in &report.store {
+        let what = match entry.kind {
+            "image" => entry.versions.join(", "),
+            kind => kind.to_string(),
+        };
+        lines.push(format!(
+            "    store/{} {what}, {}{}",
+            untrusted(&entry.file.name),
+            size_text(entry.file.size),
+            if entry.latest { ", latest" } else { "" }
+        ));
+    }
+    if !report.restart_pending.is_empty() {
+        lines.push(format!(
+            "  restart pending: {}",
+            report.restart_pending.join(", ")
+        ));
+    }
+    lines
+}
+
+fn record(config: &Path, report: Option<&Report>, error: Option<String>) -> StatusRecord {
+    let mut record = StatusRecord {
+        config: config.display().to_string(),
+        outcome: "failed",
+        origin: None,
+        origins: Vec::new(),
+        pattern: None,
+        destination: None,
+        version: None,
+        versions: Vec::new(),
+        digest: None,
+        size: None,
+        matches_pattern: None,
+        verified: false,
+        problem: None,
+        newer: Vec::new(),
+        store: Vec::new(),
+        store_bytes: 0,
+        restart_pending: Vec::new(),
+        error,
+    };
+    let Some(report) = report else {
+        return record;
+    };
+    record.outcome = report.outcome();
+    record.origin = Some(untrusted(&report.origin));
+    record.origins = report.origins.iter().map(|o| untrusted(o)).collect();
+    record.pattern = Some(untrusted(&report.pattern));
+    record.destination = Some(untrusted(&report.destination.display().to_string()));
+    record.verified = report.verified;
+    match &report.installed {
+        Installed::Nothing => {}
+        Installed::Unknown { target, why } => {
+            record.problem = Some(format!("latest points at {target}: {why}"));
+        }
+        Installed::Image {
+            versions,
+            digest,
+            size,
+            matches_pattern,
+            state,
+        } => {
+            record.version = versions.first().cloned();
+            record.versions = versions.clone();
+            record.digest = Some(digest.clone());
+            record.size = Some(*size);
+            record.matches_pattern = Some(*matches_pattern);
+            record.problem = match state {
+                Stored::Intact => None,
+                Stored::Missing => Some("the image is not in store/".into()),
+                Stored::Damaged(why) => Some(why.clone()),
+            };
+        }
+    }
+    record.newer = report.newer.clone();
+    record.store = report
+        .store
+        .iter()
+        .map(|e| StoreRecord {
+            file: untrusted(&e.file.name),
+            kind: e.kind,
+            versions: e.versions.clone(),
+            size: e.file.size,
+            latest: e.latest,
+        })
+        .collect();
+    record.store_bytes = report.store_bytes();
+    record.restart_pending = report.restart_pending.clone();
+    record
+}

@@ -1,0 +1,487 @@
+//! From an image reference to one image manifest: the tag or digest asked for, the index
+//! entry for a platform, nested indexes to a bounded depth, every manifest checked.
+//!
+//! A manifest is asked for with the four manifest media types (see `registry::image`) and
+//! read with the manifest cap. One named by digest (pinned in the reference, or an index
+//! entry) must have that digest and the size its descriptor gives. With both a tag and a
+//! digest, the digest is what is pulled, and the tag must name it: either the tag's
+//! manifest is that digest, or it is an index that lists it. The platform is never "the
+//! first entry": see `format::oci::platform`.
+
+use std::path::{Path, PathBuf};
+
+use super::pull::{PullError, Report};
+use crate::format::oci::config::ImageConfig;
+use crate::format::oci::digest::Digest;
+use crate::format::oci::manifest::{
+    self, Descriptor, ImageIndex, ImageManifest, MAX_MANIFEST_SIZE, ParsedManifest,
+};
+use crate::format::oci::media::ManifestKind;
+use crate::format::oci::platform::{self, Platform};
+use crate::format::oci::reference::{self, Reference, Scheme};
+use crate::origin::registry::{Registry, TransportConfig};
+use crate::registry::auth::{self, Credentials};
+use crate::registry::image::ServedManifest;
+use crate::registry::{Client, OciError};
+use crate::update::retry::{RetryPolicy, describe_wait};
+
+/// How deep indexes may nest (an index whose chosen entry is an index, …).
+pub const MAX_INDEX_DEPTH: usize = 4;
+/// The largest `--auth` key file read.
+const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// Where the registry credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// The registry auth files tako reads for every registry (see `registry::auth`).
+    Files,
+    /// A Google service-account JSON key (`--auth FILE`): sent as Basic `_json_key` with the
+    /// file's content as the password, as Google's registries take it.
+    JsonKey(PathBuf),
+}
+
+/// The platform to pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedPlatform {
+    pub platform: Platform,
+    /// Named on the command line (`--platform`, `--os`/`--arch`), rather than the host's.
+    pub explicit: bool,
+}
+
+/// One image's repository, reached with its credentials.
+pub struct Source {
+    pub image: Reference,
+    /// The image as printed: canonical, escaped already by the reference grammar.
+    pub shown: String,
+    registry: Registry,
+}
+
+fn read_key_file(path: &Path) -> Result<String, PullError> {
+    use std::io::Read;
+    let failed = |source| PullError::AuthFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(failed(std::io::Error::other("it is larger than 1 MiB")));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| failed(std::io::Error::other("it is not UTF-8 text")))?;
+    // As `docker login -p "$(cat key.json)"` sends it: without the final newline.
+    let key = text.trim_end();
+    if key.is_empty() {
+        return Err(failed(std::io::Error::other("it is empty")));
+    }
+    Ok(key.to_owned())
+}
+
+/// The credentials for `image`: from the key file, else the auth files (Docker Hub's under
+/// its old name too, as `docker login` files them).
+fn credentials(image: &Reference, auth: &Auth) -> Result<Option<Credentials>, PullError> {
+    if let Auth::JsonKey(path) = auth {
+        return Ok(Some(Credentials {
+            username: "_json_key".to_owned(),
+            password: read_key_file(path)?,
+        }));
+    }
+    let files = auth::auth_files(|name| std::env::var(name).ok());
+    let registry_error = |e: auth::AuthError| PullError::Registry {
+        image: image.to_string(),
+        source: Box::new(OciError::Auth(e)),
+    };
+    let mut names = vec![image.registry()];
+    if image.registry() == reference::DOCKER_HUB {
+        names.push("index.docker.io");
+    }
+    for name in names {
+        if let Some(found) =
+            auth::lookup(&files, name, image.repository()).map_err(registry_error)?
+        {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+impl Source {
+    /// The repository of `image`, with credentials from `auth`; layers are downloaded
+    /// with the transport's `limits`, all by `max_time` from now.
+    pub fn connect(
+        image: Reference,
+        auth: &Auth,
+        limits: TransportConfig,
+        max_time: Option<std::time::Duration>,
+    ) -> Result<Source, PullError> {
+        let credentials = credentials(&image, auth)?;
+        let reference = crate::registry::Reference {
+            https: image.scheme() == Scheme::Https,
+            registry: image.api_host().to_owned(),
+            repository: image.repository().to_owned(),
+        };
+        let client = Client::with_credentials(reference, credentials, false);
+        Ok(Source {
+            shown: image.to_string(),
+            image,
+            registry: Registry::for_image(client, limits, max_time),
+        })
+    }
+
+    /// The origin layers are downloaded from.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn client(&self) -> &Client {
+        self.registry.client()
+    }
+
+    fn registry_error(&self, source: OciError) -> PullError {
+        PullError::Registry {
+            image: self.shown.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Calls the registry, trying a transient failure again after a backoff.
+    pub fn retrying<T>(
+        &self,
+        retry: RetryPolicy,
+        report: &dyn Report,
+        mut call: impl FnMut(&Client) -> Result<T, OciError>,
+    ) -> Result<T, PullError> {
+        let mut round = 0;
+        loop {
+            match call(self.client()) {
+                Err(e) if e.is_transient() && round < retry.retries => {
+                    let wait = retry.delay(round, None);
+                    report.warn(&format!(
+                        "{}: {e}; retrying in {} (retry {} of {})",
+                        self.shown,
+                        describe_wait(wait),
+                        round + 1,
+                        retry.retries
+                    ));
+                    std::thread::sleep(wait);
+                    round += 1;
+                }
+                other => return other.map_err(|e| self.registry_error(e)),
+            }
+        }
+    }
+
+    /// The manifest `reference` (a tag or a digest) names; `size` when a descriptor gives it.
+    fn fetch(
+        &self,
+        reference: &str,
+        size: Option<u64>,
+        retry: RetryPolicy,
+        report: &dyn Report,
+    ) -> Result<Fetched, PullError> {
+        let max = size.unwrap_or(MAX_MANIFEST_SIZE).min(MAX_MANIFEST_SIZE);
+        let served = self
+            .retrying(retry, report, |client| {
+                client.image_manifest(reference, max)
+            })?
+            .ok_or_else(|| PullError::NotFound {
+                image: self.shown.clone(),
+                reference: reference.to_owned(),
+            })?;
+        if let Some(size) = size
+            && served.bytes.len() as u64 != size
+        {
+            return Err(PullError::Size {
+                image: self.shown.clone(),
+                what: "manifest",
+                digest: served.digest,
+                expected: size,
+                actual: served.bytes.len() as u64,
+            });
+        }
+        Fetched::parse(self, served)
+    }
+}
+
+/// A manifest or index as served, read.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub digest: Digest,
+    pub parsed: ParsedManifest,
+}
+
+impl Fetched {
+    fn parse(source: &Source, served: ServedManifest) -> Result<Fetched, PullError> {
+        let parsed =
+            manifest::parse(&served.bytes, served.content_type.as_deref()).map_err(|e| {
+                PullError::Manifest {
+                    image: source.shown.clone(),
+                    digest: served.digest,
+                    source: Box::new(e),
+                }
+            })?;
+        Ok(Fetched {
+            digest: served.digest,
+            parsed,
+        })
+    }
+}
+
+/// How the manifest a tag names relates to the digest pinned next to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pinned {
+    /// The tag names the pinned manifest itself.
+    Itself,
+    /// The tag names an index that lists the pinned manifest (of this size).
+    Listed { size: u64 },
+    /// Neither: the tag moved, or the digest is of another image.
+    No,
+}
+
+fn pinned_by(tagged: &Fetched, pinned: &Digest) -> Pinned {
+    if tagged.digest == *pinned {
+        return Pinned::Itself;
+    }
+    match &tagged.parsed {
+        ParsedManifest::Index { index, .. } => index
+            .manifests
+            .iter()
+            .find(|entry| entry.digest == *pinned)
+            .map_or(Pinned::No, |entry| Pinned::Listed { size: entry.size }),
+        ParsedManifest::Image { .. } => Pinned::No,
+    }
+}
+
+/// The manifest the reference itself names: its pinned digest (checked against its tag if
+/// it has both), else its tag.
+pub fn top(source: &Source, retry: RetryPolicy, report: &dyn Report) -> Result<Fetched, PullError> {
+    let image = &source.image;
+    match (image.tag(), image.digest()) {
+        (Some(tag), Some(pinned)) => {
+            let tagged = source.fetch(tag, None, retry, report)?;
+            match pinned_by(&tagged, &pinned) {
+                Pinned::Itself => Ok(tagged),
+                Pinned::Listed { size } => {
+                    source.fetch(&pinned.to_string(), Some(size), retry, report)
+                }
+                Pinned::No => Err(PullError::TagMismatch {
+                    image: source.shown.clone(),
+                    tag: tag.to_owned(),
+                    named: tagged.digest,
+                    pinned,
+                }),
+            }
+        }
+        (None, Some(pinned)) => source.fetch(&pinned.to_string(), None, retry, report),
+        (tag, None) => source.fetch(tag.unwrap_or(reference::DEFAULT_TAG), None, retry, report),
+    }
+}
+
+/// The image manifest chosen for a platform.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The digest of the index the reference named, if it named one.
+    pub index: Option<Digest>,
+    /// The platforms that index offers (the top-level one), in its order.
+    pub platforms: Vec<Platform>,
+    pub digest: Digest,
+    pub kind: ManifestKind,
+    pub manifest: ImageManifest,
+    /// The platform of the index entry chosen, if any.
+    pub platform: Option<Platform>,
+}
+
+fn choose_entry(
+    source: &Source,
+    index: &ImageIndex,
+    wanted: &WantedPlatform,
+) -> Result<Descriptor, PullError> {
+    platform::choose(index, &wanted.platform)
+        .cloned()
+        .map_err(|e| PullError::Platform {
+            image: source.shown.clone(),
+            source: Box::new(e),
+        })
+}
+
+/// The image manifest for `wanted`: `top` itself if it is one, else the index entry for
+/// the platform, through nested indexes up to [`MAX_INDEX_DEPTH`].
+pub fn choose(
+    source: &Source,
+    top: Fetched,
+    wanted: &WantedPlatform,
+    retry: RetryPolicy,
+    report: &dyn Report,
+) -> Result<Chosen, PullError> {
+    let (index, platforms) = match &top.parsed {
+        ParsedManifest::Index { index, .. } => (Some(top.digest), platform::platforms(index)),
+        ParsedManifest::Image { .. } => (None, Vec::new()),
+    };
+    let mut current = top;
+    let mut chosen_platform = None;
+    for _ in 0..=MAX_INDEX_DEPTH {
+        match current.parsed {
+            ParsedManifest::Image { kind, manifest } => {
+                return Ok(Chosen {
+                    index,
+                    platforms,
+                    digest: current.digest,
+                    kind,
+                    manifest,
+                    platform: chosen_platform,
+                });
+            }
+            ParsedManifest::Index { index: list, .. } => {
+                let entry = choose_entry(source, &list, wanted)?;
+                chosen_platform = entry.platform.as_ref().map(Platform::from_spec);
+                current =
+                    source.fetch(&entry.digest.to_string(), Some(entry.size), retry, report)?;
+            }
+        }
+    }
+    Err(PullError::TooDeep {
+        image: source.shown.clone(),
+        max: MAX_INDEX_DEPTH,
+    })
+}
+
+/// Checks that the config's platform runs on the platform wanted: a single-platform image
+/// built for another one is refused unless that platform was asked for.
+pub fn check_platform(
+    source: &Source,
+    config: &ImageConfig,
+    wanted: &WantedPlatform,
+) -> Result<(), PullError> {
+    platform::check_image_platform(config.platform().as_ref(), &wanted.platform).map_err(|e| {
+        PullError::Platform {
+            image: source.shown.clone(),
+            source: Box::new(e),
+        }
+    })
+}
+
+/// What `tako image digest` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The image, canonical.
+    pub image: String,
+    /// The digest of the index the reference names, if it names one.
+    pub index: Option<Digest>,
+    /// The image manifest for the platform (the wanted one, else the host's), if there is
+    /// one for it.
+    pub manifest: Option<Digest>,
+    /// The platforms the index offers, or the one the single manifest's config names.
+    pub platforms: Vec<Platform>,
+    /// What the reference resolves to: the index (or single manifest), or with an explicit
+    /// platform the platform's manifest.
+    pub digest: Digest,
+}
+
+/// Resolves `source` as `tako image digest` does. `config` fetches (and checks) the config
+/// of a single-platform image, which is only needed to list its platform or to check it.
+pub fn describe(
+    source: &Source,
+    wanted: &WantedPlatform,
+    fetch_config: &dyn Fn(&ImageManifest) -> Result<ImageConfig, PullError>,
+    list_platforms: bool,
+    retry: RetryPolicy,
+    report: &dyn Report,
+) -> Result<Described, PullError> {
+    let top = top(source, retry, report)?;
+    let top_digest = top.digest;
+    let platforms = match &top.parsed {
+        ParsedManifest::Index { index, .. } => platform::platforms(index),
+        ParsedManifest::Image { manifest, .. } => {
+            let mut platforms = Vec::new();
+            if wanted.explicit || list_platforms {
+                let config = fetch_config(manifest)?;
+                if wanted.explicit {
+                    check_platform(source, &config, wanted)?;
+                }
+                platforms.extend(config.platform());
+            }
+            return Ok(Described {
+                image: source.shown.clone(),
+                index: None,
+                manifest: Some(top_digest),
+                platforms,
+                digest: top_digest,
+            });
+        }
+    };
+    let manifest = match choose(source, top, wanted, retry, report) {
+        Ok(chosen) => Some(chosen.digest),
+        // Without --platform only the index's digest was asked for, which an index with no
+        // entry for this host still has.
+        Err(PullError::Platform { .. }) if !wanted.explicit => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Described {
+        image: source.shown.clone(),
+        index: Some(top_digest),
+        manifest,
+        platforms,
+        digest: match manifest {
+            Some(manifest) if wanted.explicit => manifest,
+            _ => top_digest,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::oci::manifest::tests::{docker_manifest, hex_of};
+    use crate::format::oci::media;
+
+    fn fetched(bytes: &[u8]) -> Fetched {
+        Fetched {
+            digest: Digest::of(bytes),
+            parsed: manifest::parse(bytes, None).unwrap(),
+        }
+    }
+
+    fn index_listing(digest: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{digest}","size":321,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+            media::OCI_INDEX,
+            media::OCI_MANIFEST
+        )
+    }
+
+    #[test]
+    fn a_tag_and_a_digest_must_name_the_same_image() {
+        let image = docker_manifest(2);
+        let tagged = fetched(image.as_bytes());
+        assert_eq!(pinned_by(&tagged, &tagged.digest), Pinned::Itself);
+        let other = Digest::parse(&hex_of(7)).unwrap();
+        assert_eq!(pinned_by(&tagged, &other), Pinned::No);
+        // A tag naming an index pins any of its entries.
+        let index = fetched(index_listing(&hex_of(7)).as_bytes());
+        assert_eq!(pinned_by(&index, &other), Pinned::Listed { size: 321 });
+        let unlisted = Digest::parse(&hex_of(8)).unwrap();
+        assert_eq!(pinned_by(&index, &unlisted), Pinned::No);
+    }
+
+    #[test]
+    fn a_json_key_is_sent_as_google_wants_it_without_its_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.json");
+        std::fs::write(&key, "{\"type\": \"service_account\"}\n\n").unwrap();
+        let image = Reference::parse("gcr.io/project/app:1").unwrap();
+        let found = credentials(&image, &Auth::JsonKey(key.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "_json_key");
+        assert_eq!(found.password, "{\"type\": \"service_account\"}");
+        std::fs::write(&key, "\n").unwrap();
+        let e = credentials(&image, &Auth::JsonKey(key.clone())).unwrap_err();
+        assert!(e.to_string().contains("key.json"), "{e}");
+        assert!(e.to_string().contains("empty"), "{e}");
+        let missing = credentials(&image, &Auth::JsonKey(dir.path().join("gone"))).unwrap_err();
+        assert!(missing.to_string().contains("gone"), "{missing}");
+    }
+}

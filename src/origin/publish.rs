@@ -1,0 +1,83 @@
+//! The writing side of the seam: what `tako store` needs of the place it publishes to.
+//!
+//! A place holds signed manifest files, named by [`Slot`] (`manifest` and `manifest.<keyid>`
+//! in a directory, the tags `tako-manifest` and `tako-manifest.<keyid>` in a registry), and
+//! images by digest, each with its chunk index. `tako store` reads every manifest file,
+//! checks them, stages the image (reading it once for its size, digest and index), puts
+//! the image, writes the manifest files in the order that keeps every host served, and
+//! removes the ones no longer wanted, in one flow for a directory ([`LocalDir`]) and a
+//! registry ([`RegistryTarget`]).
+
+use std::path::Path;
+
+use super::local::LocalDir;
+use super::registry_publish::RegistryTarget;
+use super::{OriginError, Slot};
+
+/// A manifest file as it stands before this run changes anything.
+#[derive(Debug)]
+pub struct Existing {
+    pub slot: Slot,
+    /// Its bytes, at most as many as a host accepts.
+    pub bytes: Vec<u8>,
+}
+
+/// How a manifest file was taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    /// It is gone.
+    Deleted,
+    /// The place would not delete it (a registry with deletes off): it now holds a marker
+    /// that hosts take as no manifest and `tako store` as no file.
+    Marked,
+}
+
+/// An image read once and ready to be put: its size and SHA-256 are known (the entry to
+/// sign), and its chunk index if one was asked for. Dropped without [`Staged::put`],
+/// nothing of it stays behind.
+pub trait Staged {
+    fn size(&self) -> u64;
+    fn digest(&self) -> [u8; 32];
+    /// Puts the image, and its index, where hosts find them under the version `version`.
+    fn put(self: Box<Self>, version: &str) -> Result<(), OriginError>;
+}
+
+/// A place `tako store` publishes to, held for the whole run (a directory is locked).
+pub trait Publish {
+    /// Where the manifest file `slot` is, fit to print: a path, or `oci://…:tag`.
+    fn location(&self, slot: &Slot) -> String;
+
+    /// How a message introduces the existing manifest file `slot` ("existing manifest
+    /// PATH", "the manifest in oci://…").
+    fn title(&self, slot: &Slot) -> String;
+
+    /// Every manifest file there is, in [`Slot`] order. Their versions (a registry's tag
+    /// digests) are kept, so that writing one the place changed meanwhile is refused.
+    fn manifests(&self) -> Result<Vec<Existing>, OriginError>;
+
+    /// Reads the image at `image` once for its size, SHA-256 and, with `index`, its chunk
+    /// index; a directory copies it aside on the way.
+    fn stage(&self, image: &Path, index: bool) -> Result<Box<dyn Staged + '_>, OriginError>;
+
+    /// Writes `signed` as the manifest file `slot`, replacing any: a host reads the old
+    /// file or the new one, never a mix.
+    fn put_manifest(&self, slot: &Slot, signed: &[u8]) -> Result<(), OriginError>;
+
+    /// Takes away the manifest file `slot`, which [`Publish::manifests`] found.
+    fn remove_manifest(&self, slot: &Slot) -> Result<Removed, OriginError>;
+
+    /// Makes the removals durable (a directory is flushed once after several).
+    fn finish(&self) -> Result<(), OriginError>;
+}
+
+/// The place `output` names: a registry repository (`oci://…`, `oci+http://…`) or a local
+/// directory, which must exist.
+pub fn open(output: &Path) -> Result<Box<dyn Publish>, OriginError> {
+    if let Some(url) = output
+        .to_str()
+        .filter(|o| crate::registry::Reference::is_registry_url(o))
+    {
+        return Ok(Box::new(RegistryTarget::open(url)?));
+    }
+    Ok(Box::new(LocalDir::open(output)?))
+}

@@ -1,0 +1,190 @@
+//! A registry repository as a place to publish to ([`Publish`]), in Tako's layout
+//! (docs/registries.md, [`layout`]).
+//!
+//! The manifest files are tags: `tako-manifest` and, during a key rotation,
+//! `tako-manifest.<keyid>`, found by listing the repository's tags. A registry has no
+//! lock and no compare-and-swap on tags, so the digest each tag named when it was read is
+//! kept, and a tag is only written (or taken away) while it still names that digest,
+//! checked just before and after: a publisher that lost a race is told so and stops.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::publish::{Existing, Publish, Removed, Staged};
+use super::registry_layout::{self as layout, MANIFEST_TAG};
+use super::{OriginError, Slot};
+use crate::format::manifest::MAX_MANIFEST_SIZE;
+use crate::registry::{Client, OciError, Reference};
+use crate::stream::chunking;
+use crate::stream::hashing::{self, CopyError};
+
+/// A registry repository that `tako store` pushes to.
+pub struct RegistryTarget {
+    client: Client,
+    /// The digest of the artifact each Tako tag named when read, or after this run wrote
+    /// it; a tag that is not here did not exist.
+    seen: RefCell<BTreeMap<Slot, String>>,
+}
+
+impl RegistryTarget {
+    /// The repository `url` (`oci://…`, `oci+http://…`), with credentials for pushing from
+    /// the usual auth files.
+    pub fn open(url: &str) -> Result<RegistryTarget, OciError> {
+        let reference = Reference::parse(url)?;
+        let client = Client::new(reference, true)?;
+        Ok(RegistryTarget::with_client(client))
+    }
+
+    /// Publishing through `client` (a client for pushing).
+    pub fn with_client(client: Client) -> RegistryTarget {
+        RegistryTarget {
+            client,
+            seen: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Reads the tag of `slot`: `Ok(None)` when it is missing or holds a retired key's
+    /// marker. Either way what it named is remembered.
+    fn read(&self, slot: &Slot) -> Result<Option<Vec<u8>>, OciError> {
+        let tag = layout::manifest_tag(slot);
+        let Some(fetched) = self.client.manifest(&tag)? else {
+            self.seen.borrow_mut().remove(slot);
+            return Ok(None);
+        };
+        self.seen
+            .borrow_mut()
+            .insert(slot.clone(), fetched.digest.clone());
+        if layout::is_retired(&fetched.bytes) {
+            return Ok(None);
+        }
+        let bytes = layout::signed_manifest_of(&self.client, &tag, &fetched, MAX_MANIFEST_SIZE)?;
+        Ok(Some(bytes))
+    }
+}
+
+impl Publish for RegistryTarget {
+    fn location(&self, slot: &Slot) -> String {
+        format!("{}:{}", self.client.reference, layout::manifest_tag(slot))
+    }
+
+    fn title(&self, slot: &Slot) -> String {
+        match slot {
+            Slot::Primary => format!("the manifest in {}", self.client.reference),
+            Slot::Key(id) => format!("the manifest of key {id} in {}", self.client.reference),
+        }
+    }
+
+    fn manifests(&self) -> Result<Vec<Existing>, OriginError> {
+        // `tako-manifest` is read whatever the list says (a registry may list a new tag
+        // late); the keys' tags are only known from the list.
+        let mut slots: Vec<Slot> = self
+            .client
+            .tags()?
+            .iter()
+            .filter_map(|tag| Slot::parse(tag, MANIFEST_TAG))
+            .chain([Slot::Primary])
+            .collect();
+        slots.sort();
+        slots.dedup();
+        let mut found = Vec::new();
+        for slot in slots {
+            if let Some(bytes) = self.read(&slot)? {
+                found.push(Existing { slot, bytes });
+            }
+        }
+        Ok(found)
+    }
+
+    fn stage(&self, image: &Path, index: bool) -> Result<Box<dyn Staged + '_>, OriginError> {
+        // The index comes from the same single read as the size and digest, so that it
+        // always describes the image hashed (an image changed meanwhile is refused by the
+        // registry, which hashes the upload).
+        let read = |source| OciError::ReadImage {
+            path: image.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(image).map_err(read)?;
+        let (size, digest, index) = if index {
+            let index = chunking::index_of(&mut file).map_err(read)?;
+            (index.size, index.digest, Some(index.to_bytes()))
+        } else {
+            let summary = hashing::copy_and_hash(&mut file, None, None).map_err(|e| match e {
+                CopyError::Read(e) | CopyError::Write(e) => read(e),
+                CopyError::TooLong { .. } => read(io::Error::other(e.to_string())),
+            })?;
+            (summary.size, summary.digest, None)
+        };
+        Ok(Box::new(RegistryStaged {
+            client: &self.client,
+            path: image.to_path_buf(),
+            size,
+            digest,
+            index,
+        }))
+    }
+
+    fn put_manifest(&self, slot: &Slot, signed: &[u8]) -> Result<(), OriginError> {
+        let previous = self.seen.borrow().get(slot).cloned();
+        let pushed = layout::push_manifest(&self.client, slot, signed, previous.as_deref())?;
+        self.seen.borrow_mut().insert(slot.clone(), pushed);
+        Ok(())
+    }
+
+    fn remove_manifest(&self, slot: &Slot) -> Result<Removed, OriginError> {
+        let Some(previous) = self.seen.borrow().get(slot).cloned() else {
+            return Ok(Removed::Deleted);
+        };
+        let others: Vec<String> = self
+            .seen
+            .borrow()
+            .iter()
+            .filter(|(s, _)| *s != slot)
+            .map(|(_, digest)| digest.clone())
+            .collect();
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        let retired = layout::retire(&self.client, slot, &previous, &others)?;
+        self.seen.borrow_mut().remove(slot);
+        Ok(match retired {
+            layout::Retired::Deleted => Removed::Deleted,
+            layout::Retired::Marked => Removed::Marked,
+        })
+    }
+
+    fn finish(&self) -> Result<(), OriginError> {
+        Ok(())
+    }
+}
+
+/// An image hashed (and indexed), to be uploaded from its file.
+struct RegistryStaged<'c> {
+    client: &'c Client,
+    path: PathBuf,
+    size: u64,
+    digest: [u8; 32],
+    index: Option<Vec<u8>>,
+}
+
+impl Staged for RegistryStaged<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
+    fn put(self: Box<Self>, version: &str) -> Result<(), OriginError> {
+        let hex = hex::encode(self.digest);
+        let image = layout::Image {
+            path: &self.path,
+            size: self.size,
+            hex: &hex,
+            index: self.index.as_deref(),
+        };
+        layout::push_image(self.client, &image, version)?;
+        Ok(())
+    }
+}

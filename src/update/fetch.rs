@@ -1,0 +1,614 @@
+//! The fetch engine: bring one config's destination up to date with its origin.
+//!
+//! For one config: verify the local manifest, download and verify the
+//! remote one, refuse a rollback, install the highest matching image into
+//! the content-addressed store and move `latest`. Every file is installed
+//! atomically (see `fs`), so a crash at any point leaves a valid destination.
+//! The engine never prints: it tells its caller through [`Report`], and leaves
+//! restarting units to the caller's `restart` step.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{self, Config, ConfigError};
+use crate::destination::store::{self, StoreError, Stored};
+use crate::destination::{self, Destination, partial, poll, restart_pending};
+use crate::format::manifest::{Entry, Manifest, ManifestError};
+use crate::format::retention;
+use crate::format::size;
+use crate::format::text::untrusted;
+use crate::fs::{DirLock, IoError};
+use crate::net::{Transport, TransportConfig, TransportError};
+use crate::origin::{self, Origin, Validators};
+use crate::update::delta::{Transfer, try_delta};
+use crate::update::image::{self, Downloaded, ImageError, Say};
+use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
+use crate::update::retry::RetryPolicy;
+use crate::update::select::{self, ManifestQuery, SelectError};
+
+pub use crate::format::manifest::MAX_MANIFEST_SIZE;
+
+/// How the engine tells what it does, for one config; the command implements it with the
+/// output and progress bars of `ui/`.
+pub trait Report {
+    /// Something worth a line in the log even when nobody watches.
+    fn warn(&self, message: &str);
+    /// Progress for a person watching; a timer's log only gets results and errors.
+    fn progress(&self, message: &str);
+    /// A progress bar for downloading `size` bytes of `version`, asked for only when
+    /// [`Options::progress`] is set.
+    fn download_bar(&self, version: &str, size: u64) -> indicatif::ProgressBar;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Origin(#[from] crate::origin::OriginError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("local manifest {} is invalid: {source}", path.display())]
+    LocalManifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}"
+    )]
+    AllWithdrawn { pattern: String, versions: String },
+    #[error(
+        "no version matches {pattern} ({}), and --init needs an image",
+        available_text(.available)
+    )]
+    NoImage { pattern: String, available: String },
+    #[error(
+        "installed {version}, but the restart of {units} failed: {source}; the next run retries the restart (recorded in {})",
+        pending.display()
+    )]
+    Restart {
+        version: String,
+        /// The units not restarted, the failed one first.
+        units: String,
+        /// The restart's failure, as the command that restarts units reports it.
+        source: Box<dyn std::error::Error>,
+        pending: PathBuf,
+    },
+    #[error(
+        "{outcome}, but the restart of {units} pending from an earlier run failed again: {source}; the next run retries it (recorded in {})",
+        pending.display()
+    )]
+    RestartRetry {
+        outcome: String,
+        /// The units not restarted, the failed one first.
+        units: String,
+        /// The restart's failure, as the command that restarts units reports it.
+        source: Box<dyn std::error::Error>,
+        pending: PathBuf,
+    },
+    #[error(
+        "{outcome}, but the restart of {units} is pending from an earlier run and --no-restart was given (recorded in {})",
+        pending.display()
+    )]
+    RestartNotRetried {
+        outcome: String,
+        units: String,
+        pending: PathBuf,
+    },
+    #[error(transparent)]
+    Pending(#[from] restart_pending::PendingError),
+}
+
+/// The parenthesised part of a "no version matches" line.
+pub fn available_text(available: &str) -> String {
+    if available.is_empty() {
+        "no versions are published".to_string()
+    } else {
+        format!("available: {available}")
+    }
+}
+
+/// A published image as reported: the version chosen, its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Fit to print (see `text::untrusted`).
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Image {
+    pub fn of(entry: &Entry) -> Image {
+        Image {
+            version: untrusted(entry.version.as_str()),
+            digest: entry.digest_hex(),
+            size: entry.size,
+        }
+    }
+}
+
+/// What happened to one config, as printed on standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Updated {
+        from: Option<String>,
+        to: Image,
+        restarted: Vec<String>,
+        /// What `Keep=` collected from the store afterwards.
+        removed: Vec<retention::Removal>,
+        /// What the download cost, if it was a delta (see `origin::delta`).
+        transfer: Option<Transfer>,
+    },
+    UpToDate(Image),
+    /// `--init` found a valid image and did not look for updates.
+    Present(Image),
+    NoMatch {
+        pattern: String,
+        /// Every published version, lowest first, fit to print.
+        available: Vec<String>,
+    },
+    /// The units an earlier run failed to restart were restarted now, after
+    /// the update step ended with `then`.
+    RestartedPending {
+        then: Box<Outcome>,
+        units: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Updated {
+                from,
+                to,
+                restarted,
+                removed,
+                transfer,
+            } => {
+                write!(
+                    f,
+                    "updated {} -> {}",
+                    from.as_deref().unwrap_or("(none)"),
+                    to.version
+                )?;
+                if let Some(transfer) = transfer {
+                    write!(
+                        f,
+                        " (downloaded {} of {})",
+                        size::short(transfer.downloaded),
+                        size::short(transfer.image)
+                    )?;
+                }
+                if !restarted.is_empty() {
+                    write!(f, "; restarted {}", restarted.join(", "))?;
+                }
+                if !removed.is_empty() {
+                    let removed: Vec<String> =
+                        removed.iter().map(retention::Removal::brief).collect();
+                    write!(f, "; removed {}", removed.join(", "))?;
+                }
+                Ok(())
+            }
+            Outcome::UpToDate(image) => write!(f, "up to date ({})", image.version),
+            Outcome::Present(image) => write!(f, "present ({})", image.version),
+            Outcome::NoMatch { pattern, available } => {
+                write!(
+                    f,
+                    "no version matches {pattern} ({})",
+                    available_text(&available.join(", "))
+                )
+            }
+            Outcome::RestartedPending { then, units } => write!(
+                f,
+                "{then}; restarted {} (pending from an earlier run)",
+                units.join(", ")
+            ),
+        }
+    }
+}
+
+/// The options that apply to every config of one run.
+pub struct Options {
+    pub init: bool,
+    pub verify: bool,
+    pub restart: bool,
+    pub transport: TransportConfig,
+    /// The most one config's fetch may take (`--max-time`).
+    pub max_time: Option<Duration>,
+    /// Whether to draw a progress bar for each download (a person watches).
+    pub progress: bool,
+    /// How transient failures are retried (`--retries`).
+    pub retry: RetryPolicy,
+}
+
+/// An error of one config as printed: a config error names its file and
+/// line itself, any other is prefixed with the config's name.
+pub fn config_error_text(config_path: &Path, e: &FetchError) -> String {
+    match e {
+        FetchError::Config(e) => e.to_string(),
+        e => format!("{}: {e}", config_path.display()),
+    }
+}
+
+/// What the restart step gets once `latest` is where it should be: the config, the
+/// destination's lock (which it may let go of while units restart) and the outcome so far.
+pub type Restart<'a> = &'a dyn Fn(&Config, DirLock, Outcome) -> Result<Outcome, FetchError>;
+
+/// Brings the destination of the config at `config_path` up to date, then hands over to
+/// `restart` (not with `--init`).
+pub fn fetch_one(
+    config_path: &Path,
+    options: &Options,
+    transport: &Transport,
+    report: &dyn Report,
+    restart: Restart<'_>,
+) -> Result<Outcome, FetchError> {
+    // The clock for --max-time starts before anything else of this config.
+    let transport = transport.with_max_time(options.max_time);
+    let config = config::load(config_path)?;
+    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
+    // ClientCertificate=.
+    let origin = origin::for_config(&config, &transport)?;
+    let dest = Destination::open(&config.destination)?;
+
+    // Every file is replaced atomically, so the offline check needs no
+    // lock: a run stuck on a slow download must not hold up a service's
+    // ExecStartPre=.
+    if options.init
+        && let Some(local) = read_local_manifest(&dest, &config)?
+        && let Some(verified) = local.verified()
+        && let Some(entry) = installed_entry(&dest, verified, &config, options.verify, report)?
+    {
+        return Ok(Outcome::Present(Image::of(entry)));
+    }
+
+    let lock = dest.lock()?;
+    // Temporaries of runs that crashed; no live run owns them under the lock.
+    if let Some(store) = dest.store()? {
+        store.remove_temporaries()?;
+    }
+    // The cache of chunk indexes only saves work: something planted at
+    // DEST/index must not stop an update (a delta then says why it is not
+    // tried, and the image is downloaded whole).
+    if let Ok(Some(cache)) = dest.index_cache()
+        && let Err(e) = cache.remove_temporaries()
+    {
+        report.warn(&e.to_string());
+    }
+    let updated = update(&dest, &config, options, origin.as_ref(), report);
+    if options.init {
+        // The unit running `--init` is starting anyway, and its start must
+        // not fail because another unit's restart did: a pending restart is
+        // neither retried nor reported here.
+        return updated;
+    }
+    match updated {
+        Ok(outcome) => restart(&config, lock, outcome),
+        Err(e) => {
+            if let Ok(Some(units)) = restart_pending::read(dest.path())
+                && !units.is_empty()
+            {
+                report.warn(&format!(
+                    "the restart of {} is still pending from an earlier run; the next run that gets as far as restarting retries it",
+                    units.join(", ")
+                ));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Everything after the `--init` shortcut up to and including moving
+/// `latest`, under the destination lock held by the caller.
+fn update(
+    dest: &Destination,
+    config: &Config,
+    options: &Options,
+    origin: &dyn Origin,
+    report: &dyn Report,
+) -> Result<Outcome, FetchError> {
+    let local = local_manifest(dest, config, report)?;
+
+    // Validators are only sent for a copy that verifies: a 304 must leave a usable one.
+    let known = local
+        .as_ref()
+        .filter(|l| l.verified().is_some())
+        .and_then(|l| poll::read(dest.dir(), &l.bytes));
+    let RemoteManifest {
+        bytes: remote_bytes,
+        manifest: remote,
+        validators,
+        ..
+    } = remote_manifest(
+        config,
+        origin,
+        local.as_ref(),
+        known.as_ref(),
+        options.retry,
+        report,
+    )?;
+    if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
+        // Validators must never outlive the manifest they describe.
+        poll::forget(dest.dir())?;
+        dest.write_manifest(&remote_bytes)?;
+    }
+    poll::update(
+        dest.dir(),
+        known.as_ref(),
+        validators.as_ref(),
+        &remote_bytes,
+    )?;
+
+    let available = || versions(remote.entries());
+    let candidates: Vec<&Entry> = remote.matching(&config.version).collect();
+    if candidates.is_empty() {
+        let pattern = untrusted(config.version.as_str());
+        return if options.init {
+            Err(FetchError::NoImage {
+                pattern,
+                available: available().join(", "),
+            })
+        } else {
+            Ok(Outcome::NoMatch {
+                pattern,
+                available: available(),
+            })
+        };
+    }
+
+    let store = dest.ensure_store()?;
+    // Bytes kept for an image no longer wanted would only take up space.
+    partial::remove_unwanted(&store, |hex| {
+        candidates.iter().any(|e| e.digest_hex() == hex)
+    })?;
+    let mut chosen = None;
+    for entry in &candidates {
+        match install(dest, &store, entry, options, origin, report)? {
+            Installed::Withdrawn => {}
+            Installed::Present | Installed::Downloaded => {
+                chosen = Some((*entry, None));
+                break;
+            }
+            Installed::Delta(transfer) => {
+                chosen = Some((*entry, Some(transfer)));
+                break;
+            }
+        }
+    }
+    let Some((entry, transfer)) = chosen else {
+        return Err(FetchError::AllWithdrawn {
+            pattern: untrusted(config.version.as_str()),
+            versions: version_list(candidates.iter().copied()),
+        });
+    };
+    // The chosen image is complete now: a partial of it (finished since by another run
+    // or tool) and those of lower matches are of no more use, and higher ones were
+    // withdrawn. Only a run that installs nothing keeps its partials to resume.
+    partial::remove_unwanted(&store, |_| false)?;
+
+    let target = destination::store_target(&entry.digest_hex());
+    let previous = dest.latest();
+    if previous.as_deref() == Some(target.as_path()) {
+        return Ok(Outcome::UpToDate(Image::of(entry)));
+    }
+    dest.point_latest_at(&entry.digest_hex())?;
+    let from = previous.map(|p| describe_target(&p, &remote));
+    // `Keep=`: the store is collected once `latest` is in place, still
+    // under the lock. The update stands whatever happens here.
+    let mut removed = Vec::new();
+    if let Some(keep) = config.keep {
+        let collected =
+            store::collect(dest, &remote, keep, false, &mut |r| removed.push(r.clone()));
+        if let Err(e) = collected {
+            report.warn(&format!("Keep={keep}: {e}"));
+        }
+    }
+    Ok(Outcome::Updated {
+        from,
+        to: Image::of(entry),
+        restarted: Vec::new(),
+        removed,
+        transfer,
+    })
+}
+
+/// The local manifest of `config`'s destination, if there is one, with the
+/// one warning of a host whose copy is signed by a key no longer configured
+/// (its entries then only serve the rollback check; see docs/key-rotation.md).
+pub fn local_manifest(
+    dest: &Destination,
+    config: &Config,
+    report: &dyn Report,
+) -> Result<Option<LocalManifest>, FetchError> {
+    let local = read_local_manifest(dest, config)?;
+    if local.as_ref().is_some_and(|l| l.verified().is_none()) {
+        report.warn(&untrusted_local_warning(&dest.manifest_path()));
+    }
+    Ok(local)
+}
+
+/// Obtains the remote manifest and accepts it as fetch does: at most
+/// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with the
+/// `manifest.<keyid>` fallback), and no rollback against `local`, from the first
+/// of the config's origins that serves one (see `select`); `known` makes
+/// the poll conditional. Changes nothing on disk; `tako check` relies on that,
+/// and a caller that keeps the manifest also keeps its validators (see `poll`).
+pub fn remote_manifest(
+    config: &Config,
+    origin: &dyn Origin,
+    local: Option<&LocalManifest>,
+    known: Option<&Validators>,
+    retry: RetryPolicy,
+    report: &dyn Report,
+) -> Result<RemoteManifest, FetchError> {
+    let query = ManifestQuery {
+        keys: &config.public_keys,
+        max: MAX_MANIFEST_SIZE,
+        local,
+        known,
+        retry,
+        warn: &|message| report.warn(message),
+    };
+    Ok(select::remote_manifest(origin, &query)?)
+}
+
+/// Versions for a message: "1.0, 1.1".
+fn version_list<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> String {
+    versions(entries).join(", ")
+}
+
+/// The versions of `entries`, each fit to print.
+pub fn versions<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<String> {
+    entries
+        .into_iter()
+        .map(|e| untrusted(e.version.as_str()))
+        .collect()
+}
+
+/// The local manifest, if there is one. It is read as a remote one is, at
+/// most `MAX_MANIFEST_SIZE` bytes, and only if it is a regular file. It must
+/// be well-formed; see [`LocalManifest::check`] for one signed by a key no
+/// longer configured.
+pub fn read_local_manifest(
+    dest: &Destination,
+    config: &Config,
+) -> Result<Option<LocalManifest>, FetchError> {
+    let Some(bytes) = dest.read_manifest(MAX_MANIFEST_SIZE)? else {
+        return Ok(None);
+    };
+    let manifest = LocalManifest::check(bytes, &config.public_keys).map_err(|source| {
+        FetchError::LocalManifest {
+            path: dest.manifest_path(),
+            source,
+        }
+    })?;
+    Ok(Some(manifest))
+}
+
+/// The one warning of a host whose copy of the manifest is signed by a key
+/// its config no longer lists (see docs/key-rotation.md).
+fn untrusted_local_warning(path: &Path) -> String {
+    format!(
+        "local manifest {} is not signed by any configured key (was its key removed from the config?); its entries still guard against rollbacks, and the origin's manifest replaces it once one verifies",
+        path.display()
+    )
+}
+
+/// The entry `latest` points at, if it is a complete, matching image that
+/// the manifest lists: what `--init` needs to skip the network.
+fn installed_entry<'m>(
+    dest: &Destination,
+    manifest: &'m Manifest,
+    config: &Config,
+    verify: bool,
+    report: &dyn Report,
+) -> Result<Option<&'m Entry>, FetchError> {
+    let Some(hex) = dest.latest_name() else {
+        return Ok(None);
+    };
+    let hex = hex.as_str();
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(hex, &mut digest).is_err() {
+        return Ok(None);
+    }
+    // Several versions may share one image; any that matches will do.
+    let Some(entry) = manifest
+        .with_digest(digest)
+        .find(|e| config.version.matches(&e.version))
+    else {
+        return Ok(None);
+    };
+    let Some(store) = dest.store()? else {
+        return Ok(None);
+    };
+    let state = store::check(&store, entry, verify, &|message| report.warn(message))?;
+    Ok((state == Stored::Intact).then_some(entry))
+}
+
+/// How [`install`] made an image present.
+enum Installed {
+    /// It was there and intact.
+    Present,
+    /// Downloaded whole.
+    Downloaded,
+    /// Assembled from local chunks and ranges.
+    Delta(Transfer),
+    /// The publisher withdrew it (410 Gone).
+    Withdrawn,
+}
+
+/// Makes sure `store/<hex>` of `entry` is present and intact, downloading
+/// it if needed: as a delta when the store and the origin allow, else whole.
+fn install(
+    dest: &Destination,
+    store: &crate::fs::Dir,
+    entry: &Entry,
+    options: &Options,
+    origin: &dyn Origin,
+    report: &dyn Report,
+) -> Result<Installed, FetchError> {
+    let hex = entry.digest_hex();
+    let path = store.path().join(&hex);
+    match store::check(store, entry, options.verify, &|message| {
+        report.warn(message)
+    })? {
+        Stored::Intact => return Ok(Installed::Present),
+        // Kept until a verified copy is renamed over it: if the download
+        // fails, `latest` still points at a file.
+        Stored::Damaged(why) => report.warn(&format!(
+            "{} is damaged ({why}); downloading it again",
+            path.display()
+        )),
+        Stored::Missing => {}
+    }
+
+    let bar = || report.download_bar(entry.version.as_str(), entry.size);
+    let say = Say {
+        warn: &|message| report.warn(message),
+        progress: &|message| {
+            if options.progress {
+                report.progress(message)
+            }
+        },
+        bar: options.progress.then_some(&bar as &dyn Fn() -> _),
+    };
+    let latest = dest.latest_name();
+    if let Some(transfer) = try_delta(origin, dest.dir(), store, entry, latest.as_deref(), &say)? {
+        return Ok(Installed::Delta(transfer));
+    }
+    match image::download(origin, store, entry, options.retry, &say)? {
+        Downloaded::Installed => Ok(Installed::Downloaded),
+        Downloaded::Withdrawn { url } => {
+            report.warn(&format!(
+                "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
+                untrusted(entry.version.as_str())
+            ));
+            Ok(Installed::Withdrawn)
+        }
+    }
+}
+
+/// How to name what `latest` pointed at before: its version if the
+/// manifest knows the file, else the link target itself.
+pub fn describe_target(target: &Path, manifest: &Manifest) -> String {
+    let version = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|hex| {
+            let mut digest = [0u8; 32];
+            hex::decode_to_slice(hex, &mut digest).ok()?;
+            manifest.with_digest(digest).next()
+        })
+        .map(|e| untrusted(e.version.as_str()));
+    version.unwrap_or_else(|| untrusted(&target.display().to_string()))
+}
