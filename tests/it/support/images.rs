@@ -259,6 +259,8 @@ impl Layer {
         let mut header = tar::Header::new_ustar();
         header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_mtime(MTIME);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(mib << 20);
