@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::time::Instant;
 
 use super::*;
 use support::images::Entry as E;
@@ -266,14 +265,7 @@ fn purge_removes_the_partial_download_of_a_killed_pull() {
     let image = Image::host(Format::Oci, vec![big.clone()]);
     lab.push(&image, "app:big");
     let blob = blob_path("app", &big.digest());
-    lab.proxy.rule_once(&blob, Rule::stall_after(1 << 20));
-    let run = lab.spawn_pull(SLOW_GUARD, &[], "app:big", &lab.path("root"));
-    assert!(lab.proxy.wait_for_stalls(&blob, 1, HANG_GUARD));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while lab.partials().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    run.kill();
+    lab.kill_at(&[], "app:big", &lab.path("root"), &blob, 1 << 20, 1);
     assert!(
         !lab.partials().is_empty(),
         "no partial download (a name with .partial) in the cache after the kill"

@@ -9,20 +9,7 @@ use std::time::Instant;
 
 use super::*;
 use support::images::Entry as E;
-use support::registry_proxy::Rule;
 use support::tako::SLOW_GUARD;
-
-/// Waits until `done` holds, for at most `within`; whether it did.
-fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    done()
-}
 
 /// An image with a small base layer and a 4 MiB layer that does not compress.
 fn image_with_a_big_layer() -> (Image, Layer) {
@@ -37,30 +24,6 @@ fn image_with_a_big_layer() -> (Image, Layer) {
     (Image::host(Format::Oci, vec![base, big.clone()]), big)
 }
 
-/// Starts a pull, lets the proxy stall the big blob at `offset`, waits for tako to have
-/// written those bytes to a partial file in the cache, and kills it.
-fn kill_at(
-    lab: &Lab,
-    args: &[&str],
-    reference: &str,
-    dir: &Path,
-    blob: &str,
-    offset: u64,
-    stalls: usize,
-) {
-    lab.proxy.rule_once(blob, Rule::stall_after(offset));
-    let run = lab.spawn_pull(SLOW_GUARD, args, reference, dir);
-    assert!(
-        lab.proxy.wait_for_stalls(blob, stalls, HANG_GUARD),
-        "the pull never downloaded {blob} up to byte {offset}"
-    );
-    // The bytes are on their way; a partial that holds them shows they arrived.
-    wait_until(Duration::from_secs(5), || {
-        lab.partials().iter().any(|(_, size)| *size >= offset)
-    });
-    run.kill();
-}
-
 #[test]
 fn a_pull_killed_during_a_download_leaves_the_old_tree_and_the_next_resumes_the_blob() {
     let lab = Lab::new();
@@ -73,15 +36,7 @@ fn a_pull_killed_during_a_download_leaves_the_old_tree_and_the_next_resumes_the_
     let blob = blob_path("app", &big.digest());
 
     for (run, mib) in [1u64, 2, 3].into_iter().enumerate() {
-        kill_at(
-            &lab,
-            &["--force"],
-            "app:new",
-            &dir,
-            &blob,
-            mib << 20,
-            run + 1,
-        );
+        lab.kill_at(&["--force"], "app:new", &dir, &blob, mib << 20, run + 1);
         assert_eq!(
             rootfs::stamp(&dir),
             old,
@@ -130,8 +85,7 @@ fn a_first_pull_killed_during_a_download_leaves_no_tree() {
     let (image, big) = image_with_a_big_layer();
     lab.push(&image, "app:new");
     let dir = lab.path("root");
-    kill_at(
-        &lab,
+    lab.kill_at(
         &[],
         "app:new",
         &dir,

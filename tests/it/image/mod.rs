@@ -29,9 +29,9 @@ use std::time::Duration;
 use crate::support;
 use support::images::{Compression, Entry, Format, Image, Index, Layer, cap_net_raw};
 use support::registry::Registry;
-use support::registry_proxy::RegistryProxy;
+use support::registry_proxy::{RegistryProxy, Rule};
 use support::rootfs::{self, Tree};
-use support::tako::{Bounded, HANG_GUARD, Running, noise, tako_cmd};
+use support::tako::{Bounded, HANG_GUARD, Running, SLOW_GUARD, noise, tako_cmd};
 
 /// A test's world: a working directory, a registry and the proxy tako pulls through.
 pub struct Lab {
@@ -132,6 +132,31 @@ impl Lab {
         self.image_command(&all)
     }
 
+    /// Starts a pull, lets the proxy stall the blob at `path` at byte `offset` (the
+    /// `stalls`-th stall there), waits for tako to hold those bytes in a partial download
+    /// in the cache, and kills the pull with SIGKILL.
+    pub fn kill_at(
+        &self,
+        args: &[&str],
+        reference: &str,
+        dir: &Path,
+        path: &str,
+        offset: u64,
+        stalls: usize,
+    ) {
+        self.proxy.rule_once(path, Rule::stall_after(offset));
+        let run = self.spawn_pull(SLOW_GUARD, args, reference, dir);
+        assert!(
+            self.proxy.wait_for_stalls(path, stalls, HANG_GUARD),
+            "the pull never downloaded {path} up to byte {offset}"
+        );
+        // The bytes are on their way; a partial that holds them shows they arrived.
+        wait_until(Duration::from_secs(5), || {
+            self.partials().iter().any(|(_, size)| *size >= offset)
+        });
+        run.kill();
+    }
+
     /// A directory beside the trees that no pull may touch, holding a file `keep`: what a
     /// hostile image aims its symlinks and hard links at.
     pub fn sentinel(&self) -> PathBuf {
@@ -195,6 +220,18 @@ impl Lab {
         }
         out
     }
+}
+
+/// Waits until `done` holds, for at most `within`; whether it did.
+pub fn wait_until(within: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done()
 }
 
 fn split(reference: &str) -> (&str, &str) {

@@ -118,19 +118,32 @@ fn an_entry_without_a_variant_is_taken_when_none_has_the_wanted_one() {
         &dir,
     ));
     assert_eq!(platform_of(&dir), "linux/arm64");
+}
 
-    // When an entry has the wanted variant, it is the one taken.
-    let index = Index::new(
-        Format::Oci,
-        vec![
-            for_platform(Format::Oci, "linux/arm64"),
-            for_platform(Format::Oci, "linux/arm64/v8"),
-        ],
-    );
-    lab.push_index(&index, "app:both");
-    let dir = lab.path("exact");
-    assert_success(&lab.pull(&["--platform", "linux/arm64/v8"], "app:both", &dir));
-    assert_eq!(platform_of(&dir), "linux/arm64/v8");
+#[test]
+fn an_entry_with_the_wanted_variant_is_taken_before_one_without() {
+    let lab = Lab::new();
+    // The entry without a variant comes first, so "the first that fits" is not enough.
+    for (wanted, without, tag) in [
+        ("linux/arm/v7", "linux/arm", "app:arm"),
+        ("linux/arm64/v8", "linux/arm64", "app:arm64"),
+    ] {
+        let index = Index::new(
+            Format::Oci,
+            vec![
+                for_platform(Format::Oci, without),
+                for_platform(Format::Oci, wanted),
+            ],
+        );
+        lab.push_index(&index, tag);
+        let dir = lab.path(&tag[4..]);
+        assert_success(&lab.pull(&["--platform", wanted], tag, &dir));
+        assert_eq!(
+            platform_of(&dir),
+            wanted,
+            "an index with {without} and {wanted}"
+        );
+    }
 }
 
 #[test]
