@@ -27,7 +27,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::support;
-use support::images::{Compression, Entry, Format, Image, Index, Layer, cap_net_raw};
+use support::images::{Client, Compression, Entry, Format, Image, Index, Layer, cap_net_raw};
 use support::registry::Registry;
 use support::registry_proxy::{RegistryProxy, Rule};
 use support::rootfs::{self, Tree};
@@ -38,16 +38,38 @@ pub struct Lab {
     pub work: tempfile::TempDir,
     pub registry: Registry,
     pub proxy: RegistryProxy,
+    /// The user and password the registry wants, if it wants any.
+    credentials: Option<(String, String)>,
 }
 
 impl Lab {
     pub fn new() -> Lab {
-        let registry = Registry::start();
+        Lab::with(Registry::start(), None)
+    }
+
+    /// A lab whose registry wants Basic auth with this user and password.
+    pub fn with_basic_auth(user: &str, password: &str) -> Lab {
+        Lab::with(
+            Registry::with_basic_auth(user, password),
+            Some((user.to_owned(), password.to_owned())),
+        )
+    }
+
+    fn with(registry: Registry, credentials: Option<(String, String)>) -> Lab {
         let proxy = RegistryProxy::start(&registry.host());
         Lab {
             work: tempfile::tempdir().expect("a working directory"),
             registry,
             proxy,
+            credentials,
+        }
+    }
+
+    fn client(&self, repository: &str) -> Client {
+        let client = Client::new(&self.registry.host(), repository);
+        match &self.credentials {
+            Some((user, password)) => client.with_basic_auth(user, password),
+            None => client,
         }
     }
 
@@ -65,13 +87,13 @@ impl Lab {
     /// counted as pulls) as `repository:tag`; returns the manifest digest.
     pub fn push(&self, image: &Image, reference: &str) -> String {
         let (repository, tag) = split(reference);
-        image.push(&self.registry.host(), repository, tag)
+        image.push(&self.client(repository), tag)
     }
 
     /// Pushes `index` and its images as `repository:tag`; returns the index digest.
     pub fn push_index(&self, index: &Index, reference: &str) -> String {
         let (repository, tag) = split(reference);
-        index.push(&self.registry.host(), repository, tag)
+        index.push(&self.client(repository), tag)
     }
 
     /// The image `repository:tag` (or `repository@digest`) through the proxy, as tako

@@ -150,3 +150,28 @@ fn the_cache_is_where_tako_cache_says_and_no_cache_keeps_none() {
     );
     assert_eq!(tree(&lab.path("one")), tree(&lab.path("three")));
 }
+
+#[test]
+fn auth_sends_a_service_account_key_as_the_json_key_password() {
+    // A key short enough for htpasswd's bcrypt, which reads 72 bytes at most.
+    let key = r#"{"type":"service_account","project_id":"tako-test"}"#;
+    let lab = Lab::with_basic_auth("_json_key", key);
+    lab.push(&plain_image("private"), "app:v1");
+    let key_file = lab.path("key.json");
+    fs::write(&key_file, key).unwrap();
+
+    let o = lab.pull(&[], "app:v1", &lab.path("refused"));
+    assert_failure(&o);
+    let o = lab.pull(
+        &["--auth", key_file.to_str().unwrap()],
+        "app:v1",
+        &lab.path("root"),
+    );
+    assert_success(&o);
+    assert_eq!(fs::read(lab.path("root/etc/marker")).unwrap(), b"private\n");
+    assert!(
+        !all_output(&o).contains("service_account"),
+        "the key was printed:\n{}",
+        all_output(&o)
+    );
+}

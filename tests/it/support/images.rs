@@ -502,8 +502,7 @@ impl Image {
 
     /// Pushes the blobs, then the manifest under `reference` (a tag or a digest); returns
     /// the manifest's digest.
-    pub fn push(&self, host: &str, repository: &str, reference: &str) -> String {
-        let client = Client::new(host, repository);
+    pub fn push(&self, client: &Client, reference: &str) -> String {
         let mut pushed = std::collections::HashSet::new();
         for layer in &self.layers {
             // An image may name one layer many times; it is uploaded once.
@@ -556,11 +555,11 @@ impl Index {
     }
 
     /// Pushes every image by its digest, then the index under `tag`; returns its digest.
-    pub fn push(&self, host: &str, repository: &str, tag: &str) -> String {
+    pub fn push(&self, client: &Client, tag: &str) -> String {
         for image in &self.images {
-            image.push(host, repository, &image.manifest_digest());
+            image.push(client, &image.manifest_digest());
         }
-        Client::new(host, repository).push_manifest(tag, self.format.index_type(), &self.bytes());
+        client.push_manifest(tag, self.format.index_type(), &self.bytes());
         self.digest()
     }
 }
@@ -569,6 +568,8 @@ impl Index {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// An `Authorization` header sent with every request.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -581,6 +582,33 @@ impl Client {
         Client {
             base: format!("http://{host}/v2/{repository}"),
             agent,
+            authorization: None,
+        }
+    }
+
+    /// Sends Basic credentials with every request.
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Client {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.authorization = Some(format!("Basic {token}"));
+        self
+    }
+
+    fn post(&self, url: String) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorize(self.agent.post(url))
+    }
+
+    fn put(&self, url: String) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorize(self.agent.put(url))
+    }
+
+    fn authorize(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
         }
     }
 
@@ -588,7 +616,6 @@ impl Client {
     pub fn push_blob(&self, blob: &[u8]) -> String {
         let digest = sha256_digest(blob);
         let opened = self
-            .agent
             .post(format!("{}/blobs/uploads/", self.base))
             .send_empty()
             .expect("open a blob upload");
@@ -608,7 +635,6 @@ impl Client {
         };
         let separator = if url.contains('?') { '&' } else { '?' };
         let done = self
-            .agent
             .put(format!("{url}{separator}digest={digest}"))
             .header("Content-Type", "application/octet-stream")
             .send(blob)
@@ -619,7 +645,6 @@ impl Client {
 
     pub fn push_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) {
         let mut answer = self
-            .agent
             .put(format!("{}/manifests/{reference}", self.base))
             .header("Content-Type", media_type)
             .send(bytes)
