@@ -6,14 +6,11 @@
 
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod container;
 pub mod destination;
 pub mod error;
 pub mod format;
 pub mod fs;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod net;
 pub mod origin;
 pub mod registry;

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::format::chunk_index::{ChunkIndex, MAX_CHUNK, MIN_CHUNK, max_index_size};
+use tako_fuzz::format::chunk_index::{ChunkIndex, MAX_CHUNK, MIN_CHUNK, max_index_size};
 
 fuzz_target!(|data: &[u8]| {
     match ChunkIndex::parse(data) {

@@ -8,10 +8,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Error messages are shown to users; formatting them must not panic.
-    if let Err(e) = tako::config::parse("fuzz.tako", text) {
+    if let Err(e) = tako_fuzz::format::config::parse("fuzz.tako", text) {
         drop(e.to_string());
     }
-    if let Err(e) = tako::config::parse_toml("fuzz.toml", text) {
+    if let Err(e) = tako_fuzz::format::config::parse_toml("fuzz.toml", text) {
         drop(e.to_string());
     }
 });

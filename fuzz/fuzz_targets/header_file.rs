@@ -2,7 +2,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::fuzzing::header_file;
+use tako_fuzz::format::header_file::parse_headers;
+
+/// The `(name, value)` pairs of a header file, or the line and reason of the first bad line.
+fn header_file(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, (usize, String)> {
+    let headers = parse_headers(bytes)?;
+    Ok(headers.into_iter().map(|h| (h.name, h.value)).collect())
+}
 
 fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();

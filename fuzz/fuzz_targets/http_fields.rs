@@ -3,8 +3,26 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::fuzzing::{content_range, retry_after};
-use tako::net::parse_rate;
+use std::time::{Duration, SystemTime};
+
+use tako_fuzz::format::http_fields;
+
+/// Whether `bytes` can be a header value at all (what an HTTP library hands on).
+fn is_header_value(bytes: &[u8]) -> bool {
+    !bytes.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
+fn content_range(value: &[u8]) -> Option<Result<(u64, u64), String>> {
+    is_header_value(value).then(|| http_fields::content_range(Some(value)))
+}
+
+fn retry_after(value: &[u8]) -> Option<Duration> {
+    if !is_header_value(value) {
+        return None;
+    }
+    http_fields::retry_after(Some(value), SystemTime::now())
+}
+use tako_fuzz::format::rate::parse_rate;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(range) = content_range(data) {

@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use tako::format::key::{PublicKey, SecretKey};
-use tako::format::manifest::Manifest;
+use tako_fuzz::format::key::{PublicKey, SecretKey};
+use tako_fuzz::format::manifest::Manifest;
 
 /// The test key pair of SPEC §11 (shared/vectors/test-key.{public,secret}).
 const TEST_PUBLIC: &str = "l0D28J2fiIXvWPbeZP7wkaq+dB55Gl2ysigl9mQH29k=";

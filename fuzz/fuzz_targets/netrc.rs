@@ -2,7 +2,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::fuzzing::netrc;
+use tako_fuzz::format::netrc::{find_login, parse_netrc};
+
+/// The login and password for `host`, or the line and reason of the first error.
+fn netrc(bytes: &[u8], host: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, (usize, String)> {
+    let entries = parse_netrc(bytes)?;
+    Ok(find_login(&entries, host).map(|l| (l.login, l.password)))
+}
 
 /// `word` as a netrc quoted word: only `"` and `\` need escaping, newlines may stay raw.
 fn quoted(word: &[u8]) -> Vec<u8> {

@@ -3,8 +3,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::fuzzing::auth_file;
-use tako::registry::auth::{Challenge, parse_challenge};
+use tako_fuzz::format::registry_auth::AuthFile;
+
+/// The credentials an auth file's `auths` entries give `registry` and `repository`; never
+/// runs a credential helper.
+fn auth_file(
+    bytes: &[u8],
+    registry: &str,
+    repository: &str,
+) -> Result<Option<(String, String)>, String> {
+    let file = AuthFile::parse(bytes).map_err(|e| e.to_string())?;
+    let found = file
+        .credentials(registry, repository)
+        .map_err(|_| format!("a bad entry for {registry}"))?;
+    Ok(found.map(|c| (c.username, c.password)))
+}
+use tako_fuzz::format::registry_auth::{Challenge, parse_challenge};
 
 fn quoted(value: &str) -> String {
     let mut out = String::from("\"");

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::registry::Reference;
-use tako::origin::registry_layout::{ImageManifest, MANIFEST_TAG, version_tag};
+use tako_fuzz::format::registry_url::RegistryUrl as Reference;
+use tako_fuzz::format::tako_artifact::{ImageManifest, MANIFEST_TAG, version_tag};
 
 const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tako::net::{parse_origin, redact, show_url};
+use tako_fuzz::format::origin_url::{parse_origin, redact, show_url};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

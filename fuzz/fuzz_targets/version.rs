@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 
 use libfuzzer_sys::fuzz_target;
-use tako::format::version::{Pattern, Version};
+use tako_fuzz::format::version::{Pattern, Version};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -98,7 +98,7 @@ pub struct PullArgs {
     /// Cap the download rate at this many bytes per second, as curl's option of the
     /// same name: a number with an optional K, M or G suffix (powers of 1024), e.g. 500K
     /// or 10M. Default: no limit.
-    #[arg(long, value_name = "RATE", value_parser = crate::net::parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = crate::format::rate::parse_rate)]
     pub limit_rate: Option<u64>,
     /// Print one JSON object on standard output instead of the text lines; see
     /// docs/json.md. Errors still go to standard error as text.

@@ -141,7 +141,7 @@ pub struct FetchArgs {
     /// Cap the download rate of the whole run (all configs together) at this many bytes per
     /// second, as curl's option of the same name: a number with an optional K, M or G
     /// suffix (powers of 1024), e.g. 500K or 10M. Default: no limit.
-    #[arg(long, value_name = "RATE", value_parser = crate::net::parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = crate::format::rate::parse_rate)]
     pub limit_rate: Option<u64>,
     /// Print one JSON object per config on standard output (JSON Lines)
     /// instead of the text lines; see docs/json.md. Errors still go to

@@ -10,12 +10,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::CheckArgs;
-use crate::config;
 use crate::destination::poll;
 use crate::destination::{self, Destination};
 use crate::format::text::untrusted;
-use crate::net::Transport;
+use crate::fs::config;
 use crate::origin;
+use crate::origin::Transport;
 use crate::ui::json::CheckRecord;
 use crate::ui::output;
 use crate::update::fetch::{self, FetchError, Image};

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::FetchArgs;
-use crate::config::Config;
 use crate::destination::restart_pending;
+use crate::format::config::Config;
 use crate::fs::DirLock;
-use crate::net::Transport;
+use crate::origin::Transport;
 use crate::systemd;
 use crate::ui::json::{self, FetchRecord};
 use crate::ui::output;

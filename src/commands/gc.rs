@@ -7,11 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
-use crate::config;
 use crate::destination::Destination;
 use crate::destination::store;
 use crate::format::retention::{self, Removal};
 use crate::fs::IoError;
+use crate::fs::config;
 use crate::ui::json::{GcRecord, RemovedRecord};
 use crate::ui::output;
 use crate::update::fetch::{self, FetchError};

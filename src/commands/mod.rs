@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::TimeLimits;
-use crate::net::TransportConfig;
+use crate::format::transport_config::TransportConfig;
 use crate::ui::{output, progress};
 use crate::update::fetch::Report;
 

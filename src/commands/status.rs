@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::StatusArgs;
-use crate::config::{self, Config};
 use crate::destination::restart_pending::{self, PendingError};
 use crate::destination::store::{self, Stored};
 use crate::destination::{Destination, LATEST};
+use crate::format::config::Config;
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::retention;
 use crate::format::text::untrusted;
+use crate::fs::config;
 use crate::fs::{Dir, Found};
 use crate::ui::json::{StatusRecord, StoreRecord};
 use crate::ui::output::{self, size_text};

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use crate::cli::StoreArgs;
 use crate::format::key::{KeyError, KeyId, PublicKey, SecretKey};
@@ -33,6 +35,11 @@ pub enum StoreError {
         "no secret key: give it with --key, --key-file, or the environment variable {SECRET_KEY_VAR}"
     )]
     NoKey,
+    #[error(
+        "key file {} is larger than a key file can be ({max} bytes); give the file that 'tako gen-key' output was saved to",
+        path.display()
+    )]
+    KeyFileTooLarge { path: PathBuf, max: u64 },
     #[error("secret key from {origin}: {source}")]
     BadKey { origin: String, source: KeyError },
     #[error("the key with id {0} is given twice")]
@@ -99,6 +106,27 @@ pub fn validate_new_version(text: &str) -> Result<Version, StoreError> {
     Ok(Version::parse(text)?)
 }
 
+/// Far more than a key file holds (a secret key is one line of under 100 characters).
+const MAX_KEY_FILE: u64 = 4096;
+
+/// The text of a `--key-file`, read with a bound: `/dev/zero` or a runaway pipe ends in an
+/// error rather than filling memory. A pipe is fine (`-f <(pass show tako-key)`), and is
+/// read as it is, since its writer is the user's own command.
+fn read_key_file(path: &Path) -> Result<String, StoreError> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
+        .context("read key file", path)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(StoreError::KeyFileTooLarge {
+            path: path.to_path_buf(),
+            max: MAX_KEY_FILE,
+        });
+    }
+    // Not quoted anywhere: what is not UTF-8 is simply no key.
+    Ok(String::from_utf8(bytes).unwrap_or_default())
+}
+
 /// The signing keys, in the order given: all `--key`s, else all
 /// `--key-file`s, else the one key in the environment.
 fn load_keys(args: &StoreArgs) -> Result<Vec<SecretKey>, StoreError> {
@@ -116,8 +144,7 @@ fn load_keys(args: &StoreArgs) -> Result<Vec<SecretKey>, StoreError> {
         }
     } else if !args.key_file.is_empty() {
         for path in &args.key_file {
-            let text = fs::read_to_string(path).context("read key file", path)?;
-            texts.push((format!("key file {}", path.display()), text));
+            texts.push((format!("key file {}", path.display()), read_key_file(path)?));
         }
     } else if let Some(value) = std::env::var_os(SECRET_KEY_VAR) {
         let text = value.into_string().unwrap_or_default();

@@ -38,9 +38,9 @@ use crate::format::oci::manifest::{Descriptor, ImageManifest, ManifestError};
 use crate::format::oci::media::LayerCompression;
 use crate::format::oci::platform::{Platform, PlatformError};
 use crate::format::oci::reference::{Reference, ReferenceError};
+use crate::format::transport_config::TransportConfig;
 use crate::fs::IoError;
 use crate::fs::tree::Tree;
-use crate::origin::registry::TransportConfig;
 use crate::registry::OciError;
 use crate::stream::decompress::Compression;
 use crate::update::image::{self, Downloaded, ImageError, Say, Wanted};
@@ -160,7 +160,7 @@ pub struct PullOptions {
     pub cache: Option<PathBuf>,
     pub auth: Auth,
     pub transport: TransportConfig,
-    /// The most time all downloads may take together.
+    /// The most time all requests of the pull may take together.
     pub max_time: Option<Duration>,
     pub retry: RetryPolicy,
     /// Layers downloaded at once (at least 1).

@@ -19,8 +19,10 @@ use crate::format::oci::manifest::{
 use crate::format::oci::media::ManifestKind;
 use crate::format::oci::platform::{self, Platform};
 use crate::format::oci::reference::{self, Reference, Scheme};
-use crate::origin::registry::{Registry, TransportConfig};
-use crate::registry::auth::{self, Credentials};
+use crate::format::transport_config::TransportConfig;
+use crate::origin::registry::Registry;
+use crate::registry::Credentials;
+use crate::registry::auth;
 use crate::registry::image::ServedManifest;
 use crate::registry::{Client, OciError};
 use crate::update::retry::{RetryPolicy, describe_wait};

@@ -197,6 +197,13 @@ fn is_hex_name(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `<hex>.partial` or `<hex>.partial.validator`: an interrupted download.
+fn is_partial_name(name: &str) -> bool {
+    name.strip_suffix(partial::SUFFIX)
+        .or_else(|| name.strip_suffix(partial::VALIDATOR_SUFFIX))
+        .is_some_and(is_hex_name)
+}
+
 /// The file a tree's record is kept in: the SHA-256 of its path.
 fn record_name(dir: &str) -> String {
     Digest::of(dir.as_bytes()).hex()
@@ -474,13 +481,13 @@ impl BlobCache {
                     continue;
                 }
                 Kind::Blob
-            } else if name
-                .strip_suffix(partial::SUFFIX)
-                .or_else(|| name.strip_suffix(partial::VALIDATOR_SUFFIX))
-                .is_some_and(is_hex_name)
-            {
+            } else if is_partial_name(name) {
                 Kind::Partial
-            } else if name.strip_suffix(".new").is_some_and(is_hex_name) {
+            } else if name
+                .strip_suffix(".new")
+                .is_some_and(|stem| is_hex_name(stem) || is_partial_name(stem))
+            {
+                // A blob, or a partial's validator, being written when a run was killed.
                 Kind::Temporary
             } else {
                 continue;
@@ -617,14 +624,21 @@ mod tests {
         record(&cache, &tree_b, vec![shared, only_b]);
         let partial = format!("{}{}", Digest::of(b"half").hex(), partial::SUFFIX);
         fs::write(cache.blobs().path().join(&partial), b"ha").unwrap();
+        // What a run killed while it wrote a validator leaves.
+        let validator = format!(
+            "{}{}.new",
+            Digest::of(b"half").hex(),
+            partial::VALIDATOR_SUFFIX
+        );
+        fs::write(cache.blobs().path().join(&validator), b"\"etag\"").unwrap();
         fs::write(cache.blobs().path().join("notes.txt"), b"not tako's").unwrap();
 
         let plan = cache.plan_purge().unwrap();
         let removed: Vec<&str> = plan.removals.iter().map(|r| r.name.as_str()).collect();
-        let mut expected = vec![orphan.hex(), partial.clone()];
+        let mut expected = vec![orphan.hex(), partial.clone(), validator.clone()];
         expected.sort();
         assert_eq!(removed, expected);
-        assert_eq!(plan.bytes(), 30 + 2);
+        assert_eq!(plan.bytes(), 30 + 2 + 6);
         assert_eq!((plan.trees_kept, plan.blobs_kept), (2, 3));
         assert!(plan.released.is_empty());
 
@@ -643,6 +657,7 @@ mod tests {
             assert_eq!(cache.blob_path(&digest).exists(), kept, "{digest}");
         }
         assert!(!cache.blobs().path().join(&partial).exists());
+        assert!(!cache.blobs().path().join(&validator).exists());
         assert!(cache.blobs().path().join("notes.txt").exists());
         assert_eq!(fs::read_dir(cache.path().join(LOCKS)).unwrap().count(), 0);
         let again = cache.plan_purge().unwrap();

@@ -14,6 +14,7 @@
 
 pub mod blob_cache;
 pub mod image_dir;
+pub mod index_cache;
 pub mod partial;
 pub mod poll;
 pub mod restart_pending;

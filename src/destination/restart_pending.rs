@@ -16,8 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::format::text::untrusted;
+use crate::format::unit_name::normalize_unit_name;
 use crate::fs::IoError;
-use crate::systemd;
 
 /// The file's name inside the destination.
 pub const FILE_NAME: &str = "restart-pending";
@@ -86,7 +86,7 @@ pub fn read(dest: &Path) -> Result<Option<Vec<String>>, PendingError> {
     let mut units = Vec::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         // Only full names are written, so anything else is not ours.
-        match systemd::normalize_unit_name(line) {
+        match normalize_unit_name(line) {
             Ok(full) if full == line => units.push(full),
             _ => {
                 return Err(foreign(&format!(

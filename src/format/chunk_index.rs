@@ -26,7 +26,7 @@
 
 use thiserror::Error;
 
-use crate::format::text::untrusted_bytes;
+use crate::format::text::{header_prefix, untrusted_bytes};
 
 /// The smallest chunk the chunker cuts, except at the end of an image.
 pub const MIN_CHUNK: u32 = 4 << 10;
@@ -130,7 +130,7 @@ impl ChunkIndex {
 
         let (_, header) = next(false)?;
         if header != HEADER.as_bytes() {
-            let shown = untrusted_bytes(header);
+            let shown = header_prefix(header);
             return Err(if header.starts_with(HEADER_FAMILY.as_bytes()) {
                 ChunkIndexError::UnsupportedVersion(shown)
             } else {

@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 use crate::format::key::{self, PublicKey, SecretKey};
-use crate::format::text::{untrusted, untrusted_bytes};
+use crate::format::text::{header_prefix, untrusted};
 use crate::format::version::{Version, VersionError};
 
 /// The largest manifest Tako reads, wherever it comes from (an origin, a
@@ -254,7 +254,7 @@ fn parse_unverified(bytes: &[u8]) -> Result<Unverified, ManifestError> {
     // page, a compressed body) can be shown, escaped and cut.
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     if first_line != HEADER.as_bytes() {
-        let shown = untrusted_bytes(first_line);
+        let shown = header_prefix(first_line);
         return Err(if first_line.starts_with(HEADER_FAMILY.as_bytes()) {
             ManifestError::UnsupportedVersion(shown)
         } else {
@@ -744,7 +744,7 @@ mod tests {
         );
         assert_eq!(
             Manifest::parse(b"\x1f\x8b\x08\x00", &key).unwrap_err(),
-            ManifestError::MissingHeader("\\u{1f}\\x8b\\u{8}\\u{0}".into())
+            ManifestError::MissingHeader("…".into())
         );
         assert_eq!(
             Manifest::parse(b"Tako Manifest 1", &key).unwrap_err(),
@@ -778,6 +778,16 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_is_no_manifest_is_quoted_by_a_word_at_most() {
+        // Issue 23, hostile review B: a manifest linked to /etc/shadow put root's line
+        // into the journal.
+        let key = test_public();
+        let err = Manifest::parse(b"root:$6$s3cr3t$hash:19000:0:99999:7:::\n", &key).unwrap_err();
+        assert_eq!(err, ManifestError::MissingHeader("root…".into()));
+        assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
     fn hostile_text_in_errors_is_escaped_and_cut() {
         let key = test_public();
         let header = format!("Tako Manifest {}\n", "\x1b[2J".repeat(2000));
@@ -785,7 +795,7 @@ mod tests {
         let shown = err.to_string();
         assert!(shown.starts_with("unsupported manifest version"), "{shown}");
         assert!(!shown.contains('\x1b'), "{shown}");
-        assert!(shown.contains("\\u{1b}[2J"), "{shown}");
+        assert!(shown.contains("'Tako Manifest …'"), "{shown}");
         assert!(shown.len() < 1000, "{} bytes", shown.len());
         let err = Manifest::parse("\x1b[2J".repeat(2000).as_bytes(), &key).unwrap_err();
         assert!(matches!(err, ManifestError::MissingHeader(_)));

@@ -1,13 +1,26 @@
 //! Pure formats: bytes and strings in, values or errors out. Nothing here does I/O.
 
 pub mod chunk_index;
+pub mod config;
+pub mod delta_plan;
+pub mod header_file;
+pub mod http_fields;
 pub mod key;
 pub mod manifest;
 // Container images; the container floor (image pull, the image proxy) will use it.
+pub mod netrc;
+pub mod no_proxy;
 #[allow(dead_code)]
 pub mod oci;
+pub mod origin_url;
+pub mod rate;
+pub mod registry_auth;
+pub mod registry_url;
 pub mod retention;
 pub mod size;
+pub mod tako_artifact;
 pub mod text;
+pub mod transport_config;
+pub mod unit_name;
 pub mod validators;
 pub mod version;

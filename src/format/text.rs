@@ -8,6 +8,29 @@
 /// The most characters of one untrusted value shown in a message.
 pub const MAX_SHOWN: usize = 200;
 
+/// The most a parse error quotes of a line that should have been a header.
+pub const MAX_HEADER_SHOWN: usize = 40;
+
+/// What an error may quote of the first line of a file that does not start with the
+/// header it should: at most [`MAX_HEADER_SHOWN`] characters, and only up to the first
+/// character no header could hold (letters, digits, spaces and `.-_<>!/` can be; an HTML
+/// error page still shows as `<!DOCTYPE html>`). A file that is no manifest at all, such
+/// as a secret linked in its place, is never echoed into a log beyond a word.
+pub fn header_prefix(line: &[u8]) -> String {
+    let fits = |b: &u8| b.is_ascii_alphanumeric() || b" .-_<>!/".contains(b);
+    let kept: Vec<u8> = line
+        .iter()
+        .take_while(|b| fits(b))
+        .take(MAX_HEADER_SHOWN)
+        .copied()
+        .collect();
+    let mut shown = String::from_utf8_lossy(&kept).into_owned();
+    if kept.len() < line.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// `text` with control characters (and other non-printing ones) escaped as
 /// Rust does (`\n`, `\u{1b}`), cut after [`MAX_SHOWN`] characters with `…`.
 pub fn untrusted(text: &str) -> String {

@@ -49,6 +49,10 @@ impl Roots<'_> {
     }
 }
 
+/// What a TLS handshake with a server that speaks plain HTTP comes to. A caller that knows
+/// a better hint for its own URLs (a registry: `oci+http://`) recognises it by this text.
+pub const NOT_TLS: &str = "the server did not answer in TLS (is it an http:// server?)";
+
 /// What went wrong, for a user; never Debug text.
 pub(super) fn describe(err: &Error, peer: Option<Peer>, roots: Roots) -> String {
     match err {
@@ -57,7 +61,7 @@ pub(super) fn describe(err: &Error, peer: Option<Peer>, roots: Roots) -> String 
         Error::InvalidMessage(_)
         | Error::InappropriateMessage { .. }
         | Error::InappropriateHandshakeMessage { .. } => {
-            "the server did not answer in TLS (is it an http:// server?)".to_owned()
+            NOT_TLS.to_owned()
         }
         Error::PeerIncompatible(_) => {
             "the server offers no TLS version or cipher that tako supports (TLS 1.2 or 1.3 is needed)"

@@ -5,7 +5,8 @@ use url::Url;
 
 use super::{Answer, Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::format::manifest::Entry;
-use crate::net::{Conditions, Transport, TransportError, show_url};
+use crate::format::origin_url::show_url;
+use crate::net::{Conditions, Transport, TransportError};
 
 /// The signed manifest of a server directory, and the prefix of each `manifest.<keyid>`.
 pub const MANIFEST: &str = "manifest";
@@ -127,7 +128,8 @@ impl Origin for Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{ProxyConfig, TransportConfig};
+    use crate::format::transport_config::TransportConfig;
+    use crate::net::ProxyConfig;
 
     fn dir(url: &str) -> Dir {
         let transport = Transport::with_proxies(TransportConfig::default(), ProxyConfig::none());
@@ -144,8 +146,8 @@ mod tests {
             "file:///srv/o/store/ab"
         );
         assert_eq!(
-            dir("https://u:***@h:8/a%20b").url_of("manifest.0123"),
-            "https://u:***@h:8/a%20b/manifest.0123"
+            dir("https://***@h:8/a%20b").url_of("manifest.0123"),
+            "https://***@h:8/a%20b/manifest.0123"
         );
     }
 
@@ -185,6 +187,6 @@ mod tests {
 
     #[test]
     fn describes_itself_without_the_trailing_slash() {
-        assert_eq!(dir("https://u:***@h/o/").describe(), "https://u:***@h/o");
+        assert_eq!(dir("https://***@h/o/").describe(), "https://***@h/o");
     }
 }

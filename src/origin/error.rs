@@ -187,19 +187,20 @@ fn transport_kind(e: &TransportError) -> Kind {
         | T::InvalidUrl { .. }
         | T::Proxy { .. }
         | T::MaxTime { .. }
-        | T::Access(_) => Kind::Local,
-        // Until the transport no longer carries registry errors; nothing here makes one.
-        T::Registry(e) => registry_kind(e),
+        | T::Access(_)
+        | T::BadHeader { .. } => Kind::Local,
     }
 }
 
 fn registry_kind(e: &OciError) -> Kind {
     match e {
+        OciError::Transport { source, .. } => transport_kind(source),
         OciError::Network { .. } => Kind::Transient,
         OciError::Status { status, .. } => status_kind(*status),
-        OciError::NoCredentials { .. } | OciError::Refused { .. } | OciError::Token { .. } => {
-            Kind::Refused
-        }
+        OciError::NoCredentials { .. }
+        | OciError::Refused { .. }
+        | OciError::Token { .. }
+        | OciError::NotTls { .. } => Kind::Refused,
         OciError::TooLarge { .. } => Kind::TooLarge,
         OciError::DigestMismatch { .. } | OciError::Invalid { .. } => Kind::Invalid,
         OciError::BadReference(_) | OciError::Auth(_) | OciError::ReadImage { .. } => Kind::Local,

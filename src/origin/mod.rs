@@ -22,14 +22,18 @@ pub mod registry;
 pub mod registry_layout;
 pub mod registry_publish;
 
+/// The connections, proxies and limits that every origin of one run shares (the run's
+/// `--limit-rate` is one budget): the one thing of the transport a caller of the seam
+/// holds, made once per run and handed to [`for_config`].
+pub use crate::net::Transport;
 pub use body::{Answer, Body};
 pub use error::{Kind, OriginError};
 pub use publish::Publish;
 
-use crate::config::Config;
+use crate::format::config::Config;
 use crate::format::key::{KeyId, PublicKey};
 use crate::format::manifest::Entry;
-use crate::net::{Conditions, Transport};
+use crate::net::Conditions;
 
 /// Which manifest file to ask an origin for.
 #[derive(Debug, Clone, Copy)]
@@ -187,10 +191,10 @@ pub fn for_config(config: &Config, transport: &Transport) -> Result<Box<dyn Orig
         .origins
         .iter()
         .map(|o| -> Result<Box<dyn Origin>, OriginError> {
-            // A registry has its own credentials (registry auth files); the config's
-            // private-origin files are for web servers (docs/registries.md).
+            // A registry has its own credentials (registry auth files); of the config's
+            // private-origin files only the certificates apply (docs/registries.md).
             if crate::registry::Reference::is_registry_url(&o.url) {
-                let reach = transport.with_credentials(None);
+                let reach = transport.with_tls_for(&o.url, &config.access)?;
                 return Ok(Box::new(registry::Registry::new(&o.url, reach)?));
             }
             let reach = transport.for_origin(&o.url, o.credentials.clone(), &config.access)?;

@@ -20,8 +20,7 @@
 use super::registry_layout as layout;
 use super::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::format::manifest::Entry;
-/// The limits of the transport blobs come through, for an image pull to set.
-pub use crate::net::TransportConfig;
+use crate::format::transport_config::TransportConfig;
 use crate::net::{self, Conditions, Transport, TransportError};
 use crate::registry::{Client, OciError};
 
@@ -43,19 +42,22 @@ impl Registry {
     /// auth files; images come through `transport`.
     pub fn new(url: &str, transport: Transport) -> Result<Registry, OciError> {
         let reference = crate::registry::Reference::parse(url)?;
-        let client = Client::new(reference, false)?;
+        // The registry's own requests (manifests, tokens, the index) take the same road as
+        // the image: proxies, limits and TLS setup of `transport`.
+        let client = Client::new(reference, false)?.with_transport(transport.clone());
         Ok(Registry { client, transport })
     }
 
-    /// A repository reached through `client` (whatever its credentials), its blobs through
-    /// a transport with `limits` whose downloads all end by `max_time` from now: for
-    /// container images, whose repository is not a tako origin.
+    /// A repository reached through `client` (whatever its credentials), on a transport
+    /// with `limits` whose requests all end by `max_time` from now: for container images,
+    /// whose repository is not a tako origin.
     pub fn for_image(
         client: Client,
         limits: TransportConfig,
         max_time: Option<std::time::Duration>,
     ) -> Registry {
         let transport = Transport::new(limits).with_max_time(max_time);
+        let client = client.with_transport(transport.clone());
         Registry { client, transport }
     }
 

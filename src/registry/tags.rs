@@ -1,10 +1,9 @@
 //! The two calls publishing needs beyond pushes: listing a repository's tags (to find
 //! every `tako-manifest.<keyid>`) and deleting a manifest (to retire a key's tag).
 
-use ureq::http::Method;
-
-use super::{Capped, Client, MAX_OCI_MANIFEST, OciError, host_of, read_capped};
+use super::{Client, MAX_OCI_MANIFEST, OciError, Request, api_base, host_of};
 use crate::format::text::untrusted;
+use crate::net::Method;
 
 /// The most pages of a tag list followed: with the page sizes registries use (100 to
 /// 1000 and more), far more tags than a repository of Tako versions has.
@@ -37,30 +36,30 @@ impl Client {
             registry: self.reference.registry.clone(),
             reason,
         };
-        let mut url = format!("{}/tags/list", self.reference.base());
+        let mut url = format!("{}/tags/list", api_base(&self.reference));
         let home = host_of(&url);
         let mut tags = Vec::new();
         for _ in 0..MAX_TAG_PAGES {
-            let mut response = self.send(&what, Method::GET, &url, &[], ())?;
-            match response.status().as_u16() {
+            let request = Request {
+                method: Method::Get,
+                url: &url,
+                headers: &[],
+                body: None,
+            };
+            let mut response = self.send(&what, &request)?;
+            match response.status() {
                 200 => {}
                 404 if tags.is_empty() => return Ok(tags),
                 _ => return Err(self.status(&what, &mut response)),
             }
             let next = response
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
+                .header("link")
                 .and_then(next_link)
                 .map(str::to_owned);
-            let bytes = read_capped(&mut response, MAX_OCI_MANIFEST).map_err(|e| match e {
-                Capped::TooLarge => OciError::TooLarge {
-                    what: what.clone(),
-                    registry: self.reference.registry.clone(),
-                    max: MAX_OCI_MANIFEST,
-                },
-                Capped::Io(e) => self.network(&what, e),
-            })?;
+            let bytes = response
+                .body()
+                .read_capped(MAX_OCI_MANIFEST)
+                .map_err(|e| self.transport_error(&what, e))?;
             let page: TagList = serde_json::from_slice(&bytes)
                 .map_err(|_| invalid("the answer is not a tag list".to_string()))?;
             tags.extend(page.tags.unwrap_or_default());
@@ -82,8 +81,14 @@ impl Client {
     /// Deletes the manifest `digest` (`sha256:<hex>`), and with it every tag that names it.
     pub fn delete_manifest(&self, digest: &str) -> Result<Deleted, OciError> {
         let what = format!("deletion of manifest {digest} of {}", self.reference);
-        let url = format!("{}/manifests/{digest}", self.reference.base());
-        let mut response = match self.send(&what, Method::DELETE, &url, &[], ()) {
+        let url = format!("{}/manifests/{digest}", api_base(&self.reference));
+        let request = Request {
+            method: Method::Delete,
+            url: &url,
+            headers: &[],
+            body: None,
+        };
+        let mut response = match self.send(&what, &request) {
             Ok(response) => response,
             // A token without the right to delete: the same as a registry that forbids it.
             Err(OciError::Refused { .. } | OciError::NoCredentials { .. }) => {
@@ -91,7 +96,7 @@ impl Client {
             }
             Err(e) => return Err(e),
         };
-        match response.status().as_u16() {
+        match response.status() {
             200 | 202 | 204 => Ok(Deleted::Yes),
             404 => Ok(Deleted::Absent),
             // 405 UNSUPPORTED: deletes are disabled; 403 DENIED: not for this publisher;

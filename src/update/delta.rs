@@ -9,19 +9,22 @@
 //! `Range`, a range answered wrongly, a local file that changed) ends the attempt, and the
 //! caller downloads the image whole as it always did. The index needs no signature: a
 //! wrong one can only cost this one attempt, bounded by the planner to at most the image's
-//! size in ranges, in at most `assembly::MAX_RANGES` requests plus `delta::MAX_MISMATCHES`.
+//! size in ranges, in at most `delta_plan::MAX_RANGES` requests plus
+//! `delta_plan::MAX_MISMATCHES`.
 
 use std::io::{self, Read};
 
 use super::image::{ImageError, Say};
+use crate::destination::index_cache::{self, LOCAL_INDEX};
 use crate::destination::partial;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
+use crate::format::delta_plan;
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found, IoError};
 use crate::origin::{Origin, OriginError};
 use crate::stream::hashing::{self, CopyError};
-use crate::update::assembly::{self, Assembly, LOCAL_INDEX, RangeSource};
+use crate::update::assembly::{Assembly, RangeSource};
 
 /// The most local images a delta looks for chunks in: `latest`'s first, then the others
 /// by name. Each costs its index in memory (and once, the time to chunk it).
@@ -110,7 +113,7 @@ pub fn try_delta(
     let mut indexes = Vec::new();
     let mut files = Vec::new();
     for source in &sources {
-        match assembly::local_index(dest, source) {
+        match index_cache::local_index(dest, source) {
             Ok((index, file)) => {
                 indexes.push(index);
                 files.push(file);
@@ -121,7 +124,7 @@ pub fn try_delta(
         }
     }
     let locals: Vec<&ChunkIndex> = indexes.iter().collect();
-    let plan = assembly::plan(&index, &locals);
+    let plan = delta_plan::plan(&index, &locals);
     drop(locals);
     drop(indexes);
     // Nothing to reuse: one range would be the whole image, a plain download is as good.
@@ -129,7 +132,7 @@ pub fn try_delta(
         return Ok(None);
     }
     // The planner guarantees these; a delta must never cost more than a full download.
-    if plan.to_fetch() > entry.size || plan.requests() > assembly::MAX_RANGES {
+    if plan.to_fetch() > entry.size || plan.requests() > delta_plan::MAX_RANGES {
         return Ok(None);
     }
     (say.progress)(&format!(

@@ -10,16 +10,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{self, Config, ConfigError};
 use crate::destination::store::{self, StoreError, Stored};
 use crate::destination::{self, Destination, partial, poll, restart_pending};
+use crate::format::config::{Config, ConfigError};
 use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::size;
 use crate::format::text::untrusted;
+use crate::format::transport_config::TransportConfig;
+use crate::fs::config;
 use crate::fs::{DirLock, IoError};
-use crate::net::{Transport, TransportConfig, TransportError};
-use crate::origin::{self, Origin, Validators};
+use crate::origin::{self, Origin, Transport, Validators};
 use crate::update::delta::{Transfer, try_delta};
 use crate::update::image::{self, Downloaded, ImageError, Say};
 use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
@@ -46,8 +47,6 @@ pub enum FetchError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
     #[error(transparent)]
     Origin(#[from] crate::origin::OriginError),
     #[error(transparent)]

@@ -172,14 +172,14 @@ impl Platform {
         if image.os != self.os || image.architecture != self.architecture {
             return None;
         }
+        // Ranks step by two, so that an arm64 entry without a variant (which means v8)
+        // comes just after one that names v8: an entry without the wanted variant is only
+        // taken when no entry has it.
         let runs = self.runs();
-        let variant = match (image.architecture.as_str(), image.variant.as_deref()) {
-            ("arm64", None) => Some("v8"),
-            (_, v) => v,
-        };
-        match variant {
-            Some(v) => runs.iter().position(|r| *r == v),
-            None => Some(runs.len()),
+        match (image.architecture.as_str(), image.variant.as_deref()) {
+            (_, Some(v)) => runs.iter().position(|r| *r == v).map(|at| 2 * at),
+            ("arm64", None) => runs.iter().position(|r| *r == "v8").map(|at| 2 * at + 1),
+            (_, None) => Some(2 * runs.len()),
         }
     }
 }
@@ -470,9 +470,22 @@ mod tests {
             chosen(&["linux/amd64", "linux/arm64/v8"], "linux/arm64"),
             Ok(2)
         );
-        // Equal entries: the index's order decides, never a worse match.
+        // Both fit: the entry that names the wanted variant, wherever it is.
         assert_eq!(
             chosen(&["linux/arm64", "linux/arm64/v8"], "linux/arm64/v8"),
+            Ok(2)
+        );
+        assert_eq!(
+            chosen(&["linux/arm64/v8", "linux/arm64"], "linux/arm64/v8"),
+            Ok(1)
+        );
+        assert_eq!(
+            chosen(&["linux/arm64", "linux/arm64/v8"], "linux/arm64"),
+            Ok(2)
+        );
+        // Equal entries: the index's order decides.
+        assert_eq!(
+            chosen(&["linux/arm64/v8", "linux/arm64/v8"], "linux/arm64/v8"),
             Ok(1)
         );
         assert_eq!(

@@ -15,10 +15,23 @@ use support::tako::*;
 /// purpose all the same, hence `fetch_slow` and its longer hang guard.
 const QUICK_RETRIES: [&str; 2] = ["--retry-delay-ms", "5"];
 
+/// Sets a file's mtime an hour back, as for a file published earlier.
+fn backdate(path: &std::path::Path) {
+    let o = run_bounded(
+        std::process::Command::new("touch")
+            .args(["-d", "1 hour ago"])
+            .arg(path),
+    );
+    assert_exit(&o, 0);
+}
+
 #[test]
 fn a_poll_when_nothing_changed_transfers_no_manifest_body() {
     let w = World::new();
     let d10 = w.publish("1.0");
+    // Published a while ago: a Last-Modified in the second of the response is no
+    // validator (see the same-second test below).
+    backdate(&w.origin().join("manifest"));
     let nginx = Nginx::serve_dir(&w.origin());
     let config = w.config("app.tako", &nginx.url(), "*", "");
     assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
@@ -183,4 +196,45 @@ fn validators_of_another_manifest_are_not_sent() {
         .rfind(|r| r.path == "/manifest")
         .unwrap();
     assert_eq!(last.header("if-none-match"), None);
+}
+
+/// Issue 23, side by side 18: with a server that sends only `Last-Modified` (one-second
+/// dates, as `python3 -m http.server`), two publishes in the same second with a poll in
+/// between made every later poll a 304: the host missed the second release for good. A
+/// date in the second of the response is not kept as a validator.
+#[test]
+fn a_last_modified_in_the_second_of_the_response_is_no_validator() {
+    let w = World::new();
+    w.publish("1.0");
+    let server = Server::serve_dir(w.origin());
+    server.serve_same_second_dates();
+    let config = w.config("app.tako", &server.url(), "*", "");
+    assert_exit(&fetch_slow(&QUICK_RETRIES, &[&config]), 0);
+    assert!(!w.dest().join("manifest.validators").exists());
+
+    // The second publish lands in the same second: the manifest's mtime does not change.
+    let manifest = w.origin().join("manifest");
+    let mtime = fs::metadata(&manifest).unwrap().modified().unwrap();
+    let d11 = w.publish("1.1");
+    fs::File::options()
+        .write(true)
+        .open(&manifest)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&d11, &World::content("1.1"));
+    let polls: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == "/manifest")
+        .collect();
+    assert!(
+        polls
+            .iter()
+            .all(|p| p.header("if-modified-since").is_none())
+    );
 }

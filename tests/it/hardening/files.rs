@@ -677,3 +677,73 @@ fn a_destination_out_of_inodes_names_the_file_once() {
         )]
     );
 }
+
+/// Issue 23, hostile review B: a `file://` origin's `manifest` linked to a secret file was
+/// followed, and the header error put the secret's first line into the journal.
+#[test]
+fn a_file_origins_manifest_linked_to_a_secret_is_not_followed_nor_quoted() {
+    let w = World::new();
+    w.publish("1.0");
+    let secret = w.path("shadow");
+    fs::write(&secret, "root:$6$s3cr3tsalt$h4sh:19000:0:99999:7:::\n").unwrap();
+    let manifest = w.origin().join("manifest");
+    fs::remove_file(&manifest).unwrap();
+    symlink(&secret, &manifest).unwrap();
+    let config = w.config("app.tako", &w.file_url(), "*", "");
+
+    let o = fetch(&["--retries", "0"], &[&config]);
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(!err.contains("s3cr3t") && !err.contains("h4sh"), "{err}");
+
+    // The same bytes as a regular file are no manifest: the error quotes a word at most.
+    fs::remove_file(&manifest).unwrap();
+    fs::copy(&secret, &manifest).unwrap();
+    let o = fetch(&["--retries", "0"], &[&config]);
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("its first line is 'root…'"), "{err}");
+    assert!(!err.contains("s3cr3t") && !err.contains("h4sh"), "{err}");
+}
+
+/// Issue 23, hostile review J: a FIFO at `manifest` or `store/HEX` of a `file://` origin
+/// hung the run (past --max-time, never trying the next mirror).
+#[test]
+fn a_fifo_in_a_file_origin_fails_at_once_and_the_next_mirror_serves() {
+    let w = World::new();
+    let digest = w.publish("1.0");
+    let good = World::new();
+    good.publish("1.0");
+    mkfifo(&w.origin().join("manifest.fifo"));
+    fs::remove_file(w.origin().join("manifest")).unwrap();
+    fs::rename(
+        w.origin().join("manifest.fifo"),
+        w.origin().join("manifest"),
+    )
+    .unwrap();
+    let config = w.config(
+        "app.tako",
+        &w.file_url(),
+        "*",
+        &format!("Origin={}\n", good.file_url()),
+    );
+
+    let o = fetch(&["--retries", "0"], &[&config]);
+
+    assert_exit(&o, 0);
+    assert!(stderr(&o).contains("it is a FIFO"), "{}", stderr(&o));
+    w.assert_latest(&digest, &World::content("1.0"));
+
+    // A FIFO as the image of the one origin: an error, not a hang.
+    let lone = World::new();
+    let digest = lone.publish("1.0");
+    let image = lone.origin().join("store").join(&digest);
+    fs::remove_file(&image).unwrap();
+    mkfifo(&image);
+    let config = lone.config("app.tako", &lone.file_url(), "*", "");
+    let o = fetch(&["--retries", "0"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("it is a FIFO"), "{}", stderr(&o));
+}

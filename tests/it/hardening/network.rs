@@ -161,7 +161,7 @@ fn credentials_in_the_origin_url_are_never_printed() {
         let shown = if case == "redirect elsewhere" {
             other.url_for("/manifest")
         } else {
-            format!("{USER}:***@127.0.0.1")
+            "***@127.0.0.1".to_string()
         };
         assert!(
             stderr(&o).contains(&shown),
@@ -178,7 +178,7 @@ fn credentials_in_the_origin_url_are_never_printed() {
     let o = fetch(&["--retries", "0"], &[&config]);
     assert_exit(&o, 1);
     assert_no_secret("connection refused", &o);
-    assert!(stderr(&o).contains("user:***@127.0.0.1"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("***@127.0.0.1"), "{}", stderr(&o));
 
     // Origins the config check refuses still hide the password.
     for origin in [
@@ -886,4 +886,40 @@ fn a_config_line_without_equals_sign_is_not_echoed_with_its_password() {
     let all = all_output(&o);
     assert!(all.contains("typo.tako:1: expected Key=Value"), "{all}");
     assert!(!all.contains("s3cr3t-pw"), "{all}");
+}
+
+/// Issue 23, hostile review E: a password with an unencoded `/`, `?` or `#` was printed
+/// whole in config errors and in `--json`, and a token used as the user name in every
+/// message. The whole user part is hidden.
+#[test]
+fn the_whole_user_part_of_an_origin_is_hidden_even_when_it_is_no_valid_url() {
+    let world = World::new();
+    world.publish("1.0");
+    for (origin, secrets) in [
+        ("https://user:pa/ss@127.0.0.1:1/app", vec!["pa/ss", "user:"]),
+        ("https://user:pa?ss@127.0.0.1:1/app", vec!["pa?ss", "user:"]),
+        ("https://user:pa#ss@127.0.0.1:1/app", vec!["pa#ss", "user:"]),
+        (
+            "http://ghp_t0ken5ecret@127.0.0.1:1/app",
+            vec!["ghp_t0ken5ecret"],
+        ),
+    ] {
+        let config = world.config("app.tako", origin, "*", "");
+        for json in [false, true] {
+            let mut args = vec!["--retries", "0"];
+            if json {
+                args.push("--json");
+            }
+            let o = fetch(&args, &[&config]);
+            assert_exit(&o, 1);
+            let printed = all_output(&o);
+            for secret in &secrets {
+                assert!(
+                    !printed.contains(secret),
+                    "{origin} (json: {json}): printed {secret:?}:\n{printed}"
+                );
+            }
+            assert!(printed.contains("***@"), "{origin}: {printed}");
+        }
+    }
 }

@@ -290,7 +290,7 @@ fn status_shows_every_origin_and_json_lists_them_in_order() {
     assert!(
         stdout(&o).lines().any(|l| l
             == format!(
-                "{name}:   origin {} (mirrors: http://user:***@127.0.0.1:9/mirror, file:///srv/mirror), pattern *",
+                "{name}:   origin {} (mirrors: http://***@127.0.0.1:9/mirror, file:///srv/mirror), pattern *",
                 first.url()
             )),
         "{}",
@@ -306,7 +306,7 @@ fn status_shows_every_origin_and_json_lists_them_in_order() {
         r["origins"],
         serde_json::json!([
             first.url(),
-            "http://user:***@127.0.0.1:9/mirror",
+            "http://***@127.0.0.1:9/mirror",
             "file:///srv/mirror"
         ])
     );

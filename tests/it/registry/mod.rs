@@ -3,3 +3,4 @@
 
 mod key_rotation;
 mod publish_and_fetch;
+mod transport;

@@ -148,6 +148,39 @@ fn takes_the_key_from_a_key_file_with_a_trailing_newline() {
     assert_eq!(p.manifest(), signed_manifest(&[entry("1", b"a")]));
 }
 
+/// Issue 23, hostile review N: `-f /dev/zero` grew to 10 GB; a pipe (process
+/// substitution) must still work.
+#[test]
+fn a_key_file_is_read_with_a_bound_and_may_be_a_pipe() {
+    let p = Publisher::new();
+    let o = p.store_with(&["-f", "/dev/zero"], &p.image("a", b"a"), "1");
+    assert_exit(&o, 1);
+    assert_eq!(
+        stderr(&o),
+        "tako: error: key file /dev/zero is larger than a key file can be (4096 bytes); give the file that 'tako gen-key' output was saved to\n"
+    );
+    assert!(!p.out().join("manifest").exists());
+
+    // `-f <(cat key)`: the shell hands tako a pipe.
+    let key_file = p.image("key", format!("{}\n", test_secret()).as_bytes());
+    let out = p.out();
+    let image = p.image("b", b"b");
+    let script = format!(
+        "exec \"$0\" store -f <(cat '{}') -o '{}' '{}' 1",
+        key_file.display(),
+        out.display(),
+        image.display()
+    );
+    let o = run_bounded(
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .arg(env!("CARGO_BIN_EXE_tako")),
+    );
+    assert_exit(&o, 0);
+    assert_eq!(p.manifest(), signed_manifest(&[entry("1", b"b")]));
+}
+
 #[test]
 fn takes_the_key_from_the_environment() {
     let p = Publisher::new();

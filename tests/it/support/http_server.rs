@@ -87,6 +87,10 @@ struct Shared {
     /// Whether files are served with `ETag` and `Last-Modified`, answer `If-None-Match` and
     /// `If-Modified-Since` with 304, and honour `Range` (with `If-Range`) with 206.
     http_features: AtomicBool,
+    /// Whether files are served as `python3 -m http.server` does, with `Last-Modified` only
+    /// (no `ETag`), 304 when the file is not newer than `If-Modified-Since`, and a `Date`
+    /// in the very second of the file's mtime: a response made right after a publish.
+    same_second_dates: AtomicBool,
     /// Body bytes sent in answers, by path: what a client was made to transfer.
     sent: Mutex<HashMap<String, u64>>,
     /// Responses that went silent under [`Fault::Stall`], by path, and a signal for each.
@@ -170,6 +174,7 @@ impl Server {
             faults: Mutex::new(HashMap::new()),
             sequences: Mutex::new(HashMap::new()),
             http_features: AtomicBool::new(false),
+            same_second_dates: AtomicBool::new(false),
             sent: Mutex::new(HashMap::new()),
             stalls: Mutex::new(HashMap::new()),
             stalled: Condvar::new(),
@@ -222,6 +227,13 @@ impl Server {
     /// match. Off by default, so older tests see the plain server they were written for.
     pub fn enable_http_features(&self) {
         self.shared.http_features.store(true, Ordering::SeqCst);
+    }
+
+    /// Serves files with `Last-Modified` only and a `Date` in the second of each file's mtime,
+    /// answering `If-Modified-Since` with 304 when the file is not newer, as a server with
+    /// one-second dates does right after a publish.
+    pub fn serve_same_second_dates(&self) {
+        self.shared.same_second_dates.store(true, Ordering::SeqCst);
     }
 
     /// Body bytes of files sent for `path` so far (a 304 sends none).
@@ -611,7 +623,22 @@ fn serve_file(
     let mut status = 200;
     let mut headers = vec![format!("Content-Length: {len}")];
     let mut length = len;
-    if shared.http_features.load(Ordering::SeqCst) {
+    if shared.same_second_dates.load(Ordering::SeqCst) {
+        let (_, modified) = validators_of(&mut file);
+        let dated = vec![
+            format!("Last-Modified: {modified}"),
+            format!("Date: {modified}"),
+        ];
+        let not_newer = request
+            .header("if-modified-since")
+            .and_then(|ims| httpdate::parse_http_date(ims).ok())
+            .zip(httpdate::parse_http_date(&modified).ok())
+            .is_some_and(|(ims, mtime)| mtime <= ims);
+        if not_newer {
+            return send(stream, shared, &head(304, &dated));
+        }
+        headers.extend(dated);
+    } else if shared.http_features.load(Ordering::SeqCst) {
         let (etag, modified) = validators_of(&mut file);
         let fresh = request.header("if-none-match") == Some(etag.as_str())
             || (request.header("if-none-match").is_none()

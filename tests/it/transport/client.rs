@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::http_server::{Fault, Server};
-use tako::net::{ProxyConfig, Transport, TransportConfig, TransportError};
+use tako::format::transport_config::TransportConfig;
+use tako::net::{ProxyConfig, Transport, TransportError};
 
 /// Proxies from the environment would send requests for 127.0.0.1 elsewhere.
 fn transport() -> Transport {

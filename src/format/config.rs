@@ -1,29 +1,21 @@
 //! Client configuration files: the systemd-like `Key=Value` format, or TOML.
 //!
-//! Parsing is pure (text in, [`Config`] or [`ConfigError`] out); only
-//! [`load`] touches the file system, to read the file and to check that the
-//! destination exists. Values quoted in messages go through
-//! `text::untrusted`: a config may hold anything, including escape sequences.
+//! Parsing is pure (text in, [`Config`] or [`ConfigError`] out); reading the file and
+//! checking that the destination exists is `fs::config::load`. Values quoted in messages
+//! go through `text::untrusted`: a config may hold anything, including escape sequences.
 
 use std::fmt;
-use std::fs::{self, File, Metadata};
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::format::key::{KeyError, PublicKey};
-use crate::format::text::untrusted;
-use crate::format::version::Pattern;
-use crate::net::{self, Access, Credentials, Origin};
-use crate::systemd;
+use super::key::{KeyError, PublicKey};
+use super::origin_url::{self, BasicCredentials, Origin};
+use super::text::untrusted;
+use super::unit_name::normalize_unit_name;
+use super::version::Pattern;
 
 const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
-
-/// A config is a handful of lines; anything larger is not one, and is not
-/// read into memory.
-pub const MAX_CONFIG_SIZE: u64 = 1 << 20;
 
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
@@ -38,7 +30,7 @@ pub struct Config {
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
     /// The user name and password of the first `Origin=`, which only the transport sees.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<BasicCredentials>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -49,6 +41,26 @@ pub struct Config {
     /// `tako fetch` collect after it moved `latest` (see `retention`).
     pub keep: Option<usize>,
     destination_line: Option<usize>,
+}
+
+impl Config {
+    /// The line of `Destination=`, for an error about the directory it names.
+    pub fn destination_line(&self) -> Option<usize> {
+        self.destination_line
+    }
+}
+
+/// The config keys for a private origin, as paths; the transport reads the files when the
+/// config is fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `HeaderFile=`: extra request headers, one `Name: value` per line.
+    pub header_file: Option<PathBuf>,
+    /// `CACertificate=`: PEM certificates that replace the system's trusted roots.
+    pub ca_certificate: Option<PathBuf>,
+    /// `ClientCertificate=` and `ClientKey=`: both or neither (the config checks that).
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 /// A configuration error, located as `FILE:LINE:` where a line is known.
@@ -66,92 +78,6 @@ impl fmt::Display for ConfigError {
             None => write!(f, "{}: {}", self.file, self.message),
         }
     }
-}
-
-/// Reads and validates the config at `path`. A name ending in `.toml` is
-/// read as TOML, anything else as `Key=Value` lines.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
-    let err = |message: String| ConfigError {
-        file: file.clone(),
-        line: None,
-        message,
-    };
-    let bytes = read_config(path).map_err(err)?;
-    let text = String::from_utf8(bytes).map_err(|_| err("config is not UTF-8 text".into()))?;
-    let config = if path.extension().is_some_and(|e| e == "toml") {
-        parse_toml(&file, &text)?
-    } else {
-        parse(&file, &text)?
-    };
-    if !config.destination.is_dir() {
-        return Err(ConfigError {
-            file,
-            line: config.destination_line,
-            message: format!(
-                "destination {} does not exist or is not a directory; create it first",
-                untrusted(&config.destination.display().to_string())
-            ),
-        });
-    }
-    Ok(config)
-}
-
-/// The bytes of the config file at `path`, or what is wrong with it.
-///
-/// Only a regular file of at most [`MAX_CONFIG_SIZE`] bytes is read: a FIFO
-/// would block the run forever, a device (`/dev/zero`) would be read until
-/// memory runs out.
-fn read_config(path: &Path) -> Result<Vec<u8>, String> {
-    let cannot = |e: std::io::Error| format!("cannot read config: {e}");
-    // Checked before opening, so a device is never even opened.
-    check_config_file(&fs::metadata(path).map_err(cannot)?)?;
-    // O_NONBLOCK: if a FIFO was swapped in since, opening it returns at
-    // once instead of waiting for a writer; the check below then refuses it.
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(cannot)?;
-    check_config_file(&file.metadata().map_err(cannot)?)?;
-    let mut bytes = Vec::new();
-    // One byte more than allowed tells a file that grew since from one
-    // that is exactly at the limit.
-    (&mut file)
-        .take(MAX_CONFIG_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_CONFIG_SIZE {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-fn too_large() -> String {
-    format!("config is larger than 1 MiB ({MAX_CONFIG_SIZE} bytes); it cannot be a Tako config")
-}
-
-fn check_config_file(meta: &Metadata) -> Result<(), String> {
-    let kind = meta.file_type();
-    let what = if kind.is_file() {
-        if meta.len() > MAX_CONFIG_SIZE {
-            return Err(too_large());
-        }
-        return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    };
-    Err(format!("config is not a regular file (it is {what})"))
 }
 
 /// Values as written, each with the line it came from.
@@ -426,9 +352,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
     let restart = raw
         .restart
         .iter()
-        .map(|(name, line)| {
-            systemd::normalize_unit_name(name).map_err(|e| err(Some(*line), e.to_string()))
-        })
+        .map(|(name, line)| normalize_unit_name(name).map_err(|e| err(Some(*line), e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     let access = access(
         file,
@@ -602,9 +526,9 @@ fn parse_keep(value: &str) -> Result<usize, String> {
     }
 }
 
-/// Checks `Origin=` as a URL (see [`net::parse_origin`]), naming the file and line.
+/// Checks `Origin=` as a URL (see [`origin_url::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
-    net::parse_origin(origin).map_err(|e| ConfigError {
+    origin_url::parse_origin(origin).map_err(|e| ConfigError {
         file: file.to_string(),
         line: Some(line),
         message: e.to_string(),
@@ -754,7 +678,7 @@ mod tests {
             [
                 "https://images.example.com/app-foo",
                 "file:///srv/mirror",
-                "http://u:***@m2/a"
+                "http://***@m2/a"
             ]
         );
         assert_eq!(c.origin, urls[0]);
@@ -828,7 +752,7 @@ mod tests {
         assert_eq!(e.line, Some(1));
         assert!(e.message.contains("has a query"), "{e}");
         let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
-        assert_eq!(c.origin, "https://u:***@images.example.com/app-foo");
+        assert_eq!(c.origin, "https://***@images.example.com/app-foo");
         assert!(c.credentials.is_some());
     }
 

@@ -1,0 +1,235 @@
+//! The connection pools (ureq agents) and their TLS setup: the system's roots, or a
+//! config's own CA and client certificate (`CACertificate=`, `ClientCertificate=`,
+//! `ClientKey=`), read and checked before the first connection.
+//!
+//! A certificate file decides whom to trust, so nothing read from one is ever quoted in a
+//! message. The files are read when a config is fetched, so a renewed certificate is picked
+//! up by the next run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use ureq::Agent;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+use crate::format::config::Access;
+use crate::format::origin_url::Scope;
+use crate::format::text::untrusted;
+use crate::format::transport_config::TransportConfig;
+use crate::fs::bounded::read_bounded;
+
+use super::error::{AccessError, shown};
+use super::{USER_AGENT, absolute_form};
+
+/// The largest PEM file read (a CA bundle of the whole web is about 200 KiB).
+const MAX_PEM: u64 = 1 << 20;
+
+const CA_FILE: &str = "CA certificate file (CACertificate=)";
+const CERT_FILE: &str = "client certificate file (ClientCertificate=)";
+const KEY_FILE: &str = "client key file (ClientKey=)";
+
+/// The connection pools for one TLS setup.
+#[derive(Clone)]
+pub(super) struct Agents {
+    pub(super) agent: Agent,
+    /// For `http://` targets through a proxy; see [`absolute_form`].
+    pub(super) forward: Agent,
+}
+
+impl Agents {
+    pub(super) fn new(cfg: &TransportConfig, tls: TlsConfig) -> Agents {
+        // ureq only speaks HTTP/1.1, so there is no version to pin.
+        let agent_config = Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            // Chosen per request in `proxy_for`; ureq's own pick would read the environment.
+            .proxy(None)
+            .user_agent(USER_AGENT)
+            // Never ask for compression: images are hashed byte for byte as stored.
+            .accept_encoding("")
+            .timeout_resolve(Some(cfg.connect_timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.read_timeout()))
+            .timeout_per_write(Some(cfg.idle_timeout))
+            .build();
+        Agents {
+            forward: absolute_form::agent(agent_config.clone()),
+            agent: Agent::new_with_config(agent_config),
+        }
+    }
+}
+
+/// The TLS setup of a config with `CACertificate=` or `ClientCertificate=`.
+///
+/// Kept in pools of its own: a connection made with one config's client certificate, or
+/// trusted through one config's CA, must never be reused for another config.
+pub(super) struct PrivateTls {
+    /// With the client certificate: for the origin's own scheme, host and port only.
+    pub(super) origin: Agents,
+    /// Without it, for wherever a redirect leads; the same roots.
+    pub(super) elsewhere: Agents,
+    pub(super) scope: Scope,
+    /// The `CACertificate=` file as shown in messages, when it replaces the system's roots.
+    pub(super) roots: Option<String>,
+}
+
+impl PrivateTls {
+    pub(super) fn new(
+        cfg: &TransportConfig,
+        files: TlsFiles,
+        scope: Scope,
+        access: &Access,
+    ) -> Self {
+        let roots = match &files.roots {
+            Some(certs) => RootCerts::new_with_certs(certs),
+            None => RootCerts::PlatformVerifier,
+        };
+        let plain = TlsConfig::builder().root_certs(roots.clone()).build();
+        let elsewhere = Agents::new(cfg, plain);
+        let origin = match files.client {
+            Some(client) => Agents::new(
+                cfg,
+                TlsConfig::builder()
+                    .root_certs(roots)
+                    .client_cert(Some(client))
+                    .build(),
+            ),
+            None => elsewhere.clone(),
+        };
+        PrivateTls {
+            origin,
+            elsewhere,
+            scope,
+            roots: access
+                .ca_certificate
+                .as_ref()
+                .filter(|_| files.roots.is_some())
+                .map(|p| untrusted(&p.display().to_string())),
+        }
+    }
+}
+
+/// The TLS settings of a config, read and checked.
+pub(super) struct TlsFiles {
+    /// Replaces the system's roots when set.
+    pub roots: Option<Vec<Certificate<'static>>>,
+    pub client: Option<ClientCert>,
+}
+
+/// Reads `CACertificate=`, `ClientCertificate=` and `ClientKey=`; `None` when the config
+/// sets none of them. Everything ureq would later reject (or panic over, as it does for a
+/// key that does not match its certificate) is refused here with a message.
+pub(super) fn load_tls(access: &Access) -> Result<Option<TlsFiles>, AccessError> {
+    let roots = access
+        .ca_certificate
+        .as_deref()
+        .map(load_roots)
+        .transpose()?;
+    let client = match (&access.client_certificate, &access.client_key) {
+        (Some(cert), Some(key)) => Some(load_client(cert, key)?),
+        _ => None,
+    };
+    if roots.is_none() && client.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(TlsFiles { roots, client }))
+}
+
+fn pem_error(what: &'static str, path: &Path, reason: impl Into<String>) -> AccessError {
+    AccessError::Pem {
+        what,
+        path: shown(path),
+        reason: reason.into(),
+    }
+}
+
+fn certificates(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, AccessError> {
+    let bytes = read_bounded(path, MAX_PEM, what)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| pem_error(what, path, "is not valid PEM"))?;
+    if certs.is_empty() {
+        return Err(pem_error(
+            what,
+            path,
+            "holds no certificate (expected PEM blocks starting with -----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(certs)
+}
+
+fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, AccessError> {
+    let certs = certificates(CA_FILE, path)?;
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        store.add(cert.clone()).map_err(|_| {
+            pem_error(
+                CA_FILE,
+                path,
+                format!(
+                    "holds a certificate that cannot be used as a trusted root (number {} in the file): it is malformed or of an unsupported kind",
+                    i + 1
+                ),
+            )
+        })?;
+    }
+    Ok(certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect())
+}
+
+fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessError> {
+    let chain = certificates(CERT_FILE, cert_path)?;
+    let key_bytes = read_bounded(key_path, MAX_PEM, KEY_FILE)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
+        pem_error(
+            KEY_FILE,
+            key_path,
+            "holds no unencrypted private key in PEM (expected -----BEGIN PRIVATE KEY-----, -----BEGIN RSA PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)",
+        )
+    })?;
+    // The same check ureq makes when it first connects, where a failure would panic.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let checked = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| {
+            pem_error(
+                KEY_FILE,
+                key_path,
+                "cannot be used: no TLS version is available",
+            )
+        })?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain.clone(), key.clone_key());
+    match checked {
+        Ok(_) => {}
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(AccessError::KeyMismatch {
+                cert: shown(cert_path),
+                key: shown(key_path),
+            });
+        }
+        Err(_) => {
+            return Err(pem_error(
+                KEY_FILE,
+                key_path,
+                "holds a private key tako cannot use (RSA, ECDSA P-256 or P-384, or Ed25519 are supported)",
+            ));
+        }
+    }
+    let chain: Vec<Certificate<'static>> = chain
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    // ureq picks the first key of the file as rustls did above.
+    let key = PrivateKey::from_pem(&key_bytes)
+        .map_err(|_| pem_error(KEY_FILE, key_path, "holds a private key tako cannot use"))?;
+    Ok(ClientCert::new_with_certs(&chain, key))
+}
