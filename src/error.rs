@@ -29,3 +29,11 @@ pub enum Error {
     #[error("{failed} of {total} configs have no intact installed image")]
     NotIntact { failed: usize, total: usize },
 }
+
+impl Error {
+    /// Writes the error as `tako: error: <message>` to standard error, with the journal's
+    /// error priority when standard error is the journal.
+    pub fn report(&self) {
+        crate::ui::output::error_line(&self.to_string());
+    }
+}

@@ -3,15 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with status 2.
-    let cli = tako::cli::Cli::parse_from(tako::cli::help_after_command(std::env::args_os()));
+    let cli = tako::Cli::from_argv(std::env::args_os());
     match tako::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            tako::ui::output::error_line(&err.to_string());
+            err.report();
             ExitCode::FAILURE
         }
     }

@@ -23,7 +23,7 @@ use zbus::{
     message::Type,
 };
 
-/// How long [`restart_units`] callers should normally let a single restart take.
+/// How long [`restart_units_until_failure`] callers should normally let a single restart take.
 ///
 /// systemd's own default start and stop timeouts are 90 s each, so a restart that takes longer
 /// than this is stuck rather than slow.
@@ -114,12 +114,19 @@ pub struct PartialRestart {
     pub error: SystemdError,
 }
 
-/// Restarts `units` as [`restart_units`] does, and on failure also tells which units were
-/// restarted before it, so a caller can remember exactly the ones still to do.
+/// Restarts `units` one after the other on the system bus, waiting up to `job_timeout` for each.
+///
+/// The bus is the one named by `DBUS_SYSTEM_BUS_ADDRESS`, or the standard system bus socket; see
+/// [`system_bus_address`]. Returns the units restarted, which on success is all of them.
+///
+/// `job_timeout` bounds, for each unit, the restart request and the job it queues together, and
+/// separately the connection to the bus, so that a wedged bus or systemd cannot hang the caller.
 ///
 /// # Errors
 ///
-/// As for [`restart_units`], together with the units already restarted.
+/// Stops at the first unit that fails to restart, since later units may depend on earlier ones;
+/// every unit before it was restarted successfully. The error tells which those were, so a
+/// caller can remember exactly the ones still to do.
 pub fn restart_units_until_failure(
     units: &[String],
     job_timeout: Duration,
@@ -143,28 +150,9 @@ pub fn restart_units_until_failure_at(
     zbus::block_on(restart_all(address, units, job_timeout))
 }
 
-/// Restarts `units` one after the other on the system bus, waiting up to `job_timeout` for each.
-///
-/// The bus is the one named by `DBUS_SYSTEM_BUS_ADDRESS`, or the standard system bus socket; see
-/// [`system_bus_address`]. Returns the units restarted, which on success is all of them.
-///
-/// `job_timeout` bounds, for each unit, the restart request and the job it queues together, and
-/// separately the connection to the bus, so that a wedged bus or systemd cannot hang the caller.
-///
-/// # Errors
-///
-/// Stops at the first unit that fails to restart, since later units may depend on earlier ones;
-/// every unit before it was restarted successfully.
-pub fn restart_units(units: &[String], job_timeout: Duration) -> Result<Vec<String>, SystemdError> {
-    restart_units_at(&system_bus_address(), units, job_timeout)
-}
-
-/// Restarts `units` like [`restart_units`], on the bus at `address` instead of the system bus.
-///
-/// # Errors
-///
-/// As for [`restart_units`].
-pub fn restart_units_at(
+/// As [`restart_units_until_failure_at`], with only the error: what the tests check.
+#[cfg(test)]
+fn restart_units_at(
     address: &str,
     units: &[String],
     job_timeout: Duration,
@@ -414,6 +402,9 @@ fn whole_secs_rounded_up(duration: Duration) -> u64 {
         .as_secs()
         .saturating_add(u64::from(duration.subsec_nanos() > 0))
 }
+
+#[cfg(test)]
+mod bus_tests;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line `args` (the program name first, as `std::env::args_os` gives it),
+    /// with a leading `-h` moved after the command (see [`help_after_command`]). On a usage
+    /// error, or for `--help` and `--version`, clap prints and exits (status 2 or 0).
+    pub fn from_argv(args: impl IntoIterator<Item = OsString>) -> Cli {
+        Cli::parse_from(help_after_command(args))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download the newest matching image for each config and point `latest` at it.

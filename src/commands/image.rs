@@ -13,6 +13,7 @@ use crate::container::resolve::{Auth, Described, WantedPlatform};
 use crate::container::unpack::Limits;
 use crate::destination::blob_cache::{BlobCache, Kind, PurgePlan};
 use crate::format::oci::platform::{Platform, PlatformError};
+use crate::format::size;
 use crate::format::text::untrusted;
 use crate::fs::IoError;
 use crate::ui::json::{ImageDigestRecord, ImageLayerRecord, ImagePullRecord};
@@ -270,9 +271,9 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
         "  {count} layer{}: {} downloaded ({}), {cached} from the cache ({}); {} unpacked in {} entries",
         if count == 1 { "" } else { "s" },
         count - cached,
-        output::binary_size(pulled.downloaded_bytes),
-        output::binary_size(pulled.cached_bytes),
-        output::binary_size(pulled.unpacked_bytes),
+        size::short(pulled.downloaded_bytes),
+        size::short(pulled.cached_bytes),
+        size::short(pulled.unpacked_bytes),
         pulled.entries,
     ));
     if !pulled.pinned {
@@ -425,7 +426,7 @@ fn purge_lines(plan: &PurgePlan, dry_run: bool) -> Vec<String> {
         lines.push(format!(
             "{remove} {what} {} ({})",
             removal.name,
-            output::binary_size(removal.size)
+            size::short(removal.size)
         ));
     }
     lines.push(format!(
@@ -433,7 +434,7 @@ fn purge_lines(plan: &PurgePlan, dry_run: bool) -> Vec<String> {
         output::size_text(plan.bytes()),
         plan.blobs_kept,
         if plan.blobs_kept == 1 { "" } else { "s" },
-        output::binary_size(plan.bytes_kept),
+        size::short(plan.bytes_kept),
         plan.trees_kept,
         if plan.trees_kept == 1 { "" } else { "s" },
     ));

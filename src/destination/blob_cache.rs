@@ -53,7 +53,6 @@ const RECORD_VERSION: u32 = 1;
 
 /// The cache directory, open.
 pub struct BlobCache {
-    path: PathBuf,
     root: Dir,
     blobs: Dir,
     locks: Dir,
@@ -250,16 +249,11 @@ impl BlobCache {
         let locks = root.ensure_subdir(LOCKS)?;
         let trees = root.ensure_subdir(TREES)?;
         Ok(BlobCache {
-            path: path.to_path_buf(),
             root,
             blobs,
             locks,
             trees,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `blobs/sha256`, where blobs are downloaded to (with their partials).
@@ -399,7 +393,8 @@ impl BlobCache {
     }
 
     /// The record of the tree at `dir`, if there is a readable one.
-    pub fn record_of(&self, dir: &str) -> Option<TreeRecord> {
+    #[cfg(test)]
+    fn record_of(&self, dir: &str) -> Option<TreeRecord> {
         self.read_record(&record_name(dir)).ok()
     }
 
@@ -659,7 +654,10 @@ mod tests {
         assert!(!cache.blobs().path().join(&partial).exists());
         assert!(!cache.blobs().path().join(&validator).exists());
         assert!(cache.blobs().path().join("notes.txt").exists());
-        assert_eq!(fs::read_dir(cache.path().join(LOCKS)).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(cache.root.path().join(LOCKS)).unwrap().count(),
+            0
+        );
         let again = cache.plan_purge().unwrap();
         assert!(again.removals.is_empty() && again.released.is_empty());
     }
@@ -706,7 +704,7 @@ mod tests {
         let tree = dir.path().join("tree");
         fs::create_dir(&tree).unwrap();
         record(&cache, &tree, vec![layer]);
-        let trees = cache.path().join(TREES);
+        let trees = cache.root.path().join(TREES);
         let name = record_name(tree.to_str().unwrap());
         fs::rename(trees.join(&name), trees.join("0".repeat(64))).unwrap();
         fs::write(trees.join("f".repeat(64)), b"{not json").unwrap();

@@ -24,7 +24,6 @@
 //! takes over. Names starting with a dot are ignored by `machinectl`, so it does not list
 //! them as machines.
 
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -160,11 +159,6 @@ impl ImageDir {
             tree,
             _lock: lock,
         })
-    }
-
-    /// DIR as given.
-    pub fn shown(&self) -> &Path {
-        &self.shown
     }
 
     /// DIR's absolute path (its parent canonical).
@@ -317,19 +311,22 @@ fn is_not_empty(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST))
 }
 
-/// Whether a name is one of the temporaries of a pull (for tools listing a parent).
-pub fn is_temporary(name: &OsStr) -> bool {
-    name.to_str().is_some_and(|n| {
-        n.starts_with('.')
-            && (n.ends_with(".tako-new") || n.ends_with(".tako-blobs") || n.ends_with(".tako-lock"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Whether a name is one of the temporaries of a pull.
+    fn is_temporary(name: &OsStr) -> bool {
+        name.to_str().is_some_and(|n| {
+            n.starts_with('.')
+                && (n.ends_with(".tako-new")
+                    || n.ends_with(".tako-blobs")
+                    || n.ends_with(".tako-lock"))
+        })
+    }
 
     fn no_wait() {
         panic!("nothing else holds the lock");

@@ -92,11 +92,6 @@ impl Destination {
         self.dir.subdir(INDEX)
     }
 
-    /// `index/`, created if needed.
-    pub fn ensure_index_cache(&self) -> Result<Dir, IoError> {
-        self.dir.ensure_subdir(INDEX)
-    }
-
     /// Where `latest` points, as the link says it.
     pub fn latest(&self) -> Option<PathBuf> {
         self.dir.read_link(LATEST)

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::key::{KeyError, PublicKey};
-use super::origin_url::{self, BasicCredentials, Origin};
+use super::origin_url::{self, Origin};
 use super::text::untrusted;
 use super::unit_name::normalize_unit_name;
 use super::version::Pattern;
@@ -29,8 +29,6 @@ pub struct Config {
     /// Every key whose signature is trusted, never empty, no two equal; the
     /// first is preferred (see `keyring`).
     pub public_keys: Vec<PublicKey>,
-    /// The user name and password of the first `Origin=`, which only the transport sees.
-    pub credentials: Option<BasicCredentials>,
     pub destination: PathBuf,
     pub version: Pattern,
     pub restart: Vec<String>,
@@ -100,6 +98,35 @@ struct Raw {
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
+/// The known key a mistyped one most likely meant: the same letters in another case, or at
+/// most two edits away (`Orign`, `origin`, `PublicKy`); `None` when no key is that close.
+fn closest_key(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    KEYS.split(", ")
+        .map(|known| {
+            let distance = edit_distance(&lower, &known.to_ascii_lowercase());
+            (distance, known)
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, over bytes: keys are ASCII, and anything else is far from all.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
     let at = |line: usize, message: String| ConfigError {
         file: file.to_string(),
@@ -112,6 +139,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
+        }
+        if line.starts_with('[') && line.ends_with(']') {
+            // `[Tako]` or a systemd-style `[Section]`: tako's configs have none.
+            return Err(at(
+                n,
+                format!(
+                    "a tako config has no sections; remove the line '{}' and keep its Key=Value lines",
+                    untrusted(line)
+                ),
+            ));
         }
         let Some((key, value)) = line.split_once('=') else {
             return Err(at(
@@ -151,9 +188,16 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
                 continue;
             }
             _ => {
+                let hint = match closest_key(key) {
+                    Some(known) => format!("did you mean {known}? "),
+                    None => String::new(),
+                };
                 return Err(at(
                     n,
-                    format!("unknown key '{}'; expected one of {KEYS}", untrusted(key)),
+                    format!(
+                        "unknown key '{}'; {hint}expected one of {KEYS}",
+                        untrusted(key)
+                    ),
                 ));
             }
         };
@@ -367,7 +411,6 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         origin: origins[0].url.clone(),
-        credentials: origins[0].credentials.clone(),
         origins,
         public_keys,
         destination: PathBuf::from(destination),
@@ -593,7 +636,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
+            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
         );
     }
 
@@ -753,7 +796,7 @@ mod tests {
         assert!(e.message.contains("has a query"), "{e}");
         let c = parse("a", &good().replace("https://", "HTTPS://u:p%40ss@")).unwrap();
         assert_eq!(c.origin, "https://***@images.example.com/app-foo");
-        assert!(c.credentials.is_some());
+        assert!(c.origins[0].credentials.is_some());
     }
 
     #[test]

@@ -339,10 +339,12 @@ impl UnverifiedEntries {
         missing(&self.entries, newer)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -7,9 +7,10 @@ pub mod header_file;
 pub mod http_fields;
 pub mod key;
 pub mod manifest;
-// Container images; the container floor (image pull, the image proxy) will use it.
 pub mod netrc;
 pub mod no_proxy;
+// OCI references and JSON, for the container floor: `tako image` (pull into the blob
+// cache, unpack) is being wired to it; until then nothing calls it.
 #[allow(dead_code)]
 pub mod oci;
 pub mod origin_url;

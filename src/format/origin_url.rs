@@ -138,7 +138,16 @@ pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
     let shown = || show_url(text);
     let url = url::Url::parse(text).map_err(|e| OriginError::Invalid {
         url: shown(),
-        reason: e.to_string(),
+        reason: match e {
+            // `images.example.com/app` or `/srv/images/app`: the scheme is missing.
+            url::ParseError::RelativeUrlWithoutBase => {
+                "it has no scheme; write https://HOST/PATH, http://HOST/PATH, file:///PATH or oci://REGISTRY/REPOSITORY".to_owned()
+            }
+            url::ParseError::InvalidPort => {
+                "the port is not a number (a password with '/', '?', '#' or '@' must be percent-encoded, as %2F, %3F, %23 and %40)".to_owned()
+            }
+            e => e.to_string(),
+        },
     })?;
     let https = match url.scheme() {
         "https" => true,
@@ -271,6 +280,16 @@ mod tests {
         assert!(matches!(err("file://host/x"), OriginError::FileHost { .. }));
         assert!(matches!(err("https://"), OriginError::Invalid { .. }));
         assert!(matches!(err("/just/a/path"), OriginError::Invalid { .. }));
+        assert!(
+            err("images.example.com/app")
+                .to_string()
+                .contains("it has no scheme; write https://")
+        );
+        assert!(
+            err("https://u:pa/ss@h/app")
+                .to_string()
+                .contains("must be percent-encoded")
+        );
         let msg = err("https://u:secret@bad host/").to_string();
         assert!(
             !msg.contains("secret") && msg.contains("***@bad host"),

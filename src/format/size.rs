@@ -58,6 +58,17 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_shown_in_binary_units_with_one_decimal() {
+        assert_eq!(short(0), "0 bytes");
+        assert_eq!(short(1023), "1023 bytes");
+        assert_eq!(short(1024), "1.0 KiB");
+        assert_eq!(short(52 << 20), "52.0 MiB");
+        assert_eq!(short((1 << 30) - 1), "1.0 GiB");
+        assert_eq!(short(1536 << 20), "1.5 GiB");
+        assert_eq!(short(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
     fn a_value_that_would_round_up_to_1024_moves_to_the_next_unit() {
         // 1023.96 MiB
         let size = (1023.96 * 1024.0 * 1024.0) as u64;

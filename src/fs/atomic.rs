@@ -108,11 +108,6 @@ pub struct PendingFile {
 }
 
 impl PendingFile {
-    /// Creates `<dir>/<name>.new`; see [`Dir::create`].
-    pub fn create(dir: &Path, name: &str) -> Result<PendingFile, IoError> {
-        Dir::open(dir)?.create(name)
-    }
-
     pub fn file(&mut self) -> &mut File {
         &mut self.file
     }
@@ -159,22 +154,11 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, IoErr
     Dir::open(dir)?.write_file(name, bytes)
 }
 
-/// Points the symlink `<dir>/<name>` at `target` atomically.
-pub fn replace_symlink(dir: &Path, name: &str, target: &Path) -> Result<(), IoError> {
-    Dir::open(dir)?.replace_symlink(name, target)
-}
-
 pub fn remove_if_exists(path: &Path) -> Result<(), IoError> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).context("remove", path),
         _ => Ok(()),
     }
-}
-
-/// Creates `<dir>/<name>` as a directory (mode [`DIR_MODE`](super::DIR_MODE)) if it is
-/// missing; its parent must exist, and a symlink there is refused.
-pub fn ensure_subdir(dir: &Path, name: &str) -> Result<PathBuf, IoError> {
-    Ok(Dir::open(dir)?.ensure_subdir(name)?.path)
 }
 
 #[cfg(test)]
@@ -210,7 +194,7 @@ mod tests {
     #[test]
     fn an_abandoned_pending_file_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let pending = PendingFile::create(dir.path(), "img").unwrap();
+        let pending = Dir::open(dir.path()).unwrap().create("img").unwrap();
         assert!(dir.path().join("img.new").exists());
         drop(pending);
         assert!(!dir.path().join("img.new").exists());
@@ -220,8 +204,13 @@ mod tests {
     #[test]
     fn replace_symlink_moves_an_existing_link() {
         let dir = tempfile::tempdir().unwrap();
-        replace_symlink(dir.path(), "latest", Path::new("store/a")).unwrap();
-        replace_symlink(dir.path(), "latest", Path::new("store/b")).unwrap();
+        let handle = Dir::open(dir.path()).unwrap();
+        handle
+            .replace_symlink("latest", Path::new("store/a"))
+            .unwrap();
+        handle
+            .replace_symlink("latest", Path::new("store/b"))
+            .unwrap();
         let link = dir.path().join("latest");
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("store/b"));
         assert!(!dir.path().join("latest.new").exists());

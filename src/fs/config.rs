@@ -28,13 +28,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         config::parse(&file, &text)?
     };
     if !config.destination.is_dir() {
+        let shown = untrusted(&config.destination.display().to_string());
+        // A file there needs another path, not a mkdir that would fail.
+        let message = match std::fs::symlink_metadata(&config.destination) {
+            Ok(meta) if !meta.is_dir() && !meta.file_type().is_symlink() => format!(
+                "destination {shown} is a file, not a directory; Destination= names the directory that holds manifest, store/ and latest (remove the file or name another path)"
+            ),
+            _ => {
+                format!("destination {shown} does not exist or is not a directory; create it first")
+            }
+        };
         return Err(ConfigError {
             file,
             line: config.destination_line(),
-            message: format!(
-                "destination {} does not exist or is not a directory; create it first",
-                untrusted(&config.destination.display().to_string())
-            ),
+            message,
         });
     }
     Ok(config)

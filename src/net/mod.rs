@@ -52,10 +52,9 @@ use credentials::Basic;
 use request::Target;
 
 pub use body::Body;
-pub use credentials::{Credentials, MAX_HEADER_FILE};
-pub use error::{AccessError, NetworkError, TransportError};
+pub use credentials::Credentials;
+pub use error::TransportError;
 pub use proxy::ProxyConfig;
-pub use request::Small;
 pub use wire::{Call, Method, Reply};
 
 /// The most redirects followed for one request (SPEC §7); a static file server has no
@@ -283,9 +282,13 @@ impl Transport {
 }
 
 #[cfg(test)]
+mod client_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::fs::bounded::ReadError;
+    use error::AccessError;
 
     #[test]
     fn for_origin_reads_netrc_for_the_origins_host_and_ignores_everything_for_file_urls() {

@@ -33,6 +33,7 @@ struct ProxyVar {
 
 impl ProxyConfig {
     /// No proxy at all, whatever the environment says.
+    #[cfg(test)]
     pub fn none() -> ProxyConfig {
         ProxyConfig::default()
     }

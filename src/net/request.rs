@@ -110,6 +110,7 @@ impl Transport {
     ///
     /// Errors name the URL that failed, which after a redirect is the redirect's target, in
     /// the form of [`show_url`].
+    #[cfg(test)]
     pub fn open(&self, url: &str) -> Result<Body, TransportError> {
         self.open_with(url, &Conditions::default())
     }

@@ -66,7 +66,6 @@ pub struct Call<'a> {
 /// The answer to a [`Call`], whatever its status.
 #[derive(Debug)]
 pub struct Reply {
-    url: String,
     status: u16,
     headers: HeaderMap,
     body: Body,
@@ -76,11 +75,6 @@ impl Reply {
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status
-    }
-
-    /// The URL that was called, fit to print.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// The first value of the header `name`, if it is text (visible ASCII).
@@ -149,7 +143,7 @@ impl Transport {
         let (parts, body) = response.into_parts();
         let content_length = body.content_length();
         let body = Body::new(
-            shown.clone(),
+            shown,
             content_length,
             Inner::Http(body.into_reader()),
             self.config,
@@ -157,7 +151,6 @@ impl Transport {
         )
         .limited(self.limit.clone());
         Ok(Reply {
-            url: shown,
             status,
             headers: parts.headers,
             body,

@@ -14,6 +14,7 @@ pub struct Mirrors {
 }
 
 impl Mirrors {
+    #[cfg(test)]
     pub fn new<O: Origin + 'static>(members: Vec<O>) -> Mirrors {
         Mirrors::of(
             members

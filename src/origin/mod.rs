@@ -21,6 +21,8 @@ pub mod publish;
 pub mod registry;
 pub mod registry_layout;
 pub mod registry_publish;
+#[cfg(test)]
+mod registry_tests;
 
 /// The connections, proxies and limits that every origin of one run shares (the run's
 /// `--limit-rate` is one budget): the one thing of the transport a caller of the seam
@@ -28,7 +30,6 @@ pub mod registry_publish;
 pub use crate::net::Transport;
 pub use body::{Answer, Body};
 pub use error::{Kind, OriginError};
-pub use publish::Publish;
 
 use crate::format::config::Config;
 use crate::format::key::{KeyId, PublicKey};

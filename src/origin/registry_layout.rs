@@ -7,13 +7,11 @@ use std::io::Seek;
 use std::path::Path;
 
 use super::Slot;
-use crate::format::manifest::MAX_MANIFEST_SIZE;
 use crate::format::oci::digest::Digest;
 use crate::format::tako_artifact::{self, ArtifactError};
 pub use crate::format::tako_artifact::{
-    Descriptor, EMPTY_CONFIG, EMPTY_TYPE, IMAGE_TYPE, INDEX_TYPE, ImageManifest, KEY_ID_ANNOTATION,
-    MANIFEST_TAG, MANIFEST_TYPE, RETIRED_TYPE, artifact, artifact_with_layers, is_retired,
-    version_tag,
+    Descriptor, EMPTY_CONFIG, EMPTY_TYPE, IMAGE_TYPE, INDEX_TYPE, KEY_ID_ANNOTATION, MANIFEST_TAG,
+    MANIFEST_TYPE, RETIRED_TYPE, artifact, artifact_with_layers, is_retired, version_tag,
 };
 use crate::registry::{Client, Deleted, OciError};
 
@@ -50,24 +48,6 @@ pub fn index_layer(
     hex: &str,
 ) -> Result<Option<Descriptor>, OciError> {
     tako_artifact::index_layer(bytes, hex).map_err(|e| invalid(client, what, e))
-}
-
-/// The signed Tako manifest the repository serves, byte for byte, or `None` when the
-/// repository has no `tako-manifest` tag yet, with the digest of the artifact that holds it.
-pub fn read_manifest(client: &Client) -> Result<Option<(Vec<u8>, String)>, OciError> {
-    read_manifest_capped(client, MAX_MANIFEST_SIZE)
-}
-
-/// As [`read_manifest`], with a layer of at most `max` bytes.
-pub fn read_manifest_capped(
-    client: &Client,
-    max: u64,
-) -> Result<Option<(Vec<u8>, String)>, OciError> {
-    let Some(fetched) = client.manifest(MANIFEST_TAG)? else {
-        return Ok(None);
-    };
-    let bytes = signed_manifest_of(client, MANIFEST_TAG, &fetched, max)?;
-    Ok(Some((bytes, fetched.digest)))
 }
 
 /// The signed Tako manifest that the manifest artifact `fetched`, tagged `tag`, holds as its

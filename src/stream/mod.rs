@@ -2,5 +2,8 @@
 //! decompression of image layers.
 
 pub mod chunking;
+// The container floor: `tako image` (pull into the blob cache, unpack) is being wired to
+// it; until then nothing calls it.
+#[allow(dead_code)]
 pub mod decompress;
 pub mod hashing;

@@ -52,11 +52,6 @@ pub fn size_text(size: u64) -> String {
     size::exact(size)
 }
 
-/// A size with one decimal: `512 bytes`, `52.0 MiB` (see `format::size`).
-pub fn binary_size(size: u64) -> String {
-    size::short(size)
-}
-
 /// Writes one line to standard error; a failure is ignored.
 pub fn stderr_line(line: &str) {
     let _ = io::stderr()
@@ -119,17 +114,6 @@ fn stderr_identity() -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_are_shown_in_binary_units_with_one_decimal() {
-        assert_eq!(binary_size(0), "0 bytes");
-        assert_eq!(binary_size(1023), "1023 bytes");
-        assert_eq!(binary_size(1024), "1.0 KiB");
-        assert_eq!(binary_size(52 << 20), "52.0 MiB");
-        assert_eq!(binary_size((1 << 30) - 1), "1.0 GiB");
-        assert_eq!(binary_size(1536 << 20), "1.5 GiB");
-        assert_eq!(binary_size(u64::MAX), "16384.0 PiB");
-    }
 
     #[test]
     fn parses_the_journal_stream_variable() {

@@ -46,8 +46,6 @@ pub struct RemoteManifest {
     pub manifest: Manifest,
     /// What the server said about this file, for the next poll to ask whether it changed.
     pub validators: Option<Validators>,
-    /// The server answered 304 Not Modified: these are the host's own bytes, verified again.
-    pub not_modified: bool,
 }
 
 /// What one origin answered.
@@ -85,7 +83,6 @@ pub fn fetch_remote(
                 bytes,
                 manifest,
                 validators,
-                not_modified: false,
             }));
         }
         // Only a signature by another key sends us looking for another
@@ -118,7 +115,6 @@ pub fn fetch_remote(
                     bytes,
                     manifest,
                     validators: file.validators,
-                    not_modified: false,
                 }));
             }
             Err(e) => tried.push(format!("{}: {e}", file.url)),

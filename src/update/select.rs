@@ -149,7 +149,6 @@ fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest
         bytes,
         manifest,
         validators: query.known.cloned(),
-        not_modified: true,
     })
 }
 

@@ -42,8 +42,7 @@ fn assert_valid_destination(w: &World) {
         );
     }
     if let Ok(bytes) = fs::read(w.dest().join("manifest")) {
-        let key = tako::format::key::PublicKey::parse(TEST_PUBLIC).unwrap();
-        tako::format::manifest::Manifest::parse(&bytes, &key).expect("the local manifest verifies");
+        verified_entries(&bytes, TEST_PUBLIC).expect("the local manifest verifies");
     }
     if let Some(target) = w.latest() {
         let name = target
@@ -575,7 +574,7 @@ fn config_errors_name_the_file_and_line() {
         (
             "unknown.tako",
             "Origin=file:///x\nOrign=y\n".into(),
-            ":2: unknown key 'Orign'; expected one of Origin, PublicKey, Destination, Version, Restart".into(),
+            ":2: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart".into(),
         ),
         ("noeq.tako", "# c\n\nOrigin\n".into(), ":3: expected Key=Value".into()),
         (

@@ -234,7 +234,8 @@ fn an_unsigned_manifest_header_is_printed_escaped_and_cut() {
     assert_no_raw_escapes(&o);
     let err = stderr(&o);
     assert!(err.contains("unsupported manifest version"), "{err}");
-    assert!(err.contains("\\u{1b}[2J"), "{err}");
+    // Quoted up to the first character no header holds (issue 23, hostile review B).
+    assert!(err.contains("'Tako Manifest …'"), "{err}");
     assert!(err.len() < 1000, "{} bytes:\n{err}", err.len());
 
     // The same as a whole first line that is not a header at all.
@@ -498,4 +499,66 @@ fn a_manifest_with_both_a_separator_only_version_and_zero_is_a_duplicate() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Issue 23, new user 15: messages that say what is wrong and what to write instead.
+#[test]
+fn config_mistakes_get_messages_that_say_what_to_write_instead() {
+    let w = World::new();
+    w.publish("1.0");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[Tako]\nOrigin=file:///x\n".to_string(),
+            ":1: a tako config has no sections; remove the line '[Tako]'",
+        ),
+        (
+            "Orign=file:///x\n".to_string(),
+            ":1: unknown key 'Orign'; did you mean Origin? expected one of",
+        ),
+        (
+            "origin=file:///x\n".to_string(),
+            ":1: unknown key 'origin'; did you mean Origin?",
+        ),
+        (
+            format!(
+                "Origin=images.example.com/app\nPublicKey={}\nDestination={}\nVersion=*\n",
+                TEST_PUBLIC,
+                w.dest().display()
+            ),
+            ":1: invalid origin URL 'images.example.com/app': it has no scheme; write https://",
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = w.path("bad.tako");
+        fs::write(&config, &text).unwrap();
+        let o = fetch(&[], &[&config]);
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!("tako: error: {}{expected}", config.display())),
+            "{text:?}: {err}"
+        );
+    }
+
+    // A file where the destination directory should be.
+    let file = w.path("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let config = w.path("file-dest.tako");
+    fs::write(
+        &config,
+        format!(
+            "Origin={}\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\n",
+            w.file_url(),
+            file.display()
+        ),
+    )
+    .unwrap();
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(":3: destination") && stderr(&o).contains("is a file, not a directory"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("create it first"), "{}", stderr(&o));
 }

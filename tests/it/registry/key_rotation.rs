@@ -11,7 +11,7 @@ use std::process::Output;
 
 use support::registry::Registry;
 use support::run::run_bounded;
-use support::tako::{assert_exit, sha256_hex, stderr, stdout, tako, tako_cmd};
+use support::tako::{assert_exit, sha256_hex, stderr, stdout, tako, tako_cmd, verified_entries};
 
 /// A key pair as `tako gen-key` prints it, with its id from `tako key-id`.
 struct Key {
@@ -208,9 +208,8 @@ impl Host {
         }
         self.assert_has(version);
         let local = fs::read(self.dest().join("manifest")).unwrap();
-        let public = tako::format::key::PublicKey::parse(&key.public).unwrap();
         assert!(
-            tako::format::manifest::Manifest::parse(&local, &public).is_ok(),
+            verified_entries(&local, &key.public).is_ok(),
             "host {}: the local manifest verifies with key {}",
             self.name,
             key.id

@@ -7,15 +7,15 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::distribution::{
+    self as oci, IMAGE_TYPE, INDEX_TYPE, MANIFEST_TYPE, Repository, artifact, descriptor,
+};
 use support::origin::World;
 use support::registry::{self, Registry};
 use support::tako::{
-    Fetch, assert_exit, fetch, run_bounded, sha256_hex, signed_manifest, stderr, stdout, tako_cmd,
-    test_secret,
+    Fetch, assert_exit, fetch, run_bounded, sha256_hex, signed_manifest, stderr, stdout, tako,
+    tako_cmd, test_secret,
 };
-use tako::origin::Slot;
-use tako::origin::registry_layout::{self as layout, Descriptor};
-use tako::registry::{Client, Credentials, Reference};
 
 const USER: &str = "publisher";
 const PASSWORD: &str = "pa55-very-secret-word";
@@ -58,35 +58,15 @@ fn store_ok(w: &World, origin: &str, version: &str, content: &[u8]) -> String {
     hex
 }
 
-fn client(origin: &str, credentials: Option<Credentials>) -> Client {
-    Client::with_credentials(Reference::parse(origin).unwrap(), credentials, true)
-}
-
 /// The signed manifest the repository's `tako-manifest` tag holds, read independently.
 fn registry_manifest(origin: &str) -> Vec<u8> {
-    layout::read_manifest(&client(origin, None))
-        .unwrap()
-        .expect("a tako-manifest tag")
-        .0
+    Repository::of(origin).signed_manifest()
 }
 
 /// Replaces the repository's `tako-manifest` with an artifact holding `bytes`, as a hostile
 /// or careless publisher could.
 fn push_manifest_bytes(origin: &str, bytes: &[u8]) {
-    let c = client(origin, None);
-    let digest = c.push_blob(bytes).unwrap();
-    c.push_blob(layout::EMPTY_CONFIG).unwrap();
-    let artifact = layout::artifact(
-        layout::MANIFEST_TYPE,
-        Descriptor {
-            media_type: layout::MANIFEST_TYPE.into(),
-            digest,
-            size: bytes.len() as u64,
-            annotations: None,
-        },
-        None,
-    );
-    c.put_manifest(layout::MANIFEST_TAG, &artifact).unwrap();
+    Repository::of(origin).push_signed_manifest(bytes);
 }
 
 fn tags(registry: &Registry, repository: &str) -> Vec<String> {
@@ -114,10 +94,10 @@ fn line(version: &str, content: &[u8]) -> String {
 
 #[test]
 fn the_test_registry_starts_with_and_without_basic_auth() {
-    let get = |url: &str, auth: Option<&Credentials>| {
+    let get = |url: &str, auth: Option<&str>| {
         let mut req = ureq::get(url);
-        if let Some(c) = auth {
-            req = req.header("Authorization", &c.basic());
+        if let Some(password) = auth {
+            req = req.header("Authorization", &oci::basic(USER, password));
         }
         req.config()
             .http_status_as_error(false)
@@ -131,13 +111,9 @@ fn the_test_registry_starts_with_and_without_basic_auth() {
     assert_eq!(get(&format!("http://{}/v2/", open.host()), None), 200);
     let closed = Registry::with_basic_auth(USER, PASSWORD);
     let url = format!("http://{}/v2/", closed.host());
-    let creds = |password: &str| Credentials {
-        username: USER.into(),
-        password: password.into(),
-    };
     assert_eq!(get(&url, None), 401);
-    assert_eq!(get(&url, Some(&creds("wrong"))), 401);
-    assert_eq!(get(&url, Some(&creds(PASSWORD))), 200);
+    assert_eq!(get(&url, Some("wrong")), 401);
+    assert_eq!(get(&url, Some(PASSWORD)), 200);
 }
 
 #[test]
@@ -168,9 +144,7 @@ fn three_versions_published_to_a_registry_are_tagged_and_listed_in_the_signed_ma
     expected.sort();
     assert_eq!(tags(&r, "fleet/app"), expected);
     // Each image is a registry blob under Tako's own digest.
-    let blob = client(&origin, None)
-        .read_blob(&format!("sha256:{hex_c}"), 8 << 20)
-        .unwrap();
+    let blob = Repository::of(&origin).blob(&format!("sha256:{hex_c}"));
     assert_eq!(blob, c);
 }
 
@@ -182,9 +156,7 @@ fn an_image_larger_than_one_chunk_is_uploaded_in_chunks_and_published_again_with
     // Past the 8 MiB single-PUT limit, not a multiple of it.
     let content: Vec<u8> = (0..(17u32 << 20) + 5).map(|i| (i % 251) as u8).collect();
     let hex = store_ok(&w, &origin, "1.0", &content);
-    let blob = client(&origin, None)
-        .read_blob(&format!("sha256:{hex}"), 32 << 20)
-        .unwrap();
+    let blob = Repository::of(&origin).blob(&format!("sha256:{hex}"));
     assert!(
         blob == content,
         "the blob in the registry differs from the image"
@@ -211,7 +183,7 @@ fn skopeo_inspect_shows_a_published_version() {
     );
     assert!(o.status.success(), "skopeo: {}", stderr(&o));
     let raw: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(raw["artifactType"], layout::IMAGE_TYPE);
+    assert_eq!(raw["artifactType"], IMAGE_TYPE);
     assert_eq!(raw["layers"][0]["digest"], format!("sha256:{hex}"));
     assert_eq!(raw["layers"][0]["size"], 10);
     assert_eq!(
@@ -310,14 +282,9 @@ fn publishing_to_a_registry_with_basic_auth_reads_the_auth_file_and_never_prints
     for secret in [PASSWORD, &encode(PASSWORD)] {
         assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
     }
-    let c = client(
-        &origin,
-        Some(Credentials {
-            username: USER.into(),
-            password: PASSWORD.into(),
-        }),
-    );
-    let (bytes, _) = layout::read_manifest(&c).unwrap().unwrap();
+    let bytes = Repository::of(&origin)
+        .with_basic_auth(USER, PASSWORD)
+        .signed_manifest();
     assert_eq!(bytes, signed_manifest(&[line("1.0", b"one\n")]));
 }
 
@@ -418,7 +385,7 @@ fn a_registry_re_pushed_with_an_unsigned_manifest_is_refused() {
         line("9.9", &evil)
     );
     push_manifest_bytes(&origin, forged.as_bytes());
-    client(&origin, None).push_blob(&evil).unwrap();
+    Repository::of(&origin).push_blob(&evil);
 
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 1);
@@ -591,15 +558,13 @@ fn bearer_registry_with(
     let image_digest = format!("sha256:{}", sha256_hex(content));
     fs::write(repo.join("blobs").join(&manifest_digest), &signed).unwrap();
     fs::write(repo.join("blobs").join(&image_digest), content).unwrap();
-    let artifact = layout::artifact(
-        layout::MANIFEST_TYPE,
-        Descriptor {
-            media_type: layout::MANIFEST_TYPE.into(),
-            digest: manifest_digest.clone(),
-            size: signed.len() as u64,
-            annotations: None,
-        },
-        None,
+    let artifact = artifact(
+        MANIFEST_TYPE,
+        vec![descriptor(
+            MANIFEST_TYPE,
+            &manifest_digest,
+            signed.len() as u64,
+        )],
     );
     fs::write(repo.join("manifests/tako-manifest"), artifact).unwrap();
     fs::write(root.join("token"), format!(r#"{{"token":"{TOKEN}"}}"#)).unwrap();
@@ -759,29 +724,18 @@ fn hostile_registry_answers_are_refused_without_being_read_whole() {
     assert!(!err.contains('\x1b'), "{err}");
 
     // A layer that claims to be far past the manifest cap is not even asked for.
-    let huge = layout::artifact(
-        layout::MANIFEST_TYPE,
-        Descriptor {
-            media_type: layout::MANIFEST_TYPE.into(),
-            digest: layer_path.trim_start_matches("/v2/app/blobs/").to_string(),
-            size: 1 << 40,
-            annotations: None,
-        },
-        None,
+    let layer_digest = layer_path.trim_start_matches("/v2/app/blobs/");
+    let huge = artifact(
+        MANIFEST_TYPE,
+        vec![descriptor(MANIFEST_TYPE, layer_digest, 1 << 40)],
     );
     let err = run(Fault::Body(huge));
     assert!(err.contains("larger than"), "{err}");
 
     // Two layers, or another artifact type: not a Tako repository.
-    let other = layout::artifact(
+    let other = artifact(
         "application/vnd.example.other",
-        Descriptor {
-            media_type: "application/octet-stream".into(),
-            digest: layer_path.trim_start_matches("/v2/app/blobs/").to_string(),
-            size: 10,
-            annotations: None,
-        },
-        None,
+        vec![descriptor("application/octet-stream", layer_digest, 10)],
     );
     let err = run(Fault::Body(other));
     assert!(err.contains("artifact type"), "{err}");
@@ -852,11 +806,7 @@ fn the_bearer_token_request_carries_the_credentials_of_the_auth_file() {
     w.assert_latest(&sha256_hex(&content), &content);
     let seen = server.recorded();
     let token = seen.iter().find(|r| r.path.starts_with("/token")).unwrap();
-    let basic = Credentials {
-        username: USER.into(),
-        password: PASSWORD.into(),
-    }
-    .basic();
+    let basic = oci::basic(USER, PASSWORD);
     assert_eq!(token.header("authorization"), Some(basic.as_str()));
     // The password goes to the token service only, never to the registry paths.
     assert!(
@@ -962,38 +912,8 @@ fn credentials_come_from_the_first_auth_file_that_names_the_registry_and_from_cr
     }
 }
 
-#[test]
-fn a_publisher_that_lost_the_race_for_the_tako_manifest_tag_is_told_so_and_leaves_it_alone() {
-    let r = Registry::start();
-    let w = World::new();
-    let origin = r.origin("app");
-    store_ok(&w, &origin, "1.0", b"one\n");
-    let c = client(&origin, None);
-    let (_, seen) = layout::read_manifest(&c).unwrap().unwrap();
-    // Another publisher moves the tag after this one read it.
-    store_ok(&w, &origin, "1.1", b"two\n");
-    let late = b"late\n";
-    let image = w.path("late");
-    fs::write(&image, late).unwrap();
-    let signed = signed_manifest(&[line("1.0", b"one\n"), line("1.2", late)]);
-    let image = layout::Image {
-        path: &image,
-        size: late.len() as u64,
-        hex: &sha256_hex(late),
-        index: None,
-    };
-    let err = layout::push_image(&c, &image, "1.2")
-        .and_then(|_| layout::push_manifest(&c, &Slot::Primary, &signed, Some(&seen)))
-        .expect_err("a lost race is an error");
-    assert!(
-        err.to_string().contains("another publisher changed it"),
-        "{err}"
-    );
-    assert_eq!(
-        registry_manifest(&origin),
-        signed_manifest(&[line("1.0", b"one\n"), line("1.1", b"two\n")])
-    );
-}
+// A publisher that lost the race for the `tako-manifest` tag is tested in
+// src/origin/registry_tests.rs: it needs to reach between the steps of a publish.
 
 #[test]
 fn a_registry_that_refuses_connections_is_named_in_plain_words() {
@@ -1053,15 +973,14 @@ fn fetch_json(config: &Path) -> (Output, serde_json::Value) {
 
 /// The layers of the artifact tagged `tag`, as `(media type, digest)`.
 fn artifact_layers(origin: &str, tag: &str) -> Vec<(String, String)> {
-    let fetched = client(origin, None)
-        .manifest(tag)
+    let fetched = Repository::of(origin).manifest(tag).expect("the tag");
+    let parsed: serde_json::Value = serde_json::from_slice(&fetched).unwrap();
+    let text = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    parsed["layers"]
+        .as_array()
         .unwrap()
-        .expect("the tag");
-    let parsed: layout::ImageManifest = serde_json::from_slice(&fetched.bytes).unwrap();
-    parsed
-        .layers
-        .into_iter()
-        .map(|l| (l.media_type, l.digest))
+        .iter()
+        .map(|l| (text(&l["mediaType"]), text(&l["digest"])))
         .collect()
 }
 
@@ -1086,11 +1005,8 @@ fn an_update_from_a_registry_fetches_only_the_changed_chunks() {
     let d2 = store_with(&w, &origin, "2.0", &two, &[]);
     let layers = artifact_layers(&origin, "2.0");
     assert_eq!(layers.len(), 2, "{layers:?}");
-    assert_eq!(
-        layers[0],
-        (layout::IMAGE_TYPE.to_string(), format!("sha256:{d2}"))
-    );
-    assert_eq!(layers[1].0, layout::INDEX_TYPE);
+    assert_eq!(layers[0], (IMAGE_TYPE.to_string(), format!("sha256:{d2}")));
+    assert_eq!(layers[1].0, INDEX_TYPE);
 
     let (o, record) = fetch_json(&config);
     assert_exit(&o, 0);
@@ -1123,7 +1039,7 @@ fn a_registry_published_without_an_index_still_updates_whole() {
     let d2 = store_with(&w, &origin, "2.0", &two, &["--no-index"]);
     assert_eq!(
         artifact_layers(&origin, "2.0"),
-        [(layout::IMAGE_TYPE.to_string(), format!("sha256:{d2}"))]
+        [(IMAGE_TYPE.to_string(), format!("sha256:{d2}"))]
     );
     let (o, record) = fetch_json(&config);
     assert_exit(&o, 0);
@@ -1146,15 +1062,15 @@ fn a_registry_index_layer_of_another_image_falls_back_to_the_whole_image() {
     let d2 = store_with(&w, &origin, "2.0", &two, &[]);
     // Someone who may push re-points 2.0's index layer at 1.0's index: a valid index, and
     // a blob the registry has, but of another image.
-    let c = client(&origin, None);
-    let first: layout::ImageManifest =
-        serde_json::from_slice(&c.manifest("1.0").unwrap().unwrap().bytes).unwrap();
-    let mut second: layout::ImageManifest =
-        serde_json::from_slice(&c.manifest("2.0").unwrap().unwrap().bytes).unwrap();
-    let other = first.layers.into_iter().nth(1).expect("1.0 has an index");
-    second.layers[1] = other;
-    c.put_manifest("2.0", &serde_json::to_vec(&second).unwrap())
-        .unwrap();
+    let repository = Repository::of(&origin);
+    let first: serde_json::Value =
+        serde_json::from_slice(&repository.manifest("1.0").unwrap()).unwrap();
+    let mut second: serde_json::Value =
+        serde_json::from_slice(&repository.manifest("2.0").unwrap()).unwrap();
+    let other = first["layers"][1].clone();
+    assert!(other.is_object(), "1.0 has an index: {first}");
+    second["layers"][1] = other;
+    repository.put_manifest("2.0", &serde_json::to_vec(&second).unwrap());
 
     let (o, record) = fetch_json(&config);
     assert_exit(&o, 0);
@@ -1164,6 +1080,16 @@ fn a_registry_index_layer_of_another_image_falls_back_to_the_whole_image() {
     assert_eq!(record["delta"], false, "{record}");
     w.assert_latest(&d2, &two);
     assert!(w.store_files().contains(&d1));
+}
+
+/// The chunk index of `content`, as `tako index` writes it into a scratch server directory.
+fn chunk_index(w: &World, content: &[u8]) -> Vec<u8> {
+    let hex = sha256_hex(content);
+    let dir = w.path(&format!("index-of-{hex}"));
+    fs::create_dir_all(dir.join("store")).unwrap();
+    fs::write(dir.join("store").join(&hex), content).unwrap();
+    assert_exit(&tako(&["index", "-o", dir.to_str().unwrap()]), 0);
+    fs::read(dir.join("index").join(&hex)).unwrap()
 }
 
 /// A loopback "registry" like [`bearer_registry`] (every path behind a Bearer challenge)
@@ -1188,44 +1114,29 @@ fn bearer_delta_registry(
     };
     let lines: Vec<String> = versions.iter().map(|(v, c)| line(v, c)).collect();
     let signed = signed_manifest(&lines);
-    let manifest_layer = Descriptor {
-        media_type: layout::MANIFEST_TYPE.into(),
-        digest: blob(&signed),
-        size: signed.len() as u64,
-        annotations: None,
-    };
+    let manifest_layer = descriptor(MANIFEST_TYPE, &blob(&signed), signed.len() as u64);
     let mut images = Vec::new();
     let mut tagged = Vec::new();
     for (version, content) in versions {
-        let index = tako::stream::chunking::index_of(&mut &content[..])
-            .unwrap()
-            .to_bytes();
+        let index = chunk_index(w, content);
         let layers = vec![
-            Descriptor {
-                media_type: layout::IMAGE_TYPE.into(),
-                digest: blob(content),
-                size: content.len() as u64,
-                annotations: None,
-            },
-            Descriptor {
-                media_type: layout::INDEX_TYPE.into(),
-                digest: blob(&index),
-                size: index.len() as u64,
-                annotations: None,
-            },
+            descriptor(IMAGE_TYPE, &blob(content), content.len() as u64),
+            descriptor(INDEX_TYPE, &blob(&index), index.len() as u64),
         ];
         images.push(format!("/v2/app/blobs/sha256:{}", sha256_hex(content)));
-        let tag = layout::version_tag(version, &sha256_hex(content));
-        tagged.push((
-            tag,
-            layout::artifact_with_layers(layout::IMAGE_TYPE, layers, None),
-        ));
+        // Versions that are valid OCI tags are tagged as themselves.
+        assert!(
+            version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        );
+        tagged.push((version.to_string(), artifact(IMAGE_TYPE, layers)));
     }
     for (tag, artifact) in tagged {
         fs::write(repo.join("manifests").join(&tag), artifact).unwrap();
         guarded.push(format!("/v2/app/manifests/{tag}"));
     }
-    let artifact = layout::artifact(layout::MANIFEST_TYPE, manifest_layer, None);
+    let artifact = artifact(MANIFEST_TYPE, vec![manifest_layer]);
     fs::write(repo.join("manifests/tako-manifest"), artifact).unwrap();
     fs::write(root.join("token"), format!(r#"{{"token":"{TOKEN}"}}"#)).unwrap();
     let server = Server::serve_dir(&root);

@@ -64,10 +64,7 @@ fn warnings(o: &Output) -> Vec<String> {
 
 /// Does `bytes` verify as a manifest with `key`, and with which entries?
 fn entry_lines(bytes: &[u8], key: &Key) -> Result<Vec<String>, String> {
-    let public = tako::format::key::PublicKey::parse(&key.public).unwrap();
-    let manifest =
-        tako::format::manifest::Manifest::parse(bytes, &public).map_err(|e| e.to_string())?;
-    Ok(manifest.entries().iter().map(|e| e.to_string()).collect())
+    verified_entries(bytes, &key.public)
 }
 
 /// A publisher's server directory, served over HTTP on 127.0.0.1.

@@ -327,7 +327,7 @@ fn refuses_a_manifest_signed_by_another_key() {
 fn refuses_a_secret_key_signing_an_existing_manifest_it_does_not_own() {
     let p = Publisher::new();
     let before = published(&p);
-    let other = tako::format::key::SecretKey::generate().unwrap().to_text();
+    let (other, _) = gen_key();
     let o = p.store_with(&["-k", &other], &p.image("x", b"x"), "3.0");
     assert_refused(&p, &before, &o, "another key");
 }

@@ -12,6 +12,9 @@
 //!
 //! Declare the daemon before the stand-in, so that the stand-in is dropped (and lets go of its
 //! bus connection) first.
+//!
+//! It stands alone (std, tempfile, zbus, zruntime, futures-core): `src/systemd.rs` compiles it
+//! into its own unit tests as well, which call the restart functions directly.
 
 use std::{
     collections::HashMap,
@@ -135,7 +138,9 @@ pub enum Reaction {
     Done,
     /// Returns a job, then reports it finished with result `failed` shortly after.
     Failed,
-    /// Returns a job and never reports it finished.
+    /// Returns a job and never reports it finished. (Only the unit tests in src/systemd.rs
+    /// use it, not tests/it.)
+    #[allow(dead_code)]
     Never,
     /// Reports the job finished with result `done` before even returning it, as a very quick
     /// job can on real systemd.
@@ -370,11 +375,4 @@ async fn job_removed(connection: &Connection, id: u32, unit: &str, result: &str)
             &(id, zbus::ObjectPath::from_str_unchecked(&job), unit, result),
         )
         .await;
-}
-
-/// Runs `tako fetch ARGS CONFIG` with the system bus at `bus` (a private daemon's address).
-pub fn fetch_on_bus(bus: &str, args: &[&str], config: &std::path::Path) -> std::process::Output {
-    super::tako::Fetch::new()
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-        .run(args, &[config])
 }

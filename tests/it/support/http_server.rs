@@ -135,6 +135,8 @@ impl Server {
 
     /// An HTTP proxy that tunnels `CONNECT` requests (the only kind ureq sends) and records
     /// them; its `url()` is what `http_proxy` should hold. Other requests get 404.
+    // Only the transport's unit tests (src/net/client_tests.rs) use it, not tests/it.
+    #[allow(dead_code)]
     pub fn connect_proxy() -> Server {
         Server::start_proxy(true, false, false)
     }

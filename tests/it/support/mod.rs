@@ -2,6 +2,7 @@
 //! test binary with every scenario, so the compiler reports a helper nobody uses.
 
 pub mod dbus;
+pub mod distribution;
 pub mod http_server;
 pub mod images;
 pub mod nginx;

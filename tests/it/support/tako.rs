@@ -192,3 +192,47 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The entry lines of the signed manifest `bytes` if its signature verifies with the public
+/// key `public` (base64, as `tako gen-key` prints it), checked here with ed25519-dalek
+/// directly rather than by tako: the header, a blank line, entry lines, a blank line, then
+/// one line of base64 signature over everything before it.
+pub fn verified_entries(bytes: &[u8], public: &str) -> Result<Vec<String>, String> {
+    use base64::Engine;
+    let base64 = &base64::engine::general_purpose::STANDARD;
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let body = text
+        .strip_prefix("Tako Manifest 1\n\n")
+        .ok_or("no `Tako Manifest 1` header and blank line")?;
+    let (entries, signature) = body
+        .split_once("\n\n")
+        .or_else(|| body.strip_prefix('\n').map(|rest| ("", rest)))
+        .ok_or("no blank line after the entries")?;
+    let signature = signature
+        .strip_suffix('\n')
+        .filter(|s| !s.contains('\n'))
+        .ok_or("not one signature line at the end")?;
+    let signed = &bytes[..bytes.len() - signature.len() - 1];
+    let signature: [u8; 64] = base64
+        .decode(signature)
+        .ok()
+        .and_then(|s| s.try_into().ok())
+        .ok_or("the signature is not base64 of 64 bytes")?;
+    let public: [u8; 32] = base64
+        .decode(public)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or("the public key is not base64 of 32 bytes")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|e| e.to_string())?;
+    key.verify_strict(signed, &ed25519_dalek::Signature::from_bytes(&signature))
+        .map_err(|_| "the signature does not verify with the key".to_string())?;
+    Ok(entries.lines().map(str::to_string).collect())
+}
+
+/// A new secret key (`SECRET+…`) and its public key, as `tako gen-key` prints them.
+pub fn gen_key() -> (String, String) {
+    let o = tako(&["gen-key"]);
+    assert_exit(&o, 0);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    (lines[1].clone(), lines[4].clone())
+}

@@ -2,7 +2,8 @@
 
 use crate::support;
 
-use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction, fetch_on_bus as fetch};
+use super::fetch_on_bus as fetch;
+use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
 use support::origin::World;
 use support::tako::*;
 

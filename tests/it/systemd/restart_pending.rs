@@ -7,7 +7,8 @@ use crate::support;
 use std::fs;
 use std::path::PathBuf;
 
-use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction, fetch_on_bus as fetch};
+use super::fetch_on_bus as fetch;
+use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
 use support::origin::World;
 use support::tako::*;
 

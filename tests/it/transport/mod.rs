@@ -1,5 +1,5 @@
-//! The HTTP and file:// transport, a real nginx, and private origins.
+//! Fetching from a real nginx, and from private origins. (The transport itself is tested
+//! against the fault-injecting server in `src/net/client_tests.rs`.)
 
-mod client;
 mod nginx;
 mod private_origins;

@@ -1,15 +1,23 @@
-//! Transport against a real local HTTP server: bodies, statuses, limits, timeouts, redirects.
-
-use crate::support;
+//! [`Transport`] against a real local HTTP server: bodies, statuses, limits, timeouts,
+//! redirects.
+//!
+//! The server is the fault-injecting one the integration tests use (std only), compiled in
+//! here from `tests/it/support/`; the tests reach the transport directly, which the black-box
+//! tests cannot.
 
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::http_server::{Fault, Server};
-use tako::format::transport_config::TransportConfig;
-use tako::net::{ProxyConfig, Transport, TransportError};
+use super::{ProxyConfig, Transport, TransportError};
+use crate::format::transport_config::TransportConfig;
+use test_server::{Fault, Server};
+
+// The server serves many integration tests; these use only part of it.
+#[allow(dead_code)]
+#[path = "../../tests/it/support/http_server.rs"]
+mod test_server;
 
 /// Proxies from the environment would send requests for 127.0.0.1 elsewhere.
 fn transport() -> Transport {

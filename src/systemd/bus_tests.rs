@@ -1,15 +1,19 @@
-//! Restarting units against a real `dbus-daemon`, with a stand-in for systemd on it.
+//! Restarting units against a real `dbus-daemon`, with a stand-in for systemd on it: the
+//! harness of the integration tests (`tests/it/support/dbus.rs`), compiled in here.
 //!
 //! The tests pass the private bus's address to `restart_units_at` rather than setting
 //! `DBUS_SYSTEM_BUS_ADDRESS`, because the environment is shared by all tests in the process and
 //! they run in parallel.
 
-use crate::support;
-
 use std::time::{Duration, Instant};
 
-use support::dbus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
-use tako::systemd::{SystemdError, restart_units_at};
+use super::{SystemdError, restart_units_at};
+use test_bus::{Behaviour, DbusDaemon, FakeSystemd, Reaction};
+
+// The harness serves the integration tests too; these use only part of it.
+#[allow(dead_code)]
+#[path = "../../tests/it/support/dbus.rs"]
+mod test_bus;
 
 /// Generous, since a test machine may be slow; only the time-out test waits this long on purpose.
 const JOB_TIMEOUT: Duration = Duration::from_secs(10);
