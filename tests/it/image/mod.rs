@@ -27,7 +27,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::support;
-use support::images::{Client, Compression, Entry, Format, Image, Index, Layer, cap_net_raw};
+use support::distribution::Repository;
+use support::images::{Compression, Entry, Format, Image, Index, Layer, cap_net_raw};
 use support::registry::Registry;
 use support::registry_proxy::{RegistryProxy, Rule};
 use support::rootfs::{self, Tree};
@@ -65,11 +66,11 @@ impl Lab {
         }
     }
 
-    fn client(&self, repository: &str) -> Client {
-        let client = Client::new(&self.registry.host(), repository);
+    fn repository(&self, name: &str) -> Repository {
+        let repository = Repository::of(&self.registry.origin(name));
         match &self.credentials {
-            Some((user, password)) => client.with_basic_auth(user, password),
-            None => client,
+            Some((user, password)) => repository.with_basic_auth(user, password),
+            None => repository,
         }
     }
 
@@ -87,13 +88,13 @@ impl Lab {
     /// counted as pulls) as `repository:tag`; returns the manifest digest.
     pub fn push(&self, image: &Image, reference: &str) -> String {
         let (repository, tag) = split(reference);
-        image.push(&self.client(repository), tag)
+        image.push(&self.repository(repository), tag)
     }
 
     /// Pushes `index` and its images as `repository:tag`; returns the index digest.
     pub fn push_index(&self, index: &Index, reference: &str) -> String {
         let (repository, tag) = split(reference);
-        index.push(&self.client(repository), tag)
+        index.push(&self.repository(repository), tag)
     }
 
     /// The image `repository:tag` (or `repository@digest`) through the proxy, as tako

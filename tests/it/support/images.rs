@@ -2,7 +2,7 @@
 //! crate (every entry type an image may hold, and the hostile ones a safe extractor must
 //! refuse), compressed as gzip, zstd or not at all; image configs with their `diff_ids`;
 //! OCI and Docker schema 2 manifests, OCI indexes and Docker manifest lists; and a push of
-//! all of it over the distribution API, as `docker push` does it.
+//! all of it over the distribution API (`support::distribution`), as `docker push` does.
 //!
 //! Entry names are written as raw bytes, never through the tar crate's path checks, so a
 //! test can write `../x` or `.wh..` exactly as a hostile image would.
@@ -10,6 +10,8 @@
 use std::io::Write;
 
 use sha2::{Digest, Sha256};
+
+use super::distribution::Repository;
 
 /// The modification time of every entry unless a test sets another: 2023-11-14.
 pub const MTIME: u64 = 1_700_000_000;
@@ -502,16 +504,16 @@ impl Image {
 
     /// Pushes the blobs, then the manifest under `reference` (a tag or a digest); returns
     /// the manifest's digest.
-    pub fn push(&self, client: &Client, reference: &str) -> String {
+    pub fn push(&self, repository: &Repository, reference: &str) -> String {
         let mut pushed = std::collections::HashSet::new();
         for layer in &self.layers {
             // An image may name one layer many times; it is uploaded once.
             if pushed.insert(layer.digest()) {
-                client.push_blob(&layer.blob);
+                repository.push_blob(&layer.blob);
             }
         }
-        client.push_blob(&self.config);
-        client.push_manifest(reference, self.format.manifest_type(), &self.manifest());
+        repository.push_blob(&self.config);
+        repository.put_manifest_as(reference, self.format.manifest_type(), &self.manifest());
         self.manifest_digest()
     }
 }
@@ -555,102 +557,11 @@ impl Index {
     }
 
     /// Pushes every image by its digest, then the index under `tag`; returns its digest.
-    pub fn push(&self, client: &Client, tag: &str) -> String {
+    pub fn push(&self, repository: &Repository, tag: &str) -> String {
         for image in &self.images {
-            image.push(client, &image.manifest_digest());
+            image.push(repository, &image.manifest_digest());
         }
-        client.push_manifest(tag, self.format.index_type(), &self.bytes());
+        repository.put_manifest_as(tag, self.format.index_type(), &self.bytes());
         self.digest()
-    }
-}
-
-/// The distribution API of one repository, over plain HTTP, for pushing.
-pub struct Client {
-    base: String,
-    agent: ureq::Agent,
-    /// An `Authorization` header sent with every request.
-    authorization: Option<String>,
-}
-
-impl Client {
-    pub fn new(host: &str, repository: &str) -> Client {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build(),
-        );
-        Client {
-            base: format!("http://{host}/v2/{repository}"),
-            agent,
-            authorization: None,
-        }
-    }
-
-    /// Sends Basic credentials with every request.
-    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Client {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        self.authorization = Some(format!("Basic {token}"));
-        self
-    }
-
-    fn post(&self, url: String) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        self.authorize(self.agent.post(url))
-    }
-
-    fn put(&self, url: String) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        self.authorize(self.agent.put(url))
-    }
-
-    fn authorize(
-        &self,
-        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
-    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-        match &self.authorization {
-            Some(value) => request.header("Authorization", value),
-            None => request,
-        }
-    }
-
-    /// A monolithic upload: `POST` opens it, one `PUT` with `?digest=` sends it all.
-    pub fn push_blob(&self, blob: &[u8]) -> String {
-        let digest = sha256_digest(blob);
-        let opened = self
-            .post(format!("{}/blobs/uploads/", self.base))
-            .send_empty()
-            .expect("open a blob upload");
-        assert_eq!(opened.status().as_u16(), 202, "opening an upload");
-        let location = opened
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .expect("the upload's Location")
-            .to_owned();
-        // The registry answers with an absolute URL or a path, with a query already.
-        let url = if location.starts_with("http") {
-            location
-        } else {
-            let origin = self.base.split("/v2/").next().unwrap_or_default();
-            format!("{origin}{location}")
-        };
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let done = self
-            .put(format!("{url}{separator}digest={digest}"))
-            .header("Content-Type", "application/octet-stream")
-            .send(blob)
-            .expect("upload a blob");
-        assert_eq!(done.status().as_u16(), 201, "uploading {digest}");
-        digest
-    }
-
-    pub fn push_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) {
-        let mut answer = self
-            .put(format!("{}/manifests/{reference}", self.base))
-            .header("Content-Type", media_type)
-            .send(bytes)
-            .expect("push a manifest");
-        let status = answer.status().as_u16();
-        let body = answer.body_mut().read_to_string().unwrap_or_default();
-        assert_eq!(status, 201, "pushing the manifest {reference}: {body}");
     }
 }
