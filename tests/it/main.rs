@@ -8,6 +8,8 @@
 //! - `store/`: the publishing side: `tako store`, `tako index` and key rotation.
 //! - `ops/`: the other commands a host runs: `check`, `status` and `gc`.
 //! - `registry/`: OCI registries as origins and as a place to publish to.
+//! - `image/`: `tako image pull`, `digest` and `purge`: container images from a registry
+//!   into directory trees, hostile images, killed pulls, platforms and the blob cache.
 //! - `transport/`: fetching from a real nginx, and private origins (netrc, header files, a
 //!   private CA, mutual TLS). The HTTP client itself is tested against the local server in
 //!   `src/net/client_tests.rs`.
@@ -18,13 +20,15 @@
 //! - `layering.rs`: the floors of `src/` and the one direction of their imports.
 //! - `support/`: what the tests share: running `tako` under a hang guard, a publisher's
 //!   directory and a host's config, the fault-injecting HTTP server, harnesses for nginx, a
-//!   registry and a private D-Bus, and the registry API spoken test-side. The server, the
-//!   registry and the D-Bus harnesses stand alone (no `super::`), since unit tests in `src/`
-//!   compile them in too.
+//!   registry and a private D-Bus, and the registry API spoken test-side; container images
+//!   built for the tests, a recording proxy in front of the registry and trees compared
+//!   entry by entry. The server, the registry and the D-Bus harnesses stand alone (no
+//!   `super::`), since unit tests in `src/` compile them in too.
 
 mod cli;
 mod fetch;
 mod hardening;
+mod image;
 mod image_smoke;
 mod layering;
 mod ops;

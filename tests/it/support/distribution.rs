@@ -152,10 +152,18 @@ impl Repository {
 
     /// Puts `manifest` (OCI image manifest JSON) under `tag`.
     pub fn put_manifest(&self, tag: &str, manifest: &[u8]) {
-        let url = self.url(&format!("manifests/{tag}"));
-        let request = self.agent.put(&url).header("Content-Type", OCI_MANIFEST);
-        let response = self.authorized(request).send(manifest).unwrap();
-        assert_eq!(response.status(), 201, "PUT {url}");
+        self.put_manifest_as(tag, OCI_MANIFEST, manifest);
+    }
+
+    /// Puts `manifest` of `media_type` (an index, a Docker manifest list…) under
+    /// `reference`, a tag or a digest.
+    pub fn put_manifest_as(&self, reference: &str, media_type: &str, manifest: &[u8]) {
+        let url = self.url(&format!("manifests/{reference}"));
+        let request = self.agent.put(&url).header("Content-Type", media_type);
+        let mut response = self.authorized(request).send(manifest).unwrap();
+        let status = response.status();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 201, "PUT {url}: {body}");
     }
 
     /// Replaces the `tako-manifest` tag with an artifact holding `bytes` as its signed

@@ -4,9 +4,12 @@
 pub mod dbus;
 pub mod distribution;
 pub mod http_server;
+pub mod images;
 pub mod nginx;
 pub mod origin;
 pub mod registry;
+pub mod registry_proxy;
+pub mod rootfs;
 pub mod run;
 pub mod snapshot;
 pub mod tako;
