@@ -598,11 +598,17 @@ fn build(
         path: staging.clone(),
         source,
     })?;
+    // A compression bomb must end in an error, not a full disk: no layer unpacks to more
+    // bytes than the file system that holds the new tree has free.
+    let mut limits = options.limits;
+    if let Some(free) = crate::fs::free_space(&staging) {
+        limits.uncompressed_bytes = limits.uncompressed_bytes.min(free);
+    }
     let mut unpacker = Unpacker::new(
         tree,
         unpack::Options {
             owners: Owners::for_this_process(),
-            limits: options.limits,
+            limits,
         },
     );
 

@@ -157,3 +157,11 @@ mod tests {
         );
     }
 }
+
+/// The bytes an unprivileged write may still take on the file system that holds `path`,
+/// or `None` when it cannot be told. Unpacking caps what it writes by it, so that a
+/// compression bomb ends in an error rather than a full disk.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
