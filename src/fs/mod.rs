@@ -139,6 +139,14 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock, IoError> {
     Dir::open(dir)?.lock()
 }
 
+/// The bytes an unprivileged write may still take on the file system that holds `path`,
+/// or `None` when it cannot be told. Unpacking caps what it writes by it, so that a
+/// compression bomb ends in an error rather than a full disk.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,12 +164,4 @@ mod tests {
             "cannot create /d/manifest.new: Read-only file system (os error 30)"
         );
     }
-}
-
-/// The bytes an unprivileged write may still take on the file system that holds `path`,
-/// or `None` when it cannot be told. Unpacking caps what it writes by it, so that a
-/// compression bomb ends in an error rather than a full disk.
-pub fn free_space(path: &Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
