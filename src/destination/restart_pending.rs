@@ -8,7 +8,7 @@
 //!
 //! The format is one full unit name per line (`app.service\n`), in the order they are to be
 //! restarted. The file is written like every other file of a destination: atomically, durably
-//! and read-only (see `fsutil`).
+//! and read-only (see `fs`).
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -27,7 +27,7 @@ pub struct Config {
     /// carries its own credentials.
     pub origins: Vec<Origin>,
     /// Every key whose signature is trusted, never empty, no two equal; the
-    /// first is preferred (see `keyring`).
+    /// first is preferred (see `update::keyring`).
     pub public_keys: Vec<PublicKey>,
     pub destination: PathBuf,
     pub version: Pattern,

@@ -41,7 +41,7 @@ use crate::net::Conditions;
 pub enum ManifestName<'a> {
     /// `manifest`, signed by the publisher's primary key (the file the original Tako reads).
     Primary,
-    /// `manifest.<keyid>`, signed by `key` while a publisher changes keys (see `keyring`).
+    /// `manifest.<keyid>`, signed by `key` while a publisher changes keys (see `update::keyring`).
     ForKey(&'a PublicKey),
 }
 
@@ -132,7 +132,7 @@ pub trait Origin: Send + Sync {
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError>;
 
     /// The chunk index (see `chunk_index`) of the image of the signed manifest entry
-    /// `entry`, at most `max` bytes, for a delta update (see `origin::delta`). The whole
+    /// `entry`, at most `max` bytes, for a delta update (see `update::delta`). The whole
     /// entry is given, not only the digest, since a registry finds the index through the
     /// version's tag. `Ok(None)`: this origin has no index for it, or does not do deltas at
     /// all (the default); the image is then downloaded whole.

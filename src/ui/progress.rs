@@ -1,7 +1,7 @@
 //! Progress bars for downloads, for a person watching a terminal.
 //!
 //! Drawn on standard error, and only when it is a terminal: the caller
-//! decides that (`fetch::Options::progress`), and indicatif checks again, so
+//! decides that (`update::fetch::Options::progress`), and indicatif checks again, so
 //! a bar never lands in a journal, a log file or a pipe.
 
 use std::path::Path;

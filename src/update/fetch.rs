@@ -145,7 +145,7 @@ pub enum Outcome {
         restarted: Vec<String>,
         /// What `Keep=` collected from the store afterwards.
         removed: Vec<retention::Removal>,
-        /// What the download cost, if it was a delta (see `origin::delta`).
+        /// What the download cost, if it was a delta (see `update::delta`).
         transfer: Option<Transfer>,
     },
     UpToDate(Image),
