@@ -136,6 +136,18 @@ pub fn parse_origin(text: &str) -> Result<Origin, OriginError> {
         });
     }
     let shown = || show_url(text);
+    // `http:///o` parses as the host `o` (the URL standard forgives the empty authority of
+    // special schemes); a typo like that must not quietly name another host.
+    if let Some((prefix, authority, _)) = split_authority(text)
+        && authority.is_empty()
+        && !prefix.eq_ignore_ascii_case("file://")
+    {
+        return Err(OriginError::Invalid {
+            url: shown(),
+            reason: "it names no host (three slashes after the scheme are for file:// only)"
+                .to_owned(),
+        });
+    }
     let url = url::Url::parse(text).map_err(|e| OriginError::Invalid {
         url: shown(),
         reason: match e {
@@ -280,6 +292,10 @@ mod tests {
         assert!(matches!(err("file://host/x"), OriginError::FileHost { .. }));
         assert!(matches!(err("https://"), OriginError::Invalid { .. }));
         assert!(matches!(err("/just/a/path"), OriginError::Invalid { .. }));
+        assert!(err("http:///o").to_string().contains("names no host"));
+        assert!(err("HTTPS:///o").to_string().contains("names no host"));
+        assert!(parse_origin("file:///srv/o").is_ok());
+        assert!(parse_origin("oci://:80/a").is_err());
         assert!(
             err("images.example.com/app")
                 .to_string()

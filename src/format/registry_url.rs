@@ -48,10 +48,11 @@ impl RegistryUrl {
             && registry
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-        if let Some((_, port)) = registry.rsplit_once(':')
+        if let Some((host, port)) = registry.rsplit_once(':')
             && !registry.ends_with(']')
-            && port.parse::<u16>().is_err()
+            && (host.is_empty() || port.parse::<u16>().is_err())
         {
+            // `oci://:80/a`: a port with no host.
             return Err(bad());
         }
         // The distribution spec's repository grammar: lowercase components separated by

@@ -562,3 +562,27 @@ fn config_mistakes_get_messages_that_say_what_to_write_instead() {
     );
     assert!(!stderr(&o).contains("create it first"), "{}", stderr(&o));
 }
+
+/// Issue 23, hostile review Q: `http:///o` silently became the host `o`, and `oci://:80/a`
+/// passed the config check. Both are refused at load, naming the line.
+#[test]
+fn an_origin_with_no_host_is_refused_at_load_naming_its_line() {
+    let w = World::new();
+    w.publish("1.0");
+    for origin in [
+        "http:///o",
+        "https:///images/app",
+        "oci://:80/a",
+        "oci+http://:5000/app",
+    ] {
+        let config = w.config("app.tako", origin, "*", "");
+        let o = run_bounded(tako_cmd().arg("status").arg(&config));
+        assert_exit(&o, 1);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!("tako: error: {}:1: ", config.display())),
+            "{origin}: {err}"
+        );
+        assert!(err.contains(origin), "{origin}: {err}");
+    }
+}
