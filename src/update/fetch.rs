@@ -371,9 +371,27 @@ fn update(
         candidates.iter().any(|e| e.digest_hex() == hex)
     })?;
     let mut chosen = None;
+    // A withdrawn image is asked for once, however many versions name it, and the log
+    // names the first few withdrawn versions, then sums up the rest.
+    let mut withdrawn: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut unsaid = 0usize;
     for entry in &candidates {
+        if withdrawn.contains(&entry.digest_hex()) {
+            unsaid += 1;
+            continue;
+        }
         match install(dest, &store, entry, options, origin, report)? {
-            Installed::Withdrawn => {}
+            Installed::Withdrawn(url) => {
+                withdrawn.insert(entry.digest_hex());
+                if withdrawn.len() <= MAX_WITHDRAWN_SAID {
+                    report.warn(&format!(
+                        "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
+                        untrusted(entry.version.as_str())
+                    ));
+                } else {
+                    unsaid += 1;
+                }
+            }
             Installed::Present | Installed::Downloaded => {
                 chosen = Some((*entry, None));
                 break;
@@ -384,10 +402,20 @@ fn update(
             }
         }
     }
+    if unsaid > 0 {
+        let (versions, were) = if unsaid == 1 {
+            ("version", "was")
+        } else {
+            ("versions", "were")
+        };
+        report.warn(&format!(
+            "{unsaid} more matching {versions} {were} withdrawn by the publisher (410 Gone) and passed over"
+        ));
+    }
     let Some((entry, transfer)) = chosen else {
         return Err(FetchError::AllWithdrawn {
             pattern: untrusted(config.version.as_str()),
-            versions: version_list(candidates.iter().copied()),
+            versions: capped_version_list(&candidates),
         });
     };
     // The chosen image is complete now: a partial of it (finished since by another run
@@ -459,6 +487,24 @@ pub fn remote_manifest(
         warn: &|message| report.warn(message),
     };
     Ok(select::remote_manifest(origin, &query)?)
+}
+
+/// How many withdrawn versions a run names one by one before it sums up the rest.
+const MAX_WITHDRAWN_SAID: usize = 3;
+
+/// How many versions an error lists before it counts the rest.
+const MAX_VERSIONS_LISTED: usize = 10;
+
+/// Versions for an error line: "1.9, 1.8, … and 19990 more".
+fn capped_version_list(entries: &[&Entry]) -> String {
+    let mut text = version_list(entries.iter().take(MAX_VERSIONS_LISTED).copied());
+    if entries.len() > MAX_VERSIONS_LISTED {
+        text.push_str(&format!(
+            " and {} more",
+            entries.len() - MAX_VERSIONS_LISTED
+        ));
+    }
+    text
 }
 
 /// Versions for a message: "1.0, 1.1".
@@ -542,8 +588,8 @@ enum Installed {
     Downloaded,
     /// Assembled from local chunks and ranges.
     Delta(Transfer),
-    /// The publisher withdrew it (410 Gone).
-    Withdrawn,
+    /// The publisher withdrew it (410 Gone from this URL).
+    Withdrawn(String),
 }
 
 /// Makes sure `store/<hex>` of `entry` is present and intact, downloading
@@ -587,13 +633,7 @@ fn install(
     }
     match image::download(origin, store, entry, options.retry, &say)? {
         Downloaded::Installed => Ok(Installed::Downloaded),
-        Downloaded::Withdrawn { url } => {
-            report.warn(&format!(
-                "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
-                untrusted(entry.version.as_str())
-            ));
-            Ok(Installed::Withdrawn)
-        }
+        Downloaded::Withdrawn { url } => Ok(Installed::Withdrawn(url)),
     }
 }
 

@@ -365,3 +365,41 @@ fn partials_of_a_complete_image_and_of_lower_matches_are_removed_once_an_image_i
     assert_exit(&o, 0);
     assert_eq!(w.store_files(), [high]);
 }
+
+/// Issue 23, hostile review O: when every version answers 410, one image shared by many
+/// versions was asked for once per version and each was logged, with an error line naming
+/// them all. A withdrawn image is asked for once and the log is summed up.
+#[test]
+fn withdrawn_versions_are_asked_for_once_per_image_and_summed_up() {
+    let w = World::new();
+    let image = image_bytes(1000, 9);
+    let mut digest = String::new();
+    for minor in 0..12 {
+        digest = w.publish_bytes(&format!("1.{minor}"), &image);
+    }
+    let server = Server::serve_dir(w.origin());
+    server.set_fault(&image_path(&digest), Fault::Status(410));
+    let config = w.config("app.tako", &server.url(), "*", "");
+
+    let o = fetch_slow(&["--retries", "0"], &[&config]);
+
+    assert_exit(&o, 1);
+    let asked = server
+        .requests()
+        .iter()
+        .filter(|p| **p == image_path(&digest))
+        .count();
+    assert_eq!(asked, 1, "the withdrawn image was asked for again");
+    let name = config.display();
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "tako: warning: {name}: version 1.11 was withdrawn by the publisher (410 Gone from {}{}); trying the next lower match\n\
+             tako: warning: {name}: 11 more matching versions were withdrawn by the publisher (410 Gone) and passed over\n\
+             tako: error: {name}: every version matching * was withdrawn by the publisher (410 Gone): 1.11, 1.10, 1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.2 and 2 more\n\
+             tako: error: 1 of 1 configs failed\n",
+            server.url(),
+            image_path(&digest)
+        )
+    );
+}
