@@ -33,6 +33,8 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
         retry: RetryPolicy {
             retries: args.retries,
             base: Duration::from_millis(args.retry_delay_ms),
+            // Set per config, when its clock starts (see update::fetch::fetch_one).
+            deadline: None,
         },
     };
     let transport = Transport::new(options.transport);

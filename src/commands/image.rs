@@ -211,6 +211,10 @@ fn pull(args: &PullArgs) -> Result<(), ImageError> {
         retry: RetryPolicy {
             retries: args.retries,
             base: Duration::from_millis(args.retry_delay_ms),
+            deadline: args
+                .limits
+                .max_time
+                .map(|secs| std::time::Instant::now() + Duration::from_secs(secs)),
         },
         parallel: usize::try_from(args.parallel).unwrap_or(pull::DEFAULT_PARALLEL),
         progress,

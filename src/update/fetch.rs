@@ -217,6 +217,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// The options that apply to every config of one run.
+#[derive(Clone, Copy)]
 pub struct Options {
     pub init: bool,
     pub verify: bool,
@@ -252,8 +253,18 @@ pub fn fetch_one(
     report: &dyn Report,
     restart: Restart<'_>,
 ) -> Result<Outcome, FetchError> {
-    // The clock for --max-time starts before anything else of this config.
+    // The clock for --max-time starts before anything else of this config; no retry waits
+    // past it.
     let transport = transport.with_max_time(options.max_time);
+    let options = &Options {
+        retry: RetryPolicy {
+            deadline: options
+                .max_time
+                .map(|limit| std::time::Instant::now() + limit),
+            ..options.retry
+        },
+        ..*options
+    };
     let config = config::load(config_path)?;
     // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
     // ClientCertificate=.

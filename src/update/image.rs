@@ -385,6 +385,7 @@ mod tests {
         let policy = RetryPolicy {
             retries: 3,
             base: Duration::from_secs(1),
+            deadline: None,
         };
         let result = download_with(origin, &store, &Wanted::of(entry), policy, &say, &|wait| {
             waits.borrow_mut().push(wait)

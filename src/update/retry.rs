@@ -12,7 +12,7 @@
 //! ([`Tries::sleep`]), so that tests run the loop without sleeping.
 
 use std::fmt::Display;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::TryRng;
 
@@ -27,6 +27,9 @@ pub struct RetryPolicy {
     pub retries: u32,
     /// The wait before the first retry; each later one doubles it.
     pub base: Duration,
+    /// When the run's `--max-time` is up: a wait that would end after it is not waited
+    /// (a `Retry-After: 60` must not hold a run with five seconds left for a minute).
+    pub deadline: Option<Instant>,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +37,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             retries: 3,
             base: Duration::from_secs(1),
+            deadline: None,
         }
     }
 }
@@ -137,6 +141,17 @@ pub fn over_places<P: Copy, T, E: Display>(
             (Some(e), false) => e.to_string(),
             _ => format!("{} of the origins failed for now", again.len()),
         };
+        if tries
+            .policy
+            .deadline
+            .is_some_and(|deadline| Instant::now() + wait > deadline)
+        {
+            (tries.warn)(&format!(
+                "{what}; not retrying: the wait of {} would pass --max-time",
+                describe_wait(wait)
+            ));
+            break;
+        }
         (tries.warn)(&format!(
             "{what}; retrying in {} (retry {} of {})",
             describe_wait(wait),
@@ -223,6 +238,7 @@ mod tests {
                 policy: RetryPolicy {
                     retries,
                     base: Duration::from_secs(1),
+                    deadline: None,
                 },
                 warn: &|line| self.lines.borrow_mut().push(line.to_owned()),
                 sleep: &|wait| self.waits.borrow_mut().push(wait),

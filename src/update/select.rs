@@ -357,6 +357,7 @@ pub(crate) mod tests {
             retry: RetryPolicy {
                 retries,
                 base: Duration::from_secs(1),
+                deadline: None,
             },
             warn: &|line| warnings.borrow_mut().push(line.to_owned()),
         };

@@ -403,3 +403,32 @@ fn withdrawn_versions_are_asked_for_once_per_image_and_summed_up() {
         )
     );
 }
+
+/// Issue 23, hostile review L: a `Retry-After` wait was slept in full past `--max-time`
+/// (a 5 s limit held the run for a minute). A wait that would pass the limit is not waited.
+#[test]
+fn a_retry_after_that_would_pass_max_time_is_not_waited() {
+    let w = World::new();
+    w.publish("1.0");
+    let server = Server::serve_dir(w.origin());
+    server.set_fault("/manifest", retry_after(60));
+    let config = w.config("app.tako", &server.url(), "*", "");
+
+    // Under the ordinary hang guard: a run that waited the 60 s fails the test there.
+    let o = fetch(&["--max-time", "3", "--retries", "3"], &[&config]);
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("not retrying: the wait of 60.0 s would pass --max-time"),
+        "{err}"
+    );
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|p| *p == "/manifest")
+            .count(),
+        1
+    );
+}
