@@ -109,8 +109,9 @@ impl Platform {
         Ok(Platform::new(os, arch, variant))
     }
 
-    /// The platform of the host tako was built for, from Rust's `std::env::consts::OS` and
-    /// `ARCH` and the target's byte order, in Go's names (which images use).
+    /// The platform of the host tako was built for, in Go's names (which images use), from
+    /// the names Rust gives the build target's OS and architecture (the caller passes
+    /// them) and the target's byte order.
     pub fn host(os: &str, arch: &str, little_endian: bool) -> Result<Platform, PlatformError> {
         let unknown = || PlatformError::UnknownHost {
             os: untrusted(os),
@@ -417,13 +418,6 @@ mod tests {
         );
         let e = Platform::host("linux", "sparc64", false).unwrap_err();
         assert!(e.to_string().contains("--platform"), "{e}");
-        // The real host maps, wherever the tests run.
-        Platform::host(
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            cfg!(target_endian = "little"),
-        )
-        .unwrap();
     }
 
     #[test]
