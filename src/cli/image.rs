@@ -65,9 +65,16 @@ pub struct PullArgs {
     pub platform: PlatformArgs,
     /// Replace DIR if it is not empty: the new tree is swapped in whole
     /// (renameat2 RENAME_EXCHANGE) and the old one removed. Without it, DIR
-    /// must be absent or empty.
+    /// must be absent or empty, or hold the tree tako built from the manifest
+    /// IMAGE names now. Either way, a DIR that holds that tree is left as it
+    /// is ("up to date").
     #[arg(short, long)]
     pub force: bool,
+    /// Build the tree again and replace DIR even when it holds the tree of the
+    /// manifest IMAGE names now (what was changed in it is lost). Implies
+    /// --force.
+    #[arg(long)]
+    pub rebuild: bool,
     /// The blob cache, or `no` for none. Default: $TAKO_CACHE, else
     /// /var/cache/tako as root and $XDG_CACHE_HOME/tako (~/.cache/tako)
     /// otherwise.

@@ -112,8 +112,9 @@ pub struct TimeLimits {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub speed_time: u64,
-    /// Give up on a config whose run takes longer than this many seconds in all,
-    /// manifest and image included. Default: no limit.
+    /// Give up after this many seconds in all: per config for fetch and check
+    /// (manifest and image included), for the whole pull of an image (manifests,
+    /// token, config and layers). Default: no limit.
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub max_time: Option<u64>,

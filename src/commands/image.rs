@@ -203,7 +203,8 @@ fn pull(args: &PullArgs) -> Result<(), ImageError> {
     let progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
     let options = PullOptions {
         platform: wanted_platform(&args.platform, host_platform())?,
-        force: args.force,
+        force: args.force || args.rebuild,
+        rebuild: args.rebuild,
         cache: cache_of(args.cache.as_deref(), args.no_cache)?,
         auth: auth_of(&args.auth),
         transport: super::transport_config(&args.limits, args.limit_rate),
@@ -248,6 +249,14 @@ fn platforms_text(platforms: &[Platform]) -> String {
 /// What `tako image pull` prints: the image, the digests resolved, the layers downloaded
 /// and reused, and whether anything but the registry vouches for the content.
 fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
+    if pulled.up_to_date {
+        return vec![format!(
+            "{}: up to date: it holds the tree tako built from {} (manifest {}); nothing downloaded or unpacked (--rebuild builds it again)",
+            dir.display(),
+            pulled.image,
+            pulled.manifest
+        )];
+    }
     let mut lines = vec![format!(
         "{}: pulled {}{}",
         dir.display(),
@@ -313,7 +322,11 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
         Err(e) => record.error = Some(e.to_string()),
         Ok(pulled) => {
             record.image = pulled.image.clone();
-            record.outcome = "pulled";
+            record.outcome = if pulled.up_to_date {
+                "up-to-date"
+            } else {
+                "pulled"
+            };
             record.index_digest = pulled.index.map(|d| d.to_string());
             record.manifest_digest = Some(pulled.manifest.to_string());
             record.config_digest = Some(pulled.config.to_string());
@@ -563,6 +576,7 @@ mod tests {
             unpacked_bytes: 10 << 20,
             entries: 12,
             replaced: true,
+            up_to_date: false,
         }
     }
 

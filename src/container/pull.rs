@@ -22,16 +22,16 @@
 //! On any failure the half-built tree is removed and DIR is as it was. The engine never
 //! prints: it tells the caller through [`Report`].
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use super::resolve::{self, Auth, Source, WantedPlatform};
 use super::unpack::{self, Limits, Owners, UnpackError, Unpacker};
 use crate::destination::blob_cache::{self, BlobCache, Lookup, TreeRecord};
-use crate::destination::image_dir::{Existing, ImageDir, ImageDirError};
+use crate::destination::image_dir::{Existing, ImageDir, ImageDirError, Placed};
 use crate::format::oci::config::{ConfigError, ImageConfig};
 use crate::format::oci::digest::Digest;
 use crate::format::oci::manifest::{Descriptor, ImageManifest, ManifestError};
@@ -39,8 +39,10 @@ use crate::format::oci::media::LayerCompression;
 use crate::format::oci::platform::{Platform, PlatformError};
 use crate::format::oci::reference::{Reference, ReferenceError};
 use crate::format::transport_config::TransportConfig;
+use crate::format::validators::Validators;
 use crate::fs::IoError;
 use crate::fs::tree::Tree;
+use crate::origin::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume};
 use crate::registry::OciError;
 use crate::stream::decompress::Compression;
 use crate::update::image::{self, Downloaded, ImageError, Say, Wanted};
@@ -142,6 +144,8 @@ pub enum PullError {
     },
     #[error(transparent)]
     Dir(#[from] ImageDirError),
+    #[error(transparent)]
+    HoldsAnother(Box<HoldsAnother>),
     #[error("{image}: {source}")]
     Io {
         image: String,
@@ -150,12 +154,29 @@ pub enum PullError {
     },
 }
 
+/// DIR holds the tree a pull built from another manifest than the one the image names now.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: holds the tree of {held} (manifest {held_manifest}), but {image} is now manifest {manifest}: add --force to replace the tree",
+    dir.display()
+)]
+pub struct HoldsAnother {
+    dir: PathBuf,
+    held: String,
+    held_manifest: Digest,
+    image: String,
+    manifest: Digest,
+}
+
 /// How to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
     pub platform: WantedPlatform,
     /// Replace a DIR that is not empty.
     pub force: bool,
+    /// Build the tree again even when DIR holds the tree built from the very manifest the
+    /// reference names now (which is otherwise left as it is: "up to date").
+    pub rebuild: bool,
     /// The blob cache; `None` to download into a scratch directory beside DIR instead.
     pub cache: Option<PathBuf>,
     pub auth: Auth,
@@ -204,6 +225,9 @@ pub struct Pulled {
     pub entries: u64,
     /// Whether DIR held a tree that was replaced.
     pub replaced: bool,
+    /// Whether DIR already held the tree built from this manifest, and was left alone:
+    /// nothing was downloaded or unpacked (`layers` is empty).
+    pub up_to_date: bool,
 }
 
 /// The stats of building a tree.
@@ -250,7 +274,17 @@ pub fn pull(
         ))
     })?;
     target.clear_leftovers(options.cache.is_none())?;
-    if target.existing()? == Existing::Full && !options.force {
+    let existing = target.existing()?;
+    // What DIR holds, if it is a tree a pull with this cache moved into place: a pull of
+    // the same manifest again leaves it alone.
+    let held = match (&options.cache, existing) {
+        (Some(path), Existing::Full) => BlobCache::open_existing(path)
+            .ok()
+            .flatten()
+            .and_then(|cache| cache.current_record(&target.path())),
+        _ => None,
+    };
+    if existing == Existing::Full && !options.force && held.is_none() {
         return Err(ImageDirError::NotEmpty(dir.to_path_buf()).into());
     }
     let shown = image.to_string();
@@ -291,6 +325,18 @@ pub fn pull(
             chosen.manifest.layers.len()
         ));
     }
+    if let Some(held) = &held
+        && held.manifest != chosen.digest
+        && !options.force
+    {
+        return Err(PullError::HoldsAnother(Box::new(HoldsAnother {
+            dir: dir.to_path_buf(),
+            held: crate::format::text::untrusted(&held.image),
+            held_manifest: held.manifest,
+            image: source.shown.clone(),
+            manifest: chosen.digest,
+        })));
+    }
     let manifest_error = |source: ManifestError| PullError::Manifest {
         image: shown.clone(),
         digest: chosen.digest,
@@ -311,6 +357,28 @@ pub fn pull(
         .check_layers(&chosen.manifest)
         .map_err(config_error)?;
     resolve::check_platform(&source, &config, &options.platform)?;
+    // The config is in the cache: the tree was built from it.
+    if let Some(held) = held
+        && held.manifest == chosen.digest
+        && !options.rebuild
+    {
+        return Ok(Pulled {
+            image: source.shown.clone(),
+            pinned,
+            index: chosen.index,
+            platforms: chosen.platforms.clone(),
+            manifest: chosen.digest,
+            config: chosen.manifest.config.digest,
+            platform: config.platform(),
+            layers: Vec::new(),
+            downloaded_bytes: 0,
+            cached_bytes: 0,
+            unpacked_bytes: 0,
+            entries: 0,
+            replaced: false,
+            up_to_date: true,
+        });
+    }
 
     let built = match build(
         &source,
@@ -331,6 +399,15 @@ pub fn pull(
     };
     summarise(&source, &built, report);
     let placed = match target.commit(options.force) {
+        Ok(Placed::ReplacedOldLeft { left, reason }) => {
+            report.warn(&format!(
+                "{}: the new tree is in place, but the old one could not be removed entirely ({reason}); what is left of it is at {}, and the next pull into {} removes it",
+                source.shown,
+                left.display(),
+                dir.display()
+            ));
+            Placed::Replaced
+        }
         Ok(placed) => placed,
         Err(e) => {
             let _ = target.remove_staging();
@@ -383,8 +460,75 @@ pub fn pull(
         cached_bytes,
         unpacked_bytes: built.unpacked_bytes,
         entries: built.entries,
-        replaced: placed == crate::destination::image_dir::Placed::Replaced,
+        replaced: placed != Placed::New,
+        up_to_date: false,
     })
+}
+
+/// The registry as the layer downloads see it: once `stop` is set, no download starts and
+/// the running ones end at their next read (keeping what arrived, for the next pull), so
+/// a failed pull does not wait for other layers it will not use.
+struct Stoppable<'a> {
+    inner: &'a dyn Origin,
+    stop: Arc<AtomicBool>,
+}
+
+impl Origin for Stoppable<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, OriginError> {
+        self.inner.manifest(name, max, known)
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        let stopped = || OriginError::Stopped {
+            url: format!("{} (sha256:{hex})", self.inner.describe()),
+        };
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(stopped());
+        }
+        let body = self.inner.open_image(hex, resume)?;
+        let (url, answer) = (body.url().to_owned(), body.answer());
+        let (etag, last_modified) = (
+            body.etag().map(str::to_owned),
+            body.last_modified().map(str::to_owned),
+        );
+        let reader = StopReader {
+            body,
+            stop: Arc::clone(&self.stop),
+            url: url.clone(),
+        };
+        Ok(Body::new(url, answer, Box::new(reader)).with_validators(etag, last_modified))
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        vec![self]
+    }
+}
+
+/// A download's body that ends with [`OriginError::Stopped`] once `stop` is set.
+struct StopReader {
+    body: Body,
+    stop: Arc<AtomicBool>,
+    url: String,
+}
+
+impl Read for StopReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(OriginError::Stopped {
+                url: self.url.clone(),
+            }));
+        }
+        self.body.read(buf)
+    }
 }
 
 /// Says that another pull has a blob's lock (it is downloading or checking the blob).
@@ -487,6 +631,7 @@ fn download_reason(e: ImageError) -> String {
 /// whether it was found.
 fn obtain(
     source: &Source,
+    origin: &dyn Origin,
     cache: &BlobCache,
     job: &Job,
     count: usize,
@@ -542,13 +687,7 @@ fn obtain(
             .progress
             .then_some(&bar as &dyn Fn() -> indicatif::ProgressBar),
     };
-    match image::download_blob(
-        source.registry(),
-        cache.blobs(),
-        &wanted,
-        options.retry,
-        &say,
-    ) {
+    match image::download_blob(origin, cache.blobs(), &wanted, options.retry, &say) {
         Ok(Downloaded::Installed) => Ok(false),
         Ok(Downloaded::Withdrawn { url }) => Err(layer_error(format!(
             "the registry answered 410 Gone for {url}"
@@ -613,18 +752,22 @@ fn build(
     );
 
     let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let origin = Stoppable {
+        inner: source.registry(),
+        stop: Arc::clone(&stop),
+    };
     let workers = options.parallel.clamp(1, MAX_PARALLEL).min(jobs.len());
     std::thread::scope(|scope| {
         let (sender, receiver) = mpsc::channel::<(usize, Result<bool, PullError>)>();
         for _ in 0..workers {
             let sender = sender.clone();
-            let (jobs, next, stop) = (&jobs, &next, &stop);
+            let (jobs, next, stop, origin) = (&jobs, &next, &stop, &origin);
             scope.spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(job) = jobs.get(i) else { break };
-                    let result = obtain(source, cache, job, count, options, report);
+                    let result = obtain(source, origin, cache, job, count, options, report);
                     if sender.send((i, result)).is_err() {
                         break;
                     }
@@ -645,7 +788,9 @@ fn build(
             report,
             options,
         );
-        // The downloads under way finish (into the cache); no new one starts.
+        // No download starts now, and those under way end at their next read, keeping
+        // what arrived: after a failure nothing more is needed, and after success there
+        // is nothing left.
         stop.store(true, Ordering::SeqCst);
         result
     })

@@ -89,6 +89,12 @@ pub struct TreeRecord {
     /// The device and inode of the tree's root when it was moved into place.
     pub device: u64,
     pub inode: u64,
+    /// When the tree's root was created (`statx`'s birth time, seconds and nanoseconds),
+    /// where the file system keeps it: an inode number is reused once its directory is
+    /// removed, so a directory made later at the same path may have it again. Absent in
+    /// records of older versions and on file systems without birth times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<(i64, u32)>,
     /// The image as pulled (canonical reference), and the manifest it was built from.
     pub image: String,
     pub manifest: Digest,
@@ -98,7 +104,7 @@ pub struct TreeRecord {
 impl TreeRecord {
     pub fn new(
         dir: &Path,
-        identity: (u64, u64),
+        identity: Identity,
         image: &str,
         manifest: Digest,
         blobs: Vec<Digest>,
@@ -108,8 +114,9 @@ impl TreeRecord {
         Some(TreeRecord {
             version: RECORD_VERSION,
             dir: dir.to_str()?.to_owned(),
-            device: identity.0,
-            inode: identity.1,
+            device: identity.device,
+            inode: identity.inode,
+            born: identity.born,
             image: image.to_owned(),
             manifest,
             blobs,
@@ -212,7 +219,13 @@ fn record_name(dir: &str) -> String {
 fn staleness(record: &TreeRecord) -> Option<Stale> {
     match std::fs::symlink_metadata(&record.dir) {
         Ok(meta) if meta.is_dir() && meta.dev() == record.device && meta.ino() == record.inode => {
-            None
+            // The same inode number born at another time is another directory.
+            match (record.born, identity_of(Path::new(&record.dir))) {
+                (Some(born), Ok(now)) if now.born.is_some_and(|b| b != born) => {
+                    Some(Stale::Replaced)
+                }
+                _ => None,
+            }
         }
         Ok(_) => Some(Stale::Replaced),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Some(Stale::Gone),
@@ -398,6 +411,22 @@ impl BlobCache {
         self.read_record(&record_name(dir)).ok()
     }
 
+    /// The record of the tree at `dir` if the directory there now is the very one a pull
+    /// moved into place (same device and inode): what it was built from. A tree swapped or
+    /// recreated by anything else has no current record.
+    pub fn current_record(&self, dir: &Path) -> Option<TreeRecord> {
+        let record = self.read_record(&record_name(dir.to_str()?)).ok()?;
+        if record.version != RECORD_VERSION || record.born.is_none() {
+            return None;
+        }
+        let now = identity_of(dir).ok()?;
+        (std::fs::symlink_metadata(dir).ok()?.is_dir()
+            && now.device == record.device
+            && now.inode == record.inode
+            && now.born == record.born)
+            .then_some(record)
+    }
+
     fn read_record(&self, name: &str) -> Result<TreeRecord, ()> {
         let bytes = self
             .trees
@@ -519,10 +548,33 @@ impl BlobCache {
     }
 }
 
-/// The device and inode of a directory, as a tree record names it.
-pub fn identity_of(path: &Path) -> Result<(u64, u64), IoError> {
+/// What tells one directory from another made later at the same path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub device: u64,
+    pub inode: u64,
+    pub born: Option<(i64, u32)>,
+}
+
+/// The identity of the directory at `path` (not followed if it is a symlink), as a tree
+/// record names it.
+pub fn identity_of(path: &Path) -> Result<Identity, IoError> {
+    use rustix::fs::{AtFlags, StatxFlags};
     let meta = std::fs::symlink_metadata(path).context("inspect", path)?;
-    Ok((meta.dev(), meta.ino()))
+    let born = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::BTIME,
+    )
+    .ok()
+    .filter(|stat| stat.stx_mask & StatxFlags::BTIME.bits() != 0)
+    .map(|stat| (stat.stx_btime.tv_sec, stat.stx_btime.tv_nsec));
+    Ok(Identity {
+        device: meta.dev(),
+        inode: meta.ino(),
+        born,
+    })
 }
 
 #[cfg(test)]
@@ -695,6 +747,23 @@ mod tests {
             cache.record_of(tree.to_str().unwrap()).unwrap().blobs,
             [new]
         );
+    }
+
+    #[test]
+    fn only_the_very_directory_a_pull_moved_into_place_has_a_current_record() {
+        let (dir, cache) = cache();
+        let layer = put(&cache, b"layer");
+        let tree = dir.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        assert_eq!(cache.current_record(&tree), None);
+        record(&cache, &tree, vec![layer]);
+        assert_eq!(cache.current_record(&tree).unwrap().blobs, [layer]);
+        // Another directory under the same name is not the tree the record names.
+        fs::rename(&tree, dir.path().join("moved")).unwrap();
+        fs::create_dir(&tree).unwrap();
+        assert_eq!(cache.current_record(&tree), None);
+        fs::remove_dir(&tree).unwrap();
+        assert_eq!(cache.current_record(&tree), None);
     }
 
     #[test]

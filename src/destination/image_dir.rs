@@ -73,12 +73,16 @@ pub enum Existing {
 }
 
 /// How the new tree went into place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placed {
     /// DIR was absent or empty.
     New,
     /// DIR held a tree, which was swapped out and removed.
     Replaced,
+    /// DIR held a tree, which was swapped out but could not be removed entirely (a mount
+    /// point in it, say): what is left of it is at `left`, and the next pull into DIR
+    /// tries again. The new tree is in place all the same.
+    ReplacedOldLeft { left: PathBuf, reason: String },
 }
 
 /// DIR, locked for one pull.
@@ -293,9 +297,15 @@ impl ImageDir {
                 let old = self.slot(&self.name)?;
                 new.exchange(&old).map_err(|e| self.tree_error(e))?;
                 self.parent.sync()?;
-                // The old tree is now under the temporary name.
-                new.remove().map_err(|e| self.tree_error(e))?;
-                Placed::Replaced
+                // The old tree is now under the temporary name. The pull has succeeded
+                // whatever happens to it.
+                match new.remove() {
+                    Ok(_) => Placed::Replaced,
+                    Err(e) => Placed::ReplacedOldLeft {
+                        left: staging,
+                        reason: e.to_string(),
+                    },
+                }
             }
             Err(e) if is_not_empty(&e.source) => {
                 return Err(ImageDirError::NotEmpty(self.shown.clone()));

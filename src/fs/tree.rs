@@ -239,6 +239,10 @@ pub enum TreeError {
     Root,
     #[error("{path} lies more than {max} directories deep")]
     TooDeep { path: String, max: usize },
+    #[error(
+        "{path} is a mount point, and nothing is removed on another file system: unmount it, then run again"
+    )]
+    MountPoint { path: String },
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -650,6 +654,11 @@ fn remove_entry<'k>(
     if kind == FileType::Directory {
         let child = rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())
             .map_err(|e| not_a_directory(dir.as_fd(), name, path, e))?;
+        // A file system mounted inside (a bind mount into a container's tree) is not the
+        // tree's to remove: `rm -rf` would empty it.
+        if is_mount_point(dir, &child) {
+            return Err(TreeError::MountPoint { path: path.shown() });
+        }
         if kept {
             return remove_children(&child, path, keep, removed, depth + 1);
         }
@@ -669,6 +678,29 @@ fn remove_entry<'k>(
     }
     removed.push(path.clone());
     Ok(())
+}
+
+/// Whether the directory `child`, opened in `parent`, is where another file system (or a
+/// bind mount of the same one) is mounted: `statx`'s mount-root attribute where the kernel
+/// has it (5.8), and a device other than its parent's in any case.
+fn is_mount_point(parent: &OwnedFd, child: &OwnedFd) -> bool {
+    use rustix::fs::{StatxAttributes, StatxFlags};
+    if let Ok(stat) = rustix::fs::statx(
+        child,
+        c"",
+        AtFlags::EMPTY_PATH | AtFlags::NO_AUTOMOUNT,
+        StatxFlags::empty(),
+    ) && stat
+        .stx_attributes_mask
+        .contains(StatxAttributes::MOUNT_ROOT)
+        && stat.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+    {
+        return true;
+    }
+    match (rustix::fs::fstat(parent), rustix::fs::fstat(child)) {
+        (Ok(parent), Ok(child)) => parent.st_dev != child.st_dev,
+        _ => false,
+    }
 }
 
 /// Removes the entries of the directory `fd` (at `path`) as [`remove_entry`] does.

@@ -55,6 +55,10 @@ pub enum OriginError {
     /// would not delete the tag, so it now holds a marker; see docs/registries.md).
     #[error("{url} is gone: its key was retired by the publisher")]
     Retired { url: String },
+    /// A download its caller stopped, as another part of the same run failed: what
+    /// arrived is kept, and no other place is asked.
+    #[error("the download of {url} was stopped before its end")]
+    Stopped { url: String },
     /// The local server directory `tako store` writes.
     #[error(transparent)]
     Local(#[from] IoError),
@@ -77,9 +81,10 @@ impl OriginError {
             OriginError::Registry(e) => registry_kind(e),
             OriginError::NotFound { .. } => Kind::NotFound,
             OriginError::Retired { .. } => Kind::Gone,
-            OriginError::Local(_) | OriginError::NoDirectory(_) | OriginError::Copy { .. } => {
-                Kind::Local
-            }
+            OriginError::Local(_)
+            | OriginError::NoDirectory(_)
+            | OriginError::Copy { .. }
+            | OriginError::Stopped { .. } => Kind::Local,
         }
     }
 

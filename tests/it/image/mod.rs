@@ -11,12 +11,15 @@
 //! - `cache`: the blob cache shared by pulls, and `tako image purge`.
 //! - `rootless`: a pull by an unprivileged user.
 //! - `references`: what a pull prints, pinned digests, `--force`.
+//! - `repull`: a pull into a directory that holds a pulled tree, mounts in an old tree, a
+//!   failed pull's other downloads.
 
 mod cache;
 mod hostile;
 mod interrupted;
 mod platforms;
 mod references;
+mod repull;
 mod rootless;
 mod unpack;
 
