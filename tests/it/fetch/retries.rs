@@ -516,3 +516,33 @@ fn a_retry_after_that_would_pass_max_time_is_not_waited() {
         1
     );
 }
+
+/// Issue 23, hostile review L, the other half: under `--limit-rate`, the bytes a fast server
+/// had already pushed into the socket's buffers were drained at the limited rate long past
+/// `--max-time` (a 5 s limit, a 96 s run). The limiter never sleeps past the limit.
+#[test]
+fn limit_rate_does_not_hold_a_download_past_max_time() {
+    let w = World::new();
+    let image = image_bytes(4 << 20, 13);
+    let digest = w.publish_bytes("1.0", &image);
+    let server = Server::serve_dir(w.origin());
+    let config = w.config("app.tako", &server.url(), "*", "");
+
+    // Under the ordinary hang guard: draining what the transport buffered (a good hundred
+    // KiB) at 1 KiB/s takes minutes.
+    let o = fetch(
+        &["--limit-rate", "1K", "--max-time", "2", "--retries", "0"],
+        &[&config],
+    );
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "cannot download {}: gave up after the time limit of 2 s for this config (--max-time)",
+            server.url_for(&image_path(&digest))
+        )),
+        "{err}"
+    );
+    assert_eq!(w.latest(), None);
+}
