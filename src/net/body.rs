@@ -248,8 +248,9 @@ impl Read for Body {
             };
             io::Error::new(kind, transport)
         };
-        // ureq enforces the deadline on HTTP bodies itself; a local file is checked here.
-        if let (Inner::File(_), Some(deadline)) = (&self.inner, self.deadline)
+        // ureq enforces the deadline when it waits for the network, but not on bytes it or
+        // the kernel already holds: every read checks it, for a local file as for HTTP.
+        if let Some(deadline) = self.deadline
             && deadline.remaining().is_zero()
         {
             return Err(wrap(self.max_time_error(deadline)));
@@ -266,10 +267,13 @@ impl Read for Body {
         };
         match result {
             Ok(n) => {
-                if let Some(limit) = &self.limit {
-                    limit.spend(n);
-                }
                 self.received = self.received.saturating_add(n as u64);
+                if let Some(limit) = &self.limit
+                    && !limit.spend(n, self.deadline.map(|d| d.at))
+                    && let Some(deadline) = self.deadline
+                {
+                    return Err(wrap(self.max_time_error(deadline)));
+                }
                 if n > 0 {
                     self.check_speed(n).map_err(wrap)?;
                 }

@@ -50,8 +50,10 @@ impl RateLimit {
     }
 
     /// Takes `n` bytes that were just read from the bucket, sleeping until it is no longer
-    /// in debt.
-    pub(super) fn spend(&self, n: usize) {
+    /// in debt, but never past `until` (the run's `--max-time`): `false` if the debt
+    /// outlasts it, and the read should fail with the time limit rather than sleep on (a
+    /// fast server fills the socket's buffers, which a small rate would drain for minutes).
+    pub(super) fn spend(&self, n: usize, until: Option<Instant>) -> bool {
         let wait = {
             // A poisoned lock only means another thread panicked mid-update; the numbers
             // are still usable.
@@ -67,9 +69,18 @@ impl RateLimit {
                 Duration::ZERO
             }
         };
-        if !wait.is_zero() {
-            thread::sleep(wait);
+        if wait.is_zero() {
+            return true;
         }
+        if let Some(until) = until {
+            let left = until.saturating_duration_since(Instant::now());
+            if wait > left {
+                thread::sleep(left);
+                return false;
+            }
+        }
+        thread::sleep(wait);
+        true
     }
 }
 
@@ -90,8 +101,20 @@ mod tests {
         let limit = RateLimit::new(8000);
         let start = Instant::now();
         // The bucket starts with 1000 tokens; 1800 more at 8000/s is 0.225 s.
-        limit.spend(1000);
-        limit.spend(1800);
+        assert!(limit.spend(1000, None));
+        assert!(limit.spend(1800, None));
         assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_debt_that_outlasts_the_deadline_is_not_slept_off() {
+        let limit = RateLimit::new(1000);
+        // 10 s of debt, with 50 ms to go: the sleep ends at the deadline, and says so.
+        let until = Instant::now() + Duration::from_millis(50);
+        assert!(!limit.spend(10_000, Some(until)));
+        assert!(Instant::now() >= until);
+        // A debt paid before the deadline is slept off as usual.
+        let limit = RateLimit::new(1_000_000);
+        assert!(limit.spend(1000, Some(Instant::now() + Duration::from_secs(60))));
     }
 }

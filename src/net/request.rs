@@ -292,6 +292,22 @@ impl Transport {
         let answer = match status {
             StatusCode::OK => Answer::Whole,
             StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
+                // Several ranges in one body (RFC 9110 §14.6): tako asks for one, and the
+                // parts' headers would be taken for the file's bytes.
+                let multipart = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| {
+                        v.trim_start()
+                            .to_ascii_lowercase()
+                            .starts_with("multipart/byteranges")
+                    });
+                if multipart {
+                    return Err(TransportError::BadPartial {
+                        url,
+                        reason: "it sent several ranges (multipart/byteranges) for one".to_owned(),
+                    });
+                }
                 let (start, last) = content_range(
                     headers
                         .get(header::CONTENT_RANGE)

@@ -115,6 +115,15 @@ impl OriginError {
         }
     }
 
+    /// Whether this is a `206 Partial Content` that cannot be used as the range asked for
+    /// (several ranges, no or another `Content-Range`).
+    pub fn is_bad_partial(&self) -> bool {
+        matches!(
+            self,
+            OriginError::Transport(TransportError::BadPartial { .. })
+        )
+    }
+
     /// Recovers the failure behind an error that reading a [`super::Body`] of `url` gave.
     pub fn from_read_error(url: &str, err: std::io::Error) -> OriginError {
         match err.downcast::<OriginError>() {
@@ -136,6 +145,15 @@ impl OriginError {
         OriginError::Transport(TransportError::InvalidUrl {
             url: String::new(),
             reason: "no origin is configured".to_owned(),
+        })
+    }
+
+    /// A 206 from `url` that cannot be used, for `reason`: for the fakes of unit tests.
+    #[cfg(test)]
+    pub(crate) fn bad_partial(url: &str, reason: &str) -> Self {
+        OriginError::Transport(TransportError::BadPartial {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
         })
     }
 

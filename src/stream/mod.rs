@@ -2,5 +2,6 @@
 //! decompression of image layers.
 
 pub mod chunking;
+pub mod deadline;
 pub mod decompress;
 pub mod hashing;

@@ -13,13 +13,14 @@
 //! `delta_plan::MAX_MISMATCHES`.
 
 use std::io::{self, Read};
+use std::time::Instant;
 
 use super::image::{ImageError, Say};
-use crate::destination::index_cache::{self, LOCAL_INDEX};
+use crate::destination::index_cache::{self, Allowed, LOCAL_INDEX};
 use crate::destination::partial;
 use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::delta_plan;
-use crate::format::manifest::Entry;
+use crate::format::manifest::{Entry, Manifest};
 use crate::format::text::untrusted;
 use crate::fs::{Dir, Found, IoError};
 use crate::origin::{Origin, OriginError};
@@ -29,6 +30,38 @@ use crate::update::assembly::{Assembly, RangeSource};
 /// The most local images a delta looks for chunks in: `latest`'s first, then the others
 /// by name. Each costs its index in memory (and once, the time to chunk it).
 pub const MAX_SOURCES: usize = 4;
+
+/// What a delta may take chunks from, and until when.
+pub struct Local<'a> {
+    /// The store file `latest` points at, whose chunks are looked for first.
+    pub latest: Option<&'a str>,
+    /// The signed manifest: a local image it lists must have the size of its entry, one it
+    /// no longer lists may be no larger than its largest image (see `local_index`).
+    pub manifest: &'a Manifest,
+    /// `--max-time`: cutting local images into chunks stops there.
+    pub deadline: Option<Instant>,
+}
+
+impl Local<'_> {
+    /// The size the manifest allows the local image `hex`.
+    fn allowed(&self, hex: &str) -> Allowed {
+        let mut digest = [0u8; 32];
+        let listed = hex::decode_to_slice(hex, &mut digest)
+            .ok()
+            .and_then(|()| self.manifest.with_digest(digest).next());
+        match listed {
+            Some(entry) => Allowed::Signed(entry.size),
+            None => Allowed::AtMost(
+                self.manifest
+                    .entries()
+                    .iter()
+                    .map(|e| e.size)
+                    .max()
+                    .unwrap_or(0),
+            ),
+        }
+    }
+}
 
 /// What a delta download cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +83,10 @@ pub fn try_delta(
     dest: &Dir,
     store: &Dir,
     entry: &Entry,
-    latest: Option<&str>,
+    local: &Local<'_>,
     say: &Say<'_>,
 ) -> Result<Option<Transfer>, ImageError> {
+    let latest = local.latest;
     let hex = entry.digest_hex();
     // A plain download that was cut off resumes where it stopped: its bytes are already
     // paid for, and resuming is the simplest thing that is surely correct.
@@ -113,7 +147,7 @@ pub fn try_delta(
     let mut indexes = Vec::new();
     let mut files = Vec::new();
     for source in &sources {
-        match index_cache::local_index(dest, source) {
+        match index_cache::local_index(dest, source, local.allowed(source), local.deadline) {
             Ok((index, file)) => {
                 indexes.push(index);
                 files.push(file);

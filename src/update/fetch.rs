@@ -21,7 +21,7 @@ use crate::format::transport_config::TransportConfig;
 use crate::fs::config;
 use crate::fs::{DirLock, IoError};
 use crate::origin::{self, Origin, Transport, Validators};
-use crate::update::delta::{Transfer, try_delta};
+use crate::update::delta::{Local, Transfer, try_delta};
 use crate::update::image::{self, Downloaded, ImageError, Say};
 use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::update::retry::RetryPolicy;
@@ -391,7 +391,7 @@ fn update(
             unsaid += 1;
             continue;
         }
-        match install(dest, &store, entry, options, origin, report)? {
+        match install(dest, &store, entry, &remote, options, origin, report)? {
             Installed::Withdrawn(url) => {
                 withdrawn.insert(entry.digest_hex());
                 if withdrawn.len() <= MAX_WITHDRAWN_SAID {
@@ -609,6 +609,7 @@ fn install(
     dest: &Destination,
     store: &crate::fs::Dir,
     entry: &Entry,
+    manifest: &Manifest,
     options: &Options,
     origin: &dyn Origin,
     report: &dyn Report,
@@ -639,7 +640,12 @@ fn install(
         bar: options.progress.then_some(&bar as &dyn Fn() -> _),
     };
     let latest = dest.latest_name();
-    if let Some(transfer) = try_delta(origin, dest.dir(), store, entry, latest.as_deref(), &say)? {
+    let local = Local {
+        latest: latest.as_deref(),
+        manifest,
+        deadline: options.retry.deadline,
+    };
+    if let Some(transfer) = try_delta(origin, dest.dir(), store, entry, &local, &say)? {
         return Ok(Installed::Delta(transfer));
     }
     match image::download(origin, store, entry, options.retry, &say)? {

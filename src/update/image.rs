@@ -14,10 +14,11 @@
 //! the store).
 
 use std::cell::RefCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::retry::{self, Failed, Next, RetryPolicy, Tries};
 use crate::destination::partial::Partial;
+use crate::format::chunk_index::{ChunkIndex, max_index_size};
 use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::{Dir, IoError};
@@ -68,6 +69,17 @@ impl ImageError {
             ImageError::Origin(e) if e.is_transient() => Next::Again(e.retry_after()),
             _ => Next::Skip,
         }
+    }
+
+    /// Whether the bytes arrived but are not the signed ones (too long, too short, another
+    /// digest).
+    fn failed_the_check(&self) -> bool {
+        matches!(
+            self,
+            ImageError::TooLong { .. }
+                | ImageError::TooShort { .. }
+                | ImageError::WrongDigest { .. }
+        )
     }
 
     /// The URL of a 410 Gone (or a retired tag): the publisher withdrew the image there.
@@ -122,6 +134,17 @@ impl Wanted {
     }
 }
 
+/// One download, as each try sees it.
+struct Job<'a> {
+    wanted: &'a Wanted,
+    /// The signed manifest entry of the image, if it is one: a place's chunk index of it can
+    /// then confirm bytes another place sent.
+    index_of: Option<&'a Entry>,
+    say: &'a Say<'a>,
+    /// When `--max-time` is up: reading kept bytes stops there too.
+    deadline: Option<Instant>,
+}
+
 /// Downloads the image of `entry` into `store`, under the destination's lock.
 pub fn download(
     origin: &dyn Origin,
@@ -130,7 +153,15 @@ pub fn download(
     retry: RetryPolicy,
     say: &Say<'_>,
 ) -> Result<Downloaded, ImageError> {
-    download_blob(origin, store, &Wanted::of(entry), retry, say)
+    download_with(
+        origin,
+        store,
+        &Wanted::of(entry),
+        Some(entry),
+        retry,
+        say,
+        &std::thread::sleep,
+    )
 }
 
 /// Downloads `wanted` into `store` as `<hex>` (resuming `<hex>.partial`), from the first
@@ -143,7 +174,7 @@ pub fn download_blob(
     retry: RetryPolicy,
     say: &Say<'_>,
 ) -> Result<Downloaded, ImageError> {
-    download_with(origin, store, wanted, retry, say, &std::thread::sleep)
+    download_with(origin, store, wanted, None, retry, say, &std::thread::sleep)
 }
 
 /// [`download_blob`], waiting between rounds with `sleep`.
@@ -151,6 +182,7 @@ fn download_with(
     origin: &dyn Origin,
     store: &Dir,
     entry: &Wanted,
+    index_of: Option<&Entry>,
     retry: RetryPolicy,
     say: &Say<'_>,
     sleep: &dyn Fn(Duration),
@@ -164,11 +196,17 @@ fn download_with(
         warn: say.warn,
         sleep,
     };
+    let job = Job {
+        wanted: entry,
+        index_of,
+        say,
+        deadline: retry.deadline,
+    };
     let downloaded = retry::over_places(
         &places,
         &tries,
         |place| {
-            let result = attempt(place, store, entry, say);
+            let result = attempt(place, store, &job);
             if let Err(e) = &result
                 && let Some(url) = e.gone_url()
             {
@@ -217,36 +255,122 @@ fn if_range_of(body: &Body) -> Option<&str> {
         .or(body.last_modified())
 }
 
-/// One try at one place.
-fn attempt(
-    place: &dyn Origin,
-    store: &Dir,
-    entry: &Wanted,
-    say: &Say<'_>,
-) -> Result<(), ImageError> {
-    let mut partial = Partial::open(store, &entry.hex())?;
-    let result = attempt_into(place, &mut partial, entry, say);
+/// One try at one place. A download that resumed kept bytes and then failed the size or
+/// digest check is tried once more, whole, from the same place: the kept bytes may be the
+/// bad ones, and this place must not be passed over for them.
+fn attempt(place: &dyn Origin, store: &Dir, job: &Job<'_>) -> Result<(), ImageError> {
+    let hex = job.wanted.hex();
+    let mut partial = Partial::open(store, &hex)?;
+    let mut resumed = false;
+    let mut result = attempt_into(place, &mut partial, job, &mut resumed);
+    if resumed && result.as_ref().is_err_and(ImageError::failed_the_check) {
+        if let Err(e) = &result {
+            (job.say.warn)(&format!("{e}; the bytes kept from before are discarded"));
+        }
+        // The check deleted the partial; this one starts empty.
+        drop(partial);
+        partial = Partial::open(store, &hex)?;
+        result = attempt_into(place, &mut partial, job, &mut resumed);
+    }
     if result.is_err() {
         partial.remove_if_empty()?;
     }
     result
 }
 
+/// Makes the kept bytes fit for a resume from `place`: a partial longer than the image is
+/// dropped unread, one of the image's length is installed if it verifies, and one that
+/// another origin (or an unrecorded one) sent is kept only as far as `place`'s chunk index
+/// of the image vouches for it. `Ok(true)`: the image is installed.
+fn prepare(
+    place: &dyn Origin,
+    partial: &mut Partial<'_>,
+    job: &Job<'_>,
+) -> Result<bool, ImageError> {
+    let entry = job.wanted;
+    let here = place.describe();
+    if partial.len() > entry.size {
+        // Only a planted or damaged file is longer than the signed size: hashing it could
+        // take hours (a sparse file costs no disk), and no byte of it can be of use.
+        (job.say.warn)(&format!(
+            "{} holds {} bytes, more than the {} signed for {}; removed unread",
+            partial.path().display(),
+            partial.len(),
+            entry.size,
+            entry.name
+        ));
+        partial.restart(None, &here)?;
+        return Ok(false);
+    }
+    if partial.len() == entry.size && !partial.is_empty() {
+        // All there (a run stopped between the last byte and the rename).
+        let prefix = partial.prefix(job.deadline)?;
+        if check(&prefix.finish(), entry, "").is_ok() {
+            partial.commit()?;
+            return Ok(true);
+        }
+        partial.restart(None, &here)?;
+        return Ok(false);
+    }
+    if partial.is_empty() || partial.origin() == Some(here.as_str()) {
+        return Ok(false);
+    }
+    // Bytes another mirror sent (a hostile one may have sent garbage and hung up) are not
+    // this one's to finish: asked for only the tail, it would complete an image that fails
+    // the check, on every run. They are kept as far as this mirror's index confirms them.
+    let kept = partial.len();
+    let verified = match job.index_of {
+        Some(signed) => verified_prefix(place, partial, signed, job.deadline)?,
+        None => 0,
+    };
+    let from = partial
+        .origin()
+        .unwrap_or("an origin not recorded")
+        .to_owned();
+    partial.truncate(verified, None, &here)?;
+    let said = format!(
+        "the {kept} bytes kept in {} came from {from}; {here} confirms {verified} of them (by its chunk index of the image) and is asked for the rest",
+        partial.path().display()
+    );
+    if verified < kept {
+        (job.say.warn)(&said);
+    } else {
+        (job.say.progress)(&said);
+    }
+    Ok(false)
+}
+
+/// How many kept bytes `place`'s chunk index of `entry` confirms; none if it has no index
+/// of that image.
+fn verified_prefix(
+    place: &dyn Origin,
+    partial: &mut Partial<'_>,
+    entry: &Entry,
+    deadline: Option<Instant>,
+) -> Result<u64, ImageError> {
+    let Ok(Some(bytes)) = place.chunk_index(entry, max_index_size(entry.size)) else {
+        return Ok(0);
+    };
+    let Ok(index) = ChunkIndex::parse(&bytes) else {
+        return Ok(0);
+    };
+    if index.size != entry.size || index.digest != entry.digest {
+        return Ok(0);
+    }
+    Ok(partial.verified_by(&index, deadline)?)
+}
+
 fn attempt_into(
     place: &dyn Origin,
     partial: &mut Partial<'_>,
-    entry: &Wanted,
-    say: &Say<'_>,
+    job: &Job<'_>,
+    resumed: &mut bool,
 ) -> Result<(), ImageError> {
+    let (entry, say) = (job.wanted, job.say);
     let hex = entry.hex();
-    if partial.len() >= entry.size && !partial.is_empty() {
-        // All there (a run stopped between the last byte and the rename), or too long.
-        let prefix = partial.prefix()?;
-        if partial.len() == entry.size && check(&prefix.finish(), entry, "").is_ok() {
-            partial.commit()?;
-            return Ok(());
-        }
-        partial.restart(None)?;
+    let here = place.describe();
+    if prepare(place, partial, job)? {
+        return Ok(());
     }
     let resume = (!partial.is_empty()).then(|| Resume {
         offset: partial.len(),
@@ -255,7 +379,15 @@ fn attempt_into(
     let mut body = match place.open_image(&hex, resume.as_ref()) {
         Err(e) if e.kind() == Kind::Unsatisfiable && resume.is_some() => {
             // The server has fewer bytes than we kept: they are not of its file.
-            partial.restart(None)?;
+            partial.restart(None, &here)?;
+            place.open_image(&hex, None)?
+        }
+        Err(e) if e.is_bad_partial() && resume.is_some() => {
+            // A 206 that cannot be appended (several ranges, no `Content-Range`): the
+            // kept bytes go, and the whole file is asked for, or they would be kept and
+            // resumed the same way on every run.
+            (say.warn)(&format!("{e}; downloading all of it"));
+            partial.restart(None, &here)?;
             place.open_image(&hex, None)?
         }
         other => other?,
@@ -263,6 +395,12 @@ fn attempt_into(
     let mut url = body.url().to_owned();
     match body.answer() {
         Answer::Partial { start } if Some(start) == resume.as_ref().map(|r| r.offset) => {
+            *resumed = true;
+            if partial.validator().is_none() {
+                // Bytes confirmed by an index, or kept without a validator: the rest comes
+                // with this response's.
+                partial.record(if_range_of(&body), &here)?;
+            }
             (say.progress)(&format!(
                 "resuming {} at byte {start} of {} from {url}",
                 entry.name, entry.size
@@ -275,20 +413,20 @@ fn attempt_into(
                 "{url} sent bytes from {start} on instead of from {}; downloading all of it",
                 resume.as_ref().map_or(0, |r| r.offset)
             ));
-            partial.restart(None)?;
+            partial.restart(None, &here)?;
             body = place.open_image(&hex, None)?;
             url = body.url().to_owned();
-            partial.restart(if_range_of(&body))?;
+            partial.restart(if_range_of(&body), &here)?;
             announce(say, entry, &url);
         }
         Answer::Whole | Answer::NotModified => {
             // A 200 to a range request: the file changed (If-Range) or the server does not
             // do ranges. Either way the kept bytes go, and these are the whole file.
-            partial.restart(if_range_of(&body))?;
+            partial.restart(if_range_of(&body), &here)?;
             announce(say, entry, &url);
         }
     }
-    let prefix = partial.prefix()?;
+    let prefix = partial.prefix(job.deadline)?;
     let limit = Some(entry.size);
     let copied = match say.bar {
         Some(bar) => {
@@ -387,9 +525,15 @@ mod tests {
             base: Duration::from_secs(1),
             deadline: None,
         };
-        let result = download_with(origin, &store, &Wanted::of(entry), policy, &say, &|wait| {
-            waits.borrow_mut().push(wait)
-        });
+        let result = download_with(
+            origin,
+            &store,
+            &Wanted::of(entry),
+            Some(entry),
+            policy,
+            &say,
+            &|wait| waits.borrow_mut().push(wait),
+        );
         Run {
             _dir: dir,
             store,
@@ -496,6 +640,136 @@ mod tests {
             err.to_string()
                 .starts_with("none of the 2 origins could provide version 1.0"),
             "{err}"
+        );
+    }
+
+    /// A store holding `kept` as the partial of `e`, recorded as sent by `origin`.
+    fn with_partial(run_in: &Run, e: &Entry, kept: &[u8], origin: &str) {
+        let mut p = Partial::open(&run_in.store, &e.digest_hex()).unwrap();
+        p.restart(None, origin).unwrap();
+        std::io::Write::write_all(&mut p.file(), kept).unwrap();
+        p.keep().unwrap();
+    }
+
+    /// A download into a store already holding what `before` leaves there.
+    fn run_after(origin: &dyn Origin, e: &Entry, before: impl Fn(&Run)) -> Run {
+        let mut first = run(&Mirrors::new(Vec::<Fake>::new()), e);
+        before(&first);
+        let warnings = RefCell::new(Vec::new());
+        let say = Say {
+            warn: &|line| warnings.borrow_mut().push(line.to_owned()),
+            progress: &|_| {},
+            bar: None,
+        };
+        first.result = download_with(
+            origin,
+            &first.store,
+            &Wanted::of(e),
+            Some(e),
+            RetryPolicy::default(),
+            &say,
+            &|_| {},
+        );
+        first.warnings = warnings.into_inner();
+        first
+    }
+
+    #[test]
+    fn bytes_another_mirror_sent_are_not_finished_by_this_one_without_an_index_to_confirm_them() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let b = Fake::new("b").on(&file, [Reply::Serve(IMAGE.to_vec())]);
+        let b_log = b.log();
+        let run = run_after(&b, &e, |r| with_partial(r, &e, b"GARBAGE", "http://a"));
+        assert_eq!(run.installed(&e), IMAGE);
+        // The whole file, not the tail after the 7 bytes kept.
+        assert_eq!(*b_log.lock().unwrap(), std::slice::from_ref(&file));
+        assert!(
+            run.warnings[0].starts_with("the 7 bytes kept in ")
+                && run.warnings[0].ends_with(
+                    " came from http://a; http://b confirms 0 of them (by its chunk index of the image) and is asked for the rest"
+                ),
+            "{:?}",
+            run.warnings
+        );
+        // Its own bytes, a mirror finishes.
+        let own = Fake::new("b").on(&file, [Reply::Serve(IMAGE.to_vec())]);
+        let own_log = own.log();
+        let run = run_after(&own, &e, |r| with_partial(r, &e, &IMAGE[..5], "http://b"));
+        assert_eq!(run.installed(&e), IMAGE);
+        assert_eq!(*own_log.lock().unwrap(), [format!("{file} from 5")]);
+    }
+
+    #[test]
+    fn kept_bytes_that_fail_the_check_are_dropped_and_the_image_downloaded_whole_at_once() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let a = Fake::new("a").on(
+            &file,
+            [Reply::Serve(IMAGE.to_vec()), Reply::Serve(IMAGE.to_vec())],
+        );
+        let log = a.log();
+        // Bytes the same origin sent once, since damaged (or a file it replaced without
+        // a validator to tell).
+        let run = run_after(&a, &e, |r| with_partial(r, &e, b"THE B", "http://a"));
+        assert_eq!(run.installed(&e), IMAGE);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [format!("{file} from 5"), file.clone()]
+        );
+        assert!(
+            run.warnings[0].starts_with(&format!("image http://a/{file} has the wrong SHA-256"))
+                && run.warnings[0].ends_with("; the bytes kept from before are discarded"),
+            "{:?}",
+            run.warnings
+        );
+    }
+
+    #[test]
+    fn a_partial_longer_than_the_signed_image_is_removed_unread() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let a = Fake::new("a").on(&file, [Reply::Serve(IMAGE.to_vec())]);
+        let run = run_after(&a, &e, |r| {
+            let path = r.store.path().join(format!("{}.partial", e.digest_hex()));
+            let planted = std::fs::File::create(path).unwrap();
+            // Sparse: no disk, but hours to hash.
+            planted.set_len(1 << 40).unwrap();
+        });
+        assert_eq!(run.installed(&e), IMAGE);
+        assert!(
+            run.warnings[0].ends_with(&format!(
+                ".partial holds {} bytes, more than the {} signed for 1.0; removed unread",
+                1u64 << 40,
+                IMAGE.len()
+            )),
+            "{:?}",
+            run.warnings
+        );
+    }
+
+    #[test]
+    fn an_unusable_answer_to_a_resume_drops_the_kept_bytes_for_the_whole_file() {
+        let e = entry("1.0", IMAGE);
+        let file = format!("{STORE}/{}", e.digest_hex());
+        let a = Fake::new("a");
+        let multipart = Reply::Fail(OriginError::bad_partial(
+            &a.url(&file),
+            "it sent several ranges (multipart/byteranges) for one",
+        ));
+        let a = a.on(&file, [multipart, Reply::Serve(IMAGE.to_vec())]);
+        let log = a.log();
+        let run = run_after(&a, &e, |r| with_partial(r, &e, &IMAGE[..5], "http://a"));
+        assert_eq!(run.installed(&e), IMAGE);
+        assert_eq!(
+            *log.lock().unwrap(),
+            [format!("{file} from 5"), file.clone()]
+        );
+        assert_eq!(run.warnings.len(), 1, "{:?}", run.warnings);
+        assert!(
+            run.warnings[0].ends_with("; downloading all of it"),
+            "{:?}",
+            run.warnings
         );
     }
 }

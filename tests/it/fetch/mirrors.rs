@@ -217,3 +217,89 @@ fn mirrors_may_be_listed_as_a_toml_array() {
     assert_eq!(down.requests(), ["/manifest", &image_path(&d10)]);
     assert_eq!(good.requests(), ["/manifest"]);
 }
+
+/// The publisher's directory served again, with other bytes of the same length under the
+/// name of the image `digest`.
+fn forging_mirror(w: &World, digest: &str, forged: &[u8]) -> Server {
+    let dir = snapshot(w, "forging");
+    let path = dir.join("store").join(digest);
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::write(&path, forged).unwrap();
+    Server::serve_dir(&dir)
+}
+
+/// Issue 23, hostile review C: a first mirror that sent garbage and hung up left a partial
+/// that the honest mirror was then asked only the tail of; the result failed its check, on
+/// every run, so the image never installed. Bytes another mirror sent are kept only as far
+/// as the honest mirror's chunk index confirms them (here: not at all).
+#[test]
+fn garbage_a_mirror_sent_before_hanging_up_is_not_finished_by_the_next_mirror() {
+    let w = World::new();
+    let image = noise(23, 300_000);
+    let digest = w.publish_bytes("1.0", &image);
+    let hostile = forging_mirror(&w, &digest, &noise(66, image.len()));
+    hostile.set_fault(&image_path(&digest), Fault::Truncate { after: 150_000 });
+    // An honest mirror that serves ranges, as a tail of the garbage would be asked of it.
+    let honest = Server::serve_dir(w.origin());
+    honest.enable_http_features();
+    let config = mirrored_config(&w, &[hostile.url(), honest.url()]);
+
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&digest, &image);
+    let ranges: Vec<Option<String>> = honest
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == image_path(&digest))
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [None], "the honest mirror sent all of the image");
+    assert_eq!(honest.body_bytes_sent(&image_path(&digest)), 300_000);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{digest}.partial came from {}; {} confirms 0 of them",
+            hostile.url(),
+            honest.url()
+        )),
+        "{err}"
+    );
+    assert_eq!(w.store_files(), [digest]);
+}
+
+/// The other side of review C: bytes an honest mirror sent before the connection broke
+/// are confirmed by the next mirror's chunk index, chunk by chunk, and only the rest is
+/// asked of it.
+#[test]
+fn bytes_a_mirror_sent_before_hanging_up_are_resumed_from_the_next_as_far_as_its_index_confirms() {
+    let w = World::new();
+    let image = noise(24, 300_000);
+    let digest = w.publish_bytes("1.0", &image);
+    let first = Server::serve_dir(w.origin());
+    first.set_fault(&image_path(&digest), Fault::Truncate { after: 150_000 });
+    let second = Server::serve_dir(w.origin());
+    second.enable_http_features();
+    let config = mirrored_config(&w, &[first.url(), second.url()]);
+
+    let o = fetch_slow(&QUICK_RETRIES, &[&config]);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&digest, &image);
+    let asked: Vec<_> = second
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == image_path(&digest))
+        .collect();
+    assert_eq!(asked.len(), 1);
+    let from: u64 = asked[0]
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a resume: {:?}", asked[0]));
+    // Up to the last whole chunk of the kept bytes: at most one chunk (64 KiB) less.
+    assert!(from <= 150_000 && from > 150_000 - 65_536, "{from}");
+    assert_eq!(second.body_bytes_sent(&image_path(&digest)), 300_000 - from);
+    assert_eq!(second.count(&format!("/index/{digest}")), 1);
+}

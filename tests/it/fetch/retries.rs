@@ -190,6 +190,78 @@ fn a_partial_kept_by_an_earlier_run_is_resumed_by_the_next() {
     assert!(!partial.exists());
 }
 
+/// A download of `image` that the server cuts off after 50,000 bytes, and then answers the
+/// resume with `answer`: what one run with one retry makes of it.
+fn resume_answered_with(
+    image: &[u8],
+    answer: Fault,
+) -> (World, Server, String, std::process::Output) {
+    let w = World::new();
+    let digest = w.publish_bytes("1.0", image);
+    let server = Server::serve_dir(w.origin());
+    server.enable_http_features();
+    let path = image_path(&digest);
+    server.set_fault_sequence(&path, vec![Fault::Truncate { after: 50_000 }, answer]);
+    let config = w.config("app.tako", &server.url(), "*", "");
+    let o = fetch_slow(&["--retries", "1", "--retry-delay-ms", "5"], &[&config]);
+    (w, server, digest, o)
+}
+
+/// Issue 23, hostile review K: a resume answered with several ranges
+/// (`multipart/byteranges`) kept the partial, and every run failed the same way. The kept
+/// bytes go, and the image is downloaded whole at once.
+#[test]
+fn a_resume_answered_with_several_ranges_downloads_the_image_whole() {
+    let image = image_bytes(200_000, 11);
+    let mut body = b"--SEP\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 50000-50009/200000\r\n\r\n".to_vec();
+    body.extend_from_slice(&image[50_000..50_010]);
+    body.extend_from_slice(b"\r\n--SEP--\r\n");
+    let multipart = Fault::Response {
+        status: 206,
+        headers: vec!["Content-Type: multipart/byteranges; boundary=SEP".to_owned()],
+        body,
+    };
+    let (w, server, digest, o) = resume_answered_with(&image, multipart);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&digest, &image);
+    let err = stderr(&o);
+    assert!(
+        err.contains("answered a range request with an unusable partial response: it sent several ranges (multipart/byteranges) for one; downloading all of it"),
+        "{err}"
+    );
+    let ranges: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == image_path(&digest))
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=50000-".to_owned()), None]);
+    assert_eq!(w.store_files(), [digest], "no partial left behind");
+}
+
+/// Review K, the other answer: a 206 without `Content-Range` cannot be appended either.
+#[test]
+fn a_resume_answered_with_a_206_without_content_range_downloads_the_image_whole() {
+    let image = image_bytes(200_000, 12);
+    let tail = Fault::Response {
+        status: 206,
+        headers: Vec::new(),
+        body: image[50_000..].to_vec(),
+    };
+    let (w, server, digest, o) = resume_answered_with(&image, tail);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&digest, &image);
+    let err = stderr(&o);
+    assert!(
+        err.contains("it has no Content-Range header; downloading all of it"),
+        "{err}"
+    );
+    assert_eq!(server.count(&image_path(&digest)), 3);
+    assert_eq!(w.store_files(), [digest], "no partial left behind");
+}
+
 #[test]
 fn a_file_changed_under_its_name_since_the_partial_is_downloaded_whole_not_spliced() {
     let w = World::new();
@@ -245,16 +317,28 @@ fn a_resumed_download_that_fails_the_digest_check_deletes_its_partial() {
     let store = w.dest().join("store");
     fs::create_dir(&store).unwrap();
     fs::write(store.join(format!("{digest}.partial")), &image[..30_000]).unwrap();
+    // Kept from this very server, as its record says: resumed as it is.
+    fs::write(
+        store.join(format!("{digest}.partial.validator")),
+        format!("\norigin {}\n", server.url()),
+    )
+    .unwrap();
 
     let o = fetch_slow(&["--retries", "0"], &[&config]);
 
     assert_exit(&o, 1);
-    assert!(stderr(&o).contains("wrong SHA-256"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("wrong SHA-256"), "{err}");
     assert_eq!(w.store_files(), Vec::<String>::new(), "the partial is gone");
-    assert_eq!(
-        server.recorded().last().unwrap().header("range"),
-        Some("bytes=30000-")
-    );
+    // The server ignored the range and sent all of its (damaged) file: the kept bytes had
+    // no part in it, so it is not asked again.
+    let ranges: Vec<_> = server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges, [Some("bytes=30000-".to_owned())]);
 }
 
 #[test]
@@ -431,4 +515,34 @@ fn a_retry_after_that_would_pass_max_time_is_not_waited() {
             .count(),
         1
     );
+}
+
+/// Issue 23, hostile review L, the other half: under `--limit-rate`, the bytes a fast server
+/// had already pushed into the socket's buffers were drained at the limited rate long past
+/// `--max-time` (a 5 s limit, a 96 s run). The limiter never sleeps past the limit.
+#[test]
+fn limit_rate_does_not_hold_a_download_past_max_time() {
+    let w = World::new();
+    let image = image_bytes(4 << 20, 13);
+    let digest = w.publish_bytes("1.0", &image);
+    let server = Server::serve_dir(w.origin());
+    let config = w.config("app.tako", &server.url(), "*", "");
+
+    // Under the ordinary hang guard: draining what the transport buffered (a good hundred
+    // KiB) at 1 KiB/s takes minutes.
+    let o = fetch(
+        &["--limit-rate", "1K", "--max-time", "2", "--retries", "0"],
+        &[&config],
+    );
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "cannot download {}: gave up after the time limit of 2 s for this config (--max-time)",
+            server.url_for(&image_path(&digest))
+        )),
+        "{err}"
+    );
+    assert_eq!(w.latest(), None);
 }

@@ -3,3 +3,4 @@
 mod config;
 mod files;
 mod network;
+mod sparse;

@@ -50,6 +50,13 @@ pub enum Fault {
     /// Answer with this status, these extra header lines (`Retry-After: 1`) and a short
     /// text body.
     StatusWith { status: u16, headers: Vec<String> },
+    /// Answer with this status, these extra header lines and this body (its
+    /// `Content-Length` added), whatever was asked: a `206` no client can use, say.
+    Response {
+        status: u16,
+        headers: Vec<String>,
+        body: Vec<u8>,
+    },
     /// A registry path behind a Bearer token: without `Authorization: Bearer <token>`,
     /// `401` with `WWW-Authenticate: <challenge>`; with it, the file, or with `redirect` a
     /// `307` to that `Location` (a registry sending a blob to its storage).
@@ -473,6 +480,17 @@ fn respond(
             extra.push(format!("Content-Length: {}", body.len()));
             let mut out = head(status, &extra);
             out.extend_from_slice(body.as_bytes());
+            send(stream, shared, &out)
+        }
+        Some(Fault::Response {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut extra = headers;
+            extra.push(format!("Content-Length: {}", body.len()));
+            let mut out = head(status, &extra);
+            out.extend_from_slice(&body);
             send(stream, shared, &out)
         }
         Some(Fault::Encoded { encoding, body }) => {
