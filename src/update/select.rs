@@ -111,8 +111,14 @@ fn from_place(
 ) -> Result<RemoteManifest, SelectError> {
     let remote = match keyring::fetch_remote(place, query.keys, query.max, query.known)? {
         Remote::Fresh(remote) => remote,
-        Remote::NotModified { url } => return not_modified(url, query),
+        Remote::NotModified { url, primary } => not_modified(url, primary, query)?,
     };
+    if let Some(primary) = &remote.primary
+        && let Some(warning) = primary.lag_warning(&remote.url, &remote.manifest)
+    {
+        (query.warn)(&warning);
+    }
+
     if let Some(local) = query.local {
         let missing = local.missing_from(&remote.manifest);
         if !missing.is_empty() {
@@ -135,7 +141,11 @@ fn from_place(
 /// The host's copy was verified with a configured key when it was read, in this run and
 /// under the destination's lock; a copy that did not verify is never polled conditionally
 /// (see `fetch`), and is verified here again if it somehow is.
-fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest, SelectError> {
+fn not_modified(
+    url: String,
+    primary: Option<keyring::Primary>,
+    query: &ManifestQuery<'_>,
+) -> Result<RemoteManifest, SelectError> {
     let bytes = query.local.map(|l| l.bytes.clone()).unwrap_or_default();
     let manifest = match query.local.and_then(LocalManifest::verified) {
         Some(verified) => verified.clone(),
@@ -149,6 +159,7 @@ fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest
         bytes,
         manifest,
         validators: query.known.cloned(),
+        primary,
     })
 }
 
