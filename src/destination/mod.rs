@@ -10,6 +10,7 @@
 //! DEST/store/<hex>.partial.validator
 //! DEST/index/<hex>                  chunk indexes of local images, for deltas
 //! DEST/restart-pending              units whose restart has not succeeded yet
+//! DEST/withdrawn                    images the publisher withdrew (see `withdrawn`)
 //! ```
 
 pub mod blob_cache;
@@ -19,6 +20,7 @@ pub mod partial;
 pub mod poll;
 pub mod restart_pending;
 pub mod store;
+pub mod withdrawn;
 
 use std::path::{Path, PathBuf};
 

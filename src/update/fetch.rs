@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::destination::store::{self, StoreError, Stored};
+use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination, partial, poll, restart_pending};
 use crate::format::config::{Config, ConfigError};
 use crate::format::manifest::{Entry, Manifest, ManifestError};
@@ -383,17 +384,36 @@ fn update(
     })?;
     let mut chosen = None;
     // A withdrawn image is asked for once, however many versions name it, and the log
-    // names the first few withdrawn versions, then sums up the rest.
+    // names the first few withdrawn versions, then sums up the rest. One that an earlier
+    // run found withdrawn is passed over without a request or a word (see `withdrawn`).
     let mut withdrawn: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut quiet: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut remembered = Withdrawn::read(dest.dir());
+    let now = std::time::SystemTime::now();
     let mut unsaid = 0usize;
     for entry in &candidates {
-        if withdrawn.contains(&entry.digest_hex()) {
+        let hex = entry.digest_hex();
+        if quiet.contains(&hex) {
+            continue;
+        }
+        if withdrawn.contains(&hex) {
             unsaid += 1;
             continue;
         }
-        match install(dest, &store, entry, options, origin, report)? {
+        let skip = remembered.skip(&hex, now);
+        match install(dest, &store, entry, skip, options, origin, report)? {
+            Installed::Remembered => {
+                quiet.insert(hex);
+            }
             Installed::Withdrawn(url) => {
-                withdrawn.insert(entry.digest_hex());
+                // Asked again after a long while and still withdrawn: nothing new to say.
+                let known = remembered.contains(&hex);
+                remembered.remember(&hex, now);
+                if known {
+                    quiet.insert(hex);
+                    continue;
+                }
+                withdrawn.insert(hex);
                 if withdrawn.len() <= MAX_WITHDRAWN_SAID {
                     report.warn(&format!(
                         "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
@@ -403,15 +423,25 @@ fn update(
                     unsaid += 1;
                 }
             }
-            Installed::Present | Installed::Downloaded => {
+            Installed::Present => {
+                chosen = Some((*entry, None));
+                break;
+            }
+            Installed::Downloaded => {
+                remembered.forget(&hex);
                 chosen = Some((*entry, None));
                 break;
             }
             Installed::Delta(transfer) => {
+                remembered.forget(&hex);
                 chosen = Some((*entry, Some(transfer)));
                 break;
             }
         }
+    }
+    // Only costs a request and a warning next time if it cannot be written.
+    if let Err(e) = remembered.save(dest.dir()) {
+        report.warn(&format!("cannot remember the withdrawn images: {e}"));
     }
     if unsaid > 0 {
         let (versions, were) = if unsaid == 1 {
@@ -507,7 +537,7 @@ const MAX_WITHDRAWN_SAID: usize = 3;
 const MAX_VERSIONS_LISTED: usize = 10;
 
 /// Versions for an error line: "1.9, 1.8, … and 19990 more".
-fn capped_version_list(entries: &[&Entry]) -> String {
+pub fn capped_version_list(entries: &[&Entry]) -> String {
     let mut text = version_list(entries.iter().take(MAX_VERSIONS_LISTED).copied());
     if entries.len() > MAX_VERSIONS_LISTED {
         text.push_str(&format!(
@@ -601,6 +631,8 @@ enum Installed {
     Delta(Transfer),
     /// The publisher withdrew it (410 Gone from this URL).
     Withdrawn(String),
+    /// An earlier run found it withdrawn; not asked for again yet.
+    Remembered,
 }
 
 /// Makes sure `store/<hex>` of `entry` is present and intact, downloading
@@ -609,6 +641,7 @@ fn install(
     dest: &Destination,
     store: &crate::fs::Dir,
     entry: &Entry,
+    withdrawn: bool,
     options: &Options,
     origin: &dyn Origin,
     report: &dyn Report,
@@ -621,11 +654,18 @@ fn install(
         Stored::Intact => return Ok(Installed::Present),
         // Kept until a verified copy is renamed over it: if the download
         // fails, `latest` still points at a file.
-        Stored::Damaged(why) => report.warn(&format!(
+        Stored::Damaged(why) if !withdrawn => report.warn(&format!(
             "{} is damaged ({why}); downloading it again",
             path.display()
         )),
+        Stored::Damaged(why) => report.warn(&format!(
+            "{} is damaged ({why}); the publisher withdrew it, so it is not downloaded again",
+            path.display()
+        )),
         Stored::Missing => {}
+    }
+    if withdrawn {
+        return Ok(Installed::Remembered);
     }
 
     let bar = || report.download_bar(entry.version.as_str(), entry.size);
