@@ -434,8 +434,9 @@ fn prose(page: &str) -> Prose {
         "tako-status" => Prose {
             description: Doc::new()
                 .para([roman(
-                    "Offline, without a lock and without writing anything: for each \
-                     configuration, the installed version (every version that names the image \
+                    "Offline and without writing anything (and without a lock unless the \
+                     installed image does not look intact: then it waits for a running fetch \
+                     or gc and looks again): for each configuration, the installed version (every version that names the image \
                      latest points at), whether that image is intact (its size; with --verify \
                      also its SHA-256), newer matching versions the local manifest lists, the \
                      files in the store with their versions and sizes, and a pending restart. \

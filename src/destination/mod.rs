@@ -63,6 +63,11 @@ impl Destination {
         self.dir.lock()
     }
 
+    /// Takes the destination's lock shared: waits for a run that changes it to end.
+    pub fn lock_shared(&self) -> Result<DirLock, IoError> {
+        self.dir.lock_shared()
+    }
+
     /// The path of the local manifest, for messages.
     pub fn manifest_path(&self) -> PathBuf {
         self.path().join(MANIFEST)
