@@ -413,6 +413,11 @@ fn prose(page: &str) -> Prose {
                 .item([bold("Restart=")], [roman(
                     "Optional, repeatable: systemd units to restart after latest moved.",
                 )])
+                .item([bold("MirrorStaleAfter=")], [roman(
+                    "Optional, with mirrors: how long the origin the manifest comes from may \
+                     serve the same manifest before the next mirror is asked too (12h, 1d; \
+                     default 1d); a newer manifest there is taken, with a warning.",
+                )])
                 .para([roman(
                     "Further optional keys, and the equivalent TOML syntax, are described in \
                      configuration.md in the documentation directory.",

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::cli::CheckArgs;
 use crate::destination::poll;
+use crate::destination::seen::Seen;
 use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination};
 use crate::format::manifest::Entry;
@@ -112,11 +113,16 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
         .as_ref()
         .filter(|l| l.verified().is_some())
         .and_then(|l| poll::read(dest.dir(), &l.bytes));
+    // Read, never written: the clock of `manifest.seen` is fetch's to keep.
+    let seen = Seen::read(dest.dir());
     let remote = fetch::remote_manifest(
         &config,
         origin.as_ref(),
-        local.as_ref(),
-        known.as_ref(),
+        fetch::Polled {
+            local: local.as_ref(),
+            known: known.as_ref(),
+            seen: seen.as_ref(),
+        },
         // One try: an operator asking wants the answer now; fetch is the one that
         // perseveres.
         RetryPolicy {
@@ -125,6 +131,7 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
         },
         &report,
     )?
+    .remote
     .manifest;
     let installed = dest.latest();
     let mut matching = remote.matching(&config.version).peekable();

@@ -4,6 +4,7 @@
 //! ```text
 //! DEST/manifest                     the signed manifest the host last accepted
 //! DEST/manifest.validators          what the origin said about it (see `poll`)
+//! DEST/manifest.seen                since when its mirror serves it unchanged (see `seen`)
 //! DEST/latest -> store/<hex>        the installed image, moved atomically
 //! DEST/store/<hex>                  images by SHA-256, read-only
 //! DEST/store/<hex>.partial          an interrupted download (see `partial`)
@@ -19,6 +20,7 @@ pub mod index_cache;
 pub mod partial;
 pub mod poll;
 pub mod restart_pending;
+pub mod seen;
 pub mod store;
 pub mod withdrawn;
 

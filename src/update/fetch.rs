@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::destination::seen::Seen;
 use crate::destination::store::{self, StoreError, Stored};
 use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination, partial, poll, restart_pending};
@@ -26,7 +27,7 @@ use crate::update::delta::{Transfer, try_delta};
 use crate::update::image::{self, Downloaded, ImageError, Say};
 use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::update::retry::RetryPolicy;
-use crate::update::select::{self, ManifestQuery, SelectError};
+use crate::update::select::{self, Chosen, ManifestQuery, SelectError};
 
 pub use crate::format::manifest::MAX_MANIFEST_SIZE;
 
@@ -335,19 +336,30 @@ fn update(
         .as_ref()
         .filter(|l| l.verified().is_some())
         .and_then(|l| poll::read(dest.dir(), &l.bytes));
-    let RemoteManifest {
-        bytes: remote_bytes,
-        manifest: remote,
-        validators,
-        ..
+    let seen = Seen::read(dest.dir());
+    let Chosen {
+        remote:
+            RemoteManifest {
+                bytes: remote_bytes,
+                manifest: remote,
+                validators,
+                ..
+            },
+        seen: now_seen,
     } = remote_manifest(
         config,
         origin,
-        local.as_ref(),
-        known.as_ref(),
+        Polled {
+            local: local.as_ref(),
+            known: known.as_ref(),
+            seen: seen.as_ref(),
+        },
         options.retry,
         report,
     )?;
+    if let Some(now_seen) = &now_seen {
+        now_seen.save(dest.dir(), seen.as_ref())?;
+    }
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
         // Validators must never outlive the manifest they describe.
         poll::forget(dest.dir())?;
@@ -505,27 +517,40 @@ pub fn local_manifest(
     Ok(local)
 }
 
+/// What a host knows of its manifest when it polls: its own copy, the validators it came
+/// with, and since when its mirror has served it unchanged (`DEST/manifest.seen`).
+#[derive(Clone, Copy, Default)]
+pub struct Polled<'a> {
+    pub local: Option<&'a LocalManifest>,
+    pub known: Option<&'a Validators>,
+    pub seen: Option<&'a Seen>,
+}
+
 /// Obtains the remote manifest and accepts it as fetch does: at most
 /// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with the
-/// `manifest.<keyid>` fallback), and no rollback against `local`, from the first
-/// of the config's origins that serves one (see `select`); `known` makes
-/// the poll conditional. Changes nothing on disk; `tako check` relies on that,
-/// and a caller that keeps the manifest also keeps its validators (see `poll`).
+/// `manifest.<keyid>` fallback), and no rollback against `polled.local`, from the first
+/// of the config's origins that serves one, or a newer one from the next mirror when the
+/// first has served the same for `MirrorStaleAfter=` (see `select`); `polled.known` makes
+/// the poll conditional. Changes nothing on disk; `tako check` relies on that, and a
+/// caller that keeps the manifest also keeps its validators (see `poll`) and the new
+/// `manifest.seen` (see `destination::seen`).
 pub fn remote_manifest(
     config: &Config,
     origin: &dyn Origin,
-    local: Option<&LocalManifest>,
-    known: Option<&Validators>,
+    polled: Polled<'_>,
     retry: RetryPolicy,
     report: &dyn Report,
-) -> Result<RemoteManifest, FetchError> {
+) -> Result<Chosen, FetchError> {
     let query = ManifestQuery {
         keys: &config.public_keys,
         max: MAX_MANIFEST_SIZE,
-        local,
-        known,
+        local: polled.local,
+        known: polled.known,
         retry,
         warn: &|message| report.warn(message),
+        seen: polled.seen,
+        stale_after: config.mirror_stale_after,
+        now: std::time::SystemTime::now(),
     };
     Ok(select::remote_manifest(origin, &query)?)
 }
