@@ -73,10 +73,11 @@ impl Primary {
             n => (n.to_string(), "versions"),
         };
         Some(format!(
-            "{url} lags behind {}: it lacks {count} {versions} that {} lists (the highest {}), so this host stays on an older release; was the origin published by a tool that updates manifest alone? During a key rotation only tako store may publish (see docs/key-rotation.md)",
+            "{url} lags behind {}: it lacks {count} {versions} that {} lists (the highest {}), so this host stays on an older release; no configured key verifies {}, so either a tool that updates manifest alone published to the origin (during a key rotation only tako store may, see docs/key-rotation.md) or someone else signed it",
             self.url,
             self.url,
-            crate::format::text::untrusted(highest.as_str())
+            crate::format::text::untrusted(highest.as_str()),
+            self.url
         ))
     }
 }

@@ -412,9 +412,15 @@ fn an_emergency_key_replacement_recovers_hosts_with_one_warning_and_keeps_rollba
         .set_fault("/manifest", Fault::Body(attacker.file("manifest").unwrap()));
     let o = a.fetch(&[]);
     assert_exit(&o, 0);
-    assert_eq!(warnings(&o).len(), 1, "{}", stderr(&o));
+    assert_eq!(warnings(&o).len(), 2, "{}", stderr(&o));
     assert!(
         warnings(&o)[0].contains("not signed by any configured key"),
+        "{}",
+        stderr(&o)
+    );
+    // The forged `manifest` lists a version that `manifest.<K2>` lacks: said, not taken.
+    assert!(
+        warnings(&o)[1].contains("lags behind") && warnings(&o)[1].contains("(the highest 6.6)"),
         "{}",
         stderr(&o)
     );
@@ -915,7 +921,7 @@ fn a_manifest_keyid_file_left_behind_by_another_tool_is_warned_about_naming_both
 
     let url = origin.server.url();
     let expected = format!(
-        "tako: warning: {}: {url}/{} lags behind {url}/manifest: it lacks 1 version that {url}/manifest lists (the highest 1.1), so this host stays on an older release; was the origin published by a tool that updates manifest alone? During a key rotation only tako store may publish (see docs/key-rotation.md)",
+        "tako: warning: {}: {url}/{} lags behind {url}/manifest: it lacks 1 version that {url}/manifest lists (the highest 1.1), so this host stays on an older release; no configured key verifies {url}/manifest, so either a tool that updates manifest alone published to the origin (during a key rotation only tako store may, see docs/key-rotation.md) or someone else signed it",
         host.config().display(),
         k2.manifest_name()
     );
