@@ -413,6 +413,11 @@ fn prose(page: &str) -> Prose {
                 .item([bold("Restart=")], [roman(
                     "Optional, repeatable: systemd units to restart after latest moved.",
                 )])
+                .item([bold("MirrorStaleAfter=")], [roman(
+                    "Optional, with mirrors: how long the origin the manifest comes from may \
+                     serve the same manifest before the next mirror is asked too (12h, 1d; \
+                     default 1d); a newer manifest there is taken, with a warning.",
+                )])
                 .para([roman(
                     "Further optional keys, and the equivalent TOML syntax, are described in \
                      configuration.md in the documentation directory.",
@@ -434,8 +439,9 @@ fn prose(page: &str) -> Prose {
         "tako-status" => Prose {
             description: Doc::new()
                 .para([roman(
-                    "Offline, without a lock and without writing anything: for each \
-                     configuration, the installed version (every version that names the image \
+                    "Offline and without writing anything (and without a lock unless the \
+                     installed image does not look intact: then it waits for a running fetch \
+                     or gc and looks again): for each configuration, the installed version (every version that names the image \
                      latest points at), whether that image is intact (its size; with --verify \
                      also its SHA-256), newer matching versions the local manifest lists, the \
                      files in the store with their versions and sizes, and a pending restart. \

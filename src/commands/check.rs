@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use crate::cli::CheckArgs;
 use crate::destination::poll;
+use crate::destination::seen::Seen;
+use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination};
+use crate::format::manifest::Entry;
 use crate::format::text::untrusted;
 use crate::fs::config;
 use crate::origin;
@@ -110,11 +113,16 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
         .as_ref()
         .filter(|l| l.verified().is_some())
         .and_then(|l| poll::read(dest.dir(), &l.bytes));
+    // Read, never written: the clock of `manifest.seen` is fetch's to keep.
+    let seen = Seen::read(dest.dir());
     let remote = fetch::remote_manifest(
         &config,
         origin.as_ref(),
-        local.as_ref(),
-        known.as_ref(),
+        fetch::Polled {
+            local: local.as_ref(),
+            known: known.as_ref(),
+            seen: seen.as_ref(),
+        },
         // One try: an operator asking wants the answer now; fetch is the one that
         // perseveres.
         RetryPolicy {
@@ -123,13 +131,28 @@ pub fn check_one(config_path: &Path, transport: &Transport) -> Result<Checked, F
         },
         &report,
     )?
+    .remote
     .manifest;
     let installed = dest.latest();
-    let Some(entry) = remote.matching(&config.version).next() else {
+    let mut matching = remote.matching(&config.version).peekable();
+    if matching.peek().is_none() {
         return Ok(Checked::NoMatch {
             installed: installed.map(|p| fetch::describe_target(&p, &remote)),
             pattern: untrusted(config.version.as_str()),
             available: fetch::versions(remote.entries()),
+        });
+    }
+    // What fetch passes over: an image an earlier fetch found withdrawn (410 Gone), unless
+    // it is the one installed.
+    let withdrawn = Withdrawn::read(dest.dir());
+    let offered = |e: &&Entry| {
+        !withdrawn.contains(&e.digest_hex())
+            || installed.as_deref() == Some(destination::store_target(&e.digest_hex()).as_path())
+    };
+    let Some(entry) = remote.matching(&config.version).find(offered) else {
+        return Err(FetchError::AllWithdrawn {
+            pattern: untrusted(config.version.as_str()),
+            versions: fetch::capped_version_list(&matching.collect::<Vec<_>>()),
         });
     };
     let target = destination::store_target(&entry.digest_hex());

@@ -1,8 +1,13 @@
 //! `tako status`: what each config's destination holds, offline.
 //!
-//! No network and no lock: `manifest`, `latest` and the store files are
-//! only ever replaced atomically, so whatever is read here is a state some
-//! run left complete. Nothing is written.
+//! No network, and no lock as long as all is well: `manifest`, `latest` and the store files
+//! are only ever replaced atomically, so each file read here is one some run left complete.
+//! Nothing is written.
+//!
+//! Several files read one after the other may come from two moments, though: a `tako fetch`
+//! with `Keep=` (or a `tako gc`) may move `latest` and remove the image it pointed at between
+//! the reads, which would look like a missing image. So a destination that does not look
+//! intact is read once more under the shared lock, which waits for such a run to end.
 
 use std::path::{Path, PathBuf};
 
@@ -143,22 +148,52 @@ fn error_text(config_path: &Path, e: &StatusError) -> String {
     }
 }
 
-/// Reads one config's destination.
+/// Reads one config's destination; see the module's comment for when it waits.
 pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusError> {
     let config = config::load(config_path).map_err(FetchError::from)?;
     let dest = Destination::open(&config.destination)?;
-    let report = Reporter {
+    let reporter = Reporter {
         name: config_path,
         progress: false,
     };
-    let local = fetch::local_manifest(&dest, &config, &report)?;
+    let first = read(&config, &dest, verify, &reporter);
+    if first.as_ref().is_ok_and(Report::intact) {
+        return first;
+    }
+    // Without the lock (a directory this user cannot lock), the first look stands. The
+    // second look's warnings were given by the first.
+    match dest.lock_shared() {
+        Ok(_lock) => read(&config, &dest, verify, &Silent),
+        Err(_) => first,
+    }
+}
+
+/// Says nothing: for a second look at what the first has warned about already.
+struct Silent;
+
+impl fetch::Report for Silent {
+    fn warn(&self, _: &str) {}
+    fn progress(&self, _: &str) {}
+    fn download_bar(&self, _: &str, _: u64) -> indicatif::ProgressBar {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// One look at a config's destination.
+fn read(
+    config: &Config,
+    dest: &Destination,
+    verify: bool,
+    report: &dyn fetch::Report,
+) -> Result<Report, StatusError> {
+    let local = fetch::local_manifest(dest, config, report)?;
     let manifest = local.as_ref().and_then(|l| l.verified());
     // A `store` that is a symlink is refused, not followed.
     let store = dest.store()?;
     let installed = installed(
-        &dest,
+        dest,
         store.as_ref(),
-        &config,
+        config,
         local.is_some(),
         manifest,
         verify,
@@ -170,7 +205,7 @@ pub fn status_one(config_path: &Path, verify: bool) -> Result<Report, StatusErro
     let latest = dest.latest_name();
     let store = describe_store(store_files, manifest, latest.as_deref());
     let newer = match manifest {
-        Some(manifest) => newer(manifest, &config, &installed),
+        Some(manifest) => newer(manifest, config, &installed),
         None => Vec::new(),
     };
     Ok(Report {

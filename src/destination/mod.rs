@@ -4,12 +4,14 @@
 //! ```text
 //! DEST/manifest                     the signed manifest the host last accepted
 //! DEST/manifest.validators          what the origin said about it (see `poll`)
+//! DEST/manifest.seen                since when its mirror serves it unchanged (see `seen`)
 //! DEST/latest -> store/<hex>        the installed image, moved atomically
 //! DEST/store/<hex>                  images by SHA-256, read-only
 //! DEST/store/<hex>.partial          an interrupted download (see `partial`)
 //! DEST/store/<hex>.partial.validator
 //! DEST/index/<hex>                  chunk indexes of local images, for deltas
 //! DEST/restart-pending              units whose restart has not succeeded yet
+//! DEST/withdrawn                    images the publisher withdrew (see `withdrawn`)
 //! ```
 
 pub mod blob_cache;
@@ -18,7 +20,9 @@ pub mod index_cache;
 pub mod partial;
 pub mod poll;
 pub mod restart_pending;
+pub mod seen;
 pub mod store;
+pub mod withdrawn;
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +63,11 @@ impl Destination {
     /// Takes the destination's lock: one run changes it at a time.
     pub fn lock(&self) -> Result<DirLock, IoError> {
         self.dir.lock()
+    }
+
+    /// Takes the destination's lock shared: waits for a run that changes it to end.
+    pub fn lock_shared(&self) -> Result<DirLock, IoError> {
+        self.dir.lock_shared()
     }
 
     /// The path of the local manifest, for messages.

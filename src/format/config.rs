@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -15,7 +16,7 @@ use super::text::untrusted;
 use super::unit_name::normalize_unit_name;
 use super::version::Pattern;
 
-const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep";
+const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter";
 
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
@@ -38,8 +39,14 @@ pub struct Config {
     /// `Keep=`: how many images `tako gc` keeps, and, when given, makes
     /// `tako fetch` collect after it moved `latest` (see `retention`).
     pub keep: Option<usize>,
+    /// `MirrorStaleAfter=`: how long the mirror a manifest comes from may serve the same
+    /// one before the next mirror is asked as well (see `update::select`).
+    pub mirror_stale_after: Duration,
     destination_line: Option<usize>,
 }
+
+/// `MirrorStaleAfter=` when not given: a day.
+pub const DEFAULT_MIRROR_STALE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Config {
     /// The line of `Destination=`, for an error about the directory it names.
@@ -95,6 +102,7 @@ struct Raw {
     client_certificate: Option<(String, usize)>,
     client_key: Option<(String, usize)>,
     keep: Option<(String, usize)>,
+    mirror_stale_after: Option<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -178,6 +186,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "ClientCertificate" => &mut raw.client_certificate,
             "ClientKey" => &mut raw.client_key,
             "Keep" => &mut raw.keep,
+            "MirrorStaleAfter" => &mut raw.mirror_stale_after,
             "Restart" => {
                 if value.is_empty() {
                     raw.restart.clear();
@@ -230,6 +239,16 @@ struct TomlConfig {
     #[serde(default)]
     client_key: Option<toml::Spanned<String>>,
     keep: Option<toml::Spanned<i64>>,
+    #[serde(default)]
+    mirror_stale_after: Option<toml::Spanned<TomlDuration>>,
+}
+
+/// A duration in TOML: `"1d"` as in the Key=Value form, or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TomlDuration {
+    Seconds(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -370,6 +389,14 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
             let line = line_of(k.span().start);
             (k.into_inner().to_string(), line)
         }),
+        mirror_stale_after: parsed.mirror_stale_after.map(|d| {
+            let line = line_of(d.span().start);
+            let text = match d.into_inner() {
+                TomlDuration::Seconds(n) => n.to_string(),
+                TomlDuration::Text(text) => text,
+            };
+            (text, line)
+        }),
     };
     validate(file, raw)
 }
@@ -409,6 +436,10 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         None => None,
         Some((value, line)) => Some(parse_keep(&value).map_err(|e| err(Some(line), e))?),
     };
+    let mirror_stale_after = match raw.mirror_stale_after {
+        None => DEFAULT_MIRROR_STALE_AFTER,
+        Some((value, line)) => parse_duration(&value).map_err(|e| err(Some(line), e))?,
+    };
     Ok(Config {
         origin: origins[0].url.clone(),
         origins,
@@ -418,6 +449,7 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         restart,
         access,
         keep,
+        mirror_stale_after,
         destination_line: Some(destination_line),
     })
 }
@@ -569,6 +601,39 @@ fn parse_keep(value: &str) -> Result<usize, String> {
     }
 }
 
+/// The value of `MirrorStaleAfter=`: a whole number with a unit, `s`, `m`, `h` or `d`
+/// (seconds without one), at most ten years; `0` asks the next mirror on every run.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "MirrorStaleAfter= must be a whole number of seconds, or of minutes, hours or days with m, h or d after it (12h, 1d); found '{}'",
+            untrusted(value)
+        )
+    };
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let scale: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(bad()),
+    };
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    const TEN_YEARS: u64 = 10 * 366 * 24 * 60 * 60;
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&secs| secs <= TEN_YEARS)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
 /// Checks `Origin=` as a URL (see [`origin_url::parse_origin`]), naming the file and line.
 fn check_origin(file: &str, line: usize, origin: &str) -> Result<Origin, ConfigError> {
     origin_url::parse_origin(origin).map_err(|e| ConfigError {
@@ -636,7 +701,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep"
+            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter"
         );
     }
 
@@ -863,6 +928,58 @@ mod tests {
         let e = error(&good().replace("1.*", &format!("1.{hostile}*")));
         assert!(!e.to_string().contains('\u{1b}'));
         assert!(e.to_string().len() < 1000);
+    }
+
+    #[test]
+    fn mirror_stale_after_is_a_day_unless_given_with_a_unit() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse("a", &good()).unwrap().mirror_stale_after, day);
+        for (text, secs) in [
+            ("0", 0),
+            ("90", 90),
+            ("90s", 90),
+            ("30m", 1800),
+            ("12h", 43_200),
+            ("2d", 172_800),
+        ] {
+            let c = parse("a", &format!("{}MirrorStaleAfter={text}\n", good())).unwrap();
+            assert_eq!(c.mirror_stale_after, Duration::from_secs(secs), "{text}");
+        }
+        for bad in [
+            "",
+            "d",
+            "1w",
+            "-1",
+            "1.5h",
+            "1 d",
+            "99999999999999999999",
+            "5000d",
+        ] {
+            let e = error(&format!("{}MirrorStaleAfter={bad}\n", good()));
+            assert_eq!(e.line, Some(5), "{bad}");
+            assert!(
+                e.message.starts_with("MirrorStaleAfter= must be"),
+                "{bad}: {e}"
+            );
+        }
+        let c = parse_toml(
+            "a.toml",
+            &format!("{}mirror_stale_after = \"6h\"\n", good_toml()),
+        )
+        .unwrap();
+        assert_eq!(c.mirror_stale_after, Duration::from_secs(21_600));
+        let c = parse_toml(
+            "a.toml",
+            &format!("{}mirror_stale_after = 60\n", good_toml()),
+        )
+        .unwrap();
+        assert_eq!(c.mirror_stale_after, Duration::from_secs(60));
+        let e = parse_toml(
+            "a.toml",
+            &format!("{}mirror_stale_after = -1\n", good_toml()),
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("MirrorStaleAfter= must be"), "{e}");
     }
 
     #[test]

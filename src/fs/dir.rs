@@ -77,6 +77,17 @@ impl Dir {
         Ok(DirLock { _file: file })
     }
 
+    /// Takes the shared lock on this directory: waits while a run holds the exclusive one,
+    /// and keeps runs from taking it meanwhile.
+    pub fn lock_shared(&self) -> Result<DirLock, IoError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.file, ".", flags, Mode::empty())
+            .context("open directory", &self.path)?;
+        let file = File::from(fd);
+        file.lock_shared().context("lock directory", &self.path)?;
+        Ok(DirLock { _file: file })
+    }
+
     /// What kind of entry `name` is, without following a symlink.
     pub(super) fn kind_of(&self, name: &str) -> Result<Option<FileType>, IoError> {
         match rustix::fs::statat(&self.file, name, AtFlags::SYMLINK_NOFOLLOW) {

@@ -180,7 +180,12 @@ pub fn try_delta(
 
     let mut pending = store.create(&hex)?;
     let path = pending.path().to_path_buf();
-    let mut ranges = Ranges { place, hex: &hex };
+    let gone = std::cell::Cell::new(false);
+    let mut ranges = Ranges {
+        place,
+        hex: &hex,
+        gone: &gone,
+    };
     let mut assembly = Assembly::new(&plan, &files, &mut ranges).checking(&index);
     let limit = Some(entry.size);
     let copied = match say.bar {
@@ -193,6 +198,9 @@ pub fn try_delta(
     };
     let summary = match copied {
         Ok(summary) => summary,
+        // A range answered 410 Gone: the publisher withdrew the image. The whole download
+        // that follows finds out from every place, and says so once (see `fetch`).
+        Err(CopyError::Read(_)) if gone.get() => return Ok(None),
         // `pending` is dropped, and with it the temporary file.
         Err(CopyError::Read(e)) => return fall_back(e.to_string()),
         Err(CopyError::TooLong { limit }) => {
@@ -264,6 +272,8 @@ fn is_digest(name: &str) -> bool {
 struct Ranges<'a> {
     place: &'a dyn Origin,
     hex: &'a str,
+    /// Set when a range was answered 410 Gone.
+    gone: &'a std::cell::Cell<bool>,
 }
 
 impl RangeSource for Ranges<'_> {
@@ -272,7 +282,12 @@ impl RangeSource for Ranges<'_> {
         match self.place.open_range(self.hex, start, end) {
             Ok(Some(body)) => Ok(Box::new(body)),
             Ok(None) => Err(io::Error::other(unsupported())),
-            Err(e) => Err(io::Error::other(e)),
+            Err(e) => {
+                if e.kind() == crate::origin::Kind::Gone {
+                    self.gone.set(true);
+                }
+                Err(io::Error::other(e))
+            }
         }
     }
 }

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::destination::seen::Seen;
 use crate::destination::store::{self, StoreError, Stored};
+use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination, partial, poll, restart_pending};
 use crate::format::config::{Config, ConfigError};
 use crate::format::manifest::{Entry, Manifest, ManifestError};
@@ -25,7 +27,7 @@ use crate::update::delta::{Local, Transfer, try_delta};
 use crate::update::image::{self, Downloaded, ImageError, Say};
 use crate::update::keyring::{KeyringError, LocalManifest, RemoteManifest};
 use crate::update::retry::RetryPolicy;
-use crate::update::select::{self, ManifestQuery, SelectError};
+use crate::update::select::{self, Chosen, ManifestQuery, SelectError};
 
 pub use crate::format::manifest::MAX_MANIFEST_SIZE;
 
@@ -334,19 +336,30 @@ fn update(
         .as_ref()
         .filter(|l| l.verified().is_some())
         .and_then(|l| poll::read(dest.dir(), &l.bytes));
-    let RemoteManifest {
-        bytes: remote_bytes,
-        manifest: remote,
-        validators,
-        ..
+    let seen = Seen::read(dest.dir());
+    let Chosen {
+        remote:
+            RemoteManifest {
+                bytes: remote_bytes,
+                manifest: remote,
+                validators,
+                ..
+            },
+        seen: now_seen,
     } = remote_manifest(
         config,
         origin,
-        local.as_ref(),
-        known.as_ref(),
+        Polled {
+            local: local.as_ref(),
+            known: known.as_ref(),
+            seen: seen.as_ref(),
+        },
         options.retry,
         report,
     )?;
+    if let Some(now_seen) = &now_seen {
+        now_seen.save(dest.dir(), seen.as_ref())?;
+    }
     if local.as_ref().is_none_or(|l| l.bytes != remote_bytes) {
         // Validators must never outlive the manifest they describe.
         poll::forget(dest.dir())?;
@@ -383,17 +396,36 @@ fn update(
     })?;
     let mut chosen = None;
     // A withdrawn image is asked for once, however many versions name it, and the log
-    // names the first few withdrawn versions, then sums up the rest.
+    // names the first few withdrawn versions, then sums up the rest. One that an earlier
+    // run found withdrawn is passed over without a request or a word (see `withdrawn`).
     let mut withdrawn: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut quiet: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut remembered = Withdrawn::read(dest.dir());
+    let now = std::time::SystemTime::now();
     let mut unsaid = 0usize;
     for entry in &candidates {
-        if withdrawn.contains(&entry.digest_hex()) {
+        let hex = entry.digest_hex();
+        if quiet.contains(&hex) {
+            continue;
+        }
+        if withdrawn.contains(&hex) {
             unsaid += 1;
             continue;
         }
-        match install(dest, &store, entry, &remote, options, origin, report)? {
+        let skip = remembered.skip(&hex, now);
+        match install(dest, &store, entry, &remote, skip, options, origin, report)? {
+            Installed::Remembered => {
+                quiet.insert(hex);
+            }
             Installed::Withdrawn(url) => {
-                withdrawn.insert(entry.digest_hex());
+                // Asked again after a long while and still withdrawn: nothing new to say.
+                let known = remembered.contains(&hex);
+                remembered.remember(&hex, now);
+                if known {
+                    quiet.insert(hex);
+                    continue;
+                }
+                withdrawn.insert(hex);
                 if withdrawn.len() <= MAX_WITHDRAWN_SAID {
                     report.warn(&format!(
                         "version {} was withdrawn by the publisher (410 Gone from {url}); trying the next lower match",
@@ -403,15 +435,25 @@ fn update(
                     unsaid += 1;
                 }
             }
-            Installed::Present | Installed::Downloaded => {
+            Installed::Present => {
+                chosen = Some((*entry, None));
+                break;
+            }
+            Installed::Downloaded => {
+                remembered.forget(&hex);
                 chosen = Some((*entry, None));
                 break;
             }
             Installed::Delta(transfer) => {
+                remembered.forget(&hex);
                 chosen = Some((*entry, Some(transfer)));
                 break;
             }
         }
+    }
+    // Only costs a request and a warning next time if it cannot be written.
+    if let Err(e) = remembered.save(dest.dir()) {
+        report.warn(&format!("cannot remember the withdrawn images: {e}"));
     }
     if unsaid > 0 {
         let (versions, were) = if unsaid == 1 {
@@ -475,27 +517,40 @@ pub fn local_manifest(
     Ok(local)
 }
 
+/// What a host knows of its manifest when it polls: its own copy, the validators it came
+/// with, and since when its mirror has served it unchanged (`DEST/manifest.seen`).
+#[derive(Clone, Copy, Default)]
+pub struct Polled<'a> {
+    pub local: Option<&'a LocalManifest>,
+    pub known: Option<&'a Validators>,
+    pub seen: Option<&'a Seen>,
+}
+
 /// Obtains the remote manifest and accepts it as fetch does: at most
 /// [`MAX_MANIFEST_SIZE`] bytes, signed by one of the configured keys (with the
-/// `manifest.<keyid>` fallback), and no rollback against `local`, from the first
-/// of the config's origins that serves one (see `select`); `known` makes
-/// the poll conditional. Changes nothing on disk; `tako check` relies on that,
-/// and a caller that keeps the manifest also keeps its validators (see `poll`).
+/// `manifest.<keyid>` fallback), and no rollback against `polled.local`, from the first
+/// of the config's origins that serves one, or a newer one from the next mirror when the
+/// first has served the same for `MirrorStaleAfter=` (see `select`); `polled.known` makes
+/// the poll conditional. Changes nothing on disk; `tako check` relies on that, and a
+/// caller that keeps the manifest also keeps its validators (see `poll`) and the new
+/// `manifest.seen` (see `destination::seen`).
 pub fn remote_manifest(
     config: &Config,
     origin: &dyn Origin,
-    local: Option<&LocalManifest>,
-    known: Option<&Validators>,
+    polled: Polled<'_>,
     retry: RetryPolicy,
     report: &dyn Report,
-) -> Result<RemoteManifest, FetchError> {
+) -> Result<Chosen, FetchError> {
     let query = ManifestQuery {
         keys: &config.public_keys,
         max: MAX_MANIFEST_SIZE,
-        local,
-        known,
+        local: polled.local,
+        known: polled.known,
         retry,
         warn: &|message| report.warn(message),
+        seen: polled.seen,
+        stale_after: config.mirror_stale_after,
+        now: std::time::SystemTime::now(),
     };
     Ok(select::remote_manifest(origin, &query)?)
 }
@@ -507,7 +562,7 @@ const MAX_WITHDRAWN_SAID: usize = 3;
 const MAX_VERSIONS_LISTED: usize = 10;
 
 /// Versions for an error line: "1.9, 1.8, … and 19990 more".
-fn capped_version_list(entries: &[&Entry]) -> String {
+pub fn capped_version_list(entries: &[&Entry]) -> String {
     let mut text = version_list(entries.iter().take(MAX_VERSIONS_LISTED).copied());
     if entries.len() > MAX_VERSIONS_LISTED {
         text.push_str(&format!(
@@ -601,15 +656,20 @@ enum Installed {
     Delta(Transfer),
     /// The publisher withdrew it (410 Gone from this URL).
     Withdrawn(String),
+    /// An earlier run found it withdrawn; not asked for again yet.
+    Remembered,
 }
 
 /// Makes sure `store/<hex>` of `entry` is present and intact, downloading
 /// it if needed: as a delta when the store and the origin allow, else whole.
+/// `withdrawn`: a remembered withdrawal says not to ask the origin for it.
+#[allow(clippy::too_many_arguments)]
 fn install(
     dest: &Destination,
     store: &crate::fs::Dir,
     entry: &Entry,
     manifest: &Manifest,
+    withdrawn: bool,
     options: &Options,
     origin: &dyn Origin,
     report: &dyn Report,
@@ -622,11 +682,18 @@ fn install(
         Stored::Intact => return Ok(Installed::Present),
         // Kept until a verified copy is renamed over it: if the download
         // fails, `latest` still points at a file.
-        Stored::Damaged(why) => report.warn(&format!(
+        Stored::Damaged(why) if !withdrawn => report.warn(&format!(
             "{} is damaged ({why}); downloading it again",
             path.display()
         )),
+        Stored::Damaged(why) => report.warn(&format!(
+            "{} is damaged ({why}); the publisher withdrew it, so it is not downloaded again",
+            path.display()
+        )),
         Stored::Missing => {}
+    }
+    if withdrawn {
+        return Ok(Installed::Remembered);
     }
 
     let bar = || report.download_bar(entry.version.as_str(), entry.size);

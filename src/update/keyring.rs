@@ -46,6 +46,40 @@ pub struct RemoteManifest {
     pub manifest: Manifest,
     /// What the server said about this file, for the next poll to ask whether it changed.
     pub validators: Option<Validators>,
+    /// `manifest`, when a `manifest.<keyid>` was taken because no configured key verifies
+    /// it: what tells whether the file taken lags behind.
+    pub primary: Option<Primary>,
+}
+
+/// The origin's `manifest` as served beside the `manifest.<keyid>` a host took instead. No
+/// configured key verifies it, so its entries are only ever used to warn that the file
+/// taken lags behind it (a publisher whose tool updated `manifest` alone), never to choose
+/// or refuse anything.
+#[derive(Debug)]
+pub struct Primary {
+    pub url: String,
+    pub entries: UnverifiedEntries,
+}
+
+impl Primary {
+    /// The warning that the file at `url`, whose entries are `taken`, lacks versions that
+    /// `manifest` lists; `None` when it lacks none (it may well be ahead: a `tako store`
+    /// writes the `manifest.<keyid>` files first).
+    pub fn lag_warning(&self, url: &str, taken: &Manifest) -> Option<String> {
+        let missing = self.entries.missing_from(taken);
+        let highest = missing.iter().map(|e| &e.version).max()?;
+        let (count, versions) = match missing.len() {
+            1 => ("1".to_owned(), "version"),
+            n => (n.to_string(), "versions"),
+        };
+        Some(format!(
+            "{url} lags behind {}: it lacks {count} {versions} that {} lists (the highest {}), so this host stays on an older release; no configured key verifies {}, so either a tool that updates manifest alone published to the origin (during a key rotation only tako store may, see docs/key-rotation.md) or someone else signed it",
+            self.url,
+            self.url,
+            crate::format::text::untrusted(highest.as_str()),
+            self.url
+        ))
+    }
 }
 
 /// What one origin answered.
@@ -55,6 +89,8 @@ pub enum Remote {
     /// The file at `url` is the one whose validators were sent (304 Not Modified).
     NotModified {
         url: String,
+        /// As [`RemoteManifest::primary`].
+        primary: Option<Primary>,
     },
 }
 
@@ -74,7 +110,7 @@ pub fn fetch_remote(
         validators,
     } = origin.manifest(ManifestName::Primary, max_size, known)?;
     let Some(bytes) = bytes else {
-        return Ok(Remote::NotModified { url });
+        return Ok(Remote::NotModified { url, primary: None });
     };
     let not_ours = match Manifest::parse_any(&bytes, keys) {
         Ok((manifest, _)) => {
@@ -83,6 +119,7 @@ pub fn fetch_remote(
                 bytes,
                 manifest,
                 validators,
+                primary: None,
             }));
         }
         // Only a signature by another key sends us looking for another
@@ -91,6 +128,16 @@ pub fn fetch_remote(
         Err(source) => return Err(KeyringError::Invalid { url, source }),
     };
 
+    // Well-formed but signed by another key: kept to tell whether the file taken instead
+    // lags behind it.
+    let primary = || {
+        UnverifiedEntries::parse(&bytes)
+            .ok()
+            .map(|entries| Primary {
+                url: url.clone(),
+                entries,
+            })
+    };
     let mut tried = Vec::new();
     for key in keys {
         let file = match origin.manifest(ManifestName::ForKey(key), max_size, known) {
@@ -105,7 +152,10 @@ pub fn fetch_remote(
             Err(e) => return Err(e.into()),
         };
         let Some(bytes) = file.bytes else {
-            return Ok(Remote::NotModified { url: file.url });
+            return Ok(Remote::NotModified {
+                url: file.url,
+                primary: primary(),
+            });
         };
         // A broken file for one key must not keep a host from the next.
         match Manifest::parse(&bytes, key) {
@@ -115,6 +165,7 @@ pub fn fetch_remote(
                     bytes,
                     manifest,
                     validators: file.validators,
+                    primary: primary(),
                 }));
             }
             Err(e) => tried.push(format!("{}: {e}", file.url)),
@@ -238,5 +289,25 @@ mod tests {
         bytes.push(b'x');
         let err = LocalManifest::check(bytes, &[k1.public_key()]).unwrap_err();
         assert_eq!(err, ManifestError::TrailingData);
+    }
+
+    #[test]
+    fn a_key_file_behind_manifest_is_warned_about_but_one_ahead_is_not() {
+        let k1 = SecretKey::generate().unwrap();
+        let k2 = SecretKey::generate().unwrap();
+        let primary = |versions: &[&str]| Primary {
+            url: "http://o/manifest".to_owned(),
+            entries: UnverifiedEntries::parse(&signed(versions, &k1)).unwrap(),
+        };
+        let taken = Manifest::parse(&signed(&["1.0", "1.1"], &k2), &k2.public_key()).unwrap();
+        let behind = primary(&["1.0", "1.1", "1.2", "1.3"])
+            .lag_warning("http://o/manifest.k2", &taken)
+            .unwrap();
+        assert!(
+            behind.starts_with("http://o/manifest.k2 lags behind http://o/manifest: it lacks 2 versions that http://o/manifest lists (the highest 1.3)"),
+            "{behind}"
+        );
+        assert_eq!(primary(&["1.0"]).lag_warning("u", &taken), None);
+        assert_eq!(primary(&["1.0", "1.1"]).lag_warning("u", &taken), None);
     }
 }

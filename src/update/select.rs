@@ -5,10 +5,18 @@
 //! the host already has (a stale copy, or a replay), is skipped with a warning naming it;
 //! the next place is asked. With validators of the host's copy (see `fetch`), the place
 //! that served it is asked whether it changed, and a 304 means the host's copy stands.
+//!
+//! A first mirror that is stale or hostile could still freeze a host on an old release by
+//! serving the same valid manifest for ever. So when the place a manifest comes from has
+//! served the very same file for `MirrorStaleAfter=` (kept in `DEST/manifest.seen`, see
+//! `destination::seen`), the next places are asked as well, once each, until one answers:
+//! a newer manifest there is taken, and any disagreement is warned about, naming both
+//! places and what each serves.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::retry::{self, Failed, Next, RetryPolicy, Tries};
+use crate::destination::seen::Seen;
 use crate::format::key::PublicKey;
 use crate::format::manifest::{Manifest, ManifestError};
 use crate::origin::{Origin, Validators};
@@ -64,13 +72,26 @@ pub struct ManifestQuery<'a> {
     pub retry: RetryPolicy,
     /// Says something worth a line in the log (a skipped mirror, a retry).
     pub warn: &'a dyn Fn(&str),
+    /// Since when the place the host's manifest came from has served it unchanged.
+    pub seen: Option<&'a Seen>,
+    /// How long that may be before the next places are asked too (`MirrorStaleAfter=`).
+    pub stale_after: Duration,
+    pub now: SystemTime,
 }
 
-/// The first manifest, from the first place of `origin`, that verifies and is no rollback.
+/// The manifest taken, and what to keep as `DEST/manifest.seen` (only with mirrors).
+#[derive(Debug)]
+pub struct Chosen {
+    pub remote: RemoteManifest,
+    pub seen: Option<Seen>,
+}
+
+/// The first manifest, from the first place of `origin`, that verifies and is no rollback;
+/// or a newer one from a later place when the first has not changed for too long.
 pub fn remote_manifest(
     origin: &dyn Origin,
     query: &ManifestQuery<'_>,
-) -> Result<RemoteManifest, SelectError> {
+) -> Result<Chosen, SelectError> {
     choose(origin, query, &std::thread::sleep)
 }
 
@@ -79,21 +100,29 @@ fn choose(
     origin: &dyn Origin,
     query: &ManifestQuery<'_>,
     sleep: &dyn Fn(Duration),
-) -> Result<RemoteManifest, SelectError> {
+) -> Result<Chosen, SelectError> {
     let places = origin.places();
     let tries = Tries {
         policy: query.retry,
         warn: query.warn,
         sleep,
     };
+    let numbers: Vec<usize> = (0..places.len()).collect();
+    let place = |at: usize| places.get(at).copied();
     let chosen = retry::over_places(
-        &places,
+        &numbers,
         &tries,
-        |place| from_place(place, query),
+        |at| match place(at) {
+            Some(p) => from_place(p, query).map(|remote| (at, remote)),
+            None => Err(SelectError::NoOrigin),
+        },
         SelectError::next,
-        |place, e| format!("skipping origin {}: {e}", place.describe()),
+        |at, e| match place(at) {
+            Some(p) => format!("skipping origin {}: {e}", p.describe()),
+            None => e.to_string(),
+        },
     );
-    chosen.map_err(|failed| match failed {
+    let (at, remote) = chosen.map_err(|failed| match failed {
         Failed::NoPlace => SelectError::NoOrigin,
         Failed::Stopped(e) => e,
         Failed::Exhausted { places: 1, last } => last,
@@ -101,7 +130,131 @@ fn choose(
             count: places,
             last: Box::new(last),
         },
-    })
+    })?;
+    // A single place has nothing to be compared with.
+    let (Some(first), Some(later)) = (place(at), places.get(at + 1..)) else {
+        return Ok(Chosen { remote, seen: None });
+    };
+    if places.len() < 2 {
+        return Ok(Chosen { remote, seen: None });
+    }
+    // Only what the first place that answered serves is timed: when it is a later one, the
+    // places before it failed or served a rollback, and were named in a warning already.
+    let seen = Seen::update(query.seen, &first.describe(), &remote.bytes, query.now);
+    let unchanged = seen.unchanged_for(query.now);
+    if unchanged < query.stale_after || later.is_empty() {
+        return Ok(Chosen {
+            remote,
+            seen: Some(seen),
+        });
+    }
+    Ok(compare(first, remote, seen, unchanged, later, query))
+}
+
+/// `ours`, from `first`, unchanged for `unchanged`, held against the manifest of the first
+/// of the `later` places that serves one a host may take (each asked once): that one if it
+/// is newer, else `ours`; a disagreement is warned about either way.
+fn compare(
+    first: &dyn Origin,
+    ours: RemoteManifest,
+    seen: Seen,
+    unchanged: Duration,
+    later: &[&dyn Origin],
+    query: &ManifestQuery<'_>,
+) -> Chosen {
+    let warn = query.warn;
+    for other in later {
+        let theirs = match from_place(*other, query) {
+            Ok(theirs) => theirs,
+            Err(e) => {
+                warn(&format!(
+                    "cannot compare the manifest of origin {}, unchanged for {}, with origin {}: {e}",
+                    first.describe(),
+                    human(unchanged),
+                    other.describe()
+                ));
+                continue;
+            }
+        };
+        let they_lack = ours.manifest.missing_from(&theirs.manifest).is_empty();
+        let we_lack = theirs.manifest.missing_from(&ours.manifest).is_empty();
+        let (a, b) = (first.describe(), other.describe());
+        let (mine, yours) = (summary(&ours), summary(&theirs));
+        match (they_lack, we_lack) {
+            // The same entries: confirmed, and the clock starts again.
+            (true, true) => {
+                let seen = Seen::new(&seen.origin, &ours.bytes, query.now);
+                return Chosen {
+                    remote: ours,
+                    seen: Some(seen),
+                };
+            }
+            (true, false) => {
+                warn(&format!(
+                    "origins disagree: {a} has served the same manifest for {} ({mine}), but {b} serves a newer one ({yours}); taking the one from {b} (is {a} stale, or holding releases back?)",
+                    human(unchanged)
+                ));
+                let seen = Seen::new(&b, &theirs.bytes, query.now);
+                return Chosen {
+                    remote: theirs,
+                    seen: Some(seen),
+                };
+            }
+            (false, true) => warn(&format!(
+                "origins disagree: {b} serves an older manifest ({yours}) than {a} ({mine}); keeping the one from {a} (is {b} stale?)"
+            )),
+            (false, false) => warn(&format!(
+                "origins disagree: {a} ({mine}) and {b} ({yours}) serve manifests that each list versions the other lacks; keeping the one from {a}"
+            )),
+        }
+        return Chosen {
+            remote: ours,
+            seen: Some(seen),
+        };
+    }
+    Chosen {
+        remote: ours,
+        seen: Some(seen),
+    }
+}
+
+/// What a manifest lists, for a warning: `3 versions, the highest 1.2` and the date the
+/// server gave it, if any.
+fn summary(remote: &RemoteManifest) -> String {
+    let entries = remote.manifest.entries();
+    let mut text = match entries.last() {
+        None => "no versions".to_owned(),
+        Some(highest) => format!(
+            "{} version{}, the highest {}",
+            entries.len(),
+            if entries.len() == 1 { "" } else { "s" },
+            crate::format::text::untrusted(highest.version.as_str())
+        ),
+    };
+    if let Some(date) = remote
+        .validators
+        .as_ref()
+        .and_then(|v| v.last_modified.as_deref())
+    {
+        text.push_str(&format!(
+            ", Last-Modified {}",
+            crate::format::text::untrusted(date)
+        ));
+    }
+    text
+}
+
+/// A duration in the largest unit that gives a whole number: `3 days`, `5 hours`.
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "days"),
+        s if s >= 2 * 3_600 => (s / 3_600, "hours"),
+        s if s >= 2 * 60 => (s / 60, "minutes"),
+        1 => (1, "second"),
+        s => (s, "seconds"),
+    };
+    format!("{n} {unit}")
 }
 
 /// The manifest of one place, verified and checked against the host's copy.
@@ -111,8 +264,14 @@ fn from_place(
 ) -> Result<RemoteManifest, SelectError> {
     let remote = match keyring::fetch_remote(place, query.keys, query.max, query.known)? {
         Remote::Fresh(remote) => remote,
-        Remote::NotModified { url } => return not_modified(url, query),
+        Remote::NotModified { url, primary } => not_modified(url, primary, query)?,
     };
+    if let Some(primary) = &remote.primary
+        && let Some(warning) = primary.lag_warning(&remote.url, &remote.manifest)
+    {
+        (query.warn)(&warning);
+    }
+
     if let Some(local) = query.local {
         let missing = local.missing_from(&remote.manifest);
         if !missing.is_empty() {
@@ -135,7 +294,11 @@ fn from_place(
 /// The host's copy was verified with a configured key when it was read, in this run and
 /// under the destination's lock; a copy that did not verify is never polled conditionally
 /// (see `fetch`), and is verified here again if it somehow is.
-fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest, SelectError> {
+fn not_modified(
+    url: String,
+    primary: Option<keyring::Primary>,
+    query: &ManifestQuery<'_>,
+) -> Result<RemoteManifest, SelectError> {
     let bytes = query.local.map(|l| l.bytes.clone()).unwrap_or_default();
     let manifest = match query.local.and_then(LocalManifest::verified) {
         Some(verified) => verified.clone(),
@@ -149,6 +312,7 @@ fn not_modified(url: String, query: &ManifestQuery<'_>) -> Result<RemoteManifest
         bytes,
         manifest,
         validators: query.known.cloned(),
+        primary,
     })
 }
 
@@ -325,6 +489,8 @@ pub(crate) mod tests {
     /// What a choice said and how long it waited.
     struct Choice {
         result: Result<RemoteManifest, SelectError>,
+        /// What to keep as `manifest.seen`.
+        seen: Option<Seen>,
         warnings: Vec<String>,
         waits: Vec<Duration>,
     }
@@ -347,6 +513,27 @@ pub(crate) mod tests {
         local: Option<&LocalManifest>,
         retries: u32,
     ) -> Choice {
+        choose_seen(
+            origin,
+            keys,
+            local,
+            retries,
+            None,
+            Duration::from_secs(86_400),
+        )
+    }
+
+    /// The time of every choice: well after the epoch, so that a record can be older.
+    const NOW: u64 = 1_000_000;
+
+    fn choose_seen(
+        origin: &dyn Origin,
+        keys: &[PublicKey],
+        local: Option<&LocalManifest>,
+        retries: u32,
+        seen: Option<&Seen>,
+        stale_after: Duration,
+    ) -> Choice {
         let warnings = RefCell::new(Vec::new());
         let waits = RefCell::new(Vec::new());
         let query = ManifestQuery {
@@ -360,10 +547,18 @@ pub(crate) mod tests {
                 deadline: None,
             },
             warn: &|line| warnings.borrow_mut().push(line.to_owned()),
+            seen,
+            stale_after,
+            now: std::time::UNIX_EPOCH + Duration::from_secs(NOW),
         };
         let result = choose(origin, &query, &|wait| waits.borrow_mut().push(wait));
+        let (result, seen) = match result {
+            Ok(chosen) => (Ok(chosen.remote), chosen.seen),
+            Err(e) => (Err(e), None),
+        };
         Choice {
             result,
+            seen,
             warnings: warnings.into_inner(),
             waits: waits.into_inner(),
         }
@@ -513,5 +708,103 @@ pub(crate) mod tests {
             choice.result.unwrap_err().to_string(),
             "HTTP 503 from http://a/manifest"
         );
+    }
+
+    /// A record of `origin` serving `bytes` since `ago` seconds before [`NOW`].
+    fn seen_since(origin: &str, bytes: &[u8], ago: u64) -> Seen {
+        Seen::new(
+            origin,
+            bytes,
+            std::time::UNIX_EPOCH + Duration::from_secs(NOW - ago),
+        )
+    }
+
+    #[test]
+    fn a_first_mirror_unchanged_for_too_long_is_compared_with_the_next_and_a_newer_one_is_taken() {
+        let key = SecretKey::generate().unwrap();
+        let old = signed(&key, &["1.0"]);
+        let local = LocalManifest::check(old.clone(), &[key.public_key()]).unwrap();
+        let day = Duration::from_secs(86_400);
+        // Unchanged for less than the bound: the first mirror's word is taken, quietly.
+        let fresh = seen_since("http://a", &old, 100);
+        let a = Fake::new("a").on("manifest", [Reply::Serve(old.clone())]);
+        let b = Fake::new("b").on("manifest", [Reply::Serve(signed(&key, &["1.0", "1.1"]))]);
+        let b_log = b.log();
+        let mirrors = Mirrors::new(vec![a, b]);
+        let choice = choose_seen(
+            &mirrors,
+            &[key.public_key()],
+            Some(&local),
+            0,
+            Some(&fresh),
+            day,
+        );
+        assert_eq!(choice.versions(), ["1.0"]);
+        assert!(choice.warnings.is_empty(), "{:?}", choice.warnings);
+        assert!(b_log.lock().unwrap().is_empty());
+        assert_eq!(choice.seen, Some(fresh));
+
+        // Unchanged for two days: the next mirror is asked, and its newer manifest taken.
+        let stale = seen_since("http://a", &old, 2 * 86_400);
+        let a = Fake::new("a").on("manifest", [Reply::Serve(old.clone())]);
+        let newer = signed(&key, &["1.0", "1.1"]);
+        let b = Fake::new("b").on("manifest", [Reply::Serve(newer.clone())]);
+        let mirrors = Mirrors::new(vec![a, b]);
+        let choice = choose_seen(
+            &mirrors,
+            &[key.public_key()],
+            Some(&local),
+            0,
+            Some(&stale),
+            day,
+        );
+        assert_eq!(choice.versions(), ["1.0", "1.1"]);
+        assert_eq!(
+            choice.warnings,
+            [
+                "origins disagree: http://a has served the same manifest for 2 days (1 version, the highest 1.0), but http://b serves a newer one (2 versions, the highest 1.1); taking the one from http://b (is http://a stale, or holding releases back?)"
+            ]
+        );
+        assert_eq!(choice.seen, Some(seen_since("http://b", &newer, 0)));
+    }
+
+    #[test]
+    fn a_next_mirror_that_agrees_restarts_the_clock_and_one_that_lags_is_named() {
+        let key = SecretKey::generate().unwrap();
+        let ours = signed(&key, &["1.0", "1.1"]);
+        let day = Duration::from_secs(86_400);
+        let stale = seen_since("http://a", &ours, 3 * 86_400);
+        let a = Fake::new("a").on("manifest", [Reply::Serve(ours.clone())]);
+        let b = Fake::new("b").on("manifest", [Reply::Serve(signed(&key, &["1.0", "1.1"]))]);
+        let mirrors = Mirrors::new(vec![a, b]);
+        let choice = choose_seen(&mirrors, &[key.public_key()], None, 0, Some(&stale), day);
+        assert_eq!(choice.versions(), ["1.0", "1.1"]);
+        assert!(choice.warnings.is_empty(), "{:?}", choice.warnings);
+        assert_eq!(choice.seen, Some(seen_since("http://a", &ours, 0)));
+
+        // A dead second mirror is skipped for the third; the third lags behind.
+        let a = Fake::new("a").on("manifest", [Reply::Serve(ours.clone())]);
+        let b = Fake::new("b");
+        let c = Fake::new("c").on("manifest", [Reply::Serve(signed(&key, &["1.0"]))]);
+        let mirrors = Mirrors::new(vec![a, b, c]);
+        let choice = choose_seen(&mirrors, &[key.public_key()], None, 0, Some(&stale), day);
+        assert_eq!(choice.versions(), ["1.0", "1.1"]);
+        assert_eq!(
+            choice.warnings,
+            [
+                "cannot compare the manifest of origin http://a, unchanged for 3 days, with origin http://b: http://b/manifest not found (404 Not Found)",
+                "origins disagree: http://c serves an older manifest (1 version, the highest 1.0) than http://a (2 versions, the highest 1.1); keeping the one from http://a (is http://c stale?)"
+            ]
+        );
+        assert_eq!(choice.seen, Some(stale), "the clock runs on");
+    }
+
+    #[test]
+    fn a_single_origin_keeps_no_record() {
+        let key = SecretKey::generate().unwrap();
+        let a = Fake::new("a").on("manifest", [Reply::Serve(signed(&key, &["1.0"]))]);
+        let choice = choose_seen(&a, &[key.public_key()], None, 0, None, Duration::ZERO);
+        assert_eq!(choice.versions(), ["1.0"]);
+        assert_eq!(choice.seen, None);
     }
 }

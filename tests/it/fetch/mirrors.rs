@@ -302,4 +302,89 @@ fn bytes_a_mirror_sent_before_hanging_up_are_resumed_from_the_next_as_far_as_its
     assert!(from <= 150_000 && from > 150_000 - 65_536, "{from}");
     assert_eq!(second.body_bytes_sent(&image_path(&digest)), 300_000 - from);
     assert_eq!(second.count(&format!("/index/{digest}")), 1);
+
+/// Moves the clock of `DEST/manifest.seen` back by `seconds`, as if that long had passed.
+fn age_seen_record(w: &World, seconds: u64) {
+    let path = w.dest().join("manifest.seen");
+    let text = fs::read_to_string(&path).unwrap();
+    let aged: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("since ") {
+            Some(since) => format!("since {}\n", since.parse::<u64>().unwrap() - seconds),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, aged).unwrap();
+}
+
+/// Issue 23, hostile review D: a stale (or hostile) first mirror that keeps serving an old,
+/// valid manifest froze hosts on it without a word, and `check` said "up to date" while
+/// the next mirror had a newer release. Once the first mirror's manifest has not changed
+/// for `MirrorStaleAfter=`, the next one is asked too, a newer manifest there is taken, and
+/// the disagreement is warned about, naming both mirrors and what each serves.
+#[test]
+fn a_first_mirror_frozen_on_an_old_manifest_is_found_out_once_it_is_unchanged_for_mirror_stale_after()
+ {
+    let w = World::new();
+    let d10 = w.publish("1.0");
+    let stale = Server::serve_dir(snapshot(&w, "stale"));
+    let d11 = w.publish("1.1");
+    let good = Server::serve_dir(w.origin());
+    let config = w.config(
+        "app.tako",
+        &stale.url(),
+        "*",
+        &format!("Origin={}\nMirrorStaleAfter=1d\n", good.url()),
+    );
+    let name = config.display();
+    let check = || run_bounded(tako_cmd().arg("check").arg(&config));
+
+    // Within the bound, the first mirror's word stands and the second is not asked.
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "");
+    w.assert_latest(&d10, &World::content("1.0"));
+    assert_eq!(good.count("/manifest"), 0);
+    let o = check();
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{name}: up to date (1.0)\n"));
+
+    // Two days later, with the first mirror still serving the same manifest.
+    age_seen_record(&w, 2 * 24 * 60 * 60);
+    let says = |o: &std::process::Output| {
+        let err = stderr(o);
+        let want = format!(
+            "tako: warning: {name}: origins disagree: {} has served the same manifest for 2 days (1 version, the highest 1.0",
+            stale.url()
+        );
+        assert!(err.starts_with(&want), "{err}");
+        let want = format!(
+            "but {} serves a newer one (2 versions, the highest 1.1",
+            good.url()
+        );
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(err.matches("origins disagree").count(), 1, "{err}");
+    };
+    let o = check();
+    assert_exit(&o, 100);
+    assert_eq!(stdout(&o), format!("{name}: update available 1.0 -> 1.1\n"));
+    says(&o);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{name}: updated 1.0 -> 1.1\n"));
+    says(&o);
+    w.assert_latest(&d11, &World::content("1.1"));
+
+    // From now on the first mirror's manifest is a rollback to this host, and says so.
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{name}: up to date (1.1)\n"));
+    assert!(
+        stderr(&o).contains(&format!("skipping origin {}: remote manifest", stale.url())),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -545,4 +545,75 @@ fn limit_rate_does_not_hold_a_download_past_max_time() {
         "{err}"
     );
     assert_eq!(w.latest(), None);
+
+/// `old` with 8 KiB rewritten in the middle: an image a delta can be made for.
+fn changed(old: &[u8], seed: u64) -> Vec<u8> {
+    let mut new = old.to_vec();
+    let at = old.len() / 2;
+    new[at..at + 8192].copy_from_slice(&noise(seed, 8192));
+    new
+}
+
+/// Issue 23, new user 2: a version withdrawn as docs/distributing.md said (410 for the
+/// image only) cost every host a doomed delta and two warnings per version on every run,
+/// forever, even with `--quiet`, and `check` kept offering it. The first run says once
+/// that it was withdrawn; later runs skip it without a request or a word, and `check`
+/// does not offer it.
+#[test]
+fn a_withdrawn_version_is_said_once_then_skipped_quietly_and_never_offered_by_check() {
+    let w = World::new();
+    let old = noise(1, 2 << 20);
+    let d10 = w.publish_bytes("1.0", &old);
+    let server = Server::serve_dir(w.origin());
+    server.enable_http_features();
+    let config = w.config("app.tako", &server.url(), "*", "");
+    assert_exit(&fetch(&[], &[&config]), 0);
+    let d11 = w.publish_bytes("1.1", &changed(&old, 11));
+    let d12 = w.publish_bytes("1.2", &changed(&old, 12));
+    for digest in [&d11, &d12] {
+        server.set_fault(&image_path(digest), Fault::Status(410));
+    }
+    let name = config.display();
+
+    let o = fetch(&["--quiet"], &[&config]);
+
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "tako: warning: {name}: version 1.2 was withdrawn by the publisher (410 Gone from {url}{p12}); trying the next lower match\n\
+             tako: warning: {name}: version 1.1 was withdrawn by the publisher (410 Gone from {url}{p11}); trying the next lower match\n",
+            url = server.url(),
+            p12 = image_path(&d12),
+            p11 = image_path(&d11),
+        )
+    );
+    w.assert_latest(&d10, &old);
+    // The delta was tried, and its first 410 ended it without a word.
+    assert!(
+        server
+            .recorded()
+            .iter()
+            .any(|r| r.path == image_path(&d12) && r.header("range").is_some()),
+        "no delta was tried"
+    );
+
+    let before = server.requests().len();
+    let o = fetch(&["--quiet"], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(stderr(&o), "");
+    assert_eq!(stdout(&o), "");
+    let asked: Vec<String> = server.requests()[before..].to_vec();
+    assert_eq!(asked, ["/manifest"], "only the manifest is asked for");
+
+    let o = run_bounded(tako_cmd().arg("check").arg(&config));
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("{name}: up to date (1.0)\n"));
+    assert_eq!(stderr(&o), "");
+
+    // The record is tako's own, not a file status or gc calls unlisted.
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert_exit(&o, 0);
+    assert!(!stdout(&o).contains("unlisted"), "{}", stdout(&o));
 }

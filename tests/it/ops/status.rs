@@ -311,3 +311,71 @@ fn status_shows_every_origin_and_json_lists_them_in_order() {
         ])
     );
 }
+
+/// Whether some process waits for a lock on the file whose inode is `ino` (`/proc/locks`
+/// lists each waiter as `N: -> FLOCK ADVISORY READ PID MAJ:MIN:INODE …`).
+fn someone_waits_for_the_lock_of(ino: u64) -> bool {
+    let locks = fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some("->")
+            && fields
+                .nth(4)
+                .is_some_and(|id| id.rsplit(':').next() == Some(&ino.to_string()))
+    })
+}
+
+/// Issue 23, hostile review M: `tako status` said "missing" and exited 1 while a fetch
+/// with `Keep=` (or a gc) moved `latest` and removed the old image between its reads. A
+/// destination that does not look intact is looked at again once the run that holds the
+/// lock is done. The race is made certain here: the test holds the lock, as a fetch does,
+/// while `latest` points at an image it has removed, and finishes the move only once
+/// status waits.
+#[test]
+fn status_waits_for_a_run_that_holds_the_lock_rather_than_report_an_image_it_removes_as_missing() {
+    use std::os::unix::fs::MetadataExt;
+
+    let w = World::new();
+    let d10 = w.publish("1.0");
+    let config = w.config("app.tako", &w.file_url(), "*", "");
+    assert_exit(&run(&["fetch"], &[&config]), 0);
+    let d11 = w.publish("1.1");
+    assert_exit(&run(&["fetch"], &[&config]), 0);
+    w.assert_latest(&d11, &World::content("1.1"));
+
+    // What a `tako fetch` holds; in the middle of its work, `latest` names an image that
+    // is gone.
+    let lock = fs::File::open(w.dest()).unwrap();
+    lock.lock().unwrap();
+    let latest = w.dest().join("latest");
+    fs::remove_file(w.dest().join("store").join(&d10)).unwrap();
+    fs::remove_file(&latest).unwrap();
+    std::os::unix::fs::symlink(format!("store/{d10}"), &latest).unwrap();
+
+    let mut status = Bounded::new(tako_cmd().arg("status").arg(&config)).spawn();
+    let ino = fs::metadata(w.dest()).unwrap().ino();
+    let started = std::time::Instant::now();
+    while status.is_running() && !someone_waits_for_the_lock_of(ino) {
+        assert!(
+            started.elapsed() < HANG_GUARD,
+            "status neither ended nor waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The run ends: `latest` is where it belongs, and the lock is let go.
+    fs::remove_file(&latest).unwrap();
+    std::os::unix::fs::symlink(format!("store/{d11}"), &latest).unwrap();
+    drop(lock);
+
+    let o = status.finish();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!(
+            "{}: installed 1.1, intact (size checked)\n",
+            config.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(stderr(&o), "");
+}

@@ -412,9 +412,15 @@ fn an_emergency_key_replacement_recovers_hosts_with_one_warning_and_keeps_rollba
         .set_fault("/manifest", Fault::Body(attacker.file("manifest").unwrap()));
     let o = a.fetch(&[]);
     assert_exit(&o, 0);
-    assert_eq!(warnings(&o).len(), 1, "{}", stderr(&o));
+    assert_eq!(warnings(&o).len(), 2, "{}", stderr(&o));
     assert!(
         warnings(&o)[0].contains("not signed by any configured key"),
+        "{}",
+        stderr(&o)
+    );
+    // The forged `manifest` lists a version that `manifest.<K2>` lacks: said, not taken.
+    assert!(
+        warnings(&o)[1].contains("lags behind") && warnings(&o)[1].contains("(the highest 6.6)"),
         "{}",
         stderr(&o)
     );
@@ -870,4 +876,67 @@ fn key_id_refuses_what_is_not_a_public_key() {
     }
     assert_exit(&tako(&["key-id"]), 2);
     assert_exit(&tako(&["key-id", "--help"]), 0);
+}
+
+/// Issue 23, item 20: the original Tako's `store` rewrites `manifest` alone, so during a
+/// rotation a `manifest.<keyid>` stays behind, and a host that trusts only that key
+/// silently stayed on the old release. `fetch` and `check` say so, naming both files.
+#[test]
+fn a_manifest_keyid_file_left_behind_by_another_tool_is_warned_about_naming_both_files() {
+    let k1 = Key::generate();
+    let k2 = Key::generate();
+    let origin = Origin::new();
+    origin.publish(&[&k1, &k2], &[], "1.0");
+    let host = Host::new("k2-only");
+    host.trust(&origin, &[&k2]);
+    let o = host.fetch(&[]);
+    assert_exit(&o, 0);
+    assert_eq!(warnings(&o), Vec::<String>::new());
+
+    // What a publisher using a tool that knows nothing of `manifest.<keyid>` does: a new
+    // `manifest` signed by K1 with 1.1 in it, and `manifest.<K2>` untouched.
+    let scratch = origin.dir.path().join("elsewhere");
+    fs::create_dir_all(scratch.join("store")).unwrap();
+    fs::copy(origin.out().join("manifest"), scratch.join("manifest")).unwrap();
+    let image = origin.dir.path().join("image-1.1");
+    fs::write(&image, content("1.1")).unwrap();
+    let o = tako(&[
+        "store",
+        "-k",
+        &k1.secret,
+        "-o",
+        scratch.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "1.1",
+    ]);
+    assert_exit(&o, 0);
+    let digest = sha256_hex(&content("1.1"));
+    fs::copy(
+        scratch.join("store").join(&digest),
+        origin.out().join("store").join(&digest),
+    )
+    .unwrap();
+    fs::remove_file(origin.out().join("manifest")).unwrap();
+    fs::copy(scratch.join("manifest"), origin.out().join("manifest")).unwrap();
+
+    let url = origin.server.url();
+    let expected = format!(
+        "tako: warning: {}: {url}/{} lags behind {url}/manifest: it lacks 1 version that {url}/manifest lists (the highest 1.1), so this host stays on an older release; no configured key verifies {url}/manifest, so either a tool that updates manifest alone published to the origin (during a key rotation only tako store may, see docs/key-rotation.md) or someone else signed it",
+        host.config().display(),
+        k2.manifest_name()
+    );
+    let o = host.fetch(&[]);
+    assert_exit(&o, 0);
+    assert_eq!(warnings(&o), std::slice::from_ref(&expected));
+    host.assert_has("1.0");
+    let o = run_bounded(tako_cmd().arg("check").arg(host.config()));
+    assert_exit(&o, 0);
+    assert_eq!(warnings(&o), [expected]);
+
+    // A host that trusts K1 takes `manifest` and has nothing to say.
+    host.trust(&origin, &[&k2, &k1]);
+    let o = host.fetch(&[]);
+    assert_exit(&o, 0);
+    assert_eq!(warnings(&o), Vec::<String>::new());
+    host.assert_has("1.1");
 }
