@@ -55,6 +55,10 @@ pub enum OriginError {
     /// would not delete the tag, so it now holds a marker; see docs/registries.md).
     #[error("{url} is gone: its key was retired by the publisher")]
     Retired { url: String },
+    /// A registry tag `tako store` writes was moved by someone else between this run's
+    /// reads of it: a registry has no lock and no conditional tag update.
+    #[error("{location}: another publisher changed it during this run")]
+    Changed { location: String },
     /// The local server directory `tako store` writes.
     #[error(transparent)]
     Local(#[from] IoError),
@@ -77,6 +81,8 @@ impl OriginError {
             OriginError::Registry(e) => registry_kind(e),
             OriginError::NotFound { .. } => Kind::NotFound,
             OriginError::Retired { .. } => Kind::Gone,
+            // Reading the tag again and writing anew may well succeed.
+            OriginError::Changed { .. } => Kind::Transient,
             OriginError::Local(_) | OriginError::NoDirectory(_) | OriginError::Copy { .. } => {
                 Kind::Local
             }
