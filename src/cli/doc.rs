@@ -197,7 +197,7 @@ fn render_page(man: &Man, cmd: &clap::Command, parent: Option<&str>) -> io::Resu
 
     section(&|w| title(name).to_writer(w))?;
     section(&|w| man.render_name_section(w))?;
-    section(&|w| man.render_synopsis_section(w))?;
+    section(&|w| synopsis(cmd).to_writer(w))?;
     section(&|w| man.render_description_section(w))?;
     section(&|w| prose(name).description.to_writer(w))?;
     if cmd.get_arguments().any(|arg| !arg.is_hide_set()) {
@@ -212,6 +212,89 @@ fn render_page(man: &Man, cmd: &clap::Command, parent: Option<&str>) -> io::Resu
         section(&|w| man.render_version_section(w))?;
     }
     Ok(ascii_only(&page))
+}
+
+/// SYNOPSIS: the command, its options in the order `--help` lists them, each with what it
+/// takes (`[--max-time SECONDS]`), and its arguments. clap_mangen 0.3 writes an option
+/// without its argument (`[--max-time]`), which reads as a flag.
+fn synopsis(cmd: &clap::Command) -> Roff {
+    let name = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
+    let mut line: Vec<Inline> = vec![bold(name)];
+    for arg in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+    {
+        line.push(roman(" "));
+        let required = arg.is_required_set();
+        if !required {
+            line.push(roman("["));
+        }
+        let mut first = true;
+        if let Some(short) = arg.get_short() {
+            line.push(bold(format!("-{short}")));
+            first = false;
+        }
+        if let Some(long) = arg.get_long() {
+            if !first {
+                line.push(roman("|"));
+            }
+            line.push(bold(format!("--{long}")));
+        }
+        if arg.get_action().takes_values() {
+            // A line never breaks between an option and its argument.
+            line.push(roman(NO_BREAK));
+            line.push(italic(value_name(arg)));
+        }
+        if !required {
+            line.push(roman("]"));
+        }
+        if matches!(arg.get_action(), clap::ArgAction::Append) {
+            line.push(roman("..."));
+        }
+    }
+    for arg in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        line.push(roman(" "));
+        let required = arg.is_required_set();
+        if !required {
+            line.push(roman("["));
+        }
+        line.push(italic(value_name(arg)));
+        if !required {
+            line.push(roman("]"));
+        }
+        if arg.get_num_args().is_some_and(|n| n.max_values() > 1) {
+            line.push(roman("..."));
+        }
+    }
+    if cmd.get_subcommands().any(|sub| !sub.is_hide_set()) {
+        line.push(roman(" "));
+        line.push(italic("COMMAND"));
+        line.push(roman(" ..."));
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    // Neither stretched to the right margin nor hyphenated: `SEC-ONDS` reads badly.
+    roff.control("nh", []);
+    roff.control("ad", ["l"]);
+    roff.text(line);
+    roff.control("ad", []);
+    roff.control("hy", []);
+    roff
+}
+
+/// Stands for a space at which no line may break; [`ascii_only`] writes it as roff's `\~`.
+const NO_BREAK: &str = "\u{a0}";
+
+/// What an option or argument takes, as `--help` names it: `SECONDS`, `CONFIG`.
+fn value_name(arg: &clap::Arg) -> String {
+    match arg.get_value_names() {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => arg.get_id().as_str().to_uppercase(),
+    }
 }
 
 /// The `.TH` line. clap_mangen writes an empty date as nothing at all, which shifts the
@@ -242,6 +325,8 @@ fn ascii_only(page: &[u8]) -> Vec<u8> {
     for c in text.chars() {
         if c.is_ascii() {
             out.push(c);
+        } else if c == '\u{a0}' {
+            out.push_str("\\~");
         } else {
             out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
         }
@@ -337,18 +422,60 @@ fn prose(page: &str) -> Prose {
                     bold("tako store"),
                     roman(" when neither --key nor --key-file is given."),
                 ])
-                .item([bold("http_proxy"), roman(", "), bold("https_proxy"), roman(", "), bold("no_proxy")], [
-                    roman("The proxy for downloads, as for curl."),
-                ])
-                .item([bold("DBUS_SYSTEM_BUS_ADDRESS")], [roman(
-                    "The system bus through which units are restarted; by default \
-                     unix:path=/var/run/dbus/system_bus_socket.",
+                .item([bold("NETRC")], [roman(
+                    "A netrc file with the user name and password for each origin's host; a \
+                     missing or unreadable file is then an error. Without it, \
+                     $CREDENTIALS_DIRECTORY/netrc and then ~/.netrc are read if they exist.",
+                )])
+                .item([bold("CREDENTIALS_DIRECTORY")], [roman(
+                    "Set by systemd for a unit with LoadCredential=: its file netrc is read \
+                     before ~/.netrc.",
+                )])
+                .item([bold("HOME")], [roman(
+                    "Where ~/.netrc, ~/.docker/config.json and the default blob cache \
+                     ~/.cache/tako are.",
+                )])
+                .item([bold("REGISTRY_AUTH_FILE")], [roman(
+                    "The registry auth file (containers-auth.json(5)) read first for oci:// \
+                     origins and tako image; then $XDG_RUNTIME_DIR/containers/auth.json and \
+                     ~/.docker/config.json. Credential helpers named there \
+                     (docker-credential-NAME) are looked up in $PATH.",
+                )])
+                .item([bold("XDG_RUNTIME_DIR")], [roman(
+                    "Where containers/auth.json, the auth file of podman login, is looked for.",
                 )])
                 .item([bold("TAKO_CACHE")], [
                     roman("The blob cache of "),
                     bold("tako image"),
                     roman(" when --cache is not given, or no for none."),
                 ])
+                .item([bold("XDG_CACHE_HOME")], [roman(
+                    "The blob cache of tako image is $XDG_CACHE_HOME/tako when not run as root \
+                     (else ~/.cache/tako; as root /var/cache/tako).",
+                )])
+                .item([
+                    bold("https_proxy"), roman(", "), bold("http_proxy"), roman(", "),
+                    bold("no_proxy"), roman(" (or "), bold("HTTPS_PROXY"), roman(", "),
+                    bold("HTTP_PROXY"), roman(", "), bold("NO_PROXY"), roman(")"),
+                ], [roman(
+                    "The HTTP proxy for https:// and for http:// URLs, and the hosts reached \
+                     directly, as for curl; the lower-case name wins. all_proxy is not read.",
+                )])
+                .item([bold("SSL_CERT_FILE"), roman(", "), bold("SSL_CERT_DIR")], [roman(
+                    "A PEM file, and directories, of CA certificates to trust instead of the \
+                     system's, for https:// and oci:// origins without CACertificate=.",
+                )])
+                .item([bold("DBUS_SYSTEM_BUS_ADDRESS")], [roman(
+                    "The system bus through which units are restarted; by default \
+                     unix:path=/var/run/dbus/system_bus_socket.",
+                )])
+                .item([bold("JOURNAL_STREAM")], [roman(
+                    "Set by systemd when standard error is the journal: error and warning \
+                     lines then start with the journal's priority prefixes <3> and <4>.",
+                )])
+                .item([bold("COLUMNS")], [roman(
+                    "The width that progress lines fit; by default the terminal's.",
+                )])
                 .section("DOCUMENTATION")
                 .para([roman(
                     "The guides for operators and publishers, the configuration reference and \
@@ -393,25 +520,62 @@ fn prose(page: &str) -> Prose {
                     "Version=1.*",
                     "Restart=app.service",
                 ])
-                .item([bold("Origin=")], [roman(
-                    "The https://, http:// or file:// URL of the directory that holds \
-                     manifest and store/.",
+                .para([roman(
+                    "A file whose name ends in .toml holds the same settings in TOML, each \
+                     key in snake case (shown in parentheses below); a repeatable key takes \
+                     a string or an array of strings.",
                 )])
-                .item([bold("PublicKey=")], [
+                .item([bold("Origin="), roman(" (origin)")], [roman(
+                    "Where the images are: the https://, http:// or file:// URL of the \
+                     directory that holds manifest and store/, or an OCI registry repository, \
+                     oci://REGISTRY[:PORT]/REPOSITORY (oci+http:// for a registry in plain \
+                     HTTP). A URL may carry a user name and password. Repeat it to list \
+                     mirrors of the same publisher's files, in order of preference: a mirror \
+                     that fails, or serves what does not verify, is skipped with a warning \
+                     naming it. A mirror needs no trust of its own.",
+                )])
+                .item([bold("PublicKey="), roman(" (public_key)")], [
                     roman("The publisher's public key, as printed by "),
                     bold("tako gen-key"),
-                    roman("."),
+                    roman(
+                        ". Repeat it to trust several keys during a key rotation; the \
+                         first is preferred.",
+                    ),
                 ])
-                .item([bold("Destination=")], [roman(
+                .item([bold("Destination="), roman(" (destination)")], [roman(
                     "The local directory that receives the manifest, the store and latest. \
                      It must exist; tako never creates it.",
                 )])
-                .item([bold("Version=")], [roman(
+                .item([bold("Version="), roman(" (version)")], [roman(
                     "Which versions to accept: an exact version (1.13.7), a wildcard (1.*, or * \
                      for any) or bounds (2.3 <= v < 3.0). The highest match is installed.",
                 )])
-                .item([bold("Restart=")], [roman(
-                    "Optional, repeatable: systemd units to restart after latest moved.",
+                .item([bold("Restart="), roman(" (restart)")], [roman(
+                    "Optional, repeatable: systemd units to restart after latest moved; an \
+                     empty Restart= clears the list.",
+                )])
+                .item([bold("Keep="), roman(" (keep)")], [
+                    roman(
+                        "Optional: how many images to keep in the store. After each update \
+                         fetch removes older ones, and it is what ",
+                    ),
+                    bold("tako gc"),
+                    roman(" keeps by default. Without it, fetch keeps every image."),
+                ])
+                .item([bold("HeaderFile="), roman(" (header_file)")], [roman(
+                    "Optional: a file of extra request headers for the origin, one \
+                     Name: value per line (bearer tokens).",
+                )])
+                .item([bold("CACertificate="), roman(" (ca_certificate)")], [roman(
+                    "Optional: a PEM file of CA certificates that replaces the system's \
+                     trusted roots for this config.",
+                )])
+                .item([
+                    bold("ClientCertificate="), roman(" (client_certificate), "),
+                    bold("ClientKey="), roman(" (client_key)"),
+                ], [roman(
+                    "Optional, both or neither: a PEM client certificate and its key, for \
+                     origins that want TLS client authentication.",
                 )])
                 .item([bold("MirrorStaleAfter=")], [roman(
                     "Optional, with mirrors: how long the origin the manifest comes from may \
@@ -419,20 +583,26 @@ fn prose(page: &str) -> Prose {
                      default 1d); a newer manifest there is taken, with a warning.",
                 )])
                 .para([roman(
-                    "Further optional keys, and the equivalent TOML syntax, are described in \
-                     configuration.md in the documentation directory.",
+                    "configuration.md in the documentation directory describes each key in \
+                     full, with the messages for mistakes.",
                 )])
                 .section("FILES")
                 .para([roman("A destination directory holds:")])
                 .example(&[
-                    "manifest             the origin's signed manifest, as last verified",
-                    "store/<sha256>       verified images, read-only, named by their digest",
-                    "latest               symbolic link to store/<sha256> of the installed image",
+                    "manifest                     the signed manifest, as last verified",
+                    "manifest.validators          the origin's ETag and date for it, for the next poll",
+                    "latest                       symbolic link to store/<hex> of the installed image",
+                    "store/<hex>                  verified images, read-only, named by their SHA-256",
+                    "store/<hex>.partial          an interrupted download, resumed by the next run",
+                    "store/<hex>.partial.validator  the ETag or date the partial's bytes came with",
+                    "index/<hex>                  chunk indexes of local images, for delta updates",
+                    "restart-pending              Restart= units whose restart has not succeeded yet",
                 ])
                 .para([roman(
                     "Every file is written under a temporary name, flushed and renamed into \
                      place, so after a crash at any point latest is either absent or points \
-                     at a complete, verified image.",
+                     at a complete, verified image. tako gc removes partials and other files \
+                     no manifest entry names.",
                 )])
                 .done(),
         },
@@ -501,7 +671,11 @@ fn prose(page: &str) -> Prose {
                      re-signs the manifest and replaces it atomically, and prints \
                      VERSION -> SHA256. Publishing a version that is already in the manifest \
                      with the same image changes nothing; with a different image it is \
-                     refused. Concurrent runs on one directory are serialised by a lock.",
+                     refused. DIR may also be a registry repository, oci://REGISTRY/REPOSITORY \
+                     (or oci+http://), which gets the image as a blob and the manifest as the \
+                     tag tako-manifest. Concurrent runs on one directory are serialised by a \
+                     lock; a registry has none, so after pushing, tako store reads the manifest \
+                     again and merges its entry once more if another publisher dropped it.",
                 )])
                 .done(),
             sections: Doc::new()

@@ -89,9 +89,9 @@ impl Report for Reporter {
         }
     }
 
-    fn download_bar(&self, what: &str, size: u64) -> indicatif::ProgressBar {
+    fn download_bar(&self, what: &str, done: u64, total: u64) -> indicatif::ProgressBar {
         match &self.bars {
-            Some(bars) => progress::blob_bar(bars, what, size),
+            Some(bars) => progress::blob_bar(bars, what, done, total),
             None => indicatif::ProgressBar::hidden(),
         }
     }

@@ -34,8 +34,8 @@ impl Report for Reporter<'_> {
         }
     }
 
-    fn download_bar(&self, version: &str, size: u64) -> indicatif::ProgressBar {
-        progress::download_bar(self.name, version, size)
+    fn download_bar(&self, version: &str, done: u64, total: u64) -> indicatif::ProgressBar {
+        progress::download_bar(self.name, version, done, total)
     }
 }
 

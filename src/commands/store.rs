@@ -85,6 +85,10 @@ pub enum StoreError {
         location: String,
         source: Box<Conflict>,
     },
+    #[error(
+        "{location} was changed by another publisher each of the {tries} times this run wrote it; the image is uploaded but not in the manifest: run tako store again, and let publishers of one repository take turns"
+    )]
+    KeptChanging { location: String, tries: u32 },
     #[error(transparent)]
     Io(#[from] IoError),
     /// The directory or registry published to.
@@ -365,8 +369,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     let target = publish::open(&args.output)?;
     let target = target.as_ref();
     let mut published = read_published(target, &keys, &retired)?;
-    let mut manifest = std::mem::take(&mut published.manifest);
-    let carried = manifest.entries().len();
+    let carried = published.manifest.entries().len();
 
     let staged = target.stage(&args.image, !args.no_index)?;
     let entry = Entry {
@@ -378,13 +381,7 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     let line = format!("{} -> {hex}", entry.version);
     let version = entry.version.as_str().to_owned();
 
-    manifest
-        .insert(entry)
-        .map_err(|source| StoreError::Conflict {
-            location: target.location(&Slot::Primary),
-            source: Box::new(source),
-        })?;
-
+    let mut manifest = with_entry(target, &mut published, &entry)?;
     if let Some((location, id)) = &published.from_retired {
         output::stderr_line(&format!(
             "tako: warning: the {carried} published entries were taken from {location}, which only the retired key {id} vouches for; they are now signed by the keys given, so check them"
@@ -393,8 +390,86 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
 
     // The image (and its index) before the manifest files that name it.
     staged.put(&version)?;
-    write_manifests(target, &manifest, &keys, &retired, &published)?;
-    Ok(line)
+    let mut tries = 1;
+    loop {
+        let written = write_manifests(target, &manifest, &keys, &retired, &published);
+        // A registry cannot be locked: another publisher may have read the manifest before
+        // this run wrote it and write its own, without this entry, a moment later. What
+        // counts is what the tag holds once such a write has landed.
+        let held = match (written, target.settle_time()) {
+            (Ok(()), None) => return Ok(line),
+            (Ok(()), Some(settle)) => {
+                std::thread::sleep(settle);
+                published = read_published(target, &keys, &retired)?;
+                if holds(&published.manifest, &entry) {
+                    return Ok(line);
+                }
+                Changed::Dropped
+            }
+            (Err(StoreError::Origin(OriginError::Changed { location })), _) => {
+                published = read_published(target, &keys, &retired)?;
+                Changed::Moved(location)
+            }
+            (Err(e), _) => return Err(e),
+        };
+        if tries == MAX_TRIES {
+            return Err(StoreError::KeptChanging {
+                location: match held {
+                    Changed::Moved(location) => location,
+                    Changed::Dropped => target.location(&Slot::Primary),
+                },
+                tries,
+            });
+        }
+        tries += 1;
+        // Publishers that collided wait different times, so that they take turns.
+        std::thread::sleep(jitter());
+        manifest = with_entry(target, &mut published, &entry)?;
+    }
+}
+
+/// How many times `tako store` writes the manifest files of a registry that other
+/// publishers keep changing before it gives up.
+const MAX_TRIES: u32 = 5;
+
+/// Why the manifest files are to be written again.
+enum Changed {
+    /// Another publisher moved this tag between this run's check and its write.
+    Moved(String),
+    /// After this run wrote it, another publisher replaced it with one lacking the entry.
+    Dropped,
+}
+
+/// The published entries with `entry` added: the manifest to sign.
+fn with_entry(
+    target: &dyn Publish,
+    published: &mut Published,
+    entry: &Entry,
+) -> Result<Manifest, StoreError> {
+    let mut manifest = std::mem::take(&mut published.manifest);
+    manifest
+        .insert(entry.clone())
+        .map_err(|source| StoreError::Conflict {
+            location: target.location(&Slot::Primary),
+            source: Box::new(source),
+        })?;
+    Ok(manifest)
+}
+
+/// Whether `manifest` lists `entry`: the same version, size and digest.
+fn holds(manifest: &Manifest, entry: &Entry) -> bool {
+    manifest
+        .entries()
+        .iter()
+        .any(|e| e.version == entry.version && e.size == entry.size && e.digest == entry.digest)
+}
+
+/// A wait of 50 to 450 ms before writing again, different for each publisher.
+fn jitter() -> std::time::Duration {
+    use rand::TryRng;
+    // Without randomness (the source failed), the middle of the range does.
+    let spread = rand::rngs::SysRng.try_next_u32().map_or(200, |r| r % 400);
+    std::time::Duration::from_millis(50 + u64::from(spread))
 }
 
 /// Writes every manifest file that is missing or differs, then removes the

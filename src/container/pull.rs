@@ -62,9 +62,9 @@ pub trait Report: Sync {
     fn warn(&self, message: &str);
     /// Progress for a person watching.
     fn progress(&self, message: &str);
-    /// A progress bar for downloading `size` bytes of `what`; only asked for when
-    /// [`PullOptions::progress`] is set.
-    fn download_bar(&self, what: &str, size: u64) -> indicatif::ProgressBar;
+    /// A progress bar for downloading `total` bytes of `what`, of which `done` are here
+    /// already (a resumed download); only asked for when [`PullOptions::progress`] is set.
+    fn download_bar(&self, what: &str, done: u64, total: u64) -> indicatif::ProgressBar;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -679,13 +679,14 @@ fn obtain(
             report.progress(&format!("{}: {message}", source.shown));
         }
     };
-    let bar = || report.download_bar(&format!("layer {} of {count}", job.number), job.size);
+    let bar =
+        |done, total| report.download_bar(&format!("layer {} of {count}", job.number), done, total);
     let say = Say {
         warn: &warn,
         progress: &progress,
         bar: options
             .progress
-            .then_some(&bar as &dyn Fn() -> indicatif::ProgressBar),
+            .then_some(&bar as &dyn Fn(u64, u64) -> indicatif::ProgressBar),
     };
     match image::download_blob(origin, cache.blobs(), &wanted, options.retry, &say) {
         Ok(Downloaded::Installed) => Ok(false),

@@ -59,6 +59,10 @@ pub enum OriginError {
     /// arrived is kept, and no other place is asked.
     #[error("the download of {url} was stopped before its end")]
     Stopped { url: String },
+    /// A registry tag `tako store` writes was moved by someone else between this run's
+    /// reads of it: a registry has no lock and no conditional tag update.
+    #[error("{location}: another publisher changed it during this run")]
+    Changed { location: String },
     /// The local server directory `tako store` writes.
     #[error(transparent)]
     Local(#[from] IoError),
@@ -81,6 +85,8 @@ impl OriginError {
             OriginError::Registry(e) => registry_kind(e),
             OriginError::NotFound { .. } => Kind::NotFound,
             OriginError::Retired { .. } => Kind::Gone,
+            // Reading the tag again and writing anew may well succeed.
+            OriginError::Changed { .. } => Kind::Transient,
             OriginError::Local(_)
             | OriginError::NoDirectory(_)
             | OriginError::Copy { .. }

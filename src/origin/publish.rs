@@ -9,6 +9,7 @@
 //! registry ([`RegistryTarget`]).
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::local::LocalDir;
 use super::registry_publish::RegistryTarget;
@@ -68,6 +69,14 @@ pub trait Publish {
 
     /// Makes the removals durable (a directory is flushed once after several).
     fn finish(&self) -> Result<(), OriginError>;
+
+    /// How long after writing the manifest files to read them again, to find out whether
+    /// another publisher, which read them before this run wrote them, overwrote them
+    /// with a manifest that lacks this run's entry. `None` for a place that is locked
+    /// while `tako store` runs (a directory): nobody else can write meanwhile.
+    fn settle_time(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// The place `output` names: a registry repository (`oci://…`, `oci+http://…`) or a local

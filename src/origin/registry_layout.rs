@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Seek;
 use std::path::Path;
 
-use super::Slot;
+use super::{OriginError, Slot};
 use crate::format::oci::digest::Digest;
 use crate::format::tako_artifact::{self, ArtifactError};
 pub use crate::format::tako_artifact::{
@@ -151,7 +151,7 @@ pub fn push_manifest(
     slot: &Slot,
     signed: &[u8],
     previous: Option<&str>,
-) -> Result<String, OciError> {
+) -> Result<String, OriginError> {
     let tag = manifest_tag(slot);
     client.push_blob(EMPTY_CONFIG)?;
     let layer = client.push_blob(signed)?;
@@ -175,7 +175,7 @@ fn put_checked(
     tag: &str,
     artifact: &[u8],
     previous: Option<&str>,
-) -> Result<String, OciError> {
+) -> Result<String, OriginError> {
     let current = client.manifest(tag)?.map(|f| f.digest);
     if current.as_deref() != previous {
         return Err(concurrent(client, tag));
@@ -208,7 +208,7 @@ pub fn retire(
     slot: &Slot,
     previous: &str,
     others: &[&str],
-) -> Result<Retired, OciError> {
+) -> Result<Retired, OriginError> {
     let tag = manifest_tag(slot);
     let current = client.manifest(&tag)?.map(|f| f.digest);
     if current.as_deref() != Some(previous) {
@@ -235,11 +235,9 @@ pub fn retire(
     Ok(Retired::Marked)
 }
 
-fn concurrent(client: &Client, tag: &str) -> OciError {
-    OciError::Invalid {
-        what: format!("tag {tag} of {}", client.reference),
-        registry: client.reference.registry.clone(),
-        reason: "another publisher changed it during this run; publishers of one repository must take turns. Run tako store again: it starts from the manifest the registry now has".to_string(),
+fn concurrent(client: &Client, tag: &str) -> OriginError {
+    OriginError::Changed {
+        location: format!("{}:{tag}", client.reference),
     }
 }
 

@@ -5,13 +5,17 @@
 //! `tako-manifest.<keyid>`, found by listing the repository's tags. A registry has no
 //! lock and no compare-and-swap on tags, so the digest each tag named when it was read is
 //! kept, and a tag is only written (or taken away) while it still names that digest,
-//! checked just before and after: a publisher that lost a race is told so and stops.
+//! checked just before and after. That narrows the window but cannot close it: another
+//! publisher that checked just before this one wrote may still write a moment later. So
+//! `tako store` reads the manifest again after [`Publish::settle_time`] and, if its entry
+//! is gone, merges and writes again (see `commands::store`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::publish::{Existing, Publish, Removed, Staged};
 use super::registry_layout::{self as layout, MANIFEST_TAG};
@@ -27,7 +31,16 @@ pub struct RegistryTarget {
     /// The digest of the artifact each Tako tag named when read, or after this run wrote
     /// it; a tag that is not here did not exist.
     seen: RefCell<BTreeMap<Slot, String>>,
+    /// The longest a manifest write of this run took, from the check before it to the
+    /// check after it: how long another publisher's check-and-write may take too.
+    slowest_write: Cell<Duration>,
 }
+
+/// The least [`Publish::settle_time`] of a registry: another publisher's check and write
+/// are two requests apart, but its process may be kept waiting for the CPU meanwhile.
+const MIN_SETTLE: Duration = Duration::from_millis(500);
+/// The most: a registry this slow is better served by publishers taking turns.
+const MAX_SETTLE: Duration = Duration::from_secs(10);
 
 impl RegistryTarget {
     /// The repository `url` (`oci://…`, `oci+http://…`), with credentials for pushing from
@@ -43,6 +56,7 @@ impl RegistryTarget {
         RegistryTarget {
             client,
             seen: RefCell::new(BTreeMap::new()),
+            slowest_write: Cell::new(Duration::ZERO),
         }
     }
 
@@ -128,7 +142,10 @@ impl Publish for RegistryTarget {
 
     fn put_manifest(&self, slot: &Slot, signed: &[u8]) -> Result<(), OriginError> {
         let previous = self.seen.borrow().get(slot).cloned();
+        let started = Instant::now();
         let pushed = layout::push_manifest(&self.client, slot, signed, previous.as_deref())?;
+        self.slowest_write
+            .set(self.slowest_write.get().max(started.elapsed()));
         self.seen.borrow_mut().insert(slot.clone(), pushed);
         Ok(())
     }
@@ -155,6 +172,15 @@ impl Publish for RegistryTarget {
 
     fn finish(&self) -> Result<(), OriginError> {
         Ok(())
+    }
+
+    fn settle_time(&self) -> Option<Duration> {
+        Some(
+            self.slowest_write
+                .get()
+                .saturating_mul(4)
+                .clamp(MIN_SETTLE, MAX_SETTLE),
+        )
     }
 }
 

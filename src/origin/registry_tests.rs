@@ -56,7 +56,7 @@ fn publish(
     (version, image): (&str, &[u8]),
     signed: &[u8],
     previous: Option<&str>,
-) -> Result<String, crate::registry::OciError> {
+) -> Result<String, super::OriginError> {
     let path = dir.path().join(version);
     fs::write(&path, image).unwrap();
     let image = layout::Image {

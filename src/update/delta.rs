@@ -181,21 +181,19 @@ pub fn try_delta(
     let mut pending = store.create(&hex)?;
     let path = pending.path().to_path_buf();
     let gone = std::cell::Cell::new(false);
+    // The bar counts the bytes of the ranges, what comes over the network: the chunks
+    // copied from local images would make its rate a disk's.
+    let bar = say.bar.map(|bar| bar(0, plan.to_fetch()));
     let mut ranges = Ranges {
         place,
         hex: &hex,
         gone: &gone,
+        bar: bar.clone(),
     };
     let mut assembly = Assembly::new(&plan, &files, &mut ranges).checking(&index);
     let limit = Some(entry.size);
-    let copied = match say.bar {
-        Some(bar) => {
-            let bar = bar();
-            let mut watched = bar.wrap_read(&mut assembly);
-            hashing::copy_and_hash_to_file(&mut watched, pending.file(), limit)
-        }
-        None => hashing::copy_and_hash_to_file(&mut assembly, pending.file(), limit),
-    };
+    let copied = hashing::copy_and_hash_to_file(&mut assembly, pending.file(), limit);
+    drop(bar);
     let summary = match copied {
         Ok(summary) => summary,
         // A range answered 410 Gone: the publisher withdrew the image. The whole download
@@ -274,13 +272,18 @@ struct Ranges<'a> {
     hex: &'a str,
     /// Set when a range was answered 410 Gone.
     gone: &'a std::cell::Cell<bool>,
+    /// The progress bar the bytes of each range move.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl RangeSource for Ranges<'_> {
     fn range(&mut self, start: u64, end: u64) -> io::Result<Box<dyn Read>> {
         let unsupported = || OriginError::no_ranges(&self.place.describe());
         match self.place.open_range(self.hex, start, end) {
-            Ok(Some(body)) => Ok(Box::new(body)),
+            Ok(Some(body)) => Ok(match &self.bar {
+                Some(bar) => Box::new(bar.wrap_read(body)),
+                None => Box::new(body),
+            }),
             Ok(None) => Err(io::Error::other(unsupported())),
             Err(e) => {
                 if e.kind() == crate::origin::Kind::Gone {

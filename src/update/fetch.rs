@@ -38,9 +38,10 @@ pub trait Report {
     fn warn(&self, message: &str);
     /// Progress for a person watching; a timer's log only gets results and errors.
     fn progress(&self, message: &str);
-    /// A progress bar for downloading `size` bytes of `version`, asked for only when
+    /// A progress bar for downloading `total` bytes of `version`, of which `done` are here
+    /// already (they count for the bar, not for its rate); asked for only when
     /// [`Options::progress`] is set.
-    fn download_bar(&self, version: &str, size: u64) -> indicatif::ProgressBar;
+    fn download_bar(&self, version: &str, done: u64, total: u64) -> indicatif::ProgressBar;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -696,7 +697,7 @@ fn install(
         return Ok(Installed::Remembered);
     }
 
-    let bar = || report.download_bar(entry.version.as_str(), entry.size);
+    let bar = |done, total| report.download_bar(entry.version.as_str(), done, total);
     let say = Say {
         warn: &|message| report.warn(message),
         progress: &|message| {
@@ -704,7 +705,7 @@ fn install(
                 report.progress(message)
             }
         },
-        bar: options.progress.then_some(&bar as &dyn Fn() -> _),
+        bar: options.progress.then_some(&bar as &dyn Fn(u64, u64) -> _),
     };
     let latest = dest.latest_name();
     let local = Local {

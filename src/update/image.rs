@@ -106,8 +106,10 @@ pub struct Say<'a> {
     pub warn: &'a dyn Fn(&str),
     /// For a person watching: a download starts or resumes.
     pub progress: &'a dyn Fn(&str),
-    /// A progress bar for the whole image, when a person watches a terminal.
-    pub bar: Option<&'a dyn Fn() -> indicatif::ProgressBar>,
+    /// A progress bar, when a person watches a terminal: `bar(done, total)` for `total`
+    /// bytes of which `done` are here already and come over no network (a resumed
+    /// partial), so that its rate counts only what arrives.
+    pub bar: Option<&'a dyn Fn(u64, u64) -> indicatif::ProgressBar>,
 }
 
 /// What to download: content known by its SHA-256 and size, and how messages name it.
@@ -430,8 +432,7 @@ fn attempt_into(
     let limit = Some(entry.size);
     let copied = match say.bar {
         Some(bar) => {
-            let bar = bar();
-            bar.set_position(prefix.size());
+            let bar = bar(prefix.size(), entry.size);
             let mut watched = bar.wrap_read(&mut body);
             hashing::append_and_hash_to_file(prefix, &mut watched, partial.file(), limit)
         }

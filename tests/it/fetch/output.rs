@@ -225,6 +225,11 @@ fn no_progress_output_when_stderr_is_not_a_terminal() {
 /// Runs `tako fetch ARGS CONFIG` under `script`, which gives it a terminal, and returns
 /// everything it wrote there.
 fn on_a_terminal(args: &str, config: &Path) -> String {
+    on_a_terminal_of(120, args, config)
+}
+
+/// [`on_a_terminal`] with `COLUMNS` set to `columns`.
+fn on_a_terminal_of(columns: usize, args: &str, config: &Path) -> String {
     let command = format!(
         "{} fetch {args} {}",
         env!("CARGO_BIN_EXE_tako"),
@@ -234,10 +239,112 @@ fn on_a_terminal(args: &str, config: &Path) -> String {
         std::process::Command::new("script")
             .args(["-qec", &command, "/dev/null"])
             .env("TERM", "xterm")
-            .env("COLUMNS", "120"),
+            .env("COLUMNS", columns.to_string()),
     );
     assert!(o.status.success(), "{}", stdout(&o));
     stdout(&o)
+}
+
+/// What a terminal shows of `screen` line by line: each redraw (after a carriage return)
+/// apart, without the escape sequences that move the cursor and clear lines.
+fn drawn_lines(screen: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = screen.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rates (bytes per second) a progress line shows: `256.0 KiB/s`, `900 bytes/s`.
+fn rates_shown(line: &str) -> Vec<f64> {
+    let words: Vec<&str> = line.split(' ').collect();
+    words
+        .windows(2)
+        .filter_map(|pair| {
+            let number: f64 = pair[0].parse().ok()?;
+            let unit = match pair[1] {
+                "bytes/s" => 1.0,
+                "KiB/s" => 1024.0,
+                "MiB/s" => 1024.0 * 1024.0,
+                "GiB/s" => 1024.0 * 1024.0 * 1024.0,
+                "TiB/s" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+                _ => return None,
+            };
+            Some(number * unit)
+        })
+        .collect()
+}
+
+/// Issue 23, new user 8: a resumed download showed "509 GiB/s" (the bytes already on disk
+/// counted as speed) and `--limit-rate 4M` showed 443 MiB/s; and a long line wrapped.
+#[test]
+fn a_resumed_download_under_limit_rate_shows_the_network_rate_on_lines_that_fit_the_terminal() {
+    if !tools::available("script") {
+        return;
+    }
+    let w = World::new();
+    let image = noise(23, 3 << 20);
+    let digest = w.publish_bytes("1.0", &image);
+    let server = Server::serve_dir(w.origin());
+    server.enable_http_features();
+    // A long config name, which must not push the line past the terminal's width.
+    let name = format!("{}.tako", "a-config-with-a-rather-long-name".repeat(2));
+    let config = w.config(&name, &server.url(), "*", "");
+
+    // A first run is cut off part of the way, leaving a partial to resume.
+    let o = fetch_slow(
+        &["--retries", "0", "--limit-rate", "1M", "--max-time", "2"],
+        &[&config],
+    );
+    assert_exit(&o, 1);
+    let partial = w.dest().join("store").join(format!("{digest}.partial"));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept >= 512 << 10, "{kept} bytes kept");
+
+    const LIMIT: f64 = 256.0 * 1024.0;
+    let screen = on_a_terminal_of(72, "--retries 0 --limit-rate 256K", &config);
+    assert!(screen.contains("updated (none) -> 1.0"), "{screen}");
+    w.assert_latest(&digest, &image);
+    // The progress lines; the messages before and after them are ordinary lines, which a
+    // terminal may wrap.
+    let lines: Vec<String> = drawn_lines(&screen)
+        .into_iter()
+        .filter(|l| l.contains('%'))
+        .collect();
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 72,
+            "a line wider than COLUMNS=72 ({}): {line:?}",
+            line.chars().count()
+        );
+    }
+    let rates: Vec<f64> = lines.iter().flat_map(|l| rates_shown(l)).collect();
+    assert!(!rates.is_empty(), "no rate shown:\n{}", lines.join("\n"));
+    for rate in &rates {
+        assert!(
+            *rate <= 3.0 * LIMIT,
+            "a rate of {rate} bytes/s under --limit-rate 256K:\n{}",
+            lines.join("\n")
+        );
+    }
+    assert!(
+        rates.iter().any(|r| *r >= LIMIT / 3.0),
+        "the rate never came near the limit: {rates:?}"
+    );
 }
 
 #[test]
@@ -263,7 +370,7 @@ fn a_progress_bar_is_drawn_when_stderr_is_a_terminal() {
         screen.contains("downloading 1.0 (8388608 bytes)"),
         "{screen}"
     );
-    assert!(screen.contains("/8.00 MiB"), "{screen}");
+    assert!(screen.contains("/8.0 MiB"), "{screen}");
     assert!(screen.contains("ETA"), "{screen}");
     assert!(screen.contains("%"), "{screen}");
     assert!(screen.contains("updated (none) -> 1.0"), "{screen}");
