@@ -266,9 +266,6 @@ pub fn fetch_one(
         ..*options
     };
     let config = config::load(config_path)?;
-    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
-    // ClientCertificate=.
-    let origin = origin::for_config(&config, &transport)?;
     let dest = Destination::open(&config.destination)?;
 
     // Every file is replaced atomically, so the offline check needs no
@@ -282,6 +279,10 @@ pub fn fetch_one(
         return Ok(Outcome::Present(Image::of(entry)));
     }
 
+    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
+    // ClientCertificate=. Read only now that the run goes online: `--init` with an intact
+    // image must start the service whatever state these files are in.
+    let origin = origin::for_config(&config, &transport)?;
     let lock = dest.lock()?;
     // Temporaries of runs that crashed; no live run owns them under the lock.
     if let Some(store) = dest.store()? {

@@ -1,5 +1,6 @@
 //! Issue 8: what a hostile or careless hand can do to configs, files and the network.
 
 mod config;
+mod credentials;
 mod files;
 mod network;
