@@ -202,12 +202,6 @@ impl Transport {
                     .and_then(|c| c.from.as_deref());
                 return self.finish(current_shown, response, conditions, sent);
             }
-            if redirects == MAX_REDIRECTS {
-                return Err(TransportError::TooManyRedirects {
-                    url: shown,
-                    max: MAX_REDIRECTS,
-                });
-            }
             let location = response
                 .headers()
                 .get(header::LOCATION)
@@ -225,6 +219,13 @@ impl Transport {
                     url: current_shown.clone(),
                     reason: format!("the Location header is not a usable URL ({e})"),
                 })?;
+            if redirects == MAX_REDIRECTS {
+                return Err(TransportError::TooManyRedirects {
+                    url: shown,
+                    max: MAX_REDIRECTS,
+                    last: show_url(next.as_str()),
+                });
+            }
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(TransportError::RedirectRefused {
                     url: current_shown,

@@ -40,7 +40,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MAX_OCI_MANIFEST: u64 = 4 * 1024 * 1024;
 /// Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks of this size.
 pub const CHUNK: usize = 8 * 1024 * 1024;
-/// Registry redirects to storage followed for one blob.
+/// Redirects followed for one GET of a registry (to its storage, or a mirror).
 const MAX_REDIRECTS: usize = 5;
 /// A token service's answer is a small JSON object; more than this is not read.
 const MAX_TOKEN_ANSWER: u64 = 1024 * 1024;
@@ -472,13 +472,7 @@ impl Client {
     pub fn manifest(&self, tag: &str) -> Result<Option<Fetched>, OciError> {
         let what = format!("manifest {}:{tag}", self.reference);
         let url = format!("{}/manifests/{tag}", api_base(&self.reference));
-        let request = Request {
-            method: Method::Get,
-            url: &url,
-            headers: &[("Accept", OCI_MANIFEST)],
-            body: None,
-        };
-        let mut reply = self.send(&what, &request)?;
+        let mut reply = self.get_following(&what, &url, &[("Accept", OCI_MANIFEST)])?;
         match reply.status() {
             200 => {}
             404 => return Ok(None),
@@ -532,51 +526,67 @@ impl Client {
     /// Opens the blob `digest` for reading, following the registry's redirects to its
     /// storage. `Authorization` goes only to the registry's own scheme, host and port.
     fn open_blob(&self, what: &str, digest: &str) -> Result<Body, OciError> {
-        let mut url = self.blob_url(digest);
-        let home = host_of(&url);
-        fn get(url: &str) -> Request<'_> {
-            Request {
-                method: Method::Get,
-                url,
-                headers: &[],
-                body: None,
-            }
-        }
-        let mut reply = self.send(what, &get(&url))?;
-        for _ in 0..MAX_REDIRECTS {
-            if !matches!(reply.status(), 301 | 302 | 303 | 307 | 308) {
-                break;
-            }
-            let location = reply.header("location").ok_or_else(|| OciError::Invalid {
-                what: what.to_string(),
-                registry: self.reference.registry.clone(),
-                reason: "a redirect without a Location".to_string(),
-            })?;
-            let next = url::Url::parse(&url)
-                .and_then(|base| base.join(location))
-                .map_err(|_| OciError::Invalid {
-                    what: what.to_string(),
-                    registry: self.reference.registry.clone(),
-                    reason: format!("a redirect to '{}'", untrusted(location)),
-                })?;
-            if let Err(reason) = redirect_allowed(&url, &next) {
-                return Err(OciError::Invalid {
-                    what: what.to_string(),
-                    registry: self.reference.registry.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-            url = next.to_string();
-            reply = if host_of(&url) == home {
-                self.send(what, &get(&url))?
-            } else {
-                self.call(what, &get(&url), None)?
-            };
-        }
+        let mut reply = self.get_following(what, &self.blob_url(digest), &[])?;
         match reply.status() {
             200 | 206 => Ok(reply.into_body()),
             _ => Err(self.status(what, &mut reply)),
         }
+    }
+
+    /// A GET of `url` with `headers`, following redirects (a registry may send blobs, and
+    /// manifests, to its storage or a mirror) up to [`MAX_REDIRECTS`]; the answer at the
+    /// end, whatever its status. `Authorization` goes only to the registry's own scheme,
+    /// host and port; a loop is reported as one, naming where it started and where it led
+    /// last, not as the status of its last hop.
+    fn get_following(
+        &self,
+        what: &str,
+        start: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, OciError> {
+        let home = host_of(start);
+        fn get<'a>(url: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+            Request {
+                method: Method::Get,
+                url,
+                headers,
+                body: None,
+            }
+        }
+        let invalid = |reason: String| OciError::Invalid {
+            what: what.to_string(),
+            registry: self.reference.registry.clone(),
+            reason,
+        };
+        let mut url = start.to_owned();
+        let mut reply = self.send(what, &get(&url, headers))?;
+        let mut redirects = 0;
+        while matches!(reply.status(), 301 | 302 | 303 | 307 | 308) {
+            let location = reply
+                .header("location")
+                .ok_or_else(|| invalid("a redirect without a Location".to_string()))?;
+            let next = url::Url::parse(&url)
+                .and_then(|base| base.join(location))
+                .map_err(|_| invalid(format!("a redirect to '{}'", untrusted(location))))?;
+            if redirects == MAX_REDIRECTS {
+                return Err(invalid(format!(
+                    "too many redirects ({MAX_REDIRECTS}) starting at {}; the last Location was {}",
+                    untrusted(start),
+                    crate::format::origin_url::show_url(next.as_str())
+                )));
+            }
+            if let Err(reason) = redirect_allowed(&url, &next) {
+                return Err(invalid(reason.to_string()));
+            }
+            url = next.to_string();
+            redirects += 1;
+            reply = if host_of(&url) == home {
+                self.send(what, &get(&url, headers))?
+            } else {
+                self.call(what, &get(&url, headers), None)?
+            };
+        }
+        Ok(reply)
     }
 
     /// Reads the whole blob `digest`, at most `max` bytes, checked against its digest.

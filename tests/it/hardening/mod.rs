@@ -3,4 +3,5 @@
 mod config;
 mod credentials;
 mod files;
+mod messages;
 mod network;
