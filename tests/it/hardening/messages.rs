@@ -53,3 +53,53 @@ fn a_redirect_loop_of_a_registry_is_called_one_not_an_http_status() {
     );
     assert!(!err.contains("HTTP 302"), "{err}");
 }
+
+#[test]
+fn a_toml_value_of_the_wrong_type_says_which_key_what_it_got_and_what_to_write() {
+    let world = World::new();
+    world.publish("1.0");
+    let config = world.path("app.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "origin = \"{}\"\npublic_key = \"{TEST_PUBLIC}\"\ndestination = \"{}\"\nversion = \"*\"\nkeep = \"3\"\n",
+            world.file_url(),
+            world.dest().display()
+        ),
+    )
+    .unwrap();
+
+    let o = fetch(&[], &[&config]);
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "tako: error: {}:5: keep must be a whole number without quotes, like `keep = 3`; found the string \"3\"\n",
+            config.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn init_with_an_installed_image_the_pattern_no_longer_matches_says_what_to_change() {
+    let world = World::new();
+    world.publish("1.0");
+    let config = world.config("app.tako", &world.file_url(), "1.*", "");
+    assert_exit(&fetch(&[], &[&config]), 0);
+    // The operator moves the host to 2.x before 2.0 is published.
+    let config = world.config("app.tako", &world.file_url(), "2.*", "");
+
+    let o = fetch(&["--init"], &[&config]);
+
+    assert_exit(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "tako: error: {}: no version matches 2.* (available: 1.0); the installed version 1.0 does not match it either, and --init needs an image that does: set Version= to a pattern a published version matches, or publish a version that matches 2.*\n",
+            config.display()
+        )),
+        "{err}"
+    );
+}
