@@ -209,8 +209,8 @@ impl std::fmt::Display for Outcome {
                     write!(
                         f,
                         " (downloaded {} of {})",
-                        size::short(transfer.downloaded),
-                        size::short(transfer.image)
+                        size::human(transfer.downloaded),
+                        size::human(transfer.image)
                     )?;
                 }
                 if !restarted.is_empty() {

@@ -5,3 +5,4 @@ mod docs;
 mod gen_key;
 mod generate;
 mod install;
+mod style;
