@@ -64,6 +64,13 @@ impl Exit {
 
 /// Runs one invocation of `tako`.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
+    let result = run_command(cli);
+    // What fetch and check did not say per config yet (an unreadable ~/.netrc or auth file).
+    commands::say_file_warnings();
+    result
+}
+
+fn run_command(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::GenKey => {
             let key = key::SecretKey::generate()?;

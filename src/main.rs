@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // clap prints usage errors itself and exits with status 2.
+    // A usage error is printed (`tako: error: …`) and exits with status 2.
     let cli = tako::Cli::from_argv(std::env::args_os());
     match tako::run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),

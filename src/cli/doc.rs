@@ -20,8 +20,14 @@ use super::Cli;
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
     /// Print the man page tako(1), or write every page into a directory.
+    ///
+    /// Rendered from the command line's definition, so the pages always list
+    /// the options this binary accepts.
     Man(ManArgs),
     /// Print a completion script for a shell.
+    ///
+    /// Install it where the shell looks for completions, e.g.
+    /// /usr/share/bash-completion/completions/tako for bash.
     Completion(CompletionArgs),
 }
 

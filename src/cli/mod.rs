@@ -6,14 +6,20 @@ use std::path::PathBuf;
 pub mod doc;
 pub mod image;
 
+use std::io::Write;
+
+use clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
+/// Securely download and update signed, versioned single-file images.
+///
+/// Hosts fetch images a publisher signed, from a web server, a directory or a
+/// registry, and keep the newest one that matches their config; `tako COMMAND
+/// --help` tells more of each command. Every command's help has the same
+/// shape: a summary, a paragraph, the usage, then each argument and option
+/// with its own description.
 #[derive(Debug, Parser)]
-#[command(
-    name = "tako",
-    version,
-    about = "Securely download and update signed, versioned single-file images"
-)]
+#[command(name = "tako", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -21,16 +27,43 @@ pub struct Cli {
 
 impl Cli {
     /// The command line `args` (the program name first, as `std::env::args_os` gives it),
-    /// with a leading `-h` moved after the command (see [`help_after_command`]). On a usage
-    /// error, or for `--help` and `--version`, clap prints and exits (status 2 or 0).
+    /// with a leading `-h` moved after the command (see [`help_after_command`]). For
+    /// `--help` and `--version` clap prints and exits (status 0). A usage error is printed
+    /// as every other error is, `tako: error: …` (with clap's usage line and hint after
+    /// it), and exits with status 2.
     pub fn from_argv(args: impl IntoIterator<Item = OsString>) -> Cli {
-        Cli::parse_from(help_after_command(args))
+        match Cli::try_parse_from(help_after_command(args)) {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() || e.kind() == DisplayHelpOnMissingArgumentOrSubcommand => {
+                e.exit()
+            }
+            Err(e) => {
+                // Nowhere is left to report a failure to write the error itself.
+                let _ = std::io::stderr().write_all(usage_error_text(&e.to_string()).as_bytes());
+                std::process::exit(USAGE_ERROR)
+            }
+        }
     }
+}
+
+/// The exit status of a usage error, as clap (and most tools) use.
+const USAGE_ERROR: i32 = 2;
+
+/// clap's rendering of a usage error (`error: unexpected argument …`, then the usage and
+/// a hint) with the prefix of tako's own errors, `tako: error: `.
+fn usage_error_text(rendered: &str) -> String {
+    let rest = rendered.strip_prefix("error: ").unwrap_or(rendered);
+    format!("tako: error: {rest}")
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download the newest matching image for each config and point `latest` at it.
+    ///
+    /// Verifies the origin's signed manifest, refuses a rollback, downloads the
+    /// highest version the config's pattern matches (resuming, or as a delta
+    /// when the chunk index allows), installs it atomically and restarts the
+    /// config's units. Exit status 0 when every config succeeded, else 1.
     Fetch(FetchArgs),
     /// Show what each config's destination holds, offline.
     ///
@@ -53,18 +86,41 @@ pub enum Command {
     /// entry names and stale temporaries.
     Gc(GcArgs),
     /// Add an image to a server directory and re-sign its manifest.
+    ///
+    /// Copies the image into the directory's `store/` (or pushes it to a
+    /// registry repository), adds the version to the manifest, signs it with
+    /// every key given and writes the chunk index that delta updates use. A
+    /// version already published with other bytes is refused.
     Store(StoreArgs),
-    /// Write the missing chunk indexes (`index/<sha256>`) of the images in a
-    /// server directory, for delta updates.
+    /// Write the missing chunk indexes of the images in a server directory.
+    ///
+    /// Each image in `store/` without an `index/<sha256>` gets one, so hosts
+    /// can update it as a delta; images published before indexes existed, or
+    /// with `tako store --no-index`, are covered this way.
     Index(IndexArgs),
-    /// Generate an Ed25519 key pair and print it (writes nothing to disk).
+    /// Generate an Ed25519 key pair and print it.
+    ///
+    /// Prints the secret key (`SECRET+…`) for `tako store` and the public key
+    /// for the configs' `PublicKey=`. Nothing is written to disk: save the
+    /// secret key where only the publisher can read it.
     GenKey,
-    /// Print the id of a public key, as used in `manifest.<keyid>` file names.
+    /// Print the id of a public key.
+    ///
+    /// The id names the `manifest.<keyid>` file signed by that key during a
+    /// key rotation, and is what `tako store --retire-key` accepts.
     KeyId(KeyIdArgs),
     /// Pull container images into directory trees, print their digests, purge the cache.
+    ///
+    /// Container images from OCI registries, checked against every digest
+    /// that names them, unpacked without ever writing outside the tree, with a
+    /// blob cache shared by every pull.
     #[command(subcommand)]
     Image(image::ImageCommand),
-    /// Print a man page or a shell completion script (for packaging).
+    /// Print a man page or a shell completion script.
+    ///
+    /// For packaging: the man pages tako(1) and one per command, and
+    /// completion scripts for bash, zsh and fish, all rendered from this
+    /// command line's own definition.
     #[command(subcommand)]
     Generate(doc::GenerateCommand),
 }
@@ -324,6 +380,17 @@ mod tests {
         let err = Cli::try_parse_from(args).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
         err.to_string()
+    }
+
+    #[test]
+    fn a_usage_error_is_prefixed_as_tako_errors_are() {
+        let err = Cli::try_parse_from(["tako", "fetch", "--bogus", "a.tako"]).unwrap_err();
+        let text = usage_error_text(&err.to_string());
+        assert!(
+            text.starts_with("tako: error: unexpected argument '--bogus'"),
+            "{text}"
+        );
+        assert!(text.contains("Usage: tako fetch"), "{text}");
     }
 
     #[test]

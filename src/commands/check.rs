@@ -74,6 +74,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Error> {
     let mut updates = 0;
     for path in &args.configs {
         let result = check_one(path, &transport.with_max_time(max_time));
+        super::say_file_warnings();
         if let Err(e) = &result {
             failed += 1;
             output::error_line(&fetch::config_error_text(path, e));

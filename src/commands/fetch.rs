@@ -49,6 +49,7 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
             restart(&report, config, &options, lock, outcome)
         };
         let result = fetch_one(path, &options, &transport, &report, &restart);
+        super::say_file_warnings();
         match &result {
             Ok(outcome) if !args.quiet && !args.json => {
                 output::stdout_line(&format!("{name}: {outcome}"));

@@ -284,9 +284,9 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
         "  {count} layer{}: {} downloaded ({}), {cached} from the cache ({}); {} unpacked in {} entries",
         if count == 1 { "" } else { "s" },
         count - cached,
-        size::short(pulled.downloaded_bytes),
-        size::short(pulled.cached_bytes),
-        size::short(pulled.unpacked_bytes),
+        size::human(pulled.downloaded_bytes),
+        size::human(pulled.cached_bytes),
+        size::human(pulled.unpacked_bytes),
         pulled.entries,
     ));
     if !pulled.pinned {
@@ -443,7 +443,7 @@ fn purge_lines(plan: &PurgePlan, dry_run: bool) -> Vec<String> {
         lines.push(format!(
             "{remove} {what} {} ({})",
             removal.name,
-            size::short(removal.size)
+            size::human(removal.size)
         ));
     }
     lines.push(format!(
@@ -451,7 +451,7 @@ fn purge_lines(plan: &PurgePlan, dry_run: bool) -> Vec<String> {
         output::size_text(plan.bytes()),
         plan.blobs_kept,
         if plan.blobs_kept == 1 { "" } else { "s" },
-        size::short(plan.bytes_kept),
+        size::human(plan.bytes_kept),
         plan.trees_kept,
         if plan.trees_kept == 1 { "" } else { "s" },
     ));

@@ -39,6 +39,14 @@ impl Report for Reporter<'_> {
     }
 }
 
+/// Prints the warnings about optional files (an unreadable `~/.netrc`) that the floors
+/// below queued, each once per run (see `fs::warnings`).
+pub fn say_file_warnings() {
+    for warning in crate::fs::warnings::take() {
+        output::warning_line(&warning);
+    }
+}
+
 /// The transport's limits from the command line's time bounds and `--limit-rate`.
 pub fn transport_config(limits: &TimeLimits, limit_rate: Option<u64>) -> TransportConfig {
     TransportConfig {

@@ -174,7 +174,7 @@ struct Silent;
 impl fetch::Report for Silent {
     fn warn(&self, _: &str) {}
     fn progress(&self, _: &str) {}
-    fn download_bar(&self, _: &str, _: u64) -> indicatif::ProgressBar {
+    fn download_bar(&self, _: &str, _: u64, _: u64) -> indicatif::ProgressBar {
         indicatif::ProgressBar::hidden()
     }
 }

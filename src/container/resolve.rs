@@ -82,32 +82,34 @@ fn read_key_file(path: &Path) -> Result<String, PullError> {
     Ok(key.to_owned())
 }
 
-/// The credentials for `image`: from the key file, else the auth files (Docker Hub's under
-/// its old name too, as `docker login` files them).
-fn credentials(image: &Reference, auth: &Auth) -> Result<Option<Credentials>, PullError> {
+/// The client for `image`'s repository with the credentials `auth` says: those of the key
+/// file, read now; or those of the auth files (Docker Hub's under its old name too, as
+/// `docker login` files them), looked up only when the registry asks for credentials.
+fn client(
+    image: &Reference,
+    reference: crate::registry::Reference,
+    auth: &Auth,
+) -> Result<Client, PullError> {
     if let Auth::JsonKey(path) = auth {
-        return Ok(Some(Credentials {
-            username: "_json_key".to_owned(),
-            password: read_key_file(path)?,
-        }));
+        let found = auth::Found {
+            credentials: key_credentials(path)?,
+            from: format!("key file {} (--auth)", path.display()),
+        };
+        return Ok(Client::with_credentials(reference, Some(found), false));
     }
-    let files = auth::auth_files(|name| std::env::var(name).ok());
-    let registry_error = |e: auth::AuthError| PullError::Registry {
-        image: image.to_string(),
-        source: Box::new(OciError::Auth(e)),
-    };
-    let mut names = vec![image.registry()];
+    let mut names = vec![image.registry().to_owned()];
     if image.registry() == reference::DOCKER_HUB {
-        names.push("index.docker.io");
+        names.push("index.docker.io".to_owned());
     }
-    for name in names {
-        if let Some(found) =
-            auth::lookup(&files, name, image.repository()).map_err(registry_error)?
-        {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
+    Ok(Client::looking_up(reference, names, false))
+}
+
+/// The credentials of a Google service-account key file (`--auth FILE`).
+fn key_credentials(path: &Path) -> Result<Credentials, PullError> {
+    Ok(Credentials {
+        username: "_json_key".to_owned(),
+        password: read_key_file(path)?,
+    })
 }
 
 impl Source {
@@ -119,13 +121,12 @@ impl Source {
         limits: TransportConfig,
         max_time: Option<std::time::Duration>,
     ) -> Result<Source, PullError> {
-        let credentials = credentials(&image, auth)?;
         let reference = crate::registry::Reference {
             https: image.scheme() == Scheme::Https,
             registry: image.api_host().to_owned(),
             repository: image.repository().to_owned(),
         };
-        let client = Client::with_credentials(reference, credentials, false);
+        let client = client(&image, reference, auth)?;
         Ok(Source {
             shown: image.to_string(),
             image,
@@ -477,17 +478,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.json");
         std::fs::write(&key, "{\"type\": \"service_account\"}\n\n").unwrap();
-        let image = Reference::parse("gcr.io/project/app:1").unwrap();
-        let found = credentials(&image, &Auth::JsonKey(key.clone()))
-            .unwrap()
-            .unwrap();
+        let found = key_credentials(&key).unwrap();
         assert_eq!(found.username, "_json_key");
         assert_eq!(found.password, "{\"type\": \"service_account\"}");
         std::fs::write(&key, "\n").unwrap();
-        let e = credentials(&image, &Auth::JsonKey(key.clone())).unwrap_err();
+        let e = key_credentials(&key).unwrap_err();
         assert!(e.to_string().contains("key.json"), "{e}");
         assert!(e.to_string().contains("empty"), "{e}");
-        let missing = credentials(&image, &Auth::JsonKey(dir.path().join("gone"))).unwrap_err();
+        let missing = key_credentials(&dir.path().join("gone")).unwrap_err();
         assert!(missing.to_string().contains("gone"), "{missing}");
     }
 }

@@ -311,12 +311,151 @@ impl<'de> Deserialize<'de> for TomlOrigins {
     }
 }
 
+/// Every setting of the TOML form as written, whatever its type: read first, so that a
+/// value of the wrong type is reported with its key and an example, rather than in
+/// serde's words ("invalid type: string \"3\", expected i64").
+#[derive(Deserialize)]
+struct TomlValues {
+    origin: Option<toml::Spanned<toml::Value>>,
+    public_key: Option<toml::Spanned<toml::Value>>,
+    destination: Option<toml::Spanned<toml::Value>>,
+    version: Option<toml::Spanned<toml::Value>>,
+    restart: Option<toml::Spanned<toml::Value>>,
+    header_file: Option<toml::Spanned<toml::Value>>,
+    ca_certificate: Option<toml::Spanned<toml::Value>>,
+    client_certificate: Option<toml::Spanned<toml::Value>>,
+    client_key: Option<toml::Spanned<toml::Value>>,
+    keep: Option<toml::Spanned<toml::Value>>,
+}
+
+/// What a TOML setting may hold, with an example of it to show.
+#[derive(Clone, Copy)]
+enum TomlType {
+    Text(&'static str),
+    TextOrList(&'static str),
+    Count(&'static str),
+}
+
+/// What a TOML value is, in words: "the string \"3\"", "an array holding a number". A
+/// string is quoted only when short (it may be a secret pasted into the wrong key).
+fn toml_value_words(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) if s.chars().count() <= 20 => {
+            format!("the string \"{}\"", untrusted(s))
+        }
+        toml::Value::String(_) => "a string".to_owned(),
+        toml::Value::Integer(n) => format!("the number {n}"),
+        toml::Value::Float(_) => "a decimal number".to_owned(),
+        toml::Value::Boolean(b) => format!("the boolean {b}"),
+        toml::Value::Datetime(_) => "a date".to_owned(),
+        toml::Value::Array(items) => match items.iter().find(|v| !v.is_str()) {
+            Some(other) => format!(
+                "an array holding {}",
+                toml_value_words(other).replacen("the ", "", 1)
+            ),
+            None => "an array".to_owned(),
+        },
+        toml::Value::Table(_) => "a table".to_owned(),
+    }
+}
+
+/// Checks the type of every TOML setting, naming the key, what it holds and what to write.
+fn check_toml_types(
+    values: TomlValues,
+    line_of: impl Fn(usize) -> usize,
+) -> Result<(), (usize, String)> {
+    use TomlType::*;
+    let settings = [
+        (
+            "origin",
+            values.origin,
+            TextOrList("origin = \"https://images.example.com/app\""),
+        ),
+        (
+            "public_key",
+            values.public_key,
+            TextOrList("public_key = \"<the public key tako gen-key printed>\""),
+        ),
+        (
+            "destination",
+            values.destination,
+            Text("destination = \"/var/lib/app\""),
+        ),
+        ("version", values.version, Text("version = \"1.*\"")),
+        (
+            "restart",
+            values.restart,
+            TextOrList("restart = \"app.service\""),
+        ),
+        (
+            "header_file",
+            values.header_file,
+            Text("header_file = \"/etc/tako/app.headers\""),
+        ),
+        (
+            "ca_certificate",
+            values.ca_certificate,
+            Text("ca_certificate = \"/etc/tako/ca.pem\""),
+        ),
+        (
+            "client_certificate",
+            values.client_certificate,
+            Text("client_certificate = \"/etc/tako/client.pem\""),
+        ),
+        (
+            "client_key",
+            values.client_key,
+            Text("client_key = \"/etc/tako/client.key\""),
+        ),
+        ("keep", values.keep, Count("keep = 3")),
+    ];
+    for (key, value, wanted) in settings {
+        let Some(value) = value else { continue };
+        let line = line_of(value.span().start);
+        let value = value.get_ref();
+        let fits = match wanted {
+            Text(_) => value.is_str(),
+            TextOrList(_) => {
+                value.is_str()
+                    || value
+                        .as_array()
+                        .is_some_and(|items| items.iter().all(toml::Value::is_str))
+            }
+            Count(_) => value.is_integer(),
+        };
+        if fits {
+            continue;
+        }
+        let (what, example) = match wanted {
+            Text(example) => ("a string in quotes", example),
+            TextOrList(example) => ("a string in quotes, or an array of them", example),
+            Count(example) => ("a whole number without quotes", example),
+        };
+        return Err((
+            line,
+            format!(
+                "{key} must be {what}, like `{example}`; found {}",
+                toml_value_words(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Parses the TOML form, which holds the same settings in snake case.
 pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
     let line_of = |offset: usize| {
         let before = &text.as_bytes()[..offset.min(text.len())];
         before.iter().filter(|&&b| b == b'\n').count() + 1
     };
+    // A file that does not even parse as TOML is left to the full parse below to report.
+    if let Ok(values) = toml::from_str::<TomlValues>(text) {
+        check_toml_types(values, line_of).map_err(|(line, message)| ConfigError {
+            file: file.to_string(),
+            line: Some(line),
+            message,
+        })?;
+    }
     let parsed: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(s.start)),
@@ -1004,6 +1143,34 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_value_of_the_wrong_type_names_the_key_what_it_holds_and_what_to_write() {
+        let e = parse_toml("a.toml", &format!("{}keep = \"3\"\n", good_toml())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.toml:5: keep must be a whole number without quotes, like `keep = 3`; found the string \"3\""
+        );
+        let e = parse_toml("a.toml", &good_toml().replace("\"1.*\"", "1.0")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.toml:4: version must be a string in quotes, like `version = \"1.*\"`; found a decimal number"
+        );
+        let e = parse_toml(
+            "a.toml",
+            &format!("{}restart = [\"a.service\", 5]\n", good_toml()),
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("restart must be a string in quotes, or an array of them")
+                && e.message.ends_with("found an array holding number 5"),
+            "{e}"
+        );
+        let secret = "x".repeat(40);
+        let e = parse_toml("a.toml", &format!("{}keep = \"{secret}\"\n", good_toml())).unwrap_err();
+        assert!(!e.message.contains(&secret), "{e}");
+    }
+
+    #[test]
     fn keys_are_case_sensitive() {
         let e = error(&good().replace("Origin=", "origin="));
         assert_eq!(e.line, Some(1));
@@ -1082,7 +1249,7 @@ mod tests {
             parse_toml("a.toml", &good_toml().replace(&format!("\"{KEY}\""), "[1]")).unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
         let e = parse_toml("a.toml", &good_toml().replace(&format!("\"{KEY}\""), "7")).unwrap_err();
-        assert!(e.message.contains("public key"), "{e}");
+        assert!(e.message.contains("public_key must be"), "{e}");
     }
 
     #[test]

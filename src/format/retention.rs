@@ -57,9 +57,9 @@ impl Removal {
         }
     }
 
-    /// [`Removal::what`] with the size: `1.0 (1.20 MiB)`.
+    /// [`Removal::what`] with the size: `1.0 (1.2 MiB)`.
     pub fn brief(&self) -> String {
-        format!("{} ({})", self.what(), size::brief(self.size))
+        format!("{} ({})", self.what(), size::human(self.size))
     }
 }
 
@@ -218,9 +218,9 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "1.0.1, 1.0 (101 B)".to_string(),
-                "temporary store/x\\u{1b}.new (7 B)".to_string(),
-                format!("unlisted store/{} (109 B)", file(9).name),
+                "1.0.1, 1.0 (101 bytes)".to_string(),
+                "temporary store/x\\u{1b}.new (7 bytes)".to_string(),
+                format!("unlisted store/{} (109 bytes)", file(9).name),
             ]
         );
     }

@@ -23,6 +23,11 @@ use crate::fs::bounded::read_bounded;
 use super::error::{AccessError, shown};
 use super::{USER_AGENT, absolute_form};
 
+/// The largest request head sent: a token of the largest token answer a registry client
+/// reads (1 MiB) and room for the other headers. Allocated only by a connection that sends
+/// something, once.
+pub(super) const MAX_REQUEST_HEAD: usize = 1024 * 1024 + 64 * 1024;
+
 /// The largest PEM file read (a CA bundle of the whole web is about 200 KiB).
 const MAX_PEM: u64 = 1 << 20;
 
@@ -54,6 +59,10 @@ impl Agents {
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.read_timeout()))
             .timeout_per_write(Some(cfg.idle_timeout))
+            // A request's head must fit the output buffer whole (ureq writes no header in
+            // pieces), and a registry's Bearer token can be far larger than ureq's 128 KiB:
+            // room for the largest token answer read, plus the other headers.
+            .output_buffer_size(MAX_REQUEST_HEAD)
             .build();
         Agents {
             forward: absolute_form::agent(agent_config.clone()),

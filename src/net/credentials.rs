@@ -18,6 +18,7 @@ use crate::format::header_file::parse_headers;
 use crate::format::netrc::{NetrcLogin, find_login, parse_netrc};
 use crate::format::origin_url::{BasicCredentials, Scope, normalize_host};
 use crate::fs::bounded::read_bounded;
+use crate::fs::warnings;
 
 use super::error::{AccessError, shown};
 use super::request::Target;
@@ -45,6 +46,9 @@ pub struct Credentials {
     /// Basic one (see [`Credentials::headers`]).
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     pub(super) scope: Scope,
+    /// Where they came from ("netrc file /root/.netrc"), for the message of a server that
+    /// refuses them; `None` for a registry's answer to its own challenge.
+    pub(super) from: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -67,6 +71,7 @@ impl std::fmt::Debug for Credentials {
             .field("password", &self.basic.as_ref().map(|_| "***"))
             .field("headers", &names)
             .field("scope", &self.scope)
+            .field("from", &self.from)
             .finish()
     }
 }
@@ -81,6 +86,7 @@ impl Credentials {
             }),
             headers: Vec::new(),
             scope: credentials.scope,
+            from: Some("origin URL (Origin=)".to_owned()),
         }
     }
 
@@ -95,6 +101,7 @@ impl Credentials {
             basic: None,
             headers: vec![(header::AUTHORIZATION, value)],
             scope,
+            from: None,
         })
     }
 
@@ -111,6 +118,7 @@ impl Credentials {
                 host: normalize_host(&target.host),
                 port: target.port,
             },
+            from: None,
         })
     }
 
@@ -200,14 +208,27 @@ pub(super) fn netrc_candidates(var: impl Fn(&str) -> Option<OsString>) -> Vec<(P
     out
 }
 
-/// The login for `host` from the first netrc file of `candidates` that exists.
+/// The login for `host` from the first netrc file of `candidates` that exists, with the
+/// file it came from.
+///
+/// A file the operator named (`$NETRC`) must be readable. One looked for on the off chance
+/// (`~/.netrc`) that cannot be read, say in a home directory the user may not enter, is
+/// skipped with a warning (once per run): most origins need no netrc at all, and failing
+/// every config over a file that is likely not even there would help nobody.
 pub(super) fn netrc_login(
     host: &str,
     candidates: &[(PathBuf, bool)],
-) -> Result<Option<NetrcLogin>, AccessError> {
+) -> Result<Option<(NetrcLogin, PathBuf)>, AccessError> {
     for (path, required) in candidates {
         let bytes = match read_bounded(path, MAX_NETRC, NETRC) {
             Err(e) if e.is_not_found() && !required => continue,
+            Err(e) if !required => {
+                warnings::once(
+                    path,
+                    format!("{e}; going on without it (set NETRC to name the netrc file to use)"),
+                );
+                continue;
+            }
             read => read?,
         };
         let entries = parse_netrc(&bytes).map_err(|(line, reason)| AccessError::Netrc {
@@ -215,7 +236,7 @@ pub(super) fn netrc_login(
             line,
             reason,
         })?;
-        return Ok(find_login(&entries, host));
+        return Ok(find_login(&entries, host).map(|login| (login, path.clone())));
     }
     Ok(None)
 }
@@ -316,5 +337,20 @@ mod tests {
             [(PathBuf::from("/h/.netrc"), false)]
         );
         assert!(netrc_candidates(env(&[])).is_empty());
+    }
+
+    #[test]
+    fn an_optional_netrc_that_cannot_be_read_is_skipped_but_a_named_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A home that is a file: its .netrc cannot even be looked for (ENOTDIR).
+        let home = dir.path().join("home");
+        std::fs::write(&home, "").unwrap();
+        let netrc = home.join(".netrc");
+        assert_eq!(netrc_login("h", &[(netrc.clone(), false)]).unwrap(), None);
+        let err = netrc_login("h", &[(netrc.clone(), true)]).unwrap_err();
+        assert!(
+            err.to_string().contains(&netrc.display().to_string()),
+            "{err}"
+        );
     }
 }

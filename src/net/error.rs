@@ -66,8 +66,14 @@ pub enum TransportError {
     )]
     InsecureRedirect { url: String, location: String },
 
-    #[error("too many redirects (more than {max}) starting at {url}")]
-    TooManyRedirects { url: String, max: u32 },
+    /// A redirect loop, or a chain longer than any server has business sending.
+    #[error("too many redirects ({max}) starting at {url}; the last Location was {last}")]
+    TooManyRedirects {
+        url: String,
+        max: u32,
+        /// Where the last redirect followed would have led next, fit to print.
+        last: String,
+    },
 
     #[error("bad redirect from {url}: {reason}")]
     BadRedirect { url: String, reason: String },

@@ -186,24 +186,33 @@ impl Transport {
         let mut credentials = match credentials {
             Some(credentials) => Some(Credentials::from_basic(credentials)),
             None => credentials::netrc_login(&scope.host, &credentials::netrc_candidates(var))?
-                .map(|login| Credentials {
+                .map(|(login, path)| Credentials {
                     basic: Some(Basic {
                         user: login.login,
                         password: login.password,
                     }),
                     headers: Vec::new(),
                     scope: scope.clone(),
+                    from: Some(format!("netrc file {}", error::shown(&path))),
                 }),
         };
         if let Some(path) = &access.header_file {
             let headers = credentials::read_header_file(path)?;
+            let file = format!("header file {} (HeaderFile=)", error::shown(path));
             match &mut credentials {
-                Some(credentials) => credentials.headers = headers,
+                Some(credentials) => {
+                    credentials.headers = headers;
+                    credentials.from = Some(match credentials.from.take() {
+                        Some(basic) => format!("{basic} and {file}"),
+                        None => file,
+                    });
+                }
                 None => {
                     credentials = Some(Credentials {
                         basic: None,
                         headers,
                         scope: scope.clone(),
+                        from: Some(file),
                     })
                 }
             }
@@ -263,6 +272,13 @@ impl Transport {
             credentials,
             ..self.clone()
         }
+    }
+
+    /// How much of `--max-time` is left, if it was given: what a step outside the
+    /// transport (a credential helper) may take at most.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.at.saturating_duration_since(Instant::now()))
     }
 
     /// This transport (sharing its connections), failing every request and every read of a

@@ -195,13 +195,12 @@ impl Transport {
             let response = self.get(&target, &current_shown, conditions)?;
             let status = response.status();
             if !is_followed_redirect(status) {
-                return self.finish(current_shown, response, conditions);
-            }
-            if redirects == MAX_REDIRECTS {
-                return Err(TransportError::TooManyRedirects {
-                    url: shown,
-                    max: MAX_REDIRECTS,
-                });
+                let sent = self
+                    .credentials
+                    .as_ref()
+                    .filter(|c| c.applies_to(&target))
+                    .and_then(|c| c.from.as_deref());
+                return self.finish(current_shown, response, conditions, sent);
             }
             let location = response
                 .headers()
@@ -220,6 +219,13 @@ impl Transport {
                     url: current_shown.clone(),
                     reason: format!("the Location header is not a usable URL ({e})"),
                 })?;
+            if redirects == MAX_REDIRECTS {
+                return Err(TransportError::TooManyRedirects {
+                    url: shown,
+                    max: MAX_REDIRECTS,
+                    last: show_url(next.as_str()),
+                });
+            }
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(TransportError::RedirectRefused {
                     url: current_shown,
@@ -281,11 +287,14 @@ impl Transport {
         )
     }
 
+    /// Turns the answer into a [`Body`] or an error; `sent` names where the credentials sent
+    /// with the request came from, for the message of a server that refuses them.
     fn finish(
         &self,
         url: String,
         response: ureq::http::Response<ureq::Body>,
         conditions: &Conditions,
+        sent: Option<&str>,
     ) -> Result<Body, TransportError> {
         let status = response.status();
         let headers = response.headers();
@@ -344,10 +353,14 @@ impl Transport {
                 let says = matches!(status.as_u16(), 400 | 401 | 403)
                     .then(|| server_says(response, canonical))
                     .flatten();
-                let reason = match says {
+                let mut reason = match says {
                     Some(says) => format!("{canonical} (the server says: {says})"),
                     None => canonical.to_owned(),
                 };
+                // Wrong credentials are fixed where they are kept: say which file that is.
+                if let Some(from) = sent.filter(|_| matches!(status.as_u16(), 401 | 403)) {
+                    reason.push_str(&format!(" (the credentials sent came from the {from})"));
+                }
                 return Err(TransportError::Status {
                     url,
                     status: status.as_u16(),

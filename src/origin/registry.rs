@@ -44,7 +44,7 @@ impl Registry {
         let reference = crate::registry::Reference::parse(url)?;
         // The registry's own requests (manifests, tokens, the index) take the same road as
         // the image: proxies, limits and TLS setup of `transport`.
-        let client = Client::new(reference, false)?.with_transport(transport.clone());
+        let client = Client::new(reference, false).with_transport(transport.clone());
         Ok(Registry { client, transport })
     }
 

@@ -47,7 +47,7 @@ impl RegistryTarget {
     /// the usual auth files.
     pub fn open(url: &str) -> Result<RegistryTarget, OciError> {
         let reference = Reference::parse(url)?;
-        let client = Client::new(reference, true)?;
+        let client = Client::new(reference, true);
         Ok(RegistryTarget::with_client(client))
     }
 

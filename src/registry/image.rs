@@ -9,10 +9,9 @@
 //! header is never trusted, only checked: when it names a SHA-256 other than that of the
 //! bytes, the registry (or something between) is lying and the answer is refused.
 
-use super::{Client, OciError, Request, api_base};
+use super::{Client, OciError, api_base};
 use crate::format::oci::digest::Digest;
 use crate::format::oci::media;
-use crate::net::Method;
 
 /// A manifest or index as the registry served it, its digest checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +83,7 @@ impl Client {
                 reason: e.to_string(),
             })?;
         let url = format!("{}/manifests/{reference}", api_base(&self.reference));
-        let request = Request {
-            method: Method::Get,
-            url: &url,
-            headers: &[("Accept", media::ACCEPT)],
-            body: None,
-        };
-        let mut reply = self.send(&what, &request)?;
+        let mut reply = self.get_following(&what, &url, &[("Accept", media::ACCEPT)])?;
         match reply.status() {
             200 => {}
             404 => return Ok(None),

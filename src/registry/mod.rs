@@ -19,7 +19,7 @@ pub mod image;
 mod tags;
 
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crate::format::http_fields::status_is_transient;
 use crate::format::oci::digest::Digest;
@@ -40,7 +40,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MAX_OCI_MANIFEST: u64 = 4 * 1024 * 1024;
 /// Blobs up to this size are uploaded in one PUT; larger ones in PATCH chunks of this size.
 pub const CHUNK: usize = 8 * 1024 * 1024;
-/// Registry redirects to storage followed for one blob.
+/// Redirects followed for one GET of a registry (to its storage, or a mirror).
 const MAX_REDIRECTS: usize = 5;
 /// A token service's answer is a small JSON object; more than this is not read.
 const MAX_TOKEN_ANSWER: u64 = 1024 * 1024;
@@ -83,18 +83,24 @@ pub enum OciError {
         detail: String,
     },
     #[error(
-        "registry {registry} wants credentials for {repository} ({what}): none found in $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json"
+        "registry {registry} wants credentials for {repository} ({what}): none found in {looked_in}"
     )]
     NoCredentials {
         what: String,
         registry: String,
         repository: String,
+        /// The auth files looked in, by path (see `auth::looked_in`).
+        looked_in: String,
     },
-    #[error("registry {registry} refused the credentials for {repository} ({what})")]
+    #[error(
+        "registry {registry} refused the credentials for {repository} ({what}); they came from the {from}"
+    )]
     Refused {
         what: String,
         registry: String,
         repository: String,
+        /// Where the credentials came from, e.g. "registry auth file /root/.docker/config.json".
+        from: String,
     },
     #[error("token service {realm} of registry {registry}: {reason}")]
     Token {
@@ -152,7 +158,11 @@ pub struct Fetched {
 pub struct Client {
     transport: Transport,
     pub reference: Reference,
-    credentials: Option<Credentials>,
+    /// The credentials, once known: given, or looked up when the registry first asks.
+    credentials: OnceLock<Option<auth::Found>>,
+    /// The registry names to look up in the auth files when the registry asks for
+    /// credentials (a registry may be filed under two names, as Docker Hub is).
+    lookup: Vec<String>,
     /// Whether pushes will be made: the token scope then asks for `pull,push`.
     push: bool,
     /// The `Authorization` value that worked last (Basic or a Bearer token).
@@ -190,24 +200,74 @@ struct Request<'a> {
 impl Client {
     /// A client with credentials from the usual auth files (see [`auth`]), on a transport
     /// with the default limits and the proxies of the environment; see
-    /// [`Client::with_transport`] for a configured one.
-    pub fn new(reference: Reference, push: bool) -> Result<Client, OciError> {
-        let files = auth::auth_files(|name| std::env::var(name).ok());
-        let credentials = auth::lookup(&files, &reference.registry, &reference.repository)?;
-        Ok(Client::with_credentials(reference, credentials, push))
+    /// [`Client::with_transport`] for a configured one. The files are read, and their
+    /// credential helpers run, only when the registry asks for credentials: a run that
+    /// needs none (an anonymous registry, `fetch --init` with an image in place) is not
+    /// held up by a helper or failed by an unreadable file.
+    pub fn new(reference: Reference, push: bool) -> Client {
+        let names = vec![reference.registry.clone()];
+        Client::looking_up(reference, names, push)
     }
 
-    pub fn with_credentials(
-        reference: Reference,
-        credentials: Option<Credentials>,
-        push: bool,
-    ) -> Client {
+    /// As [`Client::new`], looking up the credentials under each of `names` in turn.
+    pub fn looking_up(reference: Reference, names: Vec<String>, push: bool) -> Client {
         Client {
             transport: Transport::new(TransportConfig::default()),
             reference,
-            credentials,
+            credentials: OnceLock::new(),
+            lookup: names,
             push,
             authorization: Mutex::new(None),
+        }
+    }
+
+    /// A client with these credentials (or none), which reads no auth file.
+    pub fn with_credentials(
+        reference: Reference,
+        credentials: Option<auth::Found>,
+        push: bool,
+    ) -> Client {
+        let client = Client::looking_up(reference, Vec::new(), push);
+        let _ = client.credentials.set(credentials);
+        client
+    }
+
+    /// The credentials, looked up in the auth files the first time they are wanted; a
+    /// credential helper gets [`auth::HELPER_TIME`] or what is left of `--max-time`.
+    fn credentials(&self) -> Result<Option<&Credentials>, OciError> {
+        Ok(self.found()?.map(|found| &found.credentials))
+    }
+
+    fn found(&self) -> Result<Option<&auth::Found>, OciError> {
+        if let Some(found) = self.credentials.get() {
+            return Ok(found.as_ref());
+        }
+        let files = auth::auth_files(|name| std::env::var(name).ok());
+        let limit = self
+            .transport
+            .time_left()
+            .map_or(auth::HELPER_TIME, |left| left.min(auth::HELPER_TIME));
+        let mut found = None;
+        for name in &self.lookup {
+            found = auth::lookup(&files, name, &self.reference.repository, limit)?;
+            if found.is_some() {
+                break;
+            }
+        }
+        Ok(self.credentials.get_or_init(|| found).as_ref())
+    }
+
+    /// The error for credentials the registry did not take.
+    fn refused(&self, what: &str) -> OciError {
+        OciError::Refused {
+            what: what.to_string(),
+            registry: self.reference.registry.clone(),
+            repository: self.reference.repository.clone(),
+            from: self
+                .credentials
+                .get()
+                .and_then(Option::as_ref)
+                .map_or_else(|| "caller".to_owned(), |f| f.from.clone()),
         }
     }
 
@@ -305,12 +365,8 @@ impl Client {
                 return Ok(reply);
             }
             if answered {
-                return Err(if self.credentials.is_some() {
-                    OciError::Refused {
-                        what: what.to_string(),
-                        registry: self.reference.registry.clone(),
-                        repository: self.reference.repository.clone(),
-                    }
+                return Err(if self.credentials()?.is_some() {
+                    self.refused(what)
                 } else {
                     self.no_credentials(what)
                 });
@@ -321,7 +377,7 @@ impl Client {
                 .into_iter()
                 .find_map(parse_challenge);
             let authorization = match challenge {
-                Some(Challenge::Basic) | None => match &self.credentials {
+                Some(Challenge::Basic) | None => match self.credentials()? {
                     Some(c) => c.basic(),
                     None => return Err(self.no_credentials(what)),
                 },
@@ -345,6 +401,7 @@ impl Client {
             what: what.to_string(),
             registry: self.reference.registry.clone(),
             repository: self.reference.repository.clone(),
+            looked_in: auth::looked_in(&auth::auth_files(|name| std::env::var(name).ok())),
         }
     }
 
@@ -379,7 +436,8 @@ impl Client {
             query.append_pair("scope", &scope);
         }
         let what = format!("token request to {}", untrusted(realm));
-        let basic = self.credentials.as_ref().map(Credentials::basic);
+        let credentials = self.credentials()?;
+        let basic = credentials.map(Credentials::basic);
         let request = Request {
             method: Method::Get,
             url: url.as_str(),
@@ -389,12 +447,8 @@ impl Client {
         let mut reply = self.call(&what, &request, basic.as_deref())?;
         let status = reply.status();
         if status == 401 || status == 403 {
-            return Err(if self.credentials.is_some() {
-                OciError::Refused {
-                    what: "token request".to_string(),
-                    registry: self.reference.registry.clone(),
-                    repository: self.reference.repository.clone(),
-                }
+            return Err(if credentials.is_some() {
+                self.refused("token request")
             } else {
                 self.no_credentials("token request")
             });
@@ -418,13 +472,7 @@ impl Client {
     pub fn manifest(&self, tag: &str) -> Result<Option<Fetched>, OciError> {
         let what = format!("manifest {}:{tag}", self.reference);
         let url = format!("{}/manifests/{tag}", api_base(&self.reference));
-        let request = Request {
-            method: Method::Get,
-            url: &url,
-            headers: &[("Accept", OCI_MANIFEST)],
-            body: None,
-        };
-        let mut reply = self.send(&what, &request)?;
+        let mut reply = self.get_following(&what, &url, &[("Accept", OCI_MANIFEST)])?;
         match reply.status() {
             200 => {}
             404 => return Ok(None),
@@ -478,51 +526,67 @@ impl Client {
     /// Opens the blob `digest` for reading, following the registry's redirects to its
     /// storage. `Authorization` goes only to the registry's own scheme, host and port.
     fn open_blob(&self, what: &str, digest: &str) -> Result<Body, OciError> {
-        let mut url = self.blob_url(digest);
-        let home = host_of(&url);
-        fn get(url: &str) -> Request<'_> {
-            Request {
-                method: Method::Get,
-                url,
-                headers: &[],
-                body: None,
-            }
-        }
-        let mut reply = self.send(what, &get(&url))?;
-        for _ in 0..MAX_REDIRECTS {
-            if !matches!(reply.status(), 301 | 302 | 303 | 307 | 308) {
-                break;
-            }
-            let location = reply.header("location").ok_or_else(|| OciError::Invalid {
-                what: what.to_string(),
-                registry: self.reference.registry.clone(),
-                reason: "a redirect without a Location".to_string(),
-            })?;
-            let next = url::Url::parse(&url)
-                .and_then(|base| base.join(location))
-                .map_err(|_| OciError::Invalid {
-                    what: what.to_string(),
-                    registry: self.reference.registry.clone(),
-                    reason: format!("a redirect to '{}'", untrusted(location)),
-                })?;
-            if let Err(reason) = redirect_allowed(&url, &next) {
-                return Err(OciError::Invalid {
-                    what: what.to_string(),
-                    registry: self.reference.registry.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-            url = next.to_string();
-            reply = if host_of(&url) == home {
-                self.send(what, &get(&url))?
-            } else {
-                self.call(what, &get(&url), None)?
-            };
-        }
+        let mut reply = self.get_following(what, &self.blob_url(digest), &[])?;
         match reply.status() {
             200 | 206 => Ok(reply.into_body()),
             _ => Err(self.status(what, &mut reply)),
         }
+    }
+
+    /// A GET of `url` with `headers`, following redirects (a registry may send blobs, and
+    /// manifests, to its storage or a mirror) up to [`MAX_REDIRECTS`]; the answer at the
+    /// end, whatever its status. `Authorization` goes only to the registry's own scheme,
+    /// host and port; a loop is reported as one, naming where it started and where it led
+    /// last, not as the status of its last hop.
+    fn get_following(
+        &self,
+        what: &str,
+        start: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, OciError> {
+        let home = host_of(start);
+        fn get<'a>(url: &'a str, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+            Request {
+                method: Method::Get,
+                url,
+                headers,
+                body: None,
+            }
+        }
+        let invalid = |reason: String| OciError::Invalid {
+            what: what.to_string(),
+            registry: self.reference.registry.clone(),
+            reason,
+        };
+        let mut url = start.to_owned();
+        let mut reply = self.send(what, &get(&url, headers))?;
+        let mut redirects = 0;
+        while matches!(reply.status(), 301 | 302 | 303 | 307 | 308) {
+            let location = reply
+                .header("location")
+                .ok_or_else(|| invalid("a redirect without a Location".to_string()))?;
+            let next = url::Url::parse(&url)
+                .and_then(|base| base.join(location))
+                .map_err(|_| invalid(format!("a redirect to '{}'", untrusted(location))))?;
+            if redirects == MAX_REDIRECTS {
+                return Err(invalid(format!(
+                    "too many redirects ({MAX_REDIRECTS}) starting at {}; the last Location was {}",
+                    untrusted(start),
+                    crate::format::origin_url::show_url(next.as_str())
+                )));
+            }
+            if let Err(reason) = redirect_allowed(&url, &next) {
+                return Err(invalid(reason.to_string()));
+            }
+            url = next.to_string();
+            redirects += 1;
+            reply = if host_of(&url) == home {
+                self.send(what, &get(&url, headers))?
+            } else {
+                self.call(what, &get(&url, headers), None)?
+            };
+        }
+        Ok(reply)
     }
 
     /// Reads the whole blob `digest`, at most `max` bytes, checked against its digest.

@@ -47,9 +47,9 @@ pub fn json_line<T: serde::Serialize>(value: &T) {
     }
 }
 
-/// A size for people: `1258291 bytes (1.20 MiB)` (see `format::size`).
+/// A size for people, in tako's one style: `512 bytes`, `1.2 MiB` (see `format::size`).
 pub fn size_text(size: u64) -> String {
-    size::exact(size)
+    size::human(size)
 }
 
 /// Writes one line to standard error; a failure is ignored.

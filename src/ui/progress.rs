@@ -130,8 +130,8 @@ pub fn render(shown: &Shown<'_>, width: usize) -> String {
     };
     let counts = format!(
         "{}/{} {percent:>3}%",
-        size::short(shown.position),
-        size::short(shown.total)
+        size::human(shown.position),
+        size::human(shown.total)
     );
     let speed = match (shown.rate, shown.eta) {
         (Some(rate), Some(eta)) => format!(" {}/s ETA {}", per_second(rate), clock(eta)),
@@ -191,7 +191,7 @@ fn shorten(text: &str, max: usize) -> String {
 /// A rate as a size per second: `512 bytes`, `4.0 MiB`.
 fn per_second(rate: f64) -> String {
     // Saturates; a rate beyond u64 bytes per second is not a real one anyway.
-    size::short(rate as u64)
+    size::human(rate as u64)
 }
 
 /// A duration as `0:42`, `12:05` or `3:02:09`.

@@ -170,11 +170,11 @@ pub fn try_delta(
         return Ok(None);
     }
     (say.progress)(&format!(
-        "updating {version} as a delta from {}: {} of {} bytes found locally, {} bytes to fetch in {} ranges",
+        "updating {version} as a delta from {}: {} of {} found locally, {} to fetch in {} ranges",
         place.describe(),
-        plan.reused(),
-        entry.size,
-        plan.to_fetch(),
+        crate::format::size::human(plan.reused()),
+        crate::format::size::human(entry.size),
+        crate::format::size::human(plan.to_fetch()),
         plan.requests()
     ));
 

@@ -69,11 +69,19 @@ pub enum FetchError {
         "every version matching {pattern} was withdrawn by the publisher (410 Gone): {versions}"
     )]
     AllWithdrawn { pattern: String, versions: String },
+    /// `--init` found no image to start from and none to install.
     #[error(
-        "no version matches {pattern} ({}), and --init needs an image",
-        available_text(.available)
+        "no version matches {pattern} ({}){}, and --init needs an image that does: set Version= to a pattern a published version matches, or publish a version that matches {pattern}",
+        available_text(.available),
+        installed_text(.installed)
     )]
-    NoImage { pattern: String, available: String },
+    NoImage {
+        pattern: String,
+        available: String,
+        /// The version of the image installed at `latest`, which the pattern no longer
+        /// matches, if one is installed; fit to print.
+        installed: Option<String>,
+    },
     #[error(
         "installed {version}, but the restart of {units} failed: {source}; the next run retries the restart (recorded in {})",
         pending.display()
@@ -118,6 +126,23 @@ pub fn available_text(available: &str) -> String {
     } else {
         format!("available: {available}")
     }
+}
+
+/// What `--init`'s error says of the installed image, if any.
+fn installed_text(installed: &Option<String>) -> String {
+    match installed {
+        Some(version) => format!("; the installed version {version} does not match it either"),
+        None => String::new(),
+    }
+}
+
+/// The version of the image `latest` points at, as `manifest` lists it.
+fn installed_version(dest: &Destination, manifest: &Manifest) -> Option<String> {
+    let hex = dest.latest_name()?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(hex.as_str(), &mut digest).ok()?;
+    let entry = manifest.with_digest(digest).next()?;
+    Some(untrusted(entry.version.as_str()))
 }
 
 /// A published image as reported: the version chosen, its digest and size.
@@ -187,8 +212,8 @@ impl std::fmt::Display for Outcome {
                     write!(
                         f,
                         " (downloaded {} of {})",
-                        size::short(transfer.downloaded),
-                        size::short(transfer.image)
+                        size::human(transfer.downloaded),
+                        size::human(transfer.image)
                     )?;
                 }
                 if !restarted.is_empty() {
@@ -269,9 +294,6 @@ pub fn fetch_one(
         ..*options
     };
     let config = config::load(config_path)?;
-    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
-    // ClientCertificate=.
-    let origin = origin::for_config(&config, &transport)?;
     let dest = Destination::open(&config.destination)?;
 
     // Every file is replaced atomically, so the offline check needs no
@@ -285,6 +307,10 @@ pub fn fetch_one(
         return Ok(Outcome::Present(Image::of(entry)));
     }
 
+    // Per origin: credentials (URL or netrc), HeaderFile=, CACertificate=,
+    // ClientCertificate=. Read only now that the run goes online: `--init` with an intact
+    // image must start the service whatever state these files are in.
+    let origin = origin::for_config(&config, &transport)?;
     let lock = dest.lock()?;
     // Temporaries of runs that crashed; no live run owns them under the lock.
     if let Some(store) = dest.store()? {
@@ -381,6 +407,13 @@ fn update(
             Err(FetchError::NoImage {
                 pattern,
                 available: available().join(", "),
+                // The installed image may be one the publisher no longer lists.
+                installed: installed_version(dest, &remote).or_else(|| {
+                    local
+                        .as_ref()
+                        .and_then(|l| l.verified())
+                        .and_then(|m| installed_version(dest, m))
+                }),
             })
         } else {
             Ok(Outcome::NoMatch {

@@ -470,8 +470,9 @@ fn attempt_into(
 
 fn announce(say: &Say<'_>, entry: &Wanted, url: &str) {
     (say.progress)(&format!(
-        "downloading {} ({} bytes) from {url}",
-        entry.name, entry.size
+        "downloading {} ({}) from {url}",
+        entry.name,
+        crate::format::size::human(entry.size)
     ));
 }
 

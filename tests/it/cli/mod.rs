@@ -6,3 +6,4 @@ mod gen_key;
 mod generate;
 mod install;
 mod man_coverage;
+mod style;

@@ -302,6 +302,7 @@ fn bytes_a_mirror_sent_before_hanging_up_are_resumed_from_the_next_as_far_as_its
     assert!(from <= 150_000 && from > 150_000 - 65_536, "{from}");
     assert_eq!(second.body_bytes_sent(&image_path(&digest)), 300_000 - from);
     assert_eq!(second.count(&format!("/index/{digest}")), 1);
+}
 
 /// Moves the clock of `DEST/manifest.seen` back by `seconds`, as if that long had passed.
 fn age_seen_record(w: &World, seconds: u64) {

@@ -366,10 +366,7 @@ fn a_progress_bar_is_drawn_when_stderr_is_a_terminal() {
     );
     let config = w.config("app.tako", &server.url(), "*", "");
     let screen = on_a_terminal("", &config);
-    assert!(
-        screen.contains("downloading 1.0 (8388608 bytes)"),
-        "{screen}"
-    );
+    assert!(screen.contains("downloading 1.0 (8.0 MiB)"), "{screen}");
     assert!(screen.contains("/8.0 MiB"), "{screen}");
     assert!(screen.contains("ETA"), "{screen}");
     assert!(screen.contains("%"), "{screen}");

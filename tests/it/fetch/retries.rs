@@ -545,6 +545,7 @@ fn limit_rate_does_not_hold_a_download_past_max_time() {
         "{err}"
     );
     assert_eq!(w.latest(), None);
+}
 
 /// `old` with 8 KiB rewritten in the middle: an image a delta can be made for.
 fn changed(old: &[u8], seed: u64) -> Vec<u8> {

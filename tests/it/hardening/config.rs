@@ -336,7 +336,7 @@ fn a_manifest_without_entries_says_no_versions_are_published() {
     let err = stderr(&o);
     assert!(
         err.starts_with(&format!(
-            "tako: error: {}: no version matches 1.* (no versions are published), and --init needs an image\n",
+            "tako: error: {}: no version matches 1.* (no versions are published), and --init needs an image that does: set Version= to a pattern a published version matches, or publish a version that matches 1.*\n",
             config.display()
         )),
         "{err}"

@@ -37,12 +37,15 @@ fn sorted(names: &[&String]) -> Vec<String> {
     names
 }
 
-/// `NAME: VERB VERSION (SIZE B)` for each version, in order.
+/// `NAME: VERB VERSION (SIZE bytes)` for each version, in order.
 fn removed_lines(config: &Path, verb: &str, versions: &[&str]) -> String {
     let size = World::content("1.0").len();
     let mut text = String::new();
     for v in versions {
-        text.push_str(&format!("{}: {verb} {v} ({size} B)\n", config.display()));
+        text.push_str(&format!(
+            "{}: {verb} {v} ({size} bytes)\n",
+            config.display()
+        ));
     }
     text
 }
@@ -164,7 +167,7 @@ fn gc_removes_unlisted_files_and_stale_temporaries() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{name}: removed unlisted store/left-by-hand (5 B)\n{name}: removed temporary store/{}.new (7 B)\n{name}: freed 12 bytes\n",
+            "{name}: removed unlisted store/left-by-hand (5 bytes)\n{name}: removed temporary store/{}.new (7 bytes)\n{name}: freed 12 bytes\n",
             d[0]
         )
     );
@@ -194,7 +197,7 @@ fn a_partial_downloads_validator_is_a_temporary_not_an_unlisted_file() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{name}: removed temporary store/{0}.partial (3 B)\n{name}: removed temporary store/{0}.partial.validator (4 B)\n{name}: freed 7 bytes\n",
+            "{name}: removed temporary store/{0}.partial (3 bytes)\n{name}: removed temporary store/{0}.partial.validator (4 bytes)\n{name}: freed 7 bytes\n",
             d[0]
         )
     );
@@ -262,7 +265,7 @@ fn fetch_with_keep_collects_after_it_moved_latest() {
     assert_eq!(
         stdout(&o),
         format!(
-            "{}: updated 1.0 -> 1.1; removed 1.0 ({} B)\n",
+            "{}: updated 1.0 -> 1.1; removed 1.0 ({} bytes)\n",
             config.display(),
             World::content("1.0").len()
         )

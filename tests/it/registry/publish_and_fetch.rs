@@ -548,6 +548,16 @@ fn bearer_registry_with(
     content: &[u8],
     image_redirect: Option<String>,
 ) -> support::http_server::Server {
+    bearer_registry_with_token(w, content, TOKEN, image_redirect)
+}
+
+/// As [`bearer_registry_with`], with the token service handing out `token`.
+fn bearer_registry_with_token(
+    w: &World,
+    content: &[u8],
+    token: &str,
+    image_redirect: Option<String>,
+) -> support::http_server::Server {
     use support::http_server::{Fault, Server};
     let root = w.path("registry-root");
     let repo = root.join("v2/app");
@@ -567,7 +577,7 @@ fn bearer_registry_with(
         )],
     );
     fs::write(repo.join("manifests/tako-manifest"), artifact).unwrap();
-    fs::write(root.join("token"), format!(r#"{{"token":"{TOKEN}"}}"#)).unwrap();
+    fs::write(root.join("token"), format!(r#"{{"token":"{token}"}}"#)).unwrap();
     let server = Server::serve_dir(&root);
     let challenge = format!(
         r#"Bearer realm="{}/token",service="loopback-registry",scope="repository:app:pull""#,
@@ -581,13 +591,33 @@ fn bearer_registry_with(
         server.set_fault(
             &path,
             Fault::Bearer {
-                token: TOKEN.into(),
+                token: token.into(),
                 challenge: challenge.clone(),
                 redirect,
             },
         );
     }
     server
+}
+
+#[test]
+fn a_large_registry_token_is_sent_as_it_is() {
+    // Tokens of cloud registries carry claims and signatures, and grow with them; this one
+    // is larger than ureq's default output buffer (128 KiB), which it once overflowed.
+    let token: String = (0..200 * 1024)
+        .map(|i| {
+            char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[i % 62])
+        })
+        .collect();
+    let w = World::new();
+    let content = b"image behind a large token\n".to_vec();
+    let server = bearer_registry_with_token(&w, &content, &token, None);
+    let config = w.config("app.tako", &loopback_origin(&server), "*", "");
+
+    let o = fetch(&[], &[&config]);
+
+    assert_exit(&o, 0);
+    w.assert_latest(&sha256_hex(&content), &content);
 }
 
 /// `oci+http://127.0.0.1:PORT/app` for the loopback registry.

@@ -369,7 +369,8 @@ fn read_request(stream: &mut TcpStream, shared: &Shared) -> Option<Request> {
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break pos;
         }
-        if buf.len() > 64 * 1024 || shared.stopping() {
+        // Room for the large tokens of some cloud registries (see registry::publish_and_fetch).
+        if buf.len() > 1024 * 1024 || shared.stopping() {
             return None;
         }
         match stream.read(&mut chunk) {
