@@ -306,7 +306,16 @@ pub struct StoreArgs {
     /// lets hosts download only the parts of it they do not have.
     #[arg(long)]
     pub no_index: bool,
-    /// The image file to publish.
+    /// IMAGE is a container image in a registry, named as `tako image pull`
+    /// takes it: its manifest or index is signed, and every manifest, config
+    /// and layer it pins is copied to the output (see docs/containers.md).
+    #[arg(long, conflicts_with = "no_index")]
+    pub container: bool,
+    /// With --container: a Google service-account JSON key for the image's
+    /// registry, as `tako image pull --auth` takes it.
+    #[arg(long, value_name = "FILE", requires = "container")]
+    pub auth: Option<PathBuf>,
+    /// The image file to publish (with --container, the image reference).
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
     /// The version to publish it as, for example 1.2.0.

@@ -15,14 +15,18 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::cli::StoreArgs;
+use crate::container::publish::{self as container, PublishError};
+use crate::container::pull::Report;
+use crate::container::resolve::Auth;
 use crate::format::key::{KeyError, KeyId, PublicKey, SecretKey};
 use crate::format::manifest::{Conflict, Entry, Manifest, ManifestError, UnverifiedEntries};
 use crate::format::text;
 use crate::format::version::{Version, VersionError};
 use crate::fs::{Context, IoError};
-use crate::origin::publish::{self, Publish, Removed};
+use crate::origin::publish::{self, Publish, Removed, Staged};
 use crate::origin::{OriginError, Slot};
 use crate::ui::output;
+use crate::update::retry::RetryPolicy;
 
 /// The environment variable that may hold the secret key.
 pub const SECRET_KEY_VAR: &str = "TAKO_SECRET_KEY";
@@ -94,6 +98,11 @@ pub enum StoreError {
     /// The directory or registry published to.
     #[error(transparent)]
     Origin(#[from] OriginError),
+    /// The container image published (`--container`), or copying it.
+    #[error(transparent)]
+    Container(#[from] PublishError),
+    #[error("the container image reference is not UTF-8 text: {}", .0.display())]
+    ImageNotText(PathBuf),
 }
 
 /// Checks a version string as given to `tako store`. Stricter than the
@@ -371,14 +380,24 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
     let mut published = read_published(target, &keys, &retired)?;
     let carried = published.manifest.entries().len();
 
-    let staged = target.stage(&args.image, !args.no_index)?;
+    // A container image is read from its registry (a tag resolved) before anything is
+    // written; a file is copied aside.
+    let staging = if args.container {
+        Staging::Container(Box::new(read_container(args)?))
+    } else {
+        Staging::File(target.stage(&args.image, !args.no_index)?)
+    };
+    let (size, digest) = match &staging {
+        Staging::Container(image) => (image.top.bytes.len() as u64, *image.top.digest.as_bytes()),
+        Staging::File(staged) => (staged.size(), staged.digest()),
+    };
     let entry = Entry {
         version,
-        size: staged.size(),
-        digest: staged.digest(),
+        size,
+        digest,
     };
     let hex = entry.digest_hex();
-    let line = format!("{} -> {hex}", entry.version);
+    let mut lines = vec![format!("{} -> {hex}", entry.version)];
     let version = entry.version.as_str().to_owned();
 
     let mut manifest = with_entry(target, &mut published, &entry)?;
@@ -388,8 +407,13 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
         ));
     }
 
-    // The image (and its index) before the manifest files that name it.
-    staged.put(&version)?;
+    // The image (and its index, or every blob it pins) before the manifest files that
+    // name it.
+    match staging {
+        Staging::Container(image) => lines.extend(put_container(target, &image, &version)?),
+        Staging::File(staged) => staged.put(&version)?,
+    }
+    let said = lines.join("\n");
     let mut tries = 1;
     loop {
         let written = write_manifests(target, &manifest, &keys, &retired, &published);
@@ -397,12 +421,12 @@ pub fn store(args: &StoreArgs) -> Result<String, StoreError> {
         // this run wrote it and write its own, without this entry, a moment later. What
         // counts is what the tag holds once such a write has landed.
         let held = match (written, target.settle_time()) {
-            (Ok(()), None) => return Ok(line),
+            (Ok(()), None) => return Ok(said),
             (Ok(()), Some(settle)) => {
                 std::thread::sleep(settle);
                 published = read_published(target, &keys, &retired)?;
                 if holds(&published.manifest, &entry) {
-                    return Ok(line);
+                    return Ok(said);
                 }
                 Changed::Dropped
             }
@@ -470,6 +494,94 @@ fn jitter() -> std::time::Duration {
     // Without randomness (the source failed), the middle of the range does.
     let spread = rand::rngs::SysRng.try_next_u32().map_or(200, |r| r % 400);
     std::time::Duration::from_millis(50 + u64::from(spread))
+}
+
+/// What is about to be published: a file read once (and copied aside), or a container
+/// image's manifest or index read from its registry.
+enum Staging<'a> {
+    File(Box<dyn Staged + 'a>),
+    Container(Box<container::Image>),
+}
+
+/// Tells what publishing a container image does: warnings always, progress to a person.
+struct Reporter {
+    progress: bool,
+}
+
+impl Report for Reporter {
+    fn warn(&self, message: &str) {
+        output::warning_line(message);
+    }
+
+    fn progress(&self, message: &str) {
+        if self.progress {
+            output::stderr_line(&format!("tako: {message}"));
+        }
+    }
+
+    fn download_bar(&self, _what: &str, _done: u64, _total: u64) -> indicatif::ProgressBar {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn reporter() -> Reporter {
+    use std::io::IsTerminal;
+    Reporter {
+        progress: std::io::stderr().is_terminal(),
+    }
+}
+
+/// The manifest or index of the container image `args.image`, read from its registry.
+fn read_container(args: &StoreArgs) -> Result<container::Image, StoreError> {
+    let reference = args
+        .image
+        .to_str()
+        .ok_or_else(|| StoreError::ImageNotText(args.image.clone()))?;
+    let auth = match &args.auth {
+        Some(path) => Auth::JsonKey(path.clone()),
+        None => Auth::Files,
+    };
+    Ok(container::read_image(
+        reference,
+        &auth,
+        RetryPolicy::default(),
+        &reporter(),
+    )?)
+}
+
+/// Copies everything `image` pins to `target`, then puts the image itself under
+/// `version`; returns the lines that say what was published.
+fn put_container(
+    target: &dyn Publish,
+    image: &container::Image,
+    version: &str,
+) -> Result<Vec<String>, StoreError> {
+    let report = reporter();
+    let retry = RetryPolicy::default();
+    let top = &image.top;
+    let parts = container::walk(&image.source, top, retry, &report).map_err(PublishError::from)?;
+    let copied = container::copy(&image.source, &parts, target.container(), retry, &report)?;
+    let kind = top.parsed.kind().media_type();
+    let location = target.container().put_image(&top.bytes, kind, version)?;
+    let blobs = copied.copied + copied.mounted + copied.present;
+    Ok(vec![
+        format!(
+            "{} is {} ({kind}, {} bytes), at {location}",
+            image.source.shown,
+            top.digest,
+            top.bytes.len()
+        ),
+        format!(
+            "{} manifest(s) below it, {blobs} blob(s): {} copied ({} bytes), {} mounted ({} bytes), {} already there ({} bytes)",
+            copied.manifests,
+            copied.copied,
+            copied.copied_bytes,
+            copied.mounted,
+            copied.mounted_bytes,
+            copied.present,
+            copied.present_bytes
+        ),
+    ])
 }
 
 /// Writes every manifest file that is missing or differs, then removes the

@@ -105,6 +105,12 @@ pub enum PullError {
     },
     #[error("{image}: indexes nest more than {max} deep")]
     TooDeep { image: String, max: usize },
+    #[error("{image}: pins more than {max} {what}")]
+    TooMuch {
+        image: String,
+        what: &'static str,
+        max: u64,
+    },
     #[error("{image}: {source}")]
     Platform {
         image: String,

@@ -178,7 +178,7 @@ impl Source {
     }
 
     /// The manifest `reference` (a tag or a digest) names; `size` when a descriptor gives it.
-    fn fetch(
+    pub fn fetch(
         &self,
         reference: &str,
         size: Option<u64>,
@@ -213,6 +213,8 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub digest: Digest,
+    /// The bytes as served, which `digest` names (what `tako store --container` signs).
+    pub bytes: Vec<u8>,
     pub parsed: ParsedManifest,
 }
 
@@ -228,6 +230,7 @@ impl Fetched {
             })?;
         Ok(Fetched {
             digest: served.digest,
+            bytes: served.bytes,
             parsed,
         })
     }
@@ -447,6 +450,7 @@ mod tests {
     fn fetched(bytes: &[u8]) -> Fetched {
         Fetched {
             digest: Digest::of(bytes),
+            bytes: bytes.to_vec(),
             parsed: manifest::parse(bytes, None).unwrap(),
         }
     }

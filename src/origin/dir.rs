@@ -14,6 +14,9 @@ pub const MANIFEST: &str = "manifest";
 pub const STORE: &str = "store";
 /// The directory of chunk indexes, each named as its image (see docs/index.md).
 pub const INDEX: &str = "index";
+/// The directory of a container image's blobs, `blobs/sha256/<hex>` as in an OCI image
+/// layout: every manifest, config and layer a published image pins (docs/containers.md).
+pub const BLOBS: &str = "blobs";
 
 /// A server directory reached through a [`Transport`] that carries its credentials.
 #[derive(Debug)]

@@ -75,6 +75,24 @@ pub enum OriginError {
         target: std::path::PathBuf,
         source: CopyError,
     },
+    /// Writing a container image's blob into a local server directory failed.
+    #[error("cannot write blob {digest} to {}: {source}", target.display())]
+    BlobCopy {
+        digest: String,
+        target: std::path::PathBuf,
+        source: CopyError,
+    },
+    /// The bytes given for a blob are not that blob: nothing was kept.
+    #[error(
+        "refusing to write {}: the {size} bytes given for blob {digest} have the digest sha256:{actual}",
+        target.display()
+    )]
+    BlobMismatch {
+        digest: String,
+        target: std::path::PathBuf,
+        size: u64,
+        actual: String,
+    },
 }
 
 impl OriginError {
@@ -90,7 +108,9 @@ impl OriginError {
             OriginError::Local(_)
             | OriginError::NoDirectory(_)
             | OriginError::Copy { .. }
+            | OriginError::BlobCopy { .. }
             | OriginError::Stopped { .. } => Kind::Local,
+            OriginError::BlobMismatch { .. } => Kind::Invalid,
         }
     }
 

@@ -1,5 +1,7 @@
 //! A server directory on the local file system as a place to publish to ([`Publish`]), as
-//! `tako store` writes it: `manifest`, `manifest.<keyid>`, `store/<hex>` and `index/<hex>`.
+//! `tako store` writes it: `manifest`, `manifest.<keyid>`, `store/<hex>` and `index/<hex>`;
+//! for a container image also `blobs/sha256/<hex>`, every manifest, config and layer it
+//! pins ([`ContainerTarget`]).
 //!
 //! The directory is opened once and locked for the run; nothing inside it is reached
 //! through a symlink, and every file is written atomically and durably, so a host (or the
@@ -7,16 +9,19 @@
 //! `fs`).
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
-use super::dir::{INDEX, MANIFEST, STORE};
-use super::publish::{Existing, Publish, Removed, Staged};
+use super::dir::{BLOBS, INDEX, MANIFEST, STORE};
+use super::publish::{ContainerTarget, Existing, Publish, Removed, Staged};
 use super::{OriginError, Slot};
 use crate::format::chunk_index::ChunkIndex;
 use crate::format::manifest::MAX_MANIFEST_SIZE;
-use crate::fs::{Context, Dir, DirLock, PendingFile};
+use crate::format::oci::digest::{self, Digest};
+use crate::fs::{Context, Dir, DirLock, Found, IoError, PendingFile};
+use crate::registry::Reference;
 use crate::stream::chunking;
-use crate::stream::hashing::{self, Summary};
+use crate::stream::hashing::{self, CopyError, Summary};
 
 /// A server directory that `tako store` writes to, locked while this lives.
 pub struct LocalDir {
@@ -128,6 +133,118 @@ impl Publish for LocalDir {
             self.dir.sync()?;
         }
         Ok(())
+    }
+
+    fn container(&self) -> &dyn ContainerTarget {
+        self
+    }
+}
+
+impl LocalDir {
+    /// `blobs/sha256`, made if missing; never reached through a symlink.
+    fn blob_dir(&self) -> Result<Dir, IoError> {
+        self.dir
+            .ensure_subdir(BLOBS)?
+            .ensure_subdir(digest::ALGORITHM)
+    }
+}
+
+impl ContainerTarget for LocalDir {
+    fn has_blob(&self, digest: &Digest, size: u64) -> Result<bool, OriginError> {
+        let dir = self.blob_dir()?;
+        let hex = digest.hex();
+        let mut file = match dir.open_file(&hex)? {
+            Found::File(file) => file,
+            // A symlink or anything else planted there is replaced, never read through.
+            Found::Missing | Found::Other(_) => return Ok(false),
+            Found::Directory => {
+                return Err(IoError::directory_in_the_way("write", &dir.path().join(&hex)).into());
+            }
+        };
+        match hashing::copy_and_hash(&mut file, None, Some(size)) {
+            Ok(summary) => Ok(summary.size == size && summary.digest == *digest.as_bytes()),
+            // Longer than the blob: not it, and rewritten.
+            Err(CopyError::TooLong { .. }) => Ok(false),
+            Err(source) => Err(OriginError::BlobCopy {
+                digest: digest.to_string(),
+                target: dir.path().join(&hex),
+                source,
+            }),
+        }
+    }
+
+    fn mount_blob(&self, _digest: &Digest, _from: &Reference) -> Result<bool, OriginError> {
+        Ok(false)
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> Result<(), OriginError> {
+        let dir = self.blob_dir()?;
+        let hex = digest.hex();
+        let mut pending = dir.create(&hex)?;
+        let target = pending.path().to_path_buf();
+        // One byte past `size` is enough to know the source is not the blob.
+        let summary = hashing::copy_and_hash_to_file(source, pending.file(), Some(size)).map_err(
+            |source| OriginError::BlobCopy {
+                digest: digest.to_string(),
+                target: target.clone(),
+                source,
+            },
+        )?;
+        if summary.size != size || summary.digest != *digest.as_bytes() {
+            // Dropping `pending` removes the temporary file: nothing is kept under a
+            // digest its bytes do not have.
+            return Err(OriginError::BlobMismatch {
+                digest: digest.to_string(),
+                target: dir.path().join(&hex),
+                size: summary.size,
+                actual: hex::encode(summary.digest),
+            });
+        }
+        pending.commit()?;
+        Ok(())
+    }
+
+    fn put_manifest_blob(
+        &self,
+        digest: &Digest,
+        _media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), OriginError> {
+        let dir = self.blob_dir()?;
+        let hex = digest.hex();
+        let actual = Digest::of(bytes);
+        if actual != *digest {
+            return Err(OriginError::BlobMismatch {
+                digest: digest.to_string(),
+                target: dir.path().join(&hex),
+                size: bytes.len() as u64,
+                actual: actual.hex(),
+            });
+        }
+        if !self.has_blob(digest, bytes.len() as u64)? {
+            dir.write_file(&hex, bytes)?;
+        }
+        Ok(())
+    }
+
+    fn put_image(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        _version: &str,
+    ) -> Result<String, OriginError> {
+        let digest = Digest::of(bytes);
+        // In the blob directory too, so that it is a complete one (as an image layout's
+        // is); under `store/` last, where a host of this version looks.
+        self.put_manifest_blob(&digest, media_type, bytes)?;
+        let store = self.dir.ensure_subdir(STORE)?;
+        let path = store.write_file(&digest.hex(), bytes)?;
+        Ok(path.display().to_string())
     }
 }
 

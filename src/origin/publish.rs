@@ -8,12 +8,15 @@
 //! removes the ones no longer wanted, in one flow for a directory ([`LocalDir`]) and a
 //! registry ([`RegistryTarget`]).
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
 use super::local::LocalDir;
 use super::registry_publish::RegistryTarget;
 use super::{OriginError, Slot};
+use crate::format::oci::digest::Digest;
+use crate::registry::Reference;
 
 /// A manifest file as it stands before this run changes anything.
 #[derive(Debug)]
@@ -77,6 +80,60 @@ pub trait Publish {
     fn settle_time(&self) -> Option<Duration> {
         None
     }
+
+    /// The same place as a home for a container image's blobs and manifests
+    /// (`tako store --container`).
+    fn container(&self) -> &dyn ContainerTarget;
+}
+
+/// What `tako store --container` needs of a place: somewhere to put every blob and
+/// manifest an image pins, by digest, and the image itself under its version, where hosts
+/// look for them. A directory keeps them as `blobs/sha256/<hex>` (an OCI image layout's
+/// blob directory) and the image as `store/<hex>`; a registry repository as its own blobs
+/// and manifests, the image tagged with the version.
+///
+/// The caller puts blobs first, then the manifests that name them (children before the
+/// index), then the image, then the signed manifest: a registry refuses a manifest whose
+/// blobs it lacks, and a host never finds a version whose parts are missing.
+pub trait ContainerTarget {
+    /// Whether the place holds the blob `digest` of `size` bytes already. A directory
+    /// checks the file's bytes (one that does not match is replaced); a registry, which
+    /// keeps blobs by digest, is asked.
+    fn has_blob(&self, digest: &Digest, size: u64) -> Result<bool, OriginError>;
+
+    /// Lets the place take the blob from the repository `from` without copying it: a
+    /// registry mounts it when `from` is another repository of the same registry. `false`
+    /// when it did not (a directory never does); the blob is then copied.
+    fn mount_blob(&self, digest: &Digest, from: &Reference) -> Result<bool, OriginError>;
+
+    /// Writes the `size` bytes of `source` as the blob `digest`, refusing bytes that do
+    /// not have that digest: a directory hashes what it writes, a registry what it
+    /// receives. Streamed, never held whole in memory.
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> Result<(), OriginError>;
+
+    /// Puts a manifest or index below the image (a platform's manifest) by its digest.
+    fn put_manifest_blob(
+        &self,
+        digest: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), OriginError>;
+
+    /// Puts the image's own manifest or index, `bytes` of `media_type`, where a host of
+    /// the version `version` finds it by its SHA-256: `store/<hex>` (and the blob
+    /// directory) of a directory; in a registry, the version's tag and a blob of the same
+    /// bytes. Returns where it is, fit to print.
+    fn put_image(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        version: &str,
+    ) -> Result<String, OriginError>;
 }
 
 /// The place `output` names: a registry repository (`oci://…`, `oci+http://…`) or a local

@@ -13,14 +13,15 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::publish::{Existing, Publish, Removed, Staged};
+use super::publish::{ContainerTarget, Existing, Publish, Removed, Staged};
 use super::registry_layout::{self as layout, MANIFEST_TAG};
 use super::{OriginError, Slot};
 use crate::format::manifest::MAX_MANIFEST_SIZE;
+use crate::format::oci::digest::Digest;
 use crate::registry::{Client, OciError, Reference};
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError};
@@ -181,6 +182,68 @@ impl Publish for RegistryTarget {
                 .saturating_mul(4)
                 .clamp(MIN_SETTLE, MAX_SETTLE),
         )
+    }
+
+    fn container(&self) -> &dyn ContainerTarget {
+        self
+    }
+}
+
+/// A container image in the repository: its blobs and manifests by digest, the image
+/// tagged with the version's tag (`layout::version_tag`, the rule file images follow).
+impl ContainerTarget for RegistryTarget {
+    fn has_blob(&self, digest: &Digest, _size: u64) -> Result<bool, OriginError> {
+        Ok(self.client.has_blob(&digest.to_string())?)
+    }
+
+    fn mount_blob(&self, digest: &Digest, from: &Reference) -> Result<bool, OriginError> {
+        let own = &self.client.reference;
+        // Only within one registry (same scheme, host and port), and only from elsewhere.
+        if from.https != own.https
+            || from.registry != own.registry
+            || from.repository == own.repository
+        {
+            return Ok(false);
+        }
+        Ok(self.client.mount_blob(digest, &from.repository)?)
+    }
+
+    fn put_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        source: &mut dyn Read,
+    ) -> Result<(), OriginError> {
+        // The registry hashes what it receives and refuses an upload whose bytes do not
+        // have the digest.
+        self.client.upload(&digest.to_string(), size, source)?;
+        Ok(())
+    }
+
+    fn put_manifest_blob(
+        &self,
+        digest: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), OriginError> {
+        self.client
+            .put_manifest_as(&digest.to_string(), media_type, bytes)?;
+        Ok(())
+    }
+
+    fn put_image(
+        &self,
+        bytes: &[u8],
+        media_type: &str,
+        version: &str,
+    ) -> Result<String, OriginError> {
+        let digest = Digest::of(bytes);
+        // Also as a blob, where a host that takes the version as a file (`Kind=file`, the
+        // way every host reads a registry origin today) downloads `sha256:<hex>` from.
+        self.client.push_blob(bytes)?;
+        let tag = layout::version_tag(version, &digest.hex());
+        self.client.put_manifest_as(&tag, media_type, bytes)?;
+        Ok(format!("{}:{tag}", self.client.reference))
     }
 }
 

@@ -15,6 +15,7 @@
 //! storage without `Authorization` and never from https down to http.
 
 pub mod auth;
+mod copy;
 pub mod image;
 mod tags;
 

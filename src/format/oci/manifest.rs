@@ -75,6 +75,10 @@ pub enum ManifestError {
         digest: Digest,
         source: LayerTypeError,
     },
+    #[error(
+        "entry {digest} of the index has the media type '{media_type}', which is not a manifest or index tako can copy"
+    )]
+    EntryType { digest: Digest, media_type: String },
 }
 
 /// The platform an index entry is for.
@@ -190,6 +194,43 @@ impl ParsedManifest {
             ParsedManifest::Image { kind, .. } | ParsedManifest::Index { kind, .. } => *kind,
         }
     }
+
+    /// Everything this manifest pins by digest, in its own order: an index's entries (each
+    /// a manifest or index of the kind its media type names, attestations included, since
+    /// the index's digest pins them too), or an image's config and then its layers. A
+    /// `subject` is not pinned: it names another image this one refers to, not a part of
+    /// it. Sizes were bounded when the manifest was parsed (see [`parse`]).
+    pub fn pinned(&self) -> Result<Vec<Pinned<'_>>, ManifestError> {
+        match self {
+            ParsedManifest::Index { index, .. } => index
+                .manifests
+                .iter()
+                .map(
+                    |entry| match ManifestKind::from_media_type(&entry.media_type) {
+                        Some(kind) => Ok(Pinned::Manifest(kind, entry)),
+                        None => Err(ManifestError::EntryType {
+                            digest: entry.digest,
+                            media_type: untrusted(&entry.media_type),
+                        }),
+                    },
+                )
+                .collect(),
+            ParsedManifest::Image { manifest, .. } => Ok(std::iter::once(&manifest.config)
+                .chain(&manifest.layers)
+                .map(Pinned::Blob)
+                .collect()),
+        }
+    }
+}
+
+/// One thing a manifest pins (see [`ParsedManifest::pinned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinned<'a> {
+    /// A manifest or index, to be read (at most [`MAX_MANIFEST_SIZE`] bytes) for what it
+    /// pins in turn.
+    Manifest(ManifestKind, &'a Descriptor),
+    /// A config or layer blob.
+    Blob(&'a Descriptor),
 }
 
 /// Reads a size that must be a non-negative integer no larger than [`MAX_BLOB_SIZE`], with
@@ -542,6 +583,61 @@ pub(crate) mod tests {
             ParsedManifest::Image { kind, manifest } => (kind, manifest),
             other => panic!("not an image: {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_image_pins_its_config_then_its_layers() {
+        let parsed = parse(docker_manifest(2).as_bytes(), None).unwrap();
+        let pinned: Vec<String> = parsed
+            .pinned()
+            .unwrap()
+            .iter()
+            .map(|p| match p {
+                Pinned::Blob(d) => d.digest.to_string(),
+                Pinned::Manifest(..) => panic!("an image pins no manifest: {p:?}"),
+            })
+            .collect();
+        assert_eq!(pinned, [hex_of(0xcc), hex_of(0), hex_of(1)]);
+    }
+
+    #[test]
+    fn an_index_pins_every_entry_attestations_included_and_refuses_an_unknown_entry_type() {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{},{},{}]}}"#,
+            media::OCI_INDEX,
+            descriptor_json(media::OCI_MANIFEST, 1, 500),
+            descriptor_json(media::DOCKER_MANIFEST_LIST, 2, 600).replace(
+                "}",
+                r#","annotations":{"vnd.docker.reference.type":"attestation-manifest"}}"#
+            ),
+            descriptor_json(media::OCI_INDEX, 3, 700),
+        );
+        let parsed = parse(index.as_bytes(), None).unwrap();
+        let pinned = parsed.pinned().unwrap();
+        let kinds: Vec<(ManifestKind, String, u64)> = pinned
+            .iter()
+            .map(|p| match p {
+                Pinned::Manifest(kind, d) => (*kind, d.digest.to_string(), d.size),
+                Pinned::Blob(_) => panic!("an index pins no blob: {p:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (ManifestKind::OciManifest, hex_of(1), 500),
+                (ManifestKind::DockerList, hex_of(2), 600),
+                (ManifestKind::OciIndex, hex_of(3), 700),
+            ]
+        );
+        let odd = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
+            media::OCI_INDEX,
+            descriptor_json("application/x-\\u001b[2Jodd", 4, 10),
+        );
+        let e = parse(odd.as_bytes(), None).unwrap().pinned().unwrap_err();
+        assert!(matches!(e, ManifestError::EntryType { .. }), "{e}");
+        assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        assert!(e.to_string().contains(&hex_of(4)), "{e}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The publishing side: `tako store`, `tako index` and rotating signing keys.
+//! The publishing side: `tako store` (files and container images), `tako index` and
+//! rotating signing keys.
 
+mod container;
 mod index;
 mod key_rotation;
 mod publish;
