@@ -583,7 +583,7 @@ fn prose(page: &str) -> Prose {
                     "Optional, both or neither: a PEM client certificate and its key, for \
                      origins that want TLS client authentication.",
                 )])
-                .item([bold("MirrorStaleAfter=")], [roman(
+                .item([bold("MirrorStaleAfter="), roman(" (mirror_stale_after)")], [roman(
                     "Optional, with mirrors: how long the origin the manifest comes from may \
                      serve the same manifest before the next mirror is asked too (12h, 1d; \
                      default 1d); a newer manifest there is taken, with a warning.",
@@ -603,6 +603,8 @@ fn prose(page: &str) -> Prose {
                     "store/<hex>.partial.validator  the ETag or date the partial's bytes came with",
                     "index/<hex>                  chunk indexes of local images, for delta updates",
                     "restart-pending              Restart= units whose restart has not succeeded yet",
+                    "manifest.seen                since when the manifest's mirror serves it unchanged",
+                    "withdrawn                    images the publisher withdrew (410), not asked for again",
                 ])
                 .para([roman(
                     "Every file is written under a temporary name, flushed and renamed into \
