@@ -5,6 +5,7 @@ pub mod config;
 pub mod delta_plan;
 pub mod header_file;
 pub mod http_fields;
+pub mod http_request;
 pub mod key;
 pub mod manifest;
 pub mod netrc;
