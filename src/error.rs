@@ -1,5 +1,6 @@
 //! The error type every command returns; its `Display` is what the user reads.
 
+use crate::commands::container_image_proxy::ServeError;
 use crate::commands::generate::GenerateError;
 use crate::commands::image::ImageError;
 use crate::commands::index::ReindexError;
@@ -20,6 +21,8 @@ pub enum Error {
     Index(#[from] ReindexError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    ContainerImageProxy(#[from] ServeError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

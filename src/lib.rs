@@ -5,6 +5,7 @@
 //! private, so the compiler reports whatever nothing in tako uses.
 #![forbid(unsafe_code)]
 
+mod api;
 mod cli;
 mod commands;
 mod container;
@@ -100,6 +101,7 @@ fn run_command(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Command::Image(command) => commands::image::run(&command),
+        Command::ContainerImageProxy(args) => commands::container_image_proxy::run(&args),
         Command::Generate(command) => {
             generate::run(&command)?;
             Ok(Exit::Success)

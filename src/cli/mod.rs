@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub mod container_image_proxy;
 pub mod doc;
 pub mod image;
 
@@ -116,6 +117,15 @@ pub enum Command {
     /// blob cache shared by every pull.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Serve one container image to another program over HTTP on a socket.
+    ///
+    /// For programs that fork a helper for images (as they would run
+    /// `skopeo`'s container-image-proxy): `GET /manifest` answers the
+    /// platform's manifest as OCI with the registry's digest in
+    /// Manifest-Digest, `GET /blobs/DIGEST` the config or a layer, checked as
+    /// it streams (on a mismatch the connection is closed before the last
+    /// byte), `POST /quit` ends the server. See docs/image-proxy.md.
+    ContainerImageProxy(container_image_proxy::ContainerImageProxyArgs),
     /// Print a man page or a shell completion script.
     ///
     /// For packaging: the man pages tako(1) and one per command, and

@@ -6,10 +6,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::{auth_of, host_platform, wanted_platform};
 use crate::Exit;
-use crate::cli::image::{AuthArgs, DigestArgs, ImageCommand, PlatformArgs, PullArgs, PurgeArgs};
+use crate::cli::image::{DigestArgs, ImageCommand, PullArgs, PurgeArgs};
 use crate::container::pull::{self, DigestOptions, PullError, PullOptions, Pulled, Report};
-use crate::container::resolve::{Auth, Described, WantedPlatform};
+use crate::container::resolve::Described;
 use crate::container::unpack::Limits;
 use crate::destination::blob_cache::{BlobCache, Kind, PurgePlan};
 use crate::format::oci::platform::{Platform, PlatformError};
@@ -97,59 +98,6 @@ impl Report for Reporter {
     }
 }
 
-/// The platform the options name, or the host's (`host`) when they name none. `--os`,
-/// `--arch` and `--variant` fill in what they leave out from the host.
-fn wanted_platform(
-    args: &PlatformArgs,
-    host: Result<Platform, PlatformError>,
-) -> Result<WantedPlatform, PlatformError> {
-    if let Some(text) = &args.platform {
-        return Ok(WantedPlatform {
-            platform: Platform::parse(text)?,
-            explicit: true,
-        });
-    }
-    if args.os.is_none() && args.arch.is_none() && args.variant.is_none() {
-        return Ok(WantedPlatform {
-            platform: host?,
-            explicit: false,
-        });
-    }
-    let host = host.ok();
-    let os = args
-        .os
-        .clone()
-        .or_else(|| host.as_ref().map(|h| h.os.clone()))
-        .unwrap_or_else(|| "linux".to_owned());
-    let arch = args
-        .arch
-        .clone()
-        .or_else(|| host.as_ref().map(|h| h.architecture.clone()))
-        .ok_or_else(|| PlatformError::Invalid(format!("{}/", untrusted(&os))))?;
-    // The host's variant only goes with the host's architecture.
-    let variant = match (&args.variant, &args.arch) {
-        (Some(variant), _) => Some(variant.clone()),
-        (None, None) => host.and_then(|h| h.variant),
-        (None, Some(_)) => None,
-    };
-    let text = match variant {
-        Some(variant) => format!("{os}/{arch}/{variant}"),
-        None => format!("{os}/{arch}"),
-    };
-    Ok(WantedPlatform {
-        platform: Platform::parse(&text)?,
-        explicit: true,
-    })
-}
-
-fn host_platform() -> Result<Platform, PlatformError> {
-    Platform::host(
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        cfg!(target_endian = "little"),
-    )
-}
-
 /// The blob cache to use: `--no-cache` or `no` for none; else `--cache`, `$TAKO_CACHE`,
 /// and by default /var/cache/tako as root, `$XDG_CACHE_HOME/tako` (an absolute one) or
 /// `~/.cache/tako` otherwise.
@@ -190,13 +138,6 @@ fn cache_of(given: Option<&Path>, no_cache: bool) -> Result<Option<PathBuf>, Ima
         &|name| std::env::var_os(name),
         rustix::process::geteuid().is_root(),
     )
-}
-
-fn auth_of(args: &AuthArgs) -> Auth {
-    match &args.auth {
-        Some(path) => Auth::JsonKey(path.clone()),
-        None => Auth::Files,
-    }
 }
 
 fn pull(args: &PullArgs) -> Result<(), ImageError> {
@@ -461,6 +402,7 @@ fn purge_lines(plan: &PurgePlan, dry_run: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::image::PlatformArgs;
     use crate::container::pull::PulledLayer;
     use crate::format::oci::digest::Digest;
 

@@ -1,6 +1,7 @@
 //! One module per verb: each reads its arguments, calls the floors below and prints.
 
 pub mod check;
+pub mod container_image_proxy;
 pub mod fetch;
 pub mod gc;
 pub mod generate;
@@ -13,6 +14,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::TimeLimits;
+use crate::cli::image::{AuthArgs, PlatformArgs};
+use crate::container::resolve::{Auth, WantedPlatform};
+use crate::format::oci::platform::{Platform, PlatformError};
+use crate::format::text::untrusted;
 use crate::format::transport_config::TransportConfig;
 use crate::ui::{output, progress};
 use crate::update::fetch::Report;
@@ -55,5 +60,66 @@ pub fn transport_config(limits: &TimeLimits, limit_rate: Option<u64>) -> Transpo
         speed_time: Duration::from_secs(limits.speed_time),
         limit_rate,
         ..TransportConfig::default()
+    }
+}
+
+/// The platform the options name, or the host's (`host`) when they name none. `--os`,
+/// `--arch` and `--variant` fill in what they leave out from the host.
+pub fn wanted_platform(
+    args: &PlatformArgs,
+    host: Result<Platform, PlatformError>,
+) -> Result<WantedPlatform, PlatformError> {
+    if let Some(text) = &args.platform {
+        return Ok(WantedPlatform {
+            platform: Platform::parse(text)?,
+            explicit: true,
+        });
+    }
+    if args.os.is_none() && args.arch.is_none() && args.variant.is_none() {
+        return Ok(WantedPlatform {
+            platform: host?,
+            explicit: false,
+        });
+    }
+    let host = host.ok();
+    let os = args
+        .os
+        .clone()
+        .or_else(|| host.as_ref().map(|h| h.os.clone()))
+        .unwrap_or_else(|| "linux".to_owned());
+    let arch = args
+        .arch
+        .clone()
+        .or_else(|| host.as_ref().map(|h| h.architecture.clone()))
+        .ok_or_else(|| PlatformError::Invalid(format!("{}/", untrusted(&os))))?;
+    // The host's variant only goes with the host's architecture.
+    let variant = match (&args.variant, &args.arch) {
+        (Some(variant), _) => Some(variant.clone()),
+        (None, None) => host.and_then(|h| h.variant),
+        (None, Some(_)) => None,
+    };
+    let text = match variant {
+        Some(variant) => format!("{os}/{arch}/{variant}"),
+        None => format!("{os}/{arch}"),
+    };
+    Ok(WantedPlatform {
+        platform: Platform::parse(&text)?,
+        explicit: true,
+    })
+}
+
+pub fn host_platform() -> Result<Platform, PlatformError> {
+    Platform::host(
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        cfg!(target_endian = "little"),
+    )
+}
+
+/// Where `--auth` says registry credentials come from.
+pub fn auth_of(args: &AuthArgs) -> Auth {
+    match &args.auth {
+        Some(path) => Auth::JsonKey(path.clone()),
+        None => Auth::Files,
     }
 }

@@ -1,0 +1,3 @@
+//! Servers for other programs: the image-proxy protocols.
+
+pub mod http_proxy;
