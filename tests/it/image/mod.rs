@@ -16,6 +16,7 @@
 
 mod cache;
 mod hostile;
+mod http_proxy;
 mod interrupted;
 mod platforms;
 mod references;
