@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::Exit;
 use crate::cli::image::{AuthArgs, DigestArgs, ImageCommand, PlatformArgs, PullArgs, PurgeArgs};
 use crate::container::pull::{self, DigestOptions, PullError, PullOptions, Pulled, Report};
-use crate::container::resolve::{Auth, Described, WantedPlatform};
+use crate::container::resolve::{Auth, Described, WantedPlatform, host_platform};
 use crate::container::unpack::Limits;
 use crate::destination::blob_cache::{BlobCache, Kind, PurgePlan};
 use crate::format::oci::platform::{Platform, PlatformError};
@@ -140,14 +140,6 @@ fn wanted_platform(
         platform: Platform::parse(&text)?,
         explicit: true,
     })
-}
-
-fn host_platform() -> Result<Platform, PlatformError> {
-    Platform::host(
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        cfg!(target_endian = "little"),
-    )
 }
 
 /// The blob cache to use: `--no-cache` or `no` for none; else `--cache`, `$TAKO_CACHE`,

@@ -62,16 +62,6 @@ pub enum Kind {
     Container,
 }
 
-impl Kind {
-    /// The value as written in a config (and printed by `tako status`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::File => "file",
-            Kind::Container => "container",
-        }
-    }
-}
-
 /// `MirrorStaleAfter=` when not given: a day.
 pub const DEFAULT_MIRROR_STALE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
