@@ -588,6 +588,17 @@ fn prose(page: &str) -> Prose {
                      serve the same manifest before the next mirror is asked too (12h, 1d; \
                      default 1d); a newer manifest there is taken, with a warning.",
                 )])
+                .item([bold("Kind="), roman(" (kind)")], [roman(
+                    "Optional: file (the default) or container. With container, each \
+                     version's signed digest names a container image's manifest or index: \
+                     fetch downloads its config and the layers not already in blobs/sha256/ \
+                     and unpacks them into store/<hex>/rootfs/.",
+                )])
+                .item([bold("Platform="), roman(" (platform)")], [roman(
+                    "Optional, with Kind=container: the platform to install from an index, \
+                     OS/ARCH[/VARIANT] (linux/arm64/v8); default the host's, as for tako \
+                     image pull.",
+                )])
                 .para([roman(
                     "configuration.md in the documentation directory describes each key in \
                      full, with the messages for mistakes.",

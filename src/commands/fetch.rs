@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::FetchArgs;
+use crate::container::install::HostTrees;
 use crate::destination::restart_pending;
 use crate::format::config::Config;
 use crate::fs::DirLock;
@@ -38,6 +39,9 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
         },
     };
     let transport = Transport::new(options.transport);
+    let trees = HostTrees {
+        host: crate::container::resolve::host_platform(),
+    };
     let mut failed = 0;
     for path in &args.configs {
         let name = path.display();
@@ -48,7 +52,7 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
         let restart = |config: &Config, lock: DirLock, outcome: Outcome| {
             restart(&report, config, &options, lock, outcome)
         };
-        let result = fetch_one(path, &options, &transport, &report, &restart);
+        let result = fetch_one(path, &options, &transport, &report, &trees, &restart);
         super::say_file_warnings();
         match &result {
             Ok(outcome) if !args.quiet && !args.json => {

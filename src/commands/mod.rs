@@ -108,13 +108,7 @@ pub fn wanted_platform(
     })
 }
 
-pub fn host_platform() -> Result<Platform, PlatformError> {
-    Platform::host(
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        cfg!(target_endian = "little"),
-    )
-}
+pub use crate::container::resolve::host_platform;
 
 /// Where `--auth` says registry credentials come from.
 pub fn auth_of(args: &AuthArgs) -> Auth {

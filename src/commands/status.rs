@@ -15,7 +15,7 @@ use crate::cli::StatusArgs;
 use crate::destination::restart_pending::{self, PendingError};
 use crate::destination::store::{self, Stored};
 use crate::destination::{Destination, LATEST};
-use crate::format::config::Config;
+use crate::format::config::{Config, Kind};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::retention;
 use crate::format::text::untrusted;
@@ -264,6 +264,19 @@ fn installed(
         return unknown("the local manifest does not list it");
     };
     let state = match store {
+        // A container image is a tree: present when its manifest.json is the signed bytes
+        // and it has a rootfs/. Its files are not checked (yet): --verify is for files.
+        Some(store) if config.kind == Kind::Container => {
+            if crate::container::install::tree_intact(store, entry)? {
+                Stored::Intact
+            } else if matches!(store.subdir(&entry.digest_hex()), Ok(Some(_))) {
+                Stored::Damaged(
+                    "its manifest.json is not the signed one, or it has no rootfs/".to_owned(),
+                )
+            } else {
+                Stored::Missing
+            }
+        }
         Some(store) => store::inspect(store, entry, verify).map_err(FetchError::from)?,
         None => Stored::Missing,
     };

@@ -2,6 +2,7 @@
 //! the cache, and applying their layers to a directory tree; listing everything an image
 //! pins and copying it to a place that publishes it.
 
+pub mod install;
 pub mod publish;
 pub mod pull;
 pub mod resolve;

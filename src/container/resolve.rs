@@ -286,6 +286,16 @@ pub fn top(source: &Source, retry: RetryPolicy, report: &dyn Report) -> Result<F
     }
 }
 
+/// The platform of this host, in Go's names: what `tako image pull` and `Kind=container`
+/// install when no platform is named.
+pub fn host_platform() -> Result<Platform, platform::PlatformError> {
+    Platform::host(
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        cfg!(target_endian = "little"),
+    )
+}
+
 /// The image manifest chosen for a platform.
 #[derive(Debug, Clone)]
 pub struct Chosen {

@@ -11,12 +11,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::key::{KeyError, PublicKey};
+use super::oci::platform::Platform;
 use super::origin_url::{self, Origin};
 use super::text::untrusted;
 use super::unit_name::normalize_unit_name;
 use super::version::Pattern;
 
-const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter";
+const KEYS: &str = "Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter, Kind, Platform";
 
 /// A validated configuration for one image.
 #[derive(Debug, Clone)]
@@ -42,7 +43,23 @@ pub struct Config {
     /// `MirrorStaleAfter=`: how long the mirror a manifest comes from may serve the same
     /// one before the next mirror is asked as well (see `update::select`).
     pub mirror_stale_after: Duration,
+    /// `Kind=`: what the signed digests name, a file (the default) or a container image.
+    pub kind: Kind,
+    /// `Platform=`: the platform of a container image to install; `None`: the host's
+    /// (the caller knows it, as `tako image pull` does).
+    pub platform: Option<Platform>,
     destination_line: Option<usize>,
+}
+
+/// What a config's images are (`Kind=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Each version's digest names a file, installed as `store/<hex>`.
+    #[default]
+    File,
+    /// Each version's digest names a container image's manifest or index, unpacked into
+    /// `store/<hex>/rootfs/`.
+    Container,
 }
 
 /// `MirrorStaleAfter=` when not given: a day.
@@ -103,6 +120,8 @@ struct Raw {
     client_key: Option<(String, usize)>,
     keep: Option<(String, usize)>,
     mirror_stale_after: Option<(String, usize)>,
+    kind: Option<(String, usize)>,
+    platform: Option<(String, usize)>,
 }
 
 /// Parses the `Key=Value` format. `file` is only used in messages.
@@ -187,6 +206,8 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
             "ClientKey" => &mut raw.client_key,
             "Keep" => &mut raw.keep,
             "MirrorStaleAfter" => &mut raw.mirror_stale_after,
+            "Kind" => &mut raw.kind,
+            "Platform" => &mut raw.platform,
             "Restart" => {
                 if value.is_empty() {
                     raw.restart.clear();
@@ -241,6 +262,10 @@ struct TomlConfig {
     keep: Option<toml::Spanned<i64>>,
     #[serde(default)]
     mirror_stale_after: Option<toml::Spanned<TomlDuration>>,
+    #[serde(default)]
+    kind: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    platform: Option<toml::Spanned<String>>,
 }
 
 /// A duration in TOML: `"1d"` as in the Key=Value form, or a number of seconds.
@@ -326,6 +351,8 @@ struct TomlValues {
     client_certificate: Option<toml::Spanned<toml::Value>>,
     client_key: Option<toml::Spanned<toml::Value>>,
     keep: Option<toml::Spanned<toml::Value>>,
+    kind: Option<toml::Spanned<toml::Value>>,
+    platform: Option<toml::Spanned<toml::Value>>,
 }
 
 /// What a TOML setting may hold, with an example of it to show.
@@ -408,6 +435,12 @@ fn check_toml_types(
             Text("client_key = \"/etc/tako/client.key\""),
         ),
         ("keep", values.keep, Count("keep = 3")),
+        ("kind", values.kind, Text("kind = \"container\"")),
+        (
+            "platform",
+            values.platform,
+            Text("platform = \"linux/arm64\""),
+        ),
     ];
     for (key, value, wanted) in settings {
         let Some(value) = value else { continue };
@@ -536,6 +569,8 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
             };
             (text, line)
         }),
+        kind: parsed.kind.and_then(spanned),
+        platform: parsed.platform.and_then(spanned),
     };
     validate(file, raw)
 }
@@ -579,6 +614,22 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         None => DEFAULT_MIRROR_STALE_AFTER,
         Some((value, line)) => parse_duration(&value).map_err(|e| err(Some(line), e))?,
     };
+    let kind = match raw.kind {
+        None => Kind::File,
+        Some((value, line)) => parse_kind(&value).map_err(|e| err(Some(line), e))?,
+    };
+    let platform = match raw.platform {
+        None => None,
+        Some((_, line)) if kind != Kind::Container => {
+            return Err(err(
+                Some(line),
+                "Platform= only applies to container images: add Kind=container, or remove Platform=".to_owned(),
+            ));
+        }
+        Some((value, line)) => {
+            Some(Platform::parse(&value).map_err(|e| err(Some(line), e.to_string()))?)
+        }
+    };
     Ok(Config {
         origin: origins[0].url.clone(),
         origins,
@@ -589,6 +640,8 @@ fn validate(file: &str, raw: Raw) -> Result<Config, ConfigError> {
         access,
         keep,
         mirror_stale_after,
+        kind,
+        platform,
         destination_line: Some(destination_line),
     })
 }
@@ -740,6 +793,18 @@ fn parse_keep(value: &str) -> Result<usize, String> {
     }
 }
 
+/// The value of `Kind=`: `file` or `container`.
+fn parse_kind(value: &str) -> Result<Kind, String> {
+    match value {
+        "file" => Ok(Kind::File),
+        "container" => Ok(Kind::Container),
+        _ => Err(format!(
+            "Kind= must be file or container; found '{}'",
+            untrusted(value)
+        )),
+    }
+}
+
 /// The value of `MirrorStaleAfter=`: a whole number with a unit, `s`, `m`, `h` or `d`
 /// (seconds without one), at most ten years; `0` asks the next mirror on every run.
 fn parse_duration(value: &str) -> Result<Duration, String> {
@@ -840,7 +905,7 @@ mod tests {
         let text = "Origin=https://x\n\nOrign=https://y\n";
         assert_eq!(
             error(text).to_string(),
-            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter"
+            "app.tako:3: unknown key 'Orign'; did you mean Origin? expected one of Origin, PublicKey, Destination, Version, Restart, HeaderFile, CACertificate, ClientCertificate, ClientKey, Keep, MirrorStaleAfter, Kind, Platform"
         );
     }
 
@@ -1119,6 +1184,75 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.starts_with("MirrorStaleAfter= must be"), "{e}");
+    }
+
+    #[test]
+    fn kind_is_file_unless_a_config_says_container() {
+        let c = parse("a", &good()).unwrap();
+        assert_eq!((c.kind, c.platform), (Kind::File, None));
+        let c = parse("a", &format!("{}Kind=container\n", good())).unwrap();
+        assert_eq!((c.kind, c.platform), (Kind::Container, None));
+        let c = parse("a", &format!("{}Kind=file\n", good())).unwrap();
+        assert_eq!(c.kind, Kind::File);
+        for bad in ["Container", "oci", "", "files"] {
+            let e = error(&format!("{}Kind={bad}\n", good()));
+            assert_eq!(e.line, Some(5), "{bad}: {e}");
+            assert!(
+                e.message.starts_with("Kind= must be file or container"),
+                "{bad}: {e}"
+            );
+        }
+        let e = error(&format!("{}Kind=file\nKind=container\n", good()));
+        assert_eq!(e.line, Some(6), "{e}");
+    }
+
+    #[test]
+    fn platform_names_the_container_platform_as_image_pull_reads_it() {
+        let c = parse(
+            "a",
+            &format!("{}Kind=container\nPlatform=linux/aarch64\n", good()),
+        )
+        .unwrap();
+        assert_eq!(c.platform, Some(Platform::new("linux", "arm64", None)));
+        let c = parse(
+            "a",
+            &format!("{}Kind=container\nPlatform=linux/arm/v6\n", good()),
+        )
+        .unwrap();
+        assert_eq!(c.platform, Some(Platform::new("linux", "arm", Some("v6"))));
+        let e = error(&format!("{}Kind=container\nPlatform=linux\n", good()));
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("invalid platform 'linux'"), "{e}");
+        assert!(e.message.contains("OS/ARCH[/VARIANT]"), "{e}");
+    }
+
+    #[test]
+    fn platform_without_kind_container_is_refused_with_the_fix() {
+        let e = error(&format!("{}Platform=linux/amd64\n", good()));
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("add Kind=container"), "{e}");
+    }
+
+    #[test]
+    fn toml_names_kind_and_platform_in_snake_case() {
+        let c = parse_toml(
+            "a.toml",
+            &format!(
+                "{}kind = \"container\"\nplatform = \"linux/amd64\"\n",
+                good_toml()
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.kind, Kind::Container);
+        assert_eq!(c.platform, Some(Platform::new("linux", "amd64", None)));
+        let e = parse_toml("a.toml", &format!("{}kind = 1\n", good_toml())).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.starts_with("kind must be a string"), "{e}");
+        let e = parse_toml("a.toml", &format!("{}kind = \"tar\"\n", good_toml())).unwrap_err();
+        assert!(
+            e.message.starts_with("Kind= must be file or container"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -102,6 +102,27 @@ impl Origin for Dir {
         Ok(body.into())
     }
 
+    fn open_blob(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        let conditions = match resume {
+            Some(resume) => Conditions {
+                range_from: Some(resume.offset),
+                if_range: resume.if_range.clone(),
+                ..Conditions::default()
+            },
+            None => Conditions::default(),
+        };
+        let body = self
+            .transport
+            .open_with(&self.url_of(&format!("{BLOBS}/sha256/{hex}")), &conditions)?;
+        Ok(body.into())
+    }
+
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        Ok(self
+            .transport
+            .get_capped(&self.url_of(&format!("{BLOBS}/sha256/{hex}")), max)?)
+    }
+
     fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, OriginError> {
         let hex = entry.digest_hex();
         match self

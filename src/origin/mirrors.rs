@@ -70,6 +70,14 @@ impl Origin for Mirrors {
         self.first(|m| m.open_image(hex, resume))
     }
 
+    fn open_blob(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        self.first(|m| m.open_blob(hex, resume))
+    }
+
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        self.first(|m| m.image_manifest(hex, max))
+    }
+
     fn places(&self) -> Vec<&dyn Origin> {
         self.members.iter().flat_map(|m| m.places()).collect()
     }

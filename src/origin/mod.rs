@@ -148,6 +148,31 @@ pub trait Origin: Send + Sync {
         Ok(None)
     }
 
+    /// Opens blob `hex` of a container image (a config or a layer) for streaming, as
+    /// [`Origin::open_image`] opens an image: a static directory's `blobs/sha256/<hex>`, a
+    /// registry's blob (the default: a registry serves images as blobs already).
+    fn open_blob(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        self.open_image(hex, resume)
+    }
+
+    /// A manifest below a container image's index, by its SHA-256, at most `max` bytes:
+    /// a static directory's `blobs/sha256/<hex>`, a registry's manifest. The caller checks
+    /// the bytes against the digest that named them.
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        use std::io::Read;
+        let mut body = self.open_blob(hex, None)?;
+        let url = body.url().to_owned();
+        let mut bytes = Vec::new();
+        (&mut body)
+            .take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| OriginError::from_read_error(&url, e))?;
+        if bytes.len() as u64 > max {
+            return Err(crate::net::TransportError::TooLarge { url, max }.into());
+        }
+        Ok(bytes)
+    }
+
     /// The single places this origin stands for, in order of preference: a list of mirrors
     /// gives its members, a single place itself. The engine tries them in turn.
     fn places(&self) -> Vec<&dyn Origin>;

@@ -156,6 +156,16 @@ impl Origin for Registry {
         Ok(self.open_image_with(hex, &conditions)?.into())
     }
 
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        let digest = format!("sha256:{hex}");
+        match self.client.image_manifest(&digest, max)? {
+            Some(served) => Ok(served.bytes),
+            None => Err(OriginError::NotFound {
+                url: format!("{}@{digest}", self.client.reference),
+            }),
+        }
+    }
+
     fn chunk_index(&self, entry: &Entry, max: u64) -> Result<Option<Vec<u8>>, OriginError> {
         let hex = entry.digest_hex();
         // The tag `tako store` gave this version; the artifact it names must be that of

@@ -14,7 +14,7 @@ use crate::destination::seen::Seen;
 use crate::destination::store::{self, StoreError, Stored};
 use crate::destination::withdrawn::Withdrawn;
 use crate::destination::{self, Destination, partial, poll, restart_pending};
-use crate::format::config::{Config, ConfigError};
+use crate::format::config::{Config, ConfigError, Kind};
 use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
 use crate::format::size;
@@ -117,6 +117,40 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Pending(#[from] restart_pending::PendingError),
+    /// Installing a `Kind=container` image failed (see [`Trees`]).
+    #[error(transparent)]
+    Container(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How a `Kind=container` image is made present as `store/<hex>/`: given by the command,
+/// since unpacking images is `container/`'s, a floor above the engine. The engine chooses
+/// the version, keeps the manifest and moves `latest`, exactly as for a file.
+pub trait Trees {
+    /// Whether `store/<hex>` of `entry` holds a complete tree built from it.
+    fn intact(&self, store: &crate::fs::Dir, entry: &Entry) -> Result<bool, FetchError>;
+    /// Downloads the image `entry` pins (what the destination lacks of it) and builds its
+    /// tree as `store/<hex>/`, under the destination lock.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        dest: &Destination,
+        store: &crate::fs::Dir,
+        entry: &Entry,
+        config: &Config,
+        origin: &dyn Origin,
+        retry: RetryPolicy,
+        say: &Say<'_>,
+    ) -> Result<TreeInstalled, FetchError>;
+}
+
+/// How [`Trees::install`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeInstalled {
+    /// The tree is in place: `downloaded` bytes of blobs came over the network, `reused`
+    /// layers were in `blobs/sha256/` already.
+    Built { downloaded: u64, reused: usize },
+    /// Every place answered 410 Gone for the image's manifest.
+    Withdrawn(String),
 }
 
 /// The parenthesised part of a "no version matches" line.
@@ -279,6 +313,7 @@ pub fn fetch_one(
     options: &Options,
     transport: &Transport,
     report: &dyn Report,
+    trees: &dyn Trees,
     restart: Restart<'_>,
 ) -> Result<Outcome, FetchError> {
     // The clock for --max-time starts before anything else of this config; no retry waits
@@ -302,7 +337,8 @@ pub fn fetch_one(
     if options.init
         && let Some(local) = read_local_manifest(&dest, &config)?
         && let Some(verified) = local.verified()
-        && let Some(entry) = installed_entry(&dest, verified, &config, options.verify, report)?
+        && let Some(entry) =
+            installed_entry(&dest, verified, &config, options.verify, trees, report)?
     {
         return Ok(Outcome::Present(Image::of(entry)));
     }
@@ -324,7 +360,7 @@ pub fn fetch_one(
     {
         report.warn(&e.to_string());
     }
-    let updated = update(&dest, &config, options, origin.as_ref(), report);
+    let updated = update(&dest, &config, options, origin.as_ref(), trees, report);
     if options.init {
         // The unit running `--init` is starting anyway, and its start must
         // not fail because another unit's restart did: a pending restart is
@@ -354,6 +390,7 @@ fn update(
     config: &Config,
     options: &Options,
     origin: &dyn Origin,
+    trees: &dyn Trees,
     report: &dyn Report,
 ) -> Result<Outcome, FetchError> {
     let local = local_manifest(dest, config, report)?;
@@ -447,7 +484,13 @@ fn update(
             continue;
         }
         let skip = remembered.skip(&hex, now);
-        match install(dest, &store, entry, &remote, skip, options, origin, report)? {
+        let installed = match config.kind {
+            Kind::File => install(dest, &store, entry, &remote, skip, options, origin, report)?,
+            Kind::Container => install_tree(
+                dest, &store, entry, config, skip, options, origin, trees, report,
+            )?,
+        };
+        match installed {
             Installed::Remembered => {
                 quiet.insert(hex);
             }
@@ -656,6 +699,7 @@ fn installed_entry<'m>(
     manifest: &'m Manifest,
     config: &Config,
     verify: bool,
+    trees: &dyn Trees,
     report: &dyn Report,
 ) -> Result<Option<&'m Entry>, FetchError> {
     let Some(hex) = dest.latest_name() else {
@@ -676,6 +720,9 @@ fn installed_entry<'m>(
     let Some(store) = dest.store()? else {
         return Ok(None);
     };
+    if config.kind == Kind::Container {
+        return Ok(trees.intact(&store, entry)?.then_some(entry));
+    }
     let state = store::check(&store, entry, verify, &|message| report.warn(message))?;
     Ok((state == Stored::Intact).then_some(entry))
 }
@@ -752,6 +799,42 @@ fn install(
     match image::download(origin, store, entry, options.retry, &say)? {
         Downloaded::Installed => Ok(Installed::Downloaded),
         Downloaded::Withdrawn { url } => Ok(Installed::Withdrawn(url)),
+    }
+}
+
+/// Makes sure `store/<hex>/` of the container image `entry` is a complete tree, building
+/// it through `trees` if not. `withdrawn`: as for [`install`].
+#[allow(clippy::too_many_arguments)]
+fn install_tree(
+    dest: &Destination,
+    store: &crate::fs::Dir,
+    entry: &Entry,
+    config: &Config,
+    withdrawn: bool,
+    options: &Options,
+    origin: &dyn Origin,
+    trees: &dyn Trees,
+    report: &dyn Report,
+) -> Result<Installed, FetchError> {
+    if trees.intact(store, entry)? {
+        return Ok(Installed::Present);
+    }
+    if withdrawn {
+        return Ok(Installed::Remembered);
+    }
+    let bar = |done, total| report.download_bar(entry.version.as_str(), done, total);
+    let say = Say {
+        warn: &|message| report.warn(message),
+        progress: &|message| {
+            if options.progress {
+                report.progress(message)
+            }
+        },
+        bar: options.progress.then_some(&bar as &dyn Fn(u64, u64) -> _),
+    };
+    match trees.install(dest, store, entry, config, origin, options.retry, &say)? {
+        TreeInstalled::Built { .. } => Ok(Installed::Downloaded),
+        TreeInstalled::Withdrawn(url) => Ok(Installed::Withdrawn(url)),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod basics;
 mod conditional;
+mod container;
 mod delta;
 mod mirrors;
 mod output;

@@ -1,0 +1,295 @@
+//! `Kind=container`: a host fetches container images published with `tako store
+//! --container`, from a static directory over HTTP and from a registry; a layer shared
+//! between versions travels once, `latest` names a complete tree, and a hostile origin
+//! leaves the installed tree as it was.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::image::Lab;
+use crate::support;
+use support::http_server::Server;
+use support::images::{Compression, Entry, Format, Image, Index, Layer, Platform, sha256_digest};
+use support::tako::*;
+
+fn store_container(output: &str, image: &str, version: &str) -> Output {
+    tako(&[
+        "store",
+        "-k",
+        &test_secret(),
+        "-o",
+        output,
+        "--container",
+        image,
+        version,
+    ])
+}
+
+fn base_layer() -> Layer {
+    Layer::new(
+        &[
+            Entry::dir("usr"),
+            Entry::file("usr/base", noise(7, 200_000)),
+        ],
+        Compression::Gzip,
+    )
+}
+
+fn app_layer(version: &str) -> Layer {
+    Layer::new(
+        &[
+            Entry::dir("app"),
+            Entry::file("app/version", format!("{version}\n")),
+        ],
+        Compression::Gzip,
+    )
+}
+
+/// An index for the host and a foreign platform, sharing the base layer.
+fn index(version: &str) -> Index {
+    Index::new(
+        Format::Oci,
+        vec![
+            Image::new(
+                Format::Oci,
+                Platform::host(),
+                vec![base_layer(), app_layer(version)],
+            ),
+            Image::new(
+                Format::Oci,
+                Platform::foreign(),
+                vec![base_layer(), app_layer("foreign")],
+            ),
+        ],
+    )
+}
+
+fn hex(digest: &str) -> String {
+    digest.trim_start_matches("sha256:").to_owned()
+}
+
+/// Pushes `index` as `app:<version>` and publishes it to `output` as `version`; returns
+/// the index digest's hex.
+fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> String {
+    let digest = lab.push_index(index, &format!("app:{version}"));
+    let o = store_container(output, &lab.image(&format!("app:{version}")), version);
+    assert_exit(&o, 0);
+    hex(&digest)
+}
+
+fn host_config(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
+    let dest = lab.path("dest");
+    fs::create_dir_all(&dest).unwrap();
+    let config = lab.path("host.conf");
+    fs::write(
+        &config,
+        format!(
+            "Origin={origin}\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\nKind=container\n",
+            dest.display()
+        ),
+    )
+    .unwrap();
+    (config, dest)
+}
+
+fn latest_target(dest: &Path) -> String {
+    fs::read_link(dest.join("latest"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn installed_version(dest: &Path) -> String {
+    fs::read_to_string(dest.join("latest/rootfs/app/version")).unwrap()
+}
+
+/// The blob requests among `requests`, by hex.
+fn blob_requests(requests: &[String]) -> Vec<String> {
+    requests
+        .iter()
+        .filter_map(|r| r.split("/blobs/sha256/").nth(1))
+        .map(|h| h.split(['?', ' ']).next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_host_updates_from_a_static_directory_downloading_only_the_changed_layer() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let v1 = index("1");
+    let hex1 = publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let (config, dest) = host_config(&lab, &server.url());
+
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(latest_target(&dest), format!("store/{hex1}"));
+    assert_eq!(installed_version(&dest), "1\n");
+    assert_eq!(
+        fs::read(dest.join("latest/rootfs/usr/base")).unwrap(),
+        noise(7, 200_000)
+    );
+    assert_eq!(
+        fs::read(dest.join("latest/manifest.json")).unwrap(),
+        v1.bytes()
+    );
+    let host_image = &v1.images[0];
+    assert_eq!(
+        fs::read(dest.join("latest/config.json")).unwrap(),
+        host_image.config
+    );
+    // The foreign platform's layer was never asked for.
+    let foreign = sha256_digest(&v1.images[1].layers[1].blob);
+    assert!(!blob_requests(&server.requests()).contains(&hex(&foreign)));
+
+    let v2 = index("2");
+    let hex2 = publish(&lab, out.to_str().unwrap(), &v2, "2.0");
+    let before = server.requests().len();
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("updated 1.0 -> 2.0"), "{}", stdout(&o));
+    assert_eq!(latest_target(&dest), format!("store/{hex2}"));
+    assert_eq!(installed_version(&dest), "2\n");
+    let asked = blob_requests(&server.requests()[before..]);
+    let base = hex(&sha256_digest(&v2.images[0].layers[0].blob));
+    let app2 = hex(&sha256_digest(&v2.images[0].layers[1].blob));
+    assert!(
+        !asked.contains(&base),
+        "the shared base layer travelled again: {asked:?}"
+    );
+    assert!(asked.contains(&app2), "{asked:?}");
+    // The old tree stays for whoever still runs it.
+    assert!(
+        dest.join(format!("store/{hex1}/rootfs/app/version"))
+            .exists()
+    );
+
+    // Nothing new: nothing downloaded.
+    let before = server.requests().len();
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("up to date (2.0)"), "{}", stdout(&o));
+    assert!(blob_requests(&server.requests()[before..]).is_empty());
+
+    // Offline with the tree installed, --init starts from it.
+    drop(server);
+    let o = fetch(&["--init"], &[&config]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("present (2.0)"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_host_updates_from_a_registry_repository() {
+    let lab = Lab::new();
+    let target = lab.registry.origin("published");
+    let hex1 = publish(&lab, &target, &index("1"), "1.0");
+    let (config, dest) = host_config(&lab, &target);
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(latest_target(&dest), format!("store/{hex1}"));
+    assert_eq!(installed_version(&dest), "1\n");
+
+    let hex2 = publish(&lab, &target, &index("2"), "2.0");
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(latest_target(&dest), format!("store/{hex2}"));
+    assert_eq!(installed_version(&dest), "2\n");
+
+    // status says which version's tree is installed, and that it is whole; gc leaves the
+    // trees alone (removing old ones is not done yet), and so the installed one.
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("installed 2.0, intact"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run_bounded(tako_cmd().args(["gc", "--keep", "1"]).arg(&config));
+    assert_exit(&o, 0);
+    assert_eq!(installed_version(&dest), "2\n");
+    fs::remove_file(dest.join(format!("store/{hex2}/manifest.json"))).unwrap();
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert_exit(&o, 1);
+    assert!(
+        stdout(&o).contains("installed 2.0, damaged"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Publishes 1.0 to a directory and installs it, then publishes 2.0 and lets `spoil`
+/// change the directory; the fetch must fail, naming `expected`, with 1.0's tree in place.
+fn refused_with_the_tree_untouched(
+    spoil: impl FnOnce(&Path, &Index, &str),
+    second: Index,
+    expected: &[&str],
+) {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let hex1 = publish(&lab, out.to_str().unwrap(), &index("1"), "1.0");
+    let url = format!("file://{}", out.display());
+    let (config, dest) = host_config(&lab, &url);
+    assert_exit(&fetch(&[], &[&config]), 0);
+    let hex2 = publish(&lab, out.to_str().unwrap(), &second, "2.0");
+    spoil(&out, &second, &hex2);
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 1);
+    let said = stderr(&o);
+    for words in expected {
+        assert!(said.contains(words), "{words:?} not in {said}");
+    }
+    assert_eq!(latest_target(&dest), format!("store/{hex1}"));
+    assert_eq!(installed_version(&dest), "1\n");
+    assert!(!dest.join(format!("store/{hex2}")).exists());
+}
+
+fn replace(path: &Path, bytes: &[u8]) {
+    let _ = fs::remove_file(path);
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_image_swapped_for_another_images_json_is_refused() {
+    refused_with_the_tree_untouched(
+        |out, _, hex2| {
+            let other = index("other").bytes();
+            replace(&out.join("store").join(hex2), &other);
+            replace(&out.join("blobs/sha256").join(hex2), &other);
+        },
+        index("2"),
+        &["wrong SHA-256"],
+    );
+}
+
+#[test]
+fn a_layer_that_does_not_match_its_digest_is_refused() {
+    refused_with_the_tree_untouched(
+        |out, second, _| {
+            let mut blob = second.images[0].layers[1].blob.clone();
+            let app = hex(&sha256_digest(&blob));
+            let middle = blob.len() / 2;
+            blob[middle] ^= 0xff;
+            replace(&out.join("blobs/sha256").join(&app), &blob);
+        },
+        index("2"),
+        &["layer 2 of 2", "wrong SHA-256"],
+    );
+}
+
+#[test]
+fn an_index_without_the_hosts_platform_is_refused_with_the_platforms_it_has() {
+    let foreign_only = Index::new(
+        Format::Oci,
+        vec![Image::new(
+            Format::Oci,
+            Platform::foreign(),
+            vec![base_layer(), app_layer("foreign")],
+        )],
+    );
+    let foreign = Platform::foreign();
+    let listed = format!("it has {}/{}", foreign.os, foreign.architecture);
+    refused_with_the_tree_untouched(|_, _, _| {}, foreign_only, &["has no entry for", &listed]);
+}
