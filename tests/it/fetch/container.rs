@@ -5,65 +5,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::image::Lab;
 use crate::support;
 use support::http_server::Server;
-use support::images::{Compression, Entry, Format, Image, Index, Layer, Platform, sha256_digest};
+use support::images::{
+    Format, Image, Index, Platform, app_base_layer as base_layer, app_index, app_layer,
+    sha256_digest,
+};
 use support::tako::*;
-
-fn store_container(output: &str, image: &str, version: &str) -> Output {
-    tako(&[
-        "store",
-        "-k",
-        &test_secret(),
-        "-o",
-        output,
-        "--container",
-        image,
-        version,
-    ])
-}
-
-fn base_layer() -> Layer {
-    Layer::new(
-        &[
-            Entry::dir("usr"),
-            Entry::file("usr/base", noise(7, 200_000)),
-        ],
-        Compression::Gzip,
-    )
-}
-
-fn app_layer(version: &str) -> Layer {
-    Layer::new(
-        &[
-            Entry::dir("app"),
-            Entry::file("app/version", format!("{version}\n")),
-        ],
-        Compression::Gzip,
-    )
-}
-
-/// An index for the host and a foreign platform, sharing the base layer.
-fn index(version: &str) -> Index {
-    Index::new(
-        Format::Oci,
-        vec![
-            Image::new(
-                Format::Oci,
-                Platform::host(),
-                vec![base_layer(), app_layer(version)],
-            ),
-            Image::new(
-                Format::Oci,
-                Platform::foreign(),
-                vec![base_layer(), app_layer("foreign")],
-            ),
-        ],
-    )
-}
 
 fn hex(digest: &str) -> String {
     digest.trim_start_matches("sha256:").to_owned()
@@ -119,7 +69,7 @@ fn a_host_updates_from_a_static_directory_downloading_only_the_changed_layer() {
     let out = lab.path("out");
     fs::create_dir_all(&out).unwrap();
     let server = Server::serve_dir(&out);
-    let v1 = index("1");
+    let v1 = app_index(Format::Oci, "1");
     let hex1 = publish(&lab, out.to_str().unwrap(), &v1, "1.0");
     let (config, dest) = host_config(&lab, &server.url());
 
@@ -144,7 +94,7 @@ fn a_host_updates_from_a_static_directory_downloading_only_the_changed_layer() {
     let foreign = sha256_digest(&v1.images[1].layers[1].blob);
     assert!(!blob_requests(&server.requests()).contains(&hex(&foreign)));
 
-    let v2 = index("2");
+    let v2 = app_index(Format::Oci, "2");
     let hex2 = publish(&lab, out.to_str().unwrap(), &v2, "2.0");
     let before = server.requests().len();
     let o = fetch(&[], &[&config]);
@@ -184,14 +134,14 @@ fn a_host_updates_from_a_static_directory_downloading_only_the_changed_layer() {
 fn a_host_updates_from_a_registry_repository() {
     let lab = Lab::new();
     let target = lab.registry.origin("published");
-    let hex1 = publish(&lab, &target, &index("1"), "1.0");
+    let hex1 = publish(&lab, &target, &app_index(Format::Oci, "1"), "1.0");
     let (config, dest) = host_config(&lab, &target);
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(latest_target(&dest), format!("store/{hex1}"));
     assert_eq!(installed_version(&dest), "1\n");
 
-    let hex2 = publish(&lab, &target, &index("2"), "2.0");
+    let hex2 = publish(&lab, &target, &app_index(Format::Oci, "2"), "2.0");
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
     assert_eq!(latest_target(&dest), format!("store/{hex2}"));
@@ -229,7 +179,12 @@ fn refused_with_the_tree_untouched(
     let lab = Lab::new();
     let out = lab.path("out");
     fs::create_dir_all(&out).unwrap();
-    let hex1 = publish(&lab, out.to_str().unwrap(), &index("1"), "1.0");
+    let hex1 = publish(
+        &lab,
+        out.to_str().unwrap(),
+        &app_index(Format::Oci, "1"),
+        "1.0",
+    );
     let url = format!("file://{}", out.display());
     let (config, dest) = host_config(&lab, &url);
     assert_exit(&fetch(&[], &[&config]), 0);
@@ -255,11 +210,11 @@ fn replace(path: &Path, bytes: &[u8]) {
 fn an_image_swapped_for_another_images_json_is_refused() {
     refused_with_the_tree_untouched(
         |out, _, hex2| {
-            let other = index("other").bytes();
+            let other = app_index(Format::Oci, "other").bytes();
             replace(&out.join("store").join(hex2), &other);
             replace(&out.join("blobs/sha256").join(hex2), &other);
         },
-        index("2"),
+        app_index(Format::Oci, "2"),
         &["wrong SHA-256"],
     );
 }
@@ -274,7 +229,7 @@ fn a_layer_that_does_not_match_its_digest_is_refused() {
             blob[middle] ^= 0xff;
             replace(&out.join("blobs/sha256").join(&app), &blob);
         },
-        index("2"),
+        app_index(Format::Oci, "2"),
         &["layer 2 of 2", "wrong SHA-256"],
     );
 }

@@ -5,28 +5,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use crate::image::{Lab, blob_path, plain_image};
 use crate::support;
 use support::distribution::Repository;
-use support::images::{Compression, Entry, Format, Image, Index, Layer, Platform, sha256_digest};
+use support::images::{
+    Format, Image, Index, app_base_layer as base_layer, app_index, app_layer, sha256_digest,
+};
 use support::registry_proxy::Rule;
 use support::tako::*;
-
-/// `tako store -k KEY -o OUTPUT --container IMAGE VERSION`.
-fn store_container(output: &str, image: &str, version: &str) -> Output {
-    tako(&[
-        "store",
-        "-k",
-        &test_secret(),
-        "-o",
-        output,
-        "--container",
-        image,
-        version,
-    ])
-}
 
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").expect("a sha256 digest")
@@ -37,45 +24,6 @@ fn out_dir(lab: &Lab) -> PathBuf {
     let out = lab.path("out");
     fs::create_dir_all(&out).unwrap();
     out
-}
-
-fn base_layer() -> Layer {
-    Layer::new(
-        &[
-            Entry::dir("usr"),
-            Entry::file("usr/base", noise(7, 200_000)),
-        ],
-        Compression::Gzip,
-    )
-}
-
-fn app_layer(version: &str) -> Layer {
-    Layer::new(
-        &[
-            Entry::dir("app"),
-            Entry::file("app/version", format!("{version}\n")),
-        ],
-        Compression::Gzip,
-    )
-}
-
-/// A two-platform index whose images share a base layer.
-fn two_platforms(format: Format) -> Index {
-    Index::new(
-        format,
-        vec![
-            Image::new(
-                format,
-                Platform::host(),
-                vec![base_layer(), app_layer("host")],
-            ),
-            Image::new(
-                format,
-                Platform::foreign(),
-                vec![base_layer(), app_layer("foreign")],
-            ),
-        ],
-    )
 }
 
 /// Every digest the index pins below itself: manifests, configs and layers, once each.
@@ -120,7 +68,7 @@ fn fetch_as_file(lab: &Lab, origin: &str, dest: &Path) -> Vec<u8> {
 #[test]
 fn an_index_published_to_a_directory_leaves_every_blob_and_a_host_installs_its_json_as_a_file() {
     let lab = Lab::new();
-    let index = two_platforms(Format::Oci);
+    let index = app_index(Format::Oci, "host");
     let digest = lab.push_index(&index, "app:1");
     let out = out_dir(&lab);
 
@@ -230,7 +178,7 @@ fn registry_manifest(lab: &Lab, repository: &str, reference: &str) -> (u16, Vec<
 #[test]
 fn an_index_published_to_another_repository_is_there_whole_and_tagged_with_the_version() {
     let lab = Lab::new();
-    let index = two_platforms(Format::Docker);
+    let index = app_index(Format::Docker, "host");
     let digest = lab.push_index(&index, "source:v1");
     let target = lab.registry.origin("published");
 

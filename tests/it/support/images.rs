@@ -565,3 +565,45 @@ impl Index {
         self.digest()
     }
 }
+
+/// The base layer every version (and platform) of the test application shares.
+pub fn app_base_layer() -> Layer {
+    Layer::new(
+        &[
+            Entry::dir("usr"),
+            Entry::file("usr/base", crate::support::tako::noise(7, 200_000)),
+        ],
+        Compression::Gzip,
+    )
+}
+
+/// The application's own layer: `app/version` holds `version`.
+pub fn app_layer(version: &str) -> Layer {
+    Layer::new(
+        &[
+            Entry::dir("app"),
+            Entry::file("app/version", format!("{version}\n")),
+        ],
+        Compression::Gzip,
+    )
+}
+
+/// The application `version` for this host and a foreign platform, both on the shared
+/// base layer.
+pub fn app_index(format: Format, version: &str) -> Index {
+    Index::new(
+        format,
+        vec![
+            Image::new(
+                format,
+                Platform::host(),
+                vec![app_base_layer(), app_layer(version)],
+            ),
+            Image::new(
+                format,
+                Platform::foreign(),
+                vec![app_base_layer(), app_layer("foreign")],
+            ),
+        ],
+    )
+}

@@ -236,3 +236,17 @@ pub fn gen_key() -> (String, String) {
     let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     (lines[1].clone(), lines[4].clone())
 }
+
+/// `tako store -k TEST_KEY -o OUTPUT --container IMAGE VERSION`.
+pub fn store_container(output: &str, image: &str, version: &str) -> Output {
+    tako(&[
+        "store",
+        "-k",
+        &test_secret(),
+        "-o",
+        output,
+        "--container",
+        image,
+        version,
+    ])
+}
