@@ -4,5 +4,6 @@
 
 pub mod publish;
 pub mod pull;
+pub mod registries;
 pub mod resolve;
 pub mod unpack;
