@@ -330,7 +330,7 @@ pub fn pull(
             None,
         ),
     };
-    let source = Source::connect_via(
+    let source = Source::connect(
         image,
         endpoints,
         &options.auth,
@@ -960,7 +960,7 @@ pub fn digest(
 ) -> Result<resolve::Described, PullError> {
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
-    let source = Source::connect_via(
+    let source = Source::connect(
         image,
         endpoints,
         &options.auth,

@@ -130,26 +130,12 @@ fn key_credentials(path: &Path) -> Result<Credentials, PullError> {
 }
 
 impl Source {
-    /// The repository of `image` alone (no registries.conf), with credentials from `auth`;
-    /// layers are downloaded with the transport's `limits`, all by `max_time` from now.
-    pub fn connect(
-        image: Reference,
-        auth: &Auth,
-        limits: TransportConfig,
-        max_time: Option<std::time::Duration>,
-    ) -> Result<Source, PullError> {
-        let endpoint = Endpoint {
-            insecure: image.scheme() == Scheme::Http,
-            reference: image.clone(),
-            mirror: None,
-        };
-        Source::connect_via(image, vec![endpoint], auth, limits, max_time)
-    }
-
-    /// `image` at `endpoints` (registries.conf's, in the order to try), as [`connect`].
+    /// The repository of `image` at `endpoints` (registries.conf's, in the order to try),
+    /// with credentials from `auth`; layers are downloaded with the transport's `limits`,
+    /// all by `max_time` from now.
     /// A `--auth` key goes to the image's own registry only, never to a mirror elsewhere:
     /// a mirror gets the credentials the auth files hold for it.
-    pub fn connect_via(
+    pub fn connect(
         image: Reference,
         endpoints: Vec<Endpoint>,
         auth: &Auth,

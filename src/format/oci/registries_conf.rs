@@ -48,13 +48,13 @@ pub enum ResolveError {
         what: &'static str,
         location: String,
         file: String,
-        source: ReferenceError,
+        source: Box<ReferenceError>,
     },
     #[error("the alias {name} (from {file}) is not an image reference: {source}")]
     Alias {
         name: String,
         file: String,
-        source: ReferenceError,
+        source: Box<ReferenceError>,
     },
 }
 
@@ -326,7 +326,7 @@ impl RegistriesConf {
         let parsed = Reference::parse(text).map_err(|source| ResolveError::Alias {
             name: untrusted(text),
             file: "the command line".to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         if Reference::is_registry_url(text) || text.starts_with("docker://") {
             return Ok(parsed);
@@ -348,7 +348,7 @@ impl RegistriesConf {
                     ResolveError::Alias {
                         name: untrusted(name),
                         file: alias.file.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })
             }
@@ -450,7 +450,7 @@ fn rewritten(
         what,
         location: untrusted(location),
         file: registry.file.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(parsed)
 }
