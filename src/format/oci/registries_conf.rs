@@ -26,7 +26,7 @@ pub enum ConfError {
         line: Option<usize>,
         message: String,
     },
-    #[error("{file}: [[registry]] {what}")]
+    #[error("{file}: {what}")]
     Invalid { file: String, what: String },
     #[error("{file}: more than {MAX_ENTRIES} registries, mirrors or aliases")]
     TooMany { file: String },
@@ -171,7 +171,7 @@ fn prefix_ok(prefix: &str) -> bool {
 fn registry_from(raw: RawRegistry, file: &str) -> Result<Registry, ConfError> {
     let invalid = |what: String| ConfError::Invalid {
         file: file.to_owned(),
-        what,
+        what: format!("[[registry]] {what}"),
     };
     let location = raw.location.trim_end_matches('/').to_owned();
     let prefix = match raw.prefix.trim_end_matches('/') {
@@ -288,7 +288,7 @@ impl RegistriesConf {
                     return Err(ConfError::Invalid {
                         file: file.to_owned(),
                         what: format!(
-                            "{} is defined twice, differently",
+                            "[[registry]] {} is defined twice, differently",
                             untrusted(&registry.prefix)
                         ),
                     });
@@ -308,6 +308,10 @@ impl RegistriesConf {
             }
         }
         for (name, target) in raw.aliases {
+            check_alias(&name, &target).map_err(|why| ConfError::Invalid {
+                file: file.to_owned(),
+                what: format!("alias {} = {}: {why}", untrusted(&name), untrusted(&target)),
+            })?;
             self.aliases.insert(
                 name,
                 Alias {
@@ -425,6 +429,28 @@ impl RegistriesConf {
         });
         Ok(out)
     }
+}
+
+/// Checks an alias as containers/image does: the name a short name (no registry, tag or
+/// digest), the target a repository with its registry and without a tag or digest.
+fn check_alias(name: &str, target: &str) -> Result<(), &'static str> {
+    let first = name.split('/').next().unwrap_or(name);
+    if first.contains(['.', ':']) || first == "localhost" || name.contains('@') {
+        return Err("the name is not a short name");
+    }
+    if Reference::parse(name).is_err() {
+        return Err("the name is not an image name");
+    }
+    let has_registry = target
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost");
+    let tagged = target
+        .rsplit_once(':')
+        .is_some_and(|(_, after)| !after.contains('/'));
+    if !has_registry || tagged || target.contains('@') || Reference::parse(target).is_err() {
+        return Err("the alias must be registry/repository, without a tag or digest");
+    }
+    Ok(())
 }
 
 /// `image` at `location` + `rest`, its tag and digest kept.
@@ -749,6 +775,36 @@ location = "mirror.example.net"
         assert!(
             refused("[[registry]]\nlocation = \"a.com\"\n[[registry]]\nlocation = \"a.com\"\nblocked = true\n")
                 .contains("twice")
+        );
+    }
+
+    #[test]
+    fn an_alias_must_name_a_repository_with_its_registry_and_no_tag() {
+        let refused = |text: &str| {
+            RegistriesConf::default()
+                .merge("shortnames.conf", &format!("[aliases]\n{text}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        for bad in [
+            "\"app\" = \"app\"",
+            "\"app\" = \"example.com/app:1\"",
+            "\"app\" = \"example.com/App\"",
+            "\"example.com/app\" = \"example.com/app\"",
+            "\"app:1\" = \"example.com/app\"",
+        ] {
+            let e = refused(bad);
+            assert!(e.starts_with("shortnames.conf: alias "), "{bad}: {e}");
+        }
+        let mut conf = RegistriesConf::default();
+        conf.merge(
+            "ok.conf",
+            "[aliases]\n\"team/app\" = \"localhost:5000/app\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            conf.reference("team/app:2").unwrap().to_string(),
+            "localhost:5000/app:2"
         );
     }
 
