@@ -450,6 +450,17 @@ fn prose(page: &str) -> Prose {
                 .item([bold("XDG_RUNTIME_DIR")], [roman(
                     "Where containers/auth.json, the auth file of podman login, is looked for.",
                 )])
+                .item([bold("CONTAINERS_REGISTRIES_CONF")], [roman(
+                    "The registries.conf (containers-registries.conf(5)) tako image pull, \
+                     digest and tako store --container read, with the registries.conf.d \
+                     drop-ins next to it; without it, \
+                     $XDG_CONFIG_HOME/containers/registries.conf (else \
+                     ~/.config/containers/registries.conf) if it exists and tako is not run \
+                     as root, else /etc/containers/registries.conf.",
+                )])
+                .item([bold("XDG_CONFIG_HOME")], [roman(
+                    "Where containers/registries.conf is looked for first when not run as root.",
+                )])
                 .item([bold("TAKO_CACHE")], [
                     roman("The blob cache of "),
                     bold("tako image"),

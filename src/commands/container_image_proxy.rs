@@ -12,7 +12,6 @@ use crate::cli::container_image_proxy::ContainerImageProxyArgs;
 use crate::container::pull::{PullError, Report};
 use crate::container::resolve::Source;
 use crate::format::oci::platform::PlatformError;
-use crate::format::oci::reference::Reference;
 use crate::ui::output;
 use crate::update::retry::RetryPolicy;
 
@@ -106,9 +105,12 @@ fn serve(args: &ContainerImageProxyArgs) -> Result<Exit, ServeError> {
             .max_time
             .map(|secs| std::time::Instant::now() + Duration::from_secs(secs)),
     };
-    let image = Reference::parse(&args.image).map_err(|e| ProxyError::Pull(PullError::from(e)))?;
+    // The host's registries.conf applies as for `tako image pull`: mirrors, blocks, aliases.
+    let (image, endpoints) = crate::container::registries::route(&args.image)
+        .map_err(|e| ProxyError::Pull(PullError::from(e)))?;
     let source = Source::connect(
         image,
+        endpoints,
         &auth_of(&args.auth),
         transport_config(&args.limits, args.limit_rate),
         args.limits.max_time.map(Duration::from_secs),

@@ -208,6 +208,9 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
             ""
         }
     )];
+    if let Some(mirror) = &pulled.mirror {
+        lines.push(format!("  from the mirror {mirror} (registries.conf)"));
+    }
     if let Some(index) = pulled.index {
         lines.push(format!(
             "  index {index} ({})",
@@ -257,6 +260,7 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
         entries: 0,
         replaced: false,
         pinned: false,
+        mirror: None,
         error: None,
     };
     match result {
@@ -292,6 +296,7 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
             record.entries = pulled.entries;
             record.replaced = pulled.replaced;
             record.pinned = pulled.pinned;
+            record.mirror = pulled.mirror.clone();
         }
     }
     record
@@ -319,6 +324,7 @@ fn digest_record(described: &Described) -> ImageDigestRecord {
         digest: described.digest.to_string(),
         index_digest: described.index.map(|d| d.to_string()),
         manifest_digest: described.manifest.map(|d| d.to_string()),
+        mirror: described.mirror.clone(),
         platforms: described
             .platforms
             .iter()
@@ -519,6 +525,7 @@ mod tests {
             entries: 12,
             replaced: true,
             up_to_date: false,
+            mirror: None,
         }
     }
 

@@ -5,5 +5,6 @@
 pub mod install;
 pub mod publish;
 pub mod pull;
+pub mod registries;
 pub mod resolve;
 pub mod unpack;

@@ -77,8 +77,11 @@ pub fn read_image(
     retry: RetryPolicy,
     report: &dyn Report,
 ) -> Result<Image, PublishError> {
-    let reference = Reference::parse(image).map_err(PullError::from)?;
-    let source = Source::connect(reference, auth, TransportConfig::default(), None)?;
+    Reference::parse(image).map_err(PullError::from)?;
+    // The host's registries.conf applies here as for `tako image pull`: mirrors first, a
+    // blocked registry refused before any request.
+    let (reference, endpoints) = super::registries::route(image).map_err(PullError::from)?;
+    let source = Source::connect(reference, endpoints, auth, TransportConfig::default(), None)?;
     let top = resolve::top(&source, retry, report)?;
     Ok(Image { source, top })
 }

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use super::registries::{self, RegistriesError};
 use super::resolve::{self, Auth, Source, WantedPlatform};
 use super::unpack::{self, Limits, Owners, UnpackError, Unpacker};
 use crate::destination::blob_cache::{self, BlobCache, Lookup, TreeRecord};
@@ -57,6 +58,12 @@ const READ_BUFFER: usize = 256 * 1024;
 
 /// How the engine tells what it does; the command implements it with `ui/`. Called from
 /// the download threads too.
+impl From<RegistriesError> for PullError {
+    fn from(e: RegistriesError) -> PullError {
+        PullError::Registries(Box::new(e))
+    }
+}
+
 pub trait Report: Sync {
     /// Something worth a line in the log even when nobody watches.
     fn warn(&self, message: &str);
@@ -71,6 +78,8 @@ pub trait Report: Sync {
 pub enum PullError {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Registries(Box<RegistriesError>),
     #[error("cannot read the key file {} (--auth): {source}", path.display())]
     AuthFile {
         path: PathBuf,
@@ -234,6 +243,8 @@ pub struct Pulled {
     /// Whether DIR already held the tree built from this manifest, and was left alone:
     /// nothing was downloaded or unpacked (`layers` is empty).
     pub up_to_date: bool,
+    /// The registries.conf mirror the image came from, if not its registry.
+    pub mirror: Option<String>,
 }
 
 /// The stats of building a tree.
@@ -271,7 +282,10 @@ pub fn pull(
     options: &PullOptions,
     report: &dyn Report,
 ) -> Result<Pulled, PullError> {
-    let image = Reference::parse(image)?;
+    // The reference's own errors first, as before registries.conf; then the host's
+    // configuration, a blocked registry refused before anything is touched.
+    Reference::parse(image)?;
+    let (image, endpoints) = registries::route(image)?;
     let pinned = image.digest().is_some();
     let target = ImageDir::lock(dir, &|| {
         report.progress(&format!(
@@ -316,7 +330,13 @@ pub fn pull(
             None,
         ),
     };
-    let source = Source::connect(image, &options.auth, options.transport, options.max_time)?;
+    let source = Source::connect(
+        image,
+        endpoints,
+        &options.auth,
+        options.transport,
+        options.max_time,
+    )?;
     let top = resolve::top(&source, options.retry, report)?;
     let chosen = resolve::choose(&source, top, &options.platform, options.retry, report)?;
     if options.progress {
@@ -324,8 +344,12 @@ pub fn pull(
             Some(index) => format!("index {index}, "),
             None => String::new(),
         };
+        let mirror = match source.mirror() {
+            Some(mirror) => format!("from mirror {mirror}, "),
+            None => String::new(),
+        };
         report.progress(&format!(
-            "{}: {index}manifest {} ({} layer(s))",
+            "{}: {mirror}{index}manifest {} ({} layer(s))",
             source.shown,
             chosen.digest,
             chosen.manifest.layers.len()
@@ -383,6 +407,7 @@ pub fn pull(
             entries: 0,
             replaced: false,
             up_to_date: true,
+            mirror: source.mirror().map(str::to_owned),
         });
     }
 
@@ -468,6 +493,7 @@ pub fn pull(
         entries: built.entries,
         replaced: placed != Placed::New,
         up_to_date: false,
+        mirror: source.mirror().map(str::to_owned),
     })
 }
 
@@ -932,8 +958,15 @@ pub fn digest(
     options: &DigestOptions,
     report: &dyn Report,
 ) -> Result<resolve::Described, PullError> {
-    let image = Reference::parse(image)?;
-    let source = Source::connect(image, &options.auth, TransportConfig::default(), None)?;
+    Reference::parse(image)?;
+    let (image, endpoints) = registries::route(image)?;
+    let source = Source::connect(
+        image,
+        endpoints,
+        &options.auth,
+        TransportConfig::default(),
+        None,
+    )?;
     let fetch_config = |manifest: &ImageManifest| -> Result<ImageConfig, PullError> {
         let config = &manifest.config;
         let bytes = source.retrying(options.retry, report, |client| {

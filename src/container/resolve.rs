@@ -9,6 +9,7 @@
 //! first entry": see `format::oci::platform`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::pull::{PullError, Report};
 use crate::format::oci::config::ImageConfig;
@@ -19,6 +20,7 @@ use crate::format::oci::manifest::{
 use crate::format::oci::media::ManifestKind;
 use crate::format::oci::platform::{self, Platform};
 use crate::format::oci::reference::{self, Reference, Scheme};
+use crate::format::oci::registries_conf::Endpoint;
 use crate::format::transport_config::TransportConfig;
 use crate::origin::registry::Registry;
 use crate::registry::Credentials;
@@ -50,12 +52,27 @@ pub struct WantedPlatform {
     pub explicit: bool,
 }
 
-/// One image's repository, reached with its credentials.
+/// One image's repository, reached with its credentials: at the places registries.conf
+/// names (mirrors, then the registry's own location), of which [`top`] picks the first
+/// that serves the image, and the rest of the pull stays there.
 pub struct Source {
     pub image: Reference,
     /// The image as printed: canonical, escaped already by the reference grammar.
     pub shown: String,
+    /// The mirrors to try first, in order, then the registry's own location.
+    mirrors: Vec<Place>,
+    primary: Place,
+    /// The index in `mirrors` of the one in use; past its end, the primary.
+    current: AtomicUsize,
+}
+
+/// One place the image may be pulled from.
+struct Place {
     registry: Registry,
+    /// The registries.conf mirror's location, if a mirror.
+    mirror: Option<String>,
+    /// The repository as reached there, for messages.
+    shown: String,
 }
 
 fn read_key_file(path: &Path) -> Result<String, PullError> {
@@ -113,34 +130,82 @@ fn key_credentials(path: &Path) -> Result<Credentials, PullError> {
 }
 
 impl Source {
-    /// The repository of `image`, with credentials from `auth`; layers are downloaded
-    /// with the transport's `limits`, all by `max_time` from now.
+    /// The repository of `image` at `endpoints` (registries.conf's, in the order to try),
+    /// with credentials from `auth`; layers are downloaded with the transport's `limits`,
+    /// all by `max_time` from now.
+    /// A `--auth` key goes to the image's own registry only, never to a mirror elsewhere:
+    /// a mirror gets the credentials the auth files hold for it.
     pub fn connect(
         image: Reference,
+        endpoints: Vec<Endpoint>,
         auth: &Auth,
         limits: TransportConfig,
         max_time: Option<std::time::Duration>,
     ) -> Result<Source, PullError> {
-        let reference = crate::registry::Reference {
-            https: image.scheme() == Scheme::Https,
-            registry: image.api_host().to_owned(),
-            repository: image.repository().to_owned(),
+        let place = |endpoint: Endpoint| -> Result<Place, PullError> {
+            let at = &endpoint.reference;
+            let reference = crate::registry::Reference {
+                https: !endpoint.insecure,
+                registry: at.api_host().to_owned(),
+                repository: at.repository().to_owned(),
+            };
+            let auth = if at.registry() == image.registry() {
+                auth
+            } else {
+                &Auth::Files
+            };
+            let client = client(at, reference, auth)?;
+            Ok(Place {
+                registry: Registry::for_image(client, limits, max_time),
+                mirror: endpoint.mirror,
+                shown: format!("{}/{}", at.registry(), at.repository()),
+            })
         };
-        let client = client(&image, reference, auth)?;
+        let mut endpoints = endpoints;
+        let primary = match endpoints.pop() {
+            Some(primary) => primary,
+            None => Endpoint {
+                insecure: image.scheme() == Scheme::Http,
+                reference: image.clone(),
+                mirror: None,
+            },
+        };
+        let primary = place(primary)?;
+        let mirrors = endpoints
+            .into_iter()
+            .map(place)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Source {
             shown: image.to_string(),
             image,
-            registry: Registry::for_image(client, limits, max_time),
+            mirrors,
+            primary,
+            current: AtomicUsize::new(0),
         })
+    }
+
+    fn place(&self) -> &Place {
+        self.mirrors
+            .get(self.current.load(Ordering::Relaxed))
+            .unwrap_or(&self.primary)
+    }
+
+    fn places(&self) -> impl Iterator<Item = &Place> {
+        self.mirrors.iter().chain(std::iter::once(&self.primary))
+    }
+
+    /// The registries.conf mirror in use, if one is.
+    pub fn mirror(&self) -> Option<&str> {
+        self.place().mirror.as_deref()
     }
 
     /// The origin layers are downloaded from.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.place().registry
     }
 
     fn client(&self) -> &Client {
-        self.registry.client()
+        self.place().registry.client()
     }
 
     fn registry_error(&self, source: OciError) -> PullError {
@@ -261,9 +326,37 @@ fn pinned_by(tagged: &Fetched, pinned: &Digest) -> Pinned {
     }
 }
 
-/// The manifest the reference itself names: its pinned digest (checked against its tag if
-/// it has both), else its tag.
+/// The manifest the reference itself names, from the first place that serves it (the
+/// mirrors in order, then the registry's own location); the pull stays at that place.
+/// What a mirror serves is checked as what the registry serves is: a digest named is the
+/// digest of the bytes.
 pub fn top(source: &Source, retry: RetryPolicy, report: &dyn Report) -> Result<Fetched, PullError> {
+    let count = source.mirrors.len() + 1;
+    for (i, place) in source.places().enumerate() {
+        source.current.store(i, Ordering::Relaxed);
+        match top_here(source, retry, report) {
+            Err(e) if i + 1 < count => {
+                let at = match &place.mirror {
+                    Some(mirror) => format!("mirror {mirror} ({})", place.shown),
+                    None => place.shown.clone(),
+                };
+                report.warn(&format!(
+                    "{at}: {e}; trying the next place (registries.conf)"
+                ));
+            }
+            done => return done,
+        }
+    }
+    top_here(source, retry, report)
+}
+
+/// The manifest the reference itself names at the place in use: its pinned digest (checked
+/// against its tag if it has both), else its tag.
+fn top_here(
+    source: &Source,
+    retry: RetryPolicy,
+    report: &dyn Report,
+) -> Result<Fetched, PullError> {
     let image = &source.image;
     match (image.tag(), image.digest()) {
         (Some(tag), Some(pinned)) => {
@@ -398,6 +491,8 @@ pub struct Described {
     /// What the reference resolves to: the index (or single manifest), or with an explicit
     /// platform the platform's manifest.
     pub digest: Digest,
+    /// The registries.conf mirror that answered, if not the registry.
+    pub mirror: Option<String>,
 }
 
 /// Resolves `source` as `tako image digest` does. `config` fetches (and checks) the config
@@ -429,6 +524,7 @@ pub fn describe(
                 manifest: Some(top_digest),
                 platforms,
                 digest: top_digest,
+                mirror: source.mirror().map(str::to_owned),
             });
         }
     };
@@ -448,6 +544,7 @@ pub fn describe(
             Some(manifest) if wanted.explicit => manifest,
             _ => top_digest,
         },
+        mirror: source.mirror().map(str::to_owned),
     })
 }
 

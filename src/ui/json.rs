@@ -211,6 +211,8 @@ pub struct ImagePullRecord {
     /// tag named (registries sign nothing tako checks).
     pub pinned: bool,
     pub error: Option<String>,
+    /// The registries.conf mirror the image came from; `None` for the registry itself.
+    pub mirror: Option<String>,
 }
 
 /// The result of `tako image digest`.
@@ -225,4 +227,6 @@ pub struct ImageDigestRecord {
     /// the image has one for it.
     pub manifest_digest: Option<String>,
     pub platforms: Vec<String>,
+    /// The registries.conf mirror that answered; `None` for the registry itself.
+    pub mirror: Option<String>,
 }

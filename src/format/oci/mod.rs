@@ -23,3 +23,4 @@ pub mod media;
 pub mod platform;
 pub mod proxy;
 pub mod reference;
+pub mod registries_conf;

@@ -13,6 +13,7 @@
 //! - `references`: what a pull prints, pinned digests, `--force`.
 //! - `repull`: a pull into a directory that holds a pulled tree, mounts in an old tree, a
 //!   failed pull's other downloads.
+//! - `registries_conf`: the host's registries.conf: mirrors, blocks, aliases, drop-ins.
 
 mod cache;
 mod hostile;
@@ -20,6 +21,7 @@ mod http_proxy;
 mod interrupted;
 mod platforms;
 mod references;
+mod registries_conf;
 mod repull;
 mod rootless;
 mod unpack;

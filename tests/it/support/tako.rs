@@ -55,6 +55,14 @@ pub fn tako_cmd() -> Command {
     // A developer's own ~/.netrc must not change what a test sees; a test that
     // wants one sets HOME itself.
     cmd.env("HOME", "/nonexistent/tako-test-home");
+    // Nor the host's registries.conf (issue 21: Debian's skopeo ships shortnames.conf
+    // aliases): no file there is no configuration; a test that wants one points this
+    // variable at a file it writes.
+    cmd.env_remove("XDG_CONFIG_HOME");
+    cmd.env(
+        "CONTAINERS_REGISTRIES_CONF",
+        "/nonexistent/tako-test-registries.conf",
+    );
     cmd
 }
 
