@@ -492,8 +492,9 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
     let parsed: TomlConfig = toml::from_str(text).map_err(|e| ConfigError {
         file: file.to_string(),
         line: e.span().map(|s| line_of(s.start)),
-        // toml quotes the offending key or value in its message.
-        message: untrusted(e.message().trim()),
+        // toml quotes the offending key or value in its message, escaped here. The cap is
+        // above the usual one so that an unknown key's message lists every key there is.
+        message: crate::format::text::untrusted_max(e.message().trim(), 600),
     })?;
     let spanned = |s: toml::Spanned<String>| {
         let line = line_of(s.span().start);
