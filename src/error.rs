@@ -2,6 +2,7 @@
 
 use crate::commands::generate::GenerateError;
 use crate::commands::image::ImageError;
+use crate::commands::image_proxy::ImageProxyError;
 use crate::commands::index::ReindexError;
 use crate::commands::store::StoreError;
 use crate::format::key::KeyError;
@@ -20,6 +21,8 @@ pub enum Error {
     Index(#[from] ReindexError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    ImageProxy(#[from] ImageProxyError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

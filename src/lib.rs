@@ -5,6 +5,7 @@
 //! private, so the compiler reports whatever nothing in tako uses.
 #![forbid(unsafe_code)]
 
+mod api;
 mod cli;
 mod commands;
 mod container;
@@ -100,6 +101,10 @@ fn run_command(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Command::Image(command) => commands::image::run(&command),
+        Command::ExperimentalImageProxy(args) => {
+            commands::image_proxy::run(&args)?;
+            Ok(Exit::Success)
+        }
         Command::Generate(command) => {
             generate::run(&command)?;
             Ok(Exit::Success)

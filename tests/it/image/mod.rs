@@ -18,6 +18,7 @@ mod cache;
 mod hostile;
 mod interrupted;
 mod platforms;
+mod proxy;
 mod references;
 mod repull;
 mod rootless;

@@ -1,0 +1,5 @@
+//! Servers for other programs: the image-proxy protocols through which programs not
+//! written in Go stream container images from tako instead of from skopeo.
+
+pub mod image_proxy;
+pub mod image_proxy_socket;
