@@ -162,7 +162,10 @@ pub fn serve(socket: &Socket, options: &Options, report: &dyn Report) -> Result<
                 socket.send(&Reply::ok(value).encode(), &[data.as_fd(), errors.as_fd()])?;
             }
             Answer::Shutdown => {
-                socket.send(&Reply::ok(Value::Null).encode(), &[])?;
+                // A client may close its end right after sending Shutdown without waiting
+                // for the reply (the `containers-image-proxy` crate does): that is no
+                // failure.
+                let _ = socket.send(&Reply::ok(Value::Null).encode(), &[]);
                 return Ok(());
             }
         }
