@@ -263,7 +263,7 @@ impl Server<'_> {
     }
 
     fn open(&mut self, text: &str, optional: bool) -> Result<Answer, Failure> {
-        let reference = self.reference(text)?;
+        let reference = registry_reference(text, self.options.plain_http)?;
         let source = Source::connect(reference, &self.options.auth, self.options.limits, None)
             .map_err(|e| Failure::of_pull(&e))?;
         let resolved = resolve::top(&source, self.options.retry, self.report).and_then(|top| {
@@ -292,7 +292,7 @@ impl Server<'_> {
                 chosen.kind.media_type()
             )));
         }
-        self.last_image += 1;
+        self.last_image = self.last_image.saturating_add(1);
         let id = ImageId::new(self.last_image)
             .ok_or_else(|| Failure::other("too many images opened in one run"))?;
         self.images.insert(
@@ -304,33 +304,6 @@ impl Server<'_> {
             },
         );
         Ok(Answer::Reply(Reply::opened(Some(id))))
-    }
-
-    /// A `docker://` reference, over plain HTTP with `--tls-verify=false`.
-    fn reference(&self, text: &str) -> Result<Reference, Failure> {
-        let failed = |e: ReferenceError| Failure::other(e.to_string());
-        let parsed = match ImageName::parse(text).map_err(failed)? {
-            ImageName::Registry(reference) => reference,
-            ImageName::Layout(_) | ImageName::Tako(_) => {
-                return Err(Failure::other(format!(
-                    "{}: tako serves docker:// references only so far (oci: and tako: are not served yet)",
-                    untrusted(text)
-                )));
-            }
-        };
-        if !self.options.plain_http || parsed.scheme() == Scheme::Http {
-            return Ok(parsed);
-        }
-        let mut plain = format!("oci+http://{}/{}", parsed.api_host(), parsed.repository());
-        if let Some(tag) = parsed.tag() {
-            plain.push(':');
-            plain.push_str(tag);
-        }
-        if let Some(digest) = parsed.digest() {
-            plain.push('@');
-            plain.push_str(&digest.to_string());
-        }
-        Reference::parse(&plain).map_err(failed)
     }
 
     fn manifest(&mut self, image: ImageId) -> Result<Answer, Failure> {
@@ -463,6 +436,33 @@ impl Server<'_> {
     }
 }
 
+/// A `docker://` reference, over plain HTTP with `--tls-verify=false`.
+fn registry_reference(text: &str, plain_http: bool) -> Result<Reference, Failure> {
+    let failed = |e: ReferenceError| Failure::other(e.to_string());
+    let parsed = match ImageName::parse(text).map_err(failed)? {
+        ImageName::Registry(reference) => reference,
+        ImageName::Layout(_) | ImageName::Tako(_) => {
+            return Err(Failure::other(format!(
+                "{}: tako serves docker:// references only so far (oci: and tako: are not served yet)",
+                untrusted(text)
+            )));
+        }
+    };
+    if !plain_http || parsed.scheme() == Scheme::Http {
+        return Ok(parsed);
+    }
+    let mut plain = format!("oci+http://{}/{}", parsed.api_host(), parsed.repository());
+    if let Some(tag) = parsed.tag() {
+        plain.push(':');
+        plain.push_str(tag);
+    }
+    if let Some(digest) = parsed.digest() {
+        plain.push('@');
+        plain.push_str(&digest.to_string());
+    }
+    Reference::parse(&plain).map_err(failed)
+}
+
 fn no_image(image: ImageId) -> Failure {
     Failure::other(format!("no image {} is open", image.get()))
 }
@@ -544,4 +544,45 @@ fn check_blob(
         return Err(mismatch(source, digest));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_verify_false_speaks_plain_http_to_the_registry_the_reference_names() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let text = format!("docker://127.0.0.1:5000/team/app:1.0@{digest}");
+        let secure = registry_reference(&text, false).unwrap();
+        assert_eq!(secure.scheme(), Scheme::Https);
+        let plain = registry_reference(&text, true).unwrap();
+        assert_eq!(plain.scheme(), Scheme::Http);
+        assert_eq!(plain.registry(), "127.0.0.1:5000");
+        assert_eq!(plain.repository(), "team/app");
+        assert_eq!(plain.tag(), Some("1.0"));
+        assert_eq!(plain.digest().map(|d| d.to_string()), Some(digest));
+    }
+
+    #[test]
+    fn references_tako_does_not_serve_are_refused_by_name() {
+        let layout = registry_reference("oci:/srv/images:app", false).unwrap_err();
+        assert!(
+            layout.message.contains("oci:/srv/images:app"),
+            "{}",
+            layout.message
+        );
+        assert!(
+            layout.message.contains("not served yet"),
+            "{}",
+            layout.message
+        );
+        let storage = registry_reference("containers-storage:app", false).unwrap_err();
+        assert!(
+            storage.message.contains("containers-storage"),
+            "{}",
+            storage.message
+        );
+        assert_eq!(storage.code, ErrorCode::Other);
+    }
 }
