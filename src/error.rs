@@ -3,6 +3,7 @@
 use crate::commands::container_image_proxy::ServeError;
 use crate::commands::generate::GenerateError;
 use crate::commands::image::ImageError;
+use crate::commands::image_proxy::ImageProxyError;
 use crate::commands::index::ReindexError;
 use crate::commands::store::StoreError;
 use crate::format::key::KeyError;
@@ -23,6 +24,8 @@ pub enum Error {
     Image(#[from] ImageError),
     #[error(transparent)]
     ContainerImageProxy(#[from] ServeError),
+    #[error(transparent)]
+    ImageProxy(#[from] ImageProxyError),
     #[error("cannot write to standard output: {0}")]
     Print(std::io::Error),
     /// Each failed config was already reported on its own line.

@@ -102,6 +102,10 @@ fn run_command(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Image(command) => commands::image::run(&command),
         Command::ContainerImageProxy(args) => commands::container_image_proxy::run(&args),
+        Command::ExperimentalImageProxy(args) => {
+            commands::image_proxy::run(&args)?;
+            Ok(Exit::Success)
+        }
         Command::Generate(command) => {
             generate::run(&command)?;
             Ok(Exit::Success)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 pub mod container_image_proxy;
 pub mod doc;
 pub mod image;
+pub mod image_proxy;
 
 use std::io::Write;
 
@@ -133,6 +134,13 @@ pub enum Command {
     /// command line's own definition.
     #[command(subcommand)]
     Generate(doc::GenerateCommand),
+    /// Serve container images to another program over skopeo's image-proxy protocol.
+    ///
+    /// The server side of `skopeo experimental-image-proxy` (protocol 0.2.8),
+    /// for clients such as the Rust crate containers-image-proxy: JSON requests
+    /// on a SOCK_SEQPACKET socket, manifests, configs and blobs on pipes, each
+    /// checked against its digest (see docs/image-proxy.md).
+    ExperimentalImageProxy(image_proxy::ImageProxyArgs),
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod gc;
 pub mod generate;
 pub mod image;
+pub mod image_proxy;
 pub mod index;
 pub mod status;
 pub mod store;

@@ -130,6 +130,12 @@ pub fn route(text: &str) -> Result<(Reference, Vec<Endpoint>), RegistriesError> 
     Ok((image, endpoints))
 }
 
+/// Where to pull `image`, already a full reference (`docker://…` of an image proxy, where
+/// no alias applies), from, in order.
+pub fn endpoints(image: &Reference) -> Result<Vec<Endpoint>, RegistriesError> {
+    Ok(load()?.endpoints(image)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

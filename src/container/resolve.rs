@@ -42,6 +42,10 @@ pub enum Auth {
     /// A Google service-account JSON key (`--auth FILE`): sent as Basic `_json_key` with the
     /// file's content as the password, as Google's registries take it.
     JsonKey(PathBuf),
+    /// Only this registry auth file (the image proxy's `--authfile`), read now.
+    File(PathBuf),
+    /// No credentials at all (the image proxy's `--no-creds`).
+    Anonymous,
 }
 
 /// The platform to pull.
@@ -107,12 +111,33 @@ fn client(
     reference: crate::registry::Reference,
     auth: &Auth,
 ) -> Result<Client, PullError> {
-    if let Auth::JsonKey(path) = auth {
-        let found = auth::Found {
-            credentials: key_credentials(path)?,
-            from: format!("key file {} (--auth)", path.display()),
-        };
-        return Ok(Client::with_credentials(reference, Some(found), false));
+    match auth {
+        Auth::JsonKey(path) => {
+            let found = auth::Found {
+                credentials: key_credentials(path)?,
+                from: format!("key file {} (--auth)", path.display()),
+            };
+            return Ok(Client::with_credentials(reference, Some(found), false));
+        }
+        Auth::File(path) => {
+            let file = auth::AuthPath {
+                path: path.clone(),
+                named: true,
+            };
+            let found = auth::lookup(
+                &[file],
+                image.registry(),
+                image.repository(),
+                auth::HELPER_TIME,
+            )
+            .map_err(|e| PullError::Registry {
+                image: image.to_string(),
+                source: Box::new(e.into()),
+            })?;
+            return Ok(Client::with_credentials(reference, found, false));
+        }
+        Auth::Anonymous => return Ok(Client::with_credentials(reference, None, false)),
+        Auth::Files => {}
     }
     let mut names = vec![image.registry().to_owned()];
     if image.registry() == reference::DOCKER_HUB {
@@ -397,9 +422,8 @@ pub struct Chosen {
     /// The platforms that index offers (the top-level one), in its order.
     pub platforms: Vec<Platform>,
     pub digest: Digest,
-    // Kept for the image proxy (which reports the manifest's kind and the platform it
-    // chose), the next user of this resolution.
-    #[allow(dead_code)]
+    /// The manifest's bytes as served (which `digest` names), for the image proxy.
+    pub bytes: Vec<u8>,
     pub kind: ManifestKind,
     pub manifest: ImageManifest,
     /// The platform of the index entry chosen, if any.
@@ -442,6 +466,7 @@ pub fn choose(
                     index,
                     platforms,
                     digest: current.digest,
+                    bytes: current.bytes,
                     kind,
                     manifest,
                     platform: chosen_platform,

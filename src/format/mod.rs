@@ -10,11 +10,6 @@ pub mod key;
 pub mod manifest;
 pub mod netrc;
 pub mod no_proxy;
-// Container images. `tako image` uses the references, manifests, configs and platforms;
-// the image-proxy messages, `oci:` layout references, the streaming digest verifier and
-// the Docker-to-OCI conversion wait for the image proxy (the next issue), and are fuzzed
-// and unit-tested already.
-#[allow(dead_code)]
 pub mod oci;
 pub mod origin_url;
 pub mod rate;

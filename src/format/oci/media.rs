@@ -10,6 +10,7 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// The OCI 1.1 empty descriptor (`{}`), the config of artifacts.
+#[allow(dead_code)] // Named for the tests and the artifact work to come.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// OCI layers: uncompressed, gzip and zstd tar.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -25,9 +26,13 @@ pub const OCI_LAYER_NONDISTRIBUTABLE_TAR_ZSTD: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 /// Encrypted layers (ocicrypt) end in this suffix.
 pub const ENCRYPTED_SUFFIX: &str = "+encrypted";
+// The full names, for the tests: the code tests the suffix.
+#[allow(dead_code)]
 pub const OCI_LAYER_TAR_ENCRYPTED: &str = "application/vnd.oci.image.layer.v1.tar+encrypted";
+#[allow(dead_code)]
 pub const OCI_LAYER_TAR_GZIP_ENCRYPTED: &str =
     "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
+#[allow(dead_code)]
 pub const OCI_LAYER_TAR_ZSTD_ENCRYPTED: &str =
     "application/vnd.oci.image.layer.v1.tar+zstd+encrypted";
 

@@ -60,8 +60,9 @@ pub enum Request {
     CloseImage {
         image: ImageId,
     },
-    /// The platform's manifest, converted to OCI, on a pipe; the value is the digest of the
-    /// manifest as the registry has it (the index's, for a multi-platform image).
+    /// The platform's manifest, converted to OCI, on a pipe; the value is the digest of
+    /// that manifest as the registry has it (the platform's, not the index's: what skopeo
+    /// answers, whatever its manual page says).
     GetManifest {
         image: ImageId,
     },

@@ -100,6 +100,7 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    #[allow(dead_code)] // Only `api_base` uses it.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Https => "https",
@@ -342,6 +343,7 @@ impl Reference {
     }
 
     /// `scheme://api-host/v2/repository`, the base of the repository's API URLs.
+    #[allow(dead_code)] // Part of the reference API; no caller yet.
     pub fn api_base(&self) -> String {
         format!(
             "{}://{}/v2/{}",
@@ -365,6 +367,7 @@ impl Reference {
     }
 
     /// What goes after `/manifests/` to fetch the image: the digest if pinned, else the tag.
+    #[allow(dead_code)] // Part of the reference API; no caller yet.
     pub fn manifest_reference(&self) -> String {
         match (self.digest, &self.tag) {
             (Some(digest), _) => digest.to_string(),
@@ -374,6 +377,7 @@ impl Reference {
     }
 
     /// The same image pinned to `digest` (a tag resolved), the tag kept.
+    #[allow(dead_code)] // Part of the reference API; no caller yet.
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
             digest: Some(digest),
@@ -397,6 +401,7 @@ impl Reference {
 
     /// The short form docker prints: Docker Hub's `docker.io/` and `library/` left out
     /// (`debian:12`, `acme/app:1`); other registries as in [`Display`](fmt::Display).
+    #[allow(dead_code)] // Part of the reference API; no caller yet.
     pub fn familiar(&self) -> String {
         if self.scheme == Scheme::Https && self.registry == DOCKER_HUB {
             let repository = match self.repository.strip_prefix("library/") {
