@@ -571,7 +571,7 @@ pub fn app_base_layer() -> Layer {
     Layer::new(
         &[
             Entry::dir("usr"),
-            Entry::file("usr/base", crate::support::tako::noise(7, 200_000)),
+            Entry::file("usr/base", noise(7, 200_000)),
         ],
         Compression::Gzip,
     )
@@ -606,4 +606,18 @@ pub fn app_index(format: Format, version: &str) -> Index {
             ),
         ],
     )
+}
+
+/// Deterministic pseudo-random bytes (xorshift): content-defined chunking cuts them into
+/// chunks whose boundaries depend on the content, as on a real image.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
 }

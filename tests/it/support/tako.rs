@@ -187,19 +187,7 @@ pub fn signed_manifest(lines: &[String]) -> Vec<u8> {
     format!("{body}{sig}\n").into_bytes()
 }
 
-/// Deterministic pseudo-random bytes (xorshift): content-defined chunking cuts them into
-/// chunks whose boundaries depend on the content, as on a real image.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
+pub use super::images::noise;
 
 /// The entry lines of the signed manifest `bytes` if its signature verifies with the public
 /// key `public` (base64, as `tako gen-key` prints it), checked here with ed25519-dalek
