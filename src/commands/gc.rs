@@ -1,6 +1,7 @@
 //! `tako gc`: remove old images from each config's store, under the destination lock.
 //!
 //! Which files go is decided by `retention::plan`, and `destination::store`
+//! (for a `Kind=container` config, `destination::trees`: trees and their blobs)
 //! carries it out; this module reports it. `tako fetch` runs the same
 //! collection after it moved `latest` when a config sets `Keep=`.
 
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::GcArgs;
 use crate::destination::Destination;
-use crate::destination::store;
+use crate::destination::{store, trees};
+use crate::format::config::Kind;
 use crate::format::retention::{self, Removal};
 use crate::fs::IoError;
 use crate::fs::config;
@@ -23,6 +25,8 @@ pub enum GcError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Io(#[from] IoError),
+    #[error(transparent)]
+    Trees(#[from] trees::CollectError),
     #[error(
         "there is no local manifest {}, so nothing tells which images in store/ are old; run tako fetch first",
         path.display()
@@ -119,7 +123,11 @@ fn collect_config(
     let Some(local) = fetch::read_local_manifest(&dest, &config)? else {
         // With no manifest every image would count as unlisted: refuse,
         // unless there is nothing to remove anyway.
-        let files = dest.store()?.map(|s| store::list(&s)).transpose()?;
+        let files = match (dest.store()?, config.kind) {
+            (Some(s), Kind::File) => Some(store::list(&s)?),
+            (Some(s), Kind::Container) => Some(trees::list(&s)?),
+            (None, _) => None,
+        };
         return match files {
             Some(files) if !files.is_empty() => Err(GcError::NoManifest {
                 path: manifest_path,
@@ -134,6 +142,9 @@ fn collect_config(
             path: manifest_path,
         });
     };
-    store::collect(&dest, manifest, keep, args.dry_run, on_removal)?;
+    match config.kind {
+        Kind::File => store::collect(&dest, manifest, keep, args.dry_run, on_removal)?,
+        Kind::Container => trees::collect(&dest, manifest, keep, args.dry_run, on_removal)?,
+    }
     Ok(())
 }

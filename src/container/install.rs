@@ -41,7 +41,7 @@ use crate::update::image::{self, Downloaded, Say, Wanted};
 use crate::update::retry::RetryPolicy;
 
 /// The signed bytes in a tree's directory.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MANIFEST_FILE: &str = crate::destination::trees::MANIFEST_FILE;
 /// The image's config in a tree's directory.
 pub const CONFIG_FILE: &str = "config.json";
 /// The unpacked tree in a tree's directory.

@@ -42,8 +42,9 @@ use crate::fs::{Context, Dir, Found, IoError, ListedKind};
 use crate::stream::hashing::{self, CopyError};
 
 const LOCK: &str = "lock";
-const BLOBS: &str = "blobs";
-const SHA256: &str = "sha256";
+/// `blobs/sha256/` under the cache (or a `Kind=container` destination).
+pub const BLOBS: &str = "blobs";
+pub const SHA256: &str = "sha256";
 const LOCKS: &str = "locks";
 const TREES: &str = "trees";
 /// A record lists at most a config and `MAX_LAYERS` layers; far less than this.

@@ -7,6 +7,8 @@
 //! DEST/manifest.seen                since when its mirror serves it unchanged (see `seen`)
 //! DEST/latest -> store/<hex>        the installed image, moved atomically
 //! DEST/store/<hex>                  images by SHA-256, read-only
+//! DEST/store/<hex>/                 Kind=container: a version's tree (see `trees`)
+//! DEST/blobs/sha256/<hex>           Kind=container: the blobs of its trees
 //! DEST/store/<hex>.partial          an interrupted download (see `partial`)
 //! DEST/store/<hex>.partial.validator
 //! DEST/index/<hex>                  chunk indexes of local images, for deltas
@@ -22,6 +24,7 @@ pub mod poll;
 pub mod restart_pending;
 pub mod seen;
 pub mod store;
+pub mod trees;
 pub mod withdrawn;
 
 use std::path::{Path, PathBuf};

@@ -194,7 +194,7 @@ pub fn collect(
                 .rposition(|e| e.digest_hex() == r.name),
         ),
         Reason::Unlisted => (1, None),
-        Reason::Temporary => (2, None),
+        Reason::Temporary | Reason::Blob => (2, None),
     });
     for removal in &plan {
         if !dry_run {

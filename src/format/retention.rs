@@ -2,9 +2,11 @@
 //!
 //! Pure: the caller lists `store/` and reads the verified local manifest; this
 //! module only decides. Images are ranked by the highest version that names
-//! them, so an image republished under a newer version counts as new.
+//! them, so an image republished under a newer version counts as new. The trees of
+//! `Kind=container` configs (`store/<hex>/`) are ranked the same way; their blobs in
+//! `blobs/sha256/` go once no kept tree uses them ([`plan_blobs`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::format::size;
 
@@ -30,8 +32,12 @@ pub enum Reason {
     Old(Vec<String>),
     /// A file no manifest entry names.
     Unlisted,
-    /// A temporary left by an interrupted run (`*.new`, `*.partial`).
+    /// A temporary left by an interrupted run (`*.new`, `*.partial`, a tree's
+    /// `*.tako-new`).
     Temporary,
+    /// A file in `blobs/sha256/` (a blob, or a partial or temporary of one) that no kept
+    /// tree of a `Kind=container` config uses.
+    Blob,
 }
 
 /// One file to remove.
@@ -54,6 +60,7 @@ impl Removal {
                 .join(", "),
             Reason::Unlisted => format!("unlisted store/{}", untrusted(&self.name)),
             Reason::Temporary => format!("temporary store/{}", untrusted(&self.name)),
+            Reason::Blob => format!("unused blobs/sha256/{}", untrusted(&self.name)),
         }
     }
 
@@ -67,7 +74,53 @@ impl Removal {
 pub fn is_temporary(name: &str) -> bool {
     // `.partial.validator` is the If-Range value kept beside a partial download: as much
     // tako's own temporary as the partial itself.
-    name.ends_with(".new") || name.ends_with(".partial") || name.ends_with(".partial.validator")
+    // `.tako-new` is a container tree built aside by a run that was killed.
+    name.ends_with(".new")
+        || name.ends_with(".partial")
+        || name.ends_with(".partial.validator")
+        || name.ends_with(".tako-new")
+}
+
+/// The SHA-256 (64 lowercase hex digits) a name in `store/` or `blobs/sha256/` starts
+/// with, and what follows it; `None` for any other name.
+fn split_hex(name: &str) -> Option<(&str, &str)> {
+    let (hex, rest) = (name.get(..64)?, name.get(64..)?);
+    let digits = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    digits.then_some((hex, rest))
+}
+
+/// Whether `name` in the `store/` of a `Kind=container` config is tako's own: a tree
+/// (`<hex>`) or a temporary of one (`<hex>.tako-new`, `<hex>.partial`...). Only these are
+/// ever collected there; anything else in that directory is someone else's.
+pub fn is_tree_name(name: &str) -> bool {
+    match split_hex(name) {
+        Some((_, "")) => true,
+        Some((_, rest)) => is_temporary(rest),
+        None => false,
+    }
+}
+
+/// Plans the collection of `blobs/sha256/` of a `Kind=container` config: removes the
+/// blobs no kept tree uses (`used` holds their hex digests), with their partials, and
+/// the temporaries of interrupted writes. Partials of used blobs stay, for the next run
+/// to resume. Names that are not tako's (not starting with a SHA-256) are left alone.
+/// The result is in the order of `files`.
+pub fn plan_blobs(files: &[StoreFile], used: &HashSet<String>) -> Vec<Removal> {
+    files
+        .iter()
+        .filter(|file| match split_hex(&file.name) {
+            Some((hex, "" | ".partial" | ".partial.validator")) => !used.contains(hex),
+            Some((_, rest)) => rest.ends_with(".new"),
+            None => false,
+        })
+        .map(|file| Removal {
+            name: file.name.clone(),
+            size: file.size,
+            reason: Reason::Blob,
+        })
+        .collect()
 }
 
 /// Plans a collection: keep the `keep` newest images plus `latest`'s target
@@ -223,6 +276,59 @@ mod tests {
                 format!("unlisted store/{} (109 bytes)", file(9).name),
             ]
         );
+    }
+
+    #[test]
+    fn removes_the_blobs_no_kept_tree_uses_and_keeps_partials_of_used_ones() {
+        let used: HashSet<String> = [file(1).name, file(2).name].into_iter().collect();
+        let files = [
+            file(1),
+            file(2),
+            file(3),
+            named(&format!("{}.partial", file(2).name)),
+            named(&format!("{}.partial", file(4).name)),
+            named(&format!("{}.partial.validator", file(4).name)),
+            named(&format!("{}.new", file(1).name)),
+            named("README"),
+            named(&file(0xab).name.to_uppercase()),
+        ];
+        let plan = plan_blobs(&files, &used);
+        assert_eq!(
+            removed(&plan),
+            [
+                file(3).name,
+                format!("{}.partial", file(4).name),
+                format!("{}.partial.validator", file(4).name),
+                format!("{}.new", file(1).name),
+            ]
+        );
+        assert!(plan.iter().all(|r| r.reason == Reason::Blob));
+        assert_eq!(
+            plan[0].brief(),
+            format!("unused blobs/sha256/{} (103 bytes)", file(3).name)
+        );
+    }
+
+    #[test]
+    fn only_hex_names_and_their_temporaries_are_trees() {
+        let hex = file(0xab).name;
+        assert!(is_tree_name(&hex));
+        assert!(is_tree_name(&format!("{hex}.tako-new")));
+        assert!(is_tree_name(&format!("{hex}.partial")));
+        assert!(!is_tree_name(&format!("{hex}.old")));
+        assert!(!is_tree_name("notes.txt"));
+        assert!(!is_tree_name(&hex[1..]));
+        assert!(!is_tree_name(&hex.to_uppercase()));
+        assert!(!is_tree_name("ééééééééééééééééééééééééééééééééééééé"));
+    }
+
+    #[test]
+    fn a_tree_built_aside_by_a_killed_run_is_a_temporary() {
+        let entries = [entry("1.0", 1)];
+        let files = [file(1), named(&format!("{}.tako-new", file(2).name))];
+        let plan = plan(&entries, &files, Some(&file(1).name), 1);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].reason, Reason::Temporary);
     }
 
     #[test]

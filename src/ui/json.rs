@@ -13,9 +13,9 @@ use crate::format::retention::{Reason, Removal};
 /// A file `gc` (or fetch's `Keep=`) removed, or would remove.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemovedRecord {
-    /// The name in `store/`.
+    /// The name in `store/` (in `blobs/sha256/` for `blob`).
     pub file: String,
-    /// `old`, `unlisted` or `temporary`.
+    /// `old`, `unlisted`, `temporary` or `blob`.
     pub reason: &'static str,
     /// The versions that name the image, highest first; empty unless `old`.
     pub versions: Vec<String>,
@@ -34,6 +34,7 @@ impl From<&Removal> for RemovedRecord {
             ),
             Reason::Unlisted => ("unlisted", Vec::new()),
             Reason::Temporary => ("temporary", Vec::new()),
+            Reason::Blob => ("blob", Vec::new()),
         };
         RemovedRecord {
             file: crate::format::text::untrusted(&r.name),

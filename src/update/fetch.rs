@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::destination::seen::Seen;
 use crate::destination::store::{self, StoreError, Stored};
 use crate::destination::withdrawn::Withdrawn;
-use crate::destination::{self, Destination, partial, poll, restart_pending};
+use crate::destination::{self, Destination, partial, poll, restart_pending, trees};
 use crate::format::config::{Config, ConfigError, Kind};
 use crate::format::manifest::{Entry, Manifest, ManifestError};
 use crate::format::retention;
@@ -564,8 +564,13 @@ fn update(
     // under the lock. The update stands whatever happens here.
     let mut removed = Vec::new();
     if let Some(keep) = config.keep {
-        let collected =
-            store::collect(dest, &remote, keep, false, &mut |r| removed.push(r.clone()));
+        let mut on_removal = |r: &retention::Removal| removed.push(r.clone());
+        let collected = match config.kind {
+            Kind::File => store::collect(dest, &remote, keep, false, &mut on_removal)
+                .map_err(|e| e.to_string()),
+            Kind::Container => trees::collect(dest, &remote, keep, false, &mut on_removal)
+                .map_err(|e| e.to_string()),
+        };
         if let Err(e) = collected {
             report.warn(&format!("Keep={keep}: {e}"));
         }

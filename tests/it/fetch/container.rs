@@ -147,8 +147,8 @@ fn a_host_updates_from_a_registry_repository() {
     assert_eq!(latest_target(&dest), format!("store/{hex2}"));
     assert_eq!(installed_version(&dest), "2\n");
 
-    // status says which version's tree is installed, and that it is whole; gc leaves the
-    // trees alone (removing old ones is not done yet), and so the installed one.
+    // status says which version's tree is installed, and that it is whole; gc never
+    // removes the installed tree.
     let o = run_bounded(tako_cmd().arg("status").arg(&config));
     assert_exit(&o, 0);
     assert!(
@@ -159,6 +159,7 @@ fn a_host_updates_from_a_registry_repository() {
     let o = run_bounded(tako_cmd().args(["gc", "--keep", "1"]).arg(&config));
     assert_exit(&o, 0);
     assert_eq!(installed_version(&dest), "2\n");
+    assert!(!dest.join(format!("store/{hex1}")).exists());
     fs::remove_file(dest.join(format!("store/{hex2}/manifest.json"))).unwrap();
     let o = run_bounded(tako_cmd().arg("status").arg(&config));
     assert_exit(&o, 1);
@@ -247,4 +248,161 @@ fn an_index_without_the_hosts_platform_is_refused_with_the_platforms_it_has() {
     let foreign = Platform::foreign();
     let listed = format!("it has {}/{}", foreign.os, foreign.architecture);
     refused_with_the_tree_untouched(|_, _, _| {}, foreign_only, &["has no entry for", &listed]);
+}
+
+/// What one published version put in a host's `blobs/sha256/`, by hex: the signed index,
+/// the host's platform manifest, its config, and its own (second) layer.
+fn own_blobs(index: &Index, top: &str) -> Vec<String> {
+    let image = &index.images[0];
+    vec![
+        top.to_owned(),
+        hex(&image.manifest_digest()),
+        hex(&sha256_digest(&image.config)),
+        hex(&sha256_digest(&image.layers[1].blob)),
+    ]
+}
+
+/// Publishes versions 1.0, 2.0 and 3.0 (sharing the base layer) to a directory, and has
+/// a host fetch each in turn; `keep` is its `Keep=`. Returns the host's config, its
+/// destination, and each version's index with its hex, oldest first.
+fn three_versions(lab: &Lab, keep: Option<u32>) -> (PathBuf, PathBuf, Vec<(Index, String)>) {
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let (config, dest) = host_config(lab, &format!("file://{}", out.display()));
+    if let Some(keep) = keep {
+        let mut text = fs::read_to_string(&config).unwrap();
+        text.push_str(&format!("Keep={keep}\n"));
+        fs::write(&config, text).unwrap();
+    }
+    let mut versions = Vec::new();
+    for n in ["1", "2", "3"] {
+        let index = app_index(Format::Oci, n);
+        let top = publish(lab, out.to_str().unwrap(), &index, &format!("{n}.0"));
+        let o = fetch(&[], &[&config]);
+        assert_exit(&o, 0);
+        assert_eq!(installed_version(&dest), format!("{n}\n"));
+        versions.push((index, top));
+    }
+    (config, dest, versions)
+}
+
+fn blob_present(dest: &Path, hex: &str) -> bool {
+    dest.join("blobs/sha256").join(hex).exists()
+}
+
+#[test]
+fn gc_removes_old_trees_and_the_blobs_only_they_used_keeping_the_installed_tree_whole() {
+    let lab = Lab::new();
+    let (config, dest, versions) = three_versions(&lab, None);
+    let [(v1, hex1), (v2, hex2), (v3, hex3)] = &versions[..] else {
+        unreachable!()
+    };
+    let base = hex(&sha256_digest(&v3.images[0].layers[0].blob));
+    // A symlink planted as an old version's tree, pointing outside the destination.
+    let outside = lab.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("precious"), "keep me").unwrap();
+    let store = dest.join("store");
+    fs::rename(store.join(hex1), lab.path("moved-away")).unwrap();
+    std::os::unix::fs::symlink(&outside, store.join(hex1)).unwrap();
+    // And a tree a killed run was building.
+    fs::create_dir_all(store.join(format!("{hex2}.tako-new/rootfs/app"))).unwrap();
+
+    let gc = |extra: &[&str]| {
+        let o = run_bounded(
+            tako_cmd()
+                .args(["gc", "--keep", "1"])
+                .args(extra)
+                .arg(&config),
+        );
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    let said = gc(&["--dry-run"]);
+    assert!(said.contains("would remove 1.0 ("), "{said}");
+    assert!(said.contains("would remove 2.0 ("), "{said}");
+    assert!(said.contains("would free "), "{said}");
+    assert!(store.join(hex2).join("rootfs/app/version").exists());
+    assert!(blob_present(&dest, &own_blobs(v2, hex2)[3]));
+
+    let said = gc(&[]);
+    let name = config.display().to_string();
+    assert!(
+        said.contains(&format!("{name}: removed 1.0 (0 bytes)")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{name}: removed 2.0 (")), "{said}");
+    assert!(
+        said.contains(&format!("removed temporary store/{hex2}.tako-new")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{name}: freed ")), "{said}");
+    // The old trees are gone, the planted link as a link: its target is untouched.
+    assert!(fs::symlink_metadata(store.join(hex1)).is_err());
+    assert!(!store.join(hex2).exists());
+    assert!(!store.join(format!("{hex2}.tako-new")).exists());
+    assert_eq!(
+        fs::read_to_string(outside.join("precious")).unwrap(),
+        "keep me"
+    );
+    // The old versions' own blobs went; the shared base layer and all the installed
+    // tree uses stayed.
+    for old in own_blobs(v1, hex1).iter().chain(&own_blobs(v2, hex2)) {
+        assert!(!blob_present(&dest, old), "{old} was kept");
+        assert!(
+            said.contains(&format!("removed unused blobs/sha256/{old} (")),
+            "{said}"
+        );
+    }
+    for kept in own_blobs(v3, hex3).iter().chain([&base]) {
+        assert!(blob_present(&dest, kept), "{kept} was removed");
+    }
+    assert_eq!(latest_target(&dest), format!("store/{hex3}"));
+    assert_eq!(installed_version(&dest), "3\n");
+    assert_eq!(
+        fs::read(dest.join("latest/rootfs/usr/base")).unwrap(),
+        noise(7, 200_000)
+    );
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("installed 3.0, intact"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Nothing more to do.
+    let said = gc(&[]);
+    assert!(said.contains(&format!("{name}: freed 0 bytes")), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+}
+
+#[test]
+fn keep_makes_the_fetch_itself_remove_the_oldest_tree_and_its_blobs() {
+    let lab = Lab::new();
+    let (_, dest, versions) = three_versions(&lab, Some(2));
+    let [(v1, hex1), (v2, hex2), (v3, hex3)] = &versions[..] else {
+        unreachable!()
+    };
+    assert!(!dest.join("store").join(hex1).exists());
+    assert!(
+        dest.join("store")
+            .join(hex2)
+            .join("rootfs/app/version")
+            .exists()
+    );
+    assert!(
+        dest.join("store")
+            .join(hex3)
+            .join("rootfs/app/version")
+            .exists()
+    );
+    for old in own_blobs(v1, hex1) {
+        assert!(!blob_present(&dest, &old), "{old} was kept");
+    }
+    for kept in own_blobs(v2, hex2).iter().chain(&own_blobs(v3, hex3)) {
+        assert!(blob_present(&dest, kept), "{kept} was removed");
+    }
+    let base = hex(&sha256_digest(&v3.images[0].layers[0].blob));
+    assert!(blob_present(&dest, &base));
 }
