@@ -5,7 +5,8 @@
 //! One request at a time arrives on the socket (`image_proxy_socket`); the messages are
 //! read and written by `format::oci::proxy`. An image is resolved when it is opened, as
 //! `tako image pull` resolves it: the reference, the host's platform in an index, every
-//! manifest checked against the digest that names it. A payload goes to the client on a
+//! manifest checked against the digest that names it; `oci:` layouts and `tako:` configs
+//! are read from disk by `local_image`, with the same platform choice. A payload goes to the client on a
 //! pipe written by a thread of its own, so a client that reads several pipes at once is
 //! served; `FinishPipe` waits for that thread and reports what went wrong, and for a
 //! blob that includes a digest or size that does not match (checked while it streams).
@@ -85,7 +86,7 @@ impl Failure {
 
 /// Where an open image's blobs come from.
 enum Place {
-    Registry(Source),
+    Registry(Box<Source>),
     /// An OCI layout directory or a tako destination.
     Local(Local),
 }
@@ -294,7 +295,7 @@ impl Server<'_> {
             ImageName::Registry(reference) => {
                 let reference = with_plain_http(reference, self.options.plain_http)?;
                 match self.open_registry(reference, optional)? {
-                    Some((source, chosen)) => (Place::Registry(source), chosen),
+                    Some((source, chosen)) => (Place::Registry(Box::new(source)), chosen),
                     None => return Ok(Answer::Reply(Reply::opened(None))),
                 }
             }
