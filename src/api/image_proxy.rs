@@ -5,7 +5,8 @@
 //! One request at a time arrives on the socket (`image_proxy_socket`); the messages are
 //! read and written by `format::oci::proxy`. An image is resolved when it is opened, as
 //! `tako image pull` resolves it: the reference, the host's platform in an index, every
-//! manifest checked against the digest that names it. A payload goes to the client on a
+//! manifest checked against the digest that names it; `oci:` layouts and `tako:` configs
+//! are read from disk by `local_image`, with the same platform choice. A payload goes to the client on a
 //! pipe written by a thread of its own, so a client that reads several pipes at once is
 //! served; `FinishPipe` waits for that thread and reports what went wrong, and for a
 //! blob that includes a digest or size that does not match (checked while it streams).
@@ -20,6 +21,7 @@ use std::thread::JoinHandle;
 use serde_json::Value;
 
 use super::image_proxy_socket::{Received, Socket, SocketError};
+use super::local_image::{self, Local, LocalError};
 use crate::container::pull::{PullError, Report};
 use crate::container::resolve::{self, Auth, Chosen, Source, WantedPlatform};
 use crate::format::oci::digest::Digest;
@@ -82,9 +84,34 @@ impl Failure {
     }
 }
 
+/// Where an open image's blobs come from.
+enum Place {
+    Registry(Box<Source>),
+    /// An OCI layout directory or a tako destination.
+    Local(Local),
+}
+
+impl Place {
+    fn shown(&self) -> &str {
+        match self {
+            Place::Registry(source) => &source.shown,
+            Place::Local(local) => &local.shown,
+        }
+    }
+}
+
+impl Failure {
+    fn of_local(e: &LocalError) -> Failure {
+        match e {
+            LocalError::Pull(e) => Failure::of_pull(e),
+            e => Failure::other(e.to_string()),
+        }
+    }
+}
+
 /// An image a client opened.
 struct Open {
-    source: Arc<Source>,
+    source: Arc<Place>,
     chosen: Chosen,
     /// The config blob, once read.
     config: Option<Vec<u8>>,
@@ -263,7 +290,57 @@ impl Server<'_> {
     }
 
     fn open(&mut self, text: &str, optional: bool) -> Result<Answer, Failure> {
-        let reference = registry_reference(text, self.options.plain_http)?;
+        let failed = |e: ReferenceError| Failure::other(e.to_string());
+        let (place, chosen) = match ImageName::parse(text).map_err(failed)? {
+            ImageName::Registry(reference) => {
+                let reference = with_plain_http(reference, self.options.plain_http)?;
+                match self.open_registry(reference, optional)? {
+                    Some((source, chosen)) => (Place::Registry(Box::new(source)), chosen),
+                    None => return Ok(Answer::Reply(Reply::opened(None))),
+                }
+            }
+            ImageName::Layout(layout) => {
+                let (local, chosen) = local_image::open_layout(&layout, &self.options.platform)
+                    .map_err(|e| Failure::of_local(&e))?;
+                (Place::Local(local), chosen)
+            }
+            ImageName::Tako(config) => {
+                let (local, chosen) = local_image::open_tako(&config, &self.options.platform)
+                    .map_err(|e| Failure::of_local(&e))?;
+                (Place::Local(local), chosen)
+            }
+        };
+        if !matches!(
+            chosen.kind,
+            ManifestKind::OciManifest | ManifestKind::DockerManifest
+        ) {
+            return Err(Failure::other(format!(
+                "{}: the manifest is a {}, not an image manifest",
+                place.shown(),
+                chosen.kind.media_type()
+            )));
+        }
+        self.last_image = self.last_image.saturating_add(1);
+        let id = ImageId::new(self.last_image)
+            .ok_or_else(|| Failure::other("too many images opened in one run"))?;
+        self.images.insert(
+            id,
+            Open {
+                source: Arc::new(place),
+                chosen,
+                config: None,
+            },
+        );
+        Ok(Answer::Reply(Reply::opened(Some(id))))
+    }
+
+    /// Resolves an image in a registry; `None` if the registry has no such image and it is
+    /// `optional`.
+    fn open_registry(
+        &self,
+        reference: Reference,
+        optional: bool,
+    ) -> Result<Option<(Source, Chosen)>, Failure> {
         // The host's registries.conf applies as for `tako image pull`: mirrors and blocks.
         let endpoints = crate::container::registries::endpoints(&reference)
             .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
@@ -284,35 +361,11 @@ impl Server<'_> {
                 self.report,
             )
         });
-        let chosen = match resolved {
-            Ok(chosen) => chosen,
-            Err(PullError::NotFound { .. }) if optional => {
-                return Ok(Answer::Reply(Reply::opened(None)));
-            }
-            Err(e) => return Err(Failure::of_pull(&e)),
-        };
-        if !matches!(
-            chosen.kind,
-            ManifestKind::OciManifest | ManifestKind::DockerManifest
-        ) {
-            return Err(Failure::other(format!(
-                "{}: the manifest is a {}, not an image manifest",
-                source.shown,
-                chosen.kind.media_type()
-            )));
+        match resolved {
+            Ok(chosen) => Ok(Some((source, chosen))),
+            Err(PullError::NotFound { .. }) if optional => Ok(None),
+            Err(e) => Err(Failure::of_pull(&e)),
         }
-        self.last_image = self.last_image.saturating_add(1);
-        let id = ImageId::new(self.last_image)
-            .ok_or_else(|| Failure::other("too many images opened in one run"))?;
-        self.images.insert(
-            id,
-            Open {
-                source: Arc::new(source),
-                chosen,
-                config: None,
-            },
-        );
-        Ok(Answer::Reply(Reply::opened(Some(id))))
     }
 
     fn manifest(&mut self, image: ImageId) -> Result<Answer, Failure> {
@@ -322,7 +375,8 @@ impl Server<'_> {
             ManifestKind::DockerManifest => manifest::to_oci(&chosen.bytes).map_err(|e| {
                 Failure::other(format!(
                     "{}: cannot convert manifest {} to OCI: {e}",
-                    open.source.shown, chosen.digest
+                    open.source.shown(),
+                    chosen.digest
                 ))
             })?,
             _ => chosen.bytes.clone(),
@@ -346,19 +400,26 @@ impl Server<'_> {
                 if descriptor.size > MAX_CONFIG {
                     return Err(Failure::other(format!(
                         "{}: the config {} is {} bytes, more than the {MAX_CONFIG} tako reads",
-                        open.source.shown, descriptor.digest, descriptor.size
+                        open.source.shown(),
+                        descriptor.digest,
+                        descriptor.size
                     )));
                 }
-                let bytes = open
-                    .source
-                    .retrying(retry, report, |client| {
-                        client.read_blob(&descriptor.digest.to_string(), descriptor.size)
-                    })
-                    .map_err(|e| Failure::of_pull(&e))?;
+                let bytes = match &*open.source {
+                    Place::Registry(source) => source
+                        .retrying(retry, report, |client| {
+                            client.read_blob(&descriptor.digest.to_string(), descriptor.size)
+                        })
+                        .map_err(|e| Failure::of_pull(&e))?,
+                    // Checked against its digest and size as it is read.
+                    Place::Local(local) => local
+                        .read_blob("config", &descriptor.digest, descriptor.size, MAX_CONFIG)
+                        .map_err(|e| Failure::of_local(&e))?,
+                };
                 if bytes.len() as u64 != descriptor.size {
                     return Err(Failure::other(format!(
                         "{}: the config {} is {} bytes, not the {} the manifest names",
-                        open.source.shown,
+                        open.source.shown(),
                         descriptor.digest,
                         bytes.len(),
                         descriptor.size
@@ -374,7 +435,7 @@ impl Server<'_> {
             let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::other(format!(
                     "{}: the config is not JSON: {}",
-                    open.source.shown,
+                    open.source.shown(),
                     untrusted(&e.to_string())
                 ))
             })?;
@@ -446,17 +507,8 @@ impl Server<'_> {
 }
 
 /// A `docker://` reference, over plain HTTP with `--tls-verify=false`.
-fn registry_reference(text: &str, plain_http: bool) -> Result<Reference, Failure> {
+fn with_plain_http(parsed: Reference, plain_http: bool) -> Result<Reference, Failure> {
     let failed = |e: ReferenceError| Failure::other(e.to_string());
-    let parsed = match ImageName::parse(text).map_err(failed)? {
-        ImageName::Registry(reference) => reference,
-        ImageName::Layout(_) | ImageName::Tako(_) => {
-            return Err(Failure::other(format!(
-                "{}: tako serves docker:// references only so far (oci: and tako: are not served yet)",
-                untrusted(text)
-            )));
-        }
-    };
     if !plain_http || parsed.scheme() == Scheme::Http {
         return Ok(parsed);
     }
@@ -483,23 +535,33 @@ fn layers(open: &Open) -> Value {
 /// Opens the blob `digest` on a thread that then runs `copy` on it; a failure to open it
 /// (not found, refused, unreachable) is returned here, for the request's own reply.
 fn streaming(
-    source: Arc<Source>,
+    source: Arc<Place>,
     digest: Digest,
-    copy: impl FnOnce(&Source, &mut dyn std::io::Read) -> Result<(), Failure> + Send + 'static,
+    copy: impl FnOnce(&Place, &mut dyn std::io::Read) -> Result<(), Failure> + Send + 'static,
 ) -> Result<Writer, Failure> {
     let (opened, outcome) = std::sync::mpsc::sync_channel::<Result<(), Failure>>(1);
     let thread = std::thread::spawn(move || {
-        let mut body = match source.registry().open_image(&digest.hex(), None) {
-            Ok(body) => body,
-            Err(e) => {
-                let failure = Failure {
+        let opened_blob: Result<Box<dyn std::io::Read>, Failure> = match &*source {
+            Place::Registry(registry) => registry
+                .registry()
+                .open_image(&digest.hex(), None)
+                .map(|body| Box::new(body) as Box<dyn std::io::Read>)
+                .map_err(|e| Failure {
                     code: if e.is_transient() {
                         ErrorCode::Retryable
                     } else {
                         ErrorCode::Other
                     },
-                    message: format!("{}: blob {digest}: {e}", source.shown),
-                };
+                    message: format!("{}: blob {digest}: {e}", registry.shown),
+                }),
+            Place::Local(local) => local
+                .open_blob(&digest)
+                .map(|file| Box::new(file) as Box<dyn std::io::Read>)
+                .map_err(|e| Failure::of_local(&e)),
+        };
+        let mut body = match opened_blob {
+            Ok(body) => body,
+            Err(failure) => {
                 let _ = opened.send(Err(failure.clone()));
                 return Err(failure);
             }
@@ -514,30 +576,34 @@ fn streaming(
     }
 }
 
-fn copy_failure(source: &Source, digest: &Digest, e: CopyError) -> Failure {
+fn copy_failure(source: &Place, digest: &Digest, e: CopyError) -> Failure {
     match e {
         CopyError::Write(e) => write_failure(e),
         // A read that failed or timed out: the registry or the network, worth a retry.
         CopyError::Read(e) => Failure {
             code: ErrorCode::Retryable,
-            message: format!("{}: blob {digest}: {e}", source.shown),
+            message: format!("{}: blob {digest}: {e}", source.shown()),
         },
         CopyError::TooLong { limit } => Failure::other(format!(
             "{}: blob {digest} is longer than the {limit} bytes asked for",
-            source.shown
+            source.shown()
         )),
     }
 }
 
-fn mismatch(source: &Source, digest: &Digest) -> Failure {
+fn mismatch(source: &Place, digest: &Digest) -> Failure {
+    let who = match source {
+        Place::Registry(_) => "the registry sent",
+        Place::Local(_) => "the directory holds",
+    };
     Failure::other(format!(
-        "{}: the registry sent other bytes for blob {digest} (their digest differs)",
-        source.shown
+        "{}: {who} other bytes for blob {digest} (their digest differs)",
+        source.shown()
     ))
 }
 
 fn check_blob(
-    source: &Source,
+    source: &Place,
     digest: &Digest,
     size: u64,
     got: u64,
@@ -546,7 +612,7 @@ fn check_blob(
     if got != size {
         return Err(Failure::other(format!(
             "{}: blob {digest} is {got} bytes, not the {size} asked for",
-            source.shown
+            source.shown()
         )));
     }
     if hash != *digest.as_bytes() {
@@ -558,6 +624,13 @@ fn check_blob(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn registry_reference(text: &str, plain_http: bool) -> Result<Reference, Failure> {
+        match ImageName::parse(text) {
+            Ok(ImageName::Registry(reference)) => with_plain_http(reference, plain_http),
+            other => panic!("not a registry reference: {other:?}"),
+        }
+    }
 
     #[test]
     fn tls_verify_false_speaks_plain_http_to_the_registry_the_reference_names() {
@@ -571,27 +644,5 @@ mod tests {
         assert_eq!(plain.repository(), "team/app");
         assert_eq!(plain.tag(), Some("1.0"));
         assert_eq!(plain.digest().map(|d| d.to_string()), Some(digest));
-    }
-
-    #[test]
-    fn references_tako_does_not_serve_are_refused_by_name() {
-        let layout = registry_reference("oci:/srv/images:app", false).unwrap_err();
-        assert!(
-            layout.message.contains("oci:/srv/images:app"),
-            "{}",
-            layout.message
-        );
-        assert!(
-            layout.message.contains("not served yet"),
-            "{}",
-            layout.message
-        );
-        let storage = registry_reference("containers-storage:app", false).unwrap_err();
-        assert!(
-            storage.message.contains("containers-storage"),
-            "{}",
-            storage.message
-        );
-        assert_eq!(storage.code, ErrorCode::Other);
     }
 }

@@ -4,3 +4,4 @@
 pub mod http_proxy;
 pub mod image_proxy;
 pub mod image_proxy_socket;
+pub mod local_image;

@@ -244,12 +244,7 @@ fn installed(
             why: why.to_string(),
         })
     };
-    let digest = dest.latest_name().and_then(|hex| {
-        let mut digest = [0u8; 32];
-        hex::decode_to_slice(&hex, &mut digest).ok()?;
-        Some(digest)
-    });
-    let Some(digest) = digest else {
+    let Some(digest) = dest.latest_digest() else {
         return unknown("it does not point at an image in store/");
     };
     let Some(manifest) = manifest else {

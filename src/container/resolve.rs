@@ -310,17 +310,30 @@ pub struct Fetched {
 
 impl Fetched {
     fn parse(source: &Source, served: ServedManifest) -> Result<Fetched, PullError> {
-        let parsed =
-            manifest::parse(&served.bytes, served.content_type.as_deref()).map_err(|e| {
-                PullError::Manifest {
-                    image: source.shown.clone(),
-                    digest: served.digest,
-                    source: Box::new(e),
-                }
-            })?;
+        Fetched::read(
+            &source.shown,
+            served.digest,
+            served.bytes,
+            served.content_type.as_deref(),
+        )
+    }
+
+    /// Reads `bytes`, whose digest the caller checked is `digest`, as the manifest or index
+    /// `content_type` (a media type, if one is known) names; `shown` names the image.
+    pub fn read(
+        shown: &str,
+        digest: Digest,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<Fetched, PullError> {
+        let parsed = manifest::parse(&bytes, content_type).map_err(|e| PullError::Manifest {
+            image: shown.to_owned(),
+            digest,
+            source: Box::new(e),
+        })?;
         Ok(Fetched {
-            digest: served.digest,
-            bytes: served.bytes,
+            digest,
+            bytes,
             parsed,
         })
     }
@@ -432,14 +445,14 @@ pub struct Chosen {
 }
 
 fn choose_entry(
-    source: &Source,
+    shown: &str,
     index: &ImageIndex,
     wanted: &WantedPlatform,
 ) -> Result<Descriptor, PullError> {
     platform::choose(index, &wanted.platform)
         .cloned()
         .map_err(|e| PullError::Platform {
-            image: source.shown.clone(),
+            image: shown.to_owned(),
             source: Box::new(e),
         })
 }
@@ -452,6 +465,19 @@ pub fn choose(
     wanted: &WantedPlatform,
     retry: RetryPolicy,
     report: &dyn Report,
+) -> Result<Chosen, PullError> {
+    choose_from(&source.shown, top, wanted, &mut |entry| {
+        source.fetch(&entry.digest.to_string(), Some(entry.size), retry, report)
+    })
+}
+
+/// As [`choose`], with each index entry read by `fetch`, which checks it against the
+/// entry's digest and size (an image in a local directory, for the image proxy).
+pub fn choose_from(
+    shown: &str,
+    top: Fetched,
+    wanted: &WantedPlatform,
+    fetch: &mut dyn FnMut(&Descriptor) -> Result<Fetched, PullError>,
 ) -> Result<Chosen, PullError> {
     let (index, platforms) = match &top.parsed {
         ParsedManifest::Index { index, .. } => (Some(top.digest), platform::platforms(index)),
@@ -473,15 +499,14 @@ pub fn choose(
                 });
             }
             ParsedManifest::Index { index: list, .. } => {
-                let entry = choose_entry(source, &list, wanted)?;
+                let entry = choose_entry(shown, &list, wanted)?;
                 chosen_platform = entry.platform.as_ref().map(Platform::from_spec);
-                current =
-                    source.fetch(&entry.digest.to_string(), Some(entry.size), retry, report)?;
+                current = fetch(&entry)?;
             }
         }
     }
     Err(PullError::TooDeep {
-        image: source.shown.clone(),
+        image: shown.to_owned(),
         max: MAX_INDEX_DEPTH,
     })
 }

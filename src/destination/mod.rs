@@ -125,6 +125,13 @@ impl Destination {
         }
     }
 
+    /// The SHA-256 that `latest` names, if it points at `store/<hex>`.
+    pub fn latest_digest(&self) -> Option<[u8; 32]> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(self.latest_name()?, &mut digest).ok()?;
+        Some(digest)
+    }
+
     /// Points `latest` at `store/<hex>`, atomically and durably.
     pub fn point_latest_at(&self, hex: &str) -> Result<(), IoError> {
         self.dir.replace_symlink(LATEST, &store_target(hex))

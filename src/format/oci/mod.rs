@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod layout;
 pub mod manifest;
 pub mod media;
 pub mod platform;

@@ -466,3 +466,184 @@ fn authfile_names_the_credentials_and_no_creds_sends_none() {
     let (status, err) = client.shutdown();
     assert!(status.success(), "{err}");
 }
+
+/// Writes `blob` into the OCI layout `dir` under its digest; returns the digest.
+fn layout_blob(dir: &Path, blob: &[u8]) -> String {
+    let digest = support::images::sha256_digest(blob);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), blob).unwrap();
+    digest
+}
+
+fn layout_image(dir: &Path, image: &Image) -> Value {
+    for layer in &image.layers {
+        layout_blob(dir, &layer.blob);
+    }
+    layout_blob(dir, &image.config);
+    let manifest = image.manifest();
+    json!({
+        "mediaType": image.format.manifest_type(),
+        "digest": layout_blob(dir, &manifest),
+        "size": manifest.len(),
+    })
+}
+
+/// An OCI image layout at `dir` whose `index.json` lists `entries` under their tags.
+fn oci_layout(dir: &Path, entries: Vec<(&str, Value)>) {
+    let manifests: Vec<Value> = entries
+        .into_iter()
+        .map(|(tag, mut descriptor)| {
+            descriptor["annotations"] = json!({ "org.opencontainers.image.ref.name": tag });
+            descriptor
+        })
+        .collect();
+    let index = json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+#[test]
+fn an_oci_layout_serves_the_image_its_tag_names_and_refuses_damaged_or_symlinked_blobs() {
+    let lab = Lab::new();
+    let dir = lab.path("layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let single = layered(Format::Oci, Platform::host(), "single");
+    let index = Index::new(
+        Format::Oci,
+        vec![
+            layered(Format::Oci, Platform::foreign(), "foreign"),
+            layered(Format::Oci, Platform::host(), "host"),
+        ],
+    );
+    for image in &index.images {
+        layout_image(&dir, image);
+    }
+    let index_bytes = index.bytes();
+    let index_descriptor = json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": layout_blob(&dir, &index_bytes),
+        "size": index_bytes.len(),
+    });
+    oci_layout(
+        &dir,
+        vec![
+            ("single", layout_image(&dir, &single)),
+            ("multi", index_descriptor),
+        ],
+    );
+    let shown = dir.display().to_string();
+
+    let client = start_initialized(&[]);
+    serves(&client, &format!("oci:{shown}:single"), &single);
+    // The host's entry of the index the tag names.
+    serves(&client, &format!("oci:{shown}:multi"), &index.images[1]);
+    let untagged = client.call("OpenImage", json!([format!("oci:{shown}")]));
+    assert!(!untagged.ok());
+    assert!(
+        untagged.error().contains("2 images"),
+        "{}",
+        untagged.error()
+    );
+    let absent = client.call("OpenImage", json!([format!("oci:{shown}:absent")]));
+    assert!(absent.error().contains("absent"), "{}", absent.error());
+
+    // A layer whose bytes changed on disk fails FinishPipe.
+    let blobs = dir.join("blobs/sha256");
+    let layer = &single.layers[1];
+    let path = blobs.join(layer.digest().trim_start_matches("sha256:"));
+    let mut damaged = layer.blob.clone();
+    damaged[0] ^= 0xff;
+    std::fs::write(&path, &damaged).unwrap();
+    let id = client
+        .ok("OpenImage", json!([format!("oci:{shown}:single")]))
+        .json["value"]
+        .clone();
+    let (_, _, finished) = client.piped("GetBlob", json!([id, layer.digest(), layer.blob.len()]));
+    assert!(!finished.ok(), "a damaged blob was served as good");
+    assert!(
+        finished.error().contains(&layer.digest()),
+        "{}",
+        finished.error()
+    );
+
+    // The right bytes, but through a symlink planted in blobs/sha256: not followed.
+    let outside = lab.path("outside");
+    std::fs::write(&outside, &layer.blob).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    let blob = client.call("GetBlob", json!([id, layer.digest(), layer.blob.len()]));
+    assert!(!blob.ok(), "a symlinked blob was followed");
+    assert!(blob.error().contains("symbolic link"), "{}", blob.error());
+
+    let (status, err) = client.shutdown();
+    assert!(status.success(), "tako ended with {status}: {err}");
+}
+
+/// A `Kind=container` host config fetching from `origin` into `LAB/dest`.
+fn container_host(lab: &Lab, origin: &str, kind: &str) -> (PathBuf, PathBuf) {
+    let dest = lab.path("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    let config = lab.path(&format!("{kind}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "Origin={origin}\nPublicKey={}\nDestination={}\nVersion=*\nKind={kind}\n",
+            support::tako::TEST_PUBLIC,
+            dest.display()
+        ),
+    )
+    .unwrap();
+    (config, dest)
+}
+
+#[test]
+fn tako_config_serves_the_installed_signed_version_and_refuses_an_unsigned_one() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let server = support::http_server::Server::serve_dir(&out);
+    let v1 = support::images::app_index(Format::Oci, "1");
+    lab.push_index(&v1, "app:1.0");
+    let stored =
+        support::tako::store_container(out.to_str().unwrap(), &lab.image("app:1.0"), "1.0");
+    support::tako::assert_exit(&stored, 0);
+    let (config, dest) = container_host(&lab, &server.url(), "container");
+    support::tako::assert_exit(&support::tako::fetch(&[], &[&config]), 0);
+    drop(server);
+
+    let client = start_initialized(&[]);
+    let reference = format!("tako:{}", config.display());
+    // The host's image of the signed index, served offline from the destination.
+    serves(&client, &reference, &v1.images[0]);
+
+    // A Kind=file config names no container image.
+    let (files, _) = container_host(&lab, "http://127.0.0.1:9", "file");
+    let file = client.call("OpenImage", json!([format!("tako:{}", files.display())]));
+    assert!(!file.ok());
+    assert!(file.error().contains("Kind=container"), "{}", file.error());
+
+    // The local manifest no longer verifies with the config's key: refused.
+    let manifest = dest.join("manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replacen("1.0", "9.0", 1)).unwrap();
+    let tampered = client.call("OpenImage", json!([reference.clone()]));
+    assert!(!tampered.ok(), "a tampered manifest was trusted");
+    assert_eq!(tampered.json["error_code"], json!("other"));
+    assert!(
+        tampered.error().contains("manifest"),
+        "{}",
+        tampered.error()
+    );
+
+    // Signed again but the installed tree's bytes replaced: refused.
+    std::fs::write(&manifest, &text).unwrap();
+    let tree = dest.join("latest/manifest.json");
+    std::fs::write(&tree, b"{}").unwrap();
+    let damaged = client.call("OpenImage", json!([reference]));
+    assert!(!damaged.ok(), "a damaged tree was served");
+    assert!(damaged.error().contains("store/"), "{}", damaged.error());
+
+    let (status, err) = client.shutdown();
+    assert!(status.success(), "tako ended with {status}: {err}");
+}
