@@ -621,6 +621,9 @@ fn prose(page: &str) -> Prose {
                     "manifest.validators          the origin's ETag and date for it, for the next poll",
                     "latest                       symbolic link to store/<hex> of the installed image",
                     "store/<hex>                  verified images, read-only, named by their SHA-256",
+                    "store/<hex>/                 Kind=container: a version's tree: rootfs/, manifest.json,",
+                    "                             config.json, and files, the record status --verify checks",
+                    "blobs/sha256/<hex>           Kind=container: the verified blobs of its trees",
                     "store/<hex>.partial          an interrupted download, resumed by the next run",
                     "store/<hex>.partial.validator  the ETag or date the partial's bytes came with",
                     "index/<hex>                  chunk indexes of local images, for delta updates",
@@ -645,7 +648,9 @@ fn prose(page: &str) -> Prose {
                      installed image does not look intact: then it waits for a running fetch \
                      or gc and looks again): for each configuration, the installed version (every version that names the image \
                      latest points at), whether that image is intact (its size; with --verify \
-                     also its SHA-256), newer matching versions the local manifest lists, the \
+                     also its SHA-256; for Kind=container, with --verify every entry of the \
+                     tree against the record written when it was unpacked, each difference \
+                     named by path), newer matching versions the local manifest lists, the \
                      files in the store with their versions and sizes, and a pending restart. \
                      Every line starts with the configuration's name:",
                 )])

@@ -246,7 +246,8 @@ pub struct StatusArgs {
     /// Print one JSON object per config (JSON Lines); see docs/json.md.
     #[arg(long)]
     pub json: bool,
-    /// Also check the SHA-256 of the installed image, not only its size.
+    /// Also check the SHA-256 of the installed image, not only its size; a container
+    /// tree: every entry against the record written when it was unpacked.
     #[arg(long)]
     pub verify: bool,
     /// Configuration files, one per image.

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::StatusArgs;
+use crate::container::install::TreeCheck;
 use crate::destination::restart_pending::{self, PendingError};
 use crate::destination::store::{self, Stored};
 use crate::destination::{Destination, LATEST};
@@ -81,6 +82,8 @@ pub struct Report {
     pub newer: Vec<String>,
     pub store: Vec<StoreEntry>,
     pub restart_pending: Vec<String>,
+    /// A container tree checked with `--verify`: what its record says.
+    pub tree: Option<TreeCheck>,
 }
 
 impl Report {
@@ -190,7 +193,7 @@ fn read(
     let manifest = local.as_ref().and_then(|l| l.verified());
     // A `store` that is a symlink is refused, not followed.
     let store = dest.store()?;
-    let installed = installed(
+    let (installed, tree) = installed(
         dest,
         store.as_ref(),
         config,
@@ -218,6 +221,7 @@ fn read(
         newer,
         store,
         restart_pending: restart_pending::read(dest.path())?.unwrap_or_default(),
+        tree,
     })
 }
 
@@ -228,21 +232,27 @@ fn installed(
     has_manifest: bool,
     manifest: Option<&Manifest>,
     verify: bool,
-) -> Result<Installed, StatusError> {
+) -> Result<(Installed, Option<TreeCheck>), StatusError> {
     let Some(target) = dest.latest() else {
-        return Ok(match dest.dir().open_file(LATEST)? {
-            Found::Missing => Installed::Nothing,
-            Found::File(_) => not_a_link(dest, "a regular file"),
-            Found::Directory => not_a_link(dest, "a directory"),
-            Found::Other(kind) => not_a_link(dest, kind),
-        });
+        return Ok((
+            match dest.dir().open_file(LATEST)? {
+                Found::Missing => Installed::Nothing,
+                Found::File(_) => not_a_link(dest, "a regular file"),
+                Found::Directory => not_a_link(dest, "a directory"),
+                Found::Other(kind) => not_a_link(dest, kind),
+            },
+            None,
+        ));
     };
     let shown = untrusted(&target.display().to_string());
     let unknown = |why: &str| {
-        Ok(Installed::Unknown {
-            target: shown.clone(),
-            why: why.to_string(),
-        })
+        Ok((
+            Installed::Unknown {
+                target: shown.clone(),
+                why: why.to_string(),
+            },
+            None,
+        ))
     };
     let Some(digest) = dest.latest_digest() else {
         return unknown("it does not point at an image in store/");
@@ -258,12 +268,33 @@ fn installed(
     let Some(&entry) = entries.first() else {
         return unknown("the local manifest does not list it");
     };
+    let mut tree = None;
     let state = match store {
         // A container image is a tree: present when its manifest.json is the signed bytes
-        // and it has a rootfs/. Its files are not checked (yet): --verify is for files.
+        // and it has a rootfs/; with --verify, every entry is compared with the record
+        // written when it was unpacked.
         Some(store) if config.kind == Kind::Container => {
             if crate::container::install::tree_intact(store, entry)? {
-                Stored::Intact
+                if verify {
+                    let check = crate::container::install::verify_tree(store, entry)
+                        .map_err(|e| FetchError::Container(Box::new(e)))?;
+                    let state = match &check {
+                        TreeCheck::NoRecord => Stored::Intact,
+                        TreeCheck::BadRecord(why) => {
+                            Stored::Damaged(format!("its record of files is damaged: {why}"))
+                        }
+                        TreeCheck::Checked { changes, .. } if changes.is_empty() => Stored::Intact,
+                        TreeCheck::Checked { changes, .. } => Stored::Damaged(format!(
+                            "{} difference{} from the record of its files",
+                            changes.len(),
+                            if changes.len() == 1 { "" } else { "s" }
+                        )),
+                    };
+                    tree = Some(check);
+                    state
+                } else {
+                    Stored::Intact
+                }
             } else if matches!(store.subdir(&entry.digest_hex()), Ok(Some(_))) {
                 Stored::Damaged(
                     "its manifest.json is not the signed one, or it has no rootfs/".to_owned(),
@@ -275,13 +306,16 @@ fn installed(
         Some(store) => store::inspect(store, entry, verify).map_err(FetchError::from)?,
         None => Stored::Missing,
     };
-    Ok(Installed::Image {
-        versions: fetch::versions(entries.iter().copied()),
-        digest: entry.digest_hex(),
-        size: entry.size,
-        matches_pattern: entries.iter().any(|e| config.version.matches(&e.version)),
-        state,
-    })
+    Ok((
+        Installed::Image {
+            versions: fetch::versions(entries.iter().copied()),
+            digest: entry.digest_hex(),
+            size: entry.size,
+            matches_pattern: entries.iter().any(|e| config.version.matches(&e.version)),
+            state,
+        },
+        tree,
+    ))
 }
 
 fn not_a_link(dest: &Destination, kind: &str) -> Installed {
@@ -356,10 +390,13 @@ fn describe_store(
 /// The text block of one config; each line gets the config's name in front.
 pub fn lines(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
-    let checked = if report.verified {
-        "size and SHA-256 checked"
-    } else {
-        "size checked"
+    let checked = match &report.tree {
+        None if report.verified => "size and SHA-256 checked",
+        None => "size checked",
+        Some(TreeCheck::NoRecord) => {
+            "manifest.json and rootfs/ present; no record of its files to check them against (unpacked by an older tako)"
+        }
+        Some(_) => "every file checked against the record written when it was unpacked",
     };
     lines.push(match &report.installed {
         Installed::Nothing => "nothing installed (no latest)".to_string(),
@@ -377,6 +414,11 @@ pub fn lines(report: &Report) -> Vec<String> {
             }
         }
     });
+    if let Some(TreeCheck::Checked { changes, unlisted }) = &report.tree {
+        for line in changes.iter().chain(unlisted) {
+            lines.push(format!("  {line}"));
+        }
+    }
     let mirrors: Vec<String> = report
         .origins
         .iter()

@@ -9,6 +9,8 @@
 //! DEST/store/<hex>/rootfs/         the unpacked tree
 //! DEST/store/<hex>/manifest.json   the signed bytes (their SHA-256 is <hex>)
 //! DEST/store/<hex>/config.json     the image's config, checked against its digest
+//! DEST/store/<hex>/files           every entry of rootfs/ as unpacked: type, mode, owner,
+//!                                  size, SHA-256 (`format::tree_record`)
 //! ```
 //!
 //! Every byte is checked before it is used: the signed manifest or index against the
@@ -46,6 +48,9 @@ pub const MANIFEST_FILE: &str = crate::destination::trees::MANIFEST_FILE;
 pub const CONFIG_FILE: &str = "config.json";
 /// The unpacked tree in a tree's directory.
 pub const ROOTFS: &str = "rootfs";
+/// The record of every entry of `rootfs/` as unpacked (`format::tree_record`), which
+/// `tako status --verify` compares the tree with.
+pub const RECORD_FILE: &str = "files";
 /// The suffix of a tree being built, beside where it goes.
 const BUILDING: &str = ".tako-new";
 /// How deep indexes may nest.
@@ -596,7 +601,74 @@ fn build(
             .map_err(unpack_error)?;
     }
     unpacker.finish().map_err(unpack_error)?;
+    // Read back from the disk rather than gathered while unpacking: what is recorded is what
+    // a later walk will see (modes applied, owners mapped, hard links resolved).
+    let record = crate::fs::tree_record::walk(&dir, ROOTFS).map_err(|source| TreeError::Tree {
+        path: rootfs.path().to_path_buf(),
+        source,
+    })?;
+    dir.write_file(RECORD_FILE, record.record.render().as_bytes())?;
     dir.write_file(MANIFEST_FILE, signed)?;
     dir.write_file(CONFIG_FILE, config_bytes)?;
     Ok(())
+}
+
+/// The largest record of files read: a million entries with long paths.
+const MAX_RECORD_SIZE: u64 = 512 << 20;
+
+/// What `tako status --verify` found comparing an installed tree with its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeCheck {
+    /// The tree has no `files` (an older tako unpacked it): only its presence was checked.
+    NoRecord,
+    /// The record could not be read as one: the record itself is damaged.
+    BadRecord(String),
+    /// Every difference by path (escaped), and the directories not entered, with why.
+    Checked {
+        changes: Vec<String>,
+        unlisted: Vec<String>,
+    },
+}
+
+/// Compares `store/<hex>/rootfs` with `store/<hex>/files`; writes nothing.
+pub fn verify_tree(store: &Dir, entry: &Entry) -> Result<TreeCheck, TreeError> {
+    use crate::format::tree_record::{self, TreeRecord};
+    let hex = entry.digest_hex();
+    let Some(dir) = store.subdir(&hex)? else {
+        return Ok(TreeCheck::NoRecord);
+    };
+    let Some(bytes) = dir.read_file(RECORD_FILE, MAX_RECORD_SIZE, "read")? else {
+        return Ok(TreeCheck::NoRecord);
+    };
+    let mut recorded = match TreeRecord::parse(&bytes) {
+        Ok(record) => record,
+        Err(e) => {
+            return Ok(TreeCheck::BadRecord(format!(
+                "{}: {e}",
+                dir.path().join(RECORD_FILE).display()
+            )));
+        }
+    };
+    let walked = crate::fs::tree_record::walk(&dir, ROOTFS).map_err(|source| TreeError::Tree {
+        path: dir.path().join(ROOTFS),
+        source,
+    })?;
+    // What lies below a directory not entered is not compared: it was not read.
+    for (path, _) in &walked.unlisted {
+        let mut below = path.clone();
+        below.push(b'/');
+        recorded
+            .entries
+            .retain(|p, _| !(p.starts_with(&below) && p.len() > below.len()));
+    }
+    let changes = tree_record::compare(&recorded, &walked.record)
+        .into_iter()
+        .map(|(path, change)| format!("{}: {change}", tree_record::escape(&path)))
+        .collect();
+    let unlisted = walked
+        .unlisted
+        .iter()
+        .map(|(path, why)| format!("{}: not checked, {why}", tree_record::escape(path)))
+        .collect();
+    Ok(TreeCheck::Checked { changes, unlisted })
 }

@@ -20,6 +20,7 @@ pub mod size;
 pub mod tako_artifact;
 pub mod text;
 pub mod transport_config;
+pub mod tree_record;
 pub mod unit_name;
 pub mod validators;
 pub mod version;

@@ -22,6 +22,7 @@ pub mod warnings;
 // (path checks, opening and moving subtrees) is covered by its tests and kept whole.
 #[allow(dead_code)]
 pub mod tree;
+pub mod tree_record;
 
 use std::fs::File;
 use std::io;

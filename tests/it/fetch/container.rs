@@ -406,3 +406,67 @@ fn keep_makes_the_fetch_itself_remove_the_oldest_tree_and_its_blobs() {
     let base = hex(&sha256_digest(&v3.images[0].layers[0].blob));
     assert!(blob_present(&dest, &base));
 }
+
+#[test]
+fn status_verify_names_each_changed_removed_added_and_rechmodded_path_of_a_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let hex1 = publish(
+        &lab,
+        out.to_str().unwrap(),
+        &app_index(Format::Oci, "1"),
+        "1.0",
+    );
+    let (config, dest) = host_config(&lab, &server.url());
+    assert_exit(&fetch(&[], &[&config]), 0);
+    assert!(dest.join(format!("store/{hex1}/files")).is_file());
+
+    let verify = || run_bounded(tako_cmd().args(["status", "--verify"]).arg(&config));
+    let o = verify();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("installed 1.0, intact (every file checked against the record"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Same size, other bytes; a file gone; a mode changed; a file planted.
+    let rootfs = dest.join("latest/rootfs");
+    let version = rootfs.join("app/version");
+    let mode = fs::metadata(&version).unwrap().permissions().mode() & 0o7777;
+    fs::set_permissions(&version, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&version, "9\n").unwrap();
+    fs::remove_file(rootfs.join("usr/base")).unwrap();
+    fs::write(rootfs.join("app/planted"), "x").unwrap();
+    let o = verify();
+    assert_exit(&o, 1);
+    let text = stdout(&o);
+    assert!(
+        text.contains("installed 1.0, damaged (4 differences"),
+        "{text}"
+    );
+    for line in [
+        "  app/planted: added".to_owned(),
+        "  app/version: changed content".to_owned(),
+        format!("  app/version: mode {mode:04o} → 0600"),
+        "  usr/base: removed".to_owned(),
+    ] {
+        assert!(text.contains(&line), "no {line:?} in {text}");
+    }
+    // Without --verify, status only looks at the tree's presence, as before.
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert_exit(&o, 0);
+
+    // A tree unpacked before trees had a record says so, and is not called damaged.
+    fs::remove_file(dest.join(format!("store/{hex1}/files"))).unwrap();
+    let o = verify();
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("no record of its files"),
+        "{}",
+        stdout(&o)
+    );
+}
