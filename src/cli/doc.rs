@@ -630,8 +630,6 @@ fn prose(page: &str) -> Prose {
                     "restart-pending              Restart= units whose restart has not succeeded yet",
                     "manifest.seen                since when the manifest's mirror serves it unchanged",
                     "withdrawn                    images the publisher withdrew (410), not asked for again",
-                    "store/<hex>/                 Kind=container: a version's tree (rootfs/, manifest.json, config.json)",
-                    "blobs/sha256/<hex>           Kind=container: the compressed blobs of its trees",
                 ])
                 .para([roman(
                     "Every file is written under a temporary name, flushed and renamed into \
