@@ -21,6 +21,7 @@ pub mod digest;
 pub mod manifest;
 pub mod media;
 pub mod platform;
+pub mod policy;
 pub mod proxy;
 pub mod reference;
 pub mod registries_conf;
