@@ -47,7 +47,10 @@ pub enum SignedIdentity {
     MatchRepository,
     ExactReference(String),
     ExactRepository(String),
-    RemapIdentity { prefix: String, signed_prefix: String },
+    RemapIdentity {
+        prefix: String,
+        signed_prefix: String,
+    },
 }
 
 /// Where a `sigstoreSigned` requirement's public keys come from.
@@ -71,7 +74,9 @@ pub enum Requirement {
         identity: SignedIdentity,
     },
     /// A GPG (simple signing) signature: read so that a valid file parses, never accepted.
-    SignedBy { identity: SignedIdentity },
+    SignedBy {
+        identity: SignedIdentity,
+    },
 }
 
 impl Requirement {
@@ -275,7 +280,10 @@ fn requirements(
         .as_array()
         .ok_or_else(|| invalid(at, "not a list of requirements"))?;
     if list.is_empty() {
-        return Err(invalid(at, "no requirements (write insecureAcceptAnything or reject)"));
+        return Err(invalid(
+            at,
+            "no requirements (write insecureAcceptAnything or reject)",
+        ));
     }
     *count = count.saturating_add(list.len()).saturating_add(1);
     if *count > MAX_ENTRIES {
@@ -295,7 +303,14 @@ fn requirement(value: &Value, at: &str) -> Result<Requirement, PolicyError> {
         .and_then(|t| string(t, at))?;
     let allowed: &[&str] = match kind.as_str() {
         "insecureAcceptAnything" | "reject" => &["type"],
-        "signedBy" => &["type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity"],
+        "signedBy" => &[
+            "type",
+            "keyType",
+            "keyPath",
+            "keyPaths",
+            "keyData",
+            "signedIdentity",
+        ],
         "sigstoreSigned" => &[
             "type",
             "keyPath",
@@ -353,10 +368,12 @@ fn requirement(value: &Value, at: &str) -> Result<Requirement, PolicyError> {
 }
 
 fn key_source(fields: &Map<String, Value>, at: &str) -> Result<KeySource, PolicyError> {
-    let present: Vec<&str> = ["keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki"]
-        .into_iter()
-        .filter(|k| fields.contains_key(*k))
-        .collect();
+    let present: Vec<&str> = [
+        "keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki",
+    ]
+    .into_iter()
+    .filter(|k| fields.contains_key(*k))
+    .collect();
     let [key] = present[..] else {
         return Err(invalid(
             at,
@@ -520,11 +537,11 @@ mod tests {
 
     #[test]
     fn the_first_requirement_that_does_not_hold_decides() {
-        let p = policy(&format!(
-            r#"{{"default":[{{"type":"insecureAcceptAnything"}},{{"type":"reject"}}],
-                "transports":{{"docker":{{"a.example":[
-                    {{"type":"sigstoreSigned","keyPath":"/k.pub"}},{{"type":"reject"}}]}}}}}}"#
-        ));
+        let p = policy(
+            r#"{"default":[{"type":"insecureAcceptAnything"},{"type":"reject"}],
+                "transports":{"docker":{"a.example":[
+                    {"type":"sigstoreSigned","keyPath":"/k.pub"},{"type":"reject"}]}}}"#,
+        );
         let (_, list) = p.for_image(&Reference::parse("b.example/x").unwrap());
         assert_eq!(verdict(list), Verdict::Rejected);
         let (_, list) = p.for_image(&Reference::parse("a.example/x").unwrap());
@@ -584,7 +601,9 @@ mod tests {
         ));
         let (scope, list) = p.for_image(&Reference::parse("debian").unwrap());
         assert_eq!((scope, verdict(list)), (Scope::Default, Verdict::Accepted));
-        let e = error(r#"{"default":[{"type":"reject"}],"transports":{"oci":{"":[{"type":"acceptAll"}]}}}"#);
+        let e = error(
+            r#"{"default":[{"type":"reject"}],"transports":{"oci":{"":[{"type":"acceptAll"}]}}}"#,
+        );
         assert!(e.contains("unknown requirement type acceptAll"), "{e}");
     }
 
@@ -594,15 +613,30 @@ mod tests {
             ("{", "not JSON"),
             (r#"{"transports":{}}"#, "no \"default\""),
             (r#"{"default":[]}"#, "no requirements"),
-            (r#"{"default":[{"type":"insecureAcceptAnything"}],"defualt":[]}"#, "unknown key defualt"),
-            (r#"{"default":[{"type":"Reject"}]}"#, "unknown requirement type Reject"),
-            (r#"{"default":[{"type":"reject","scope":"x"}]}"#, "unknown key scope"),
-            (r#"{"default":[{"type":"sigstoreSigned"}]}"#, "exactly one of"),
+            (
+                r#"{"default":[{"type":"insecureAcceptAnything"}],"defualt":[]}"#,
+                "unknown key defualt",
+            ),
+            (
+                r#"{"default":[{"type":"Reject"}]}"#,
+                "unknown requirement type Reject",
+            ),
+            (
+                r#"{"default":[{"type":"reject","scope":"x"}]}"#,
+                "unknown key scope",
+            ),
+            (
+                r#"{"default":[{"type":"sigstoreSigned"}]}"#,
+                "exactly one of",
+            ),
             (
                 r#"{"default":[{"type":"sigstoreSigned","keyPath":"/a","keyData":"QQ=="}]}"#,
                 "exactly one of",
             ),
-            (r#"{"default":[{"type":"sigstoreSigned","keyData":"!!"}]}"#, "not base64"),
+            (
+                r#"{"default":[{"type":"sigstoreSigned","keyData":"!!"}]}"#,
+                "not base64",
+            ),
             (
                 r#"{"default":[{"type":"sigstoreSigned","keyPath":"/a","signedIdentity":{"type":"exactReference"}}]}"#,
                 "exactReference needs dockerReference",
