@@ -25,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(reference) = Reference::parse(image) {
         let (scope, requirements) = policy.for_image(&reference);
         drop(scope.to_string());
-        drop(verdict(requirements));
+        let _ = verdict(requirements);
     }
 });
