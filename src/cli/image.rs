@@ -26,6 +26,12 @@ pub enum ImageCommand {
     /// A tree that is gone, or was replaced by a later pull, no longer holds
     /// its blobs. Waits for running pulls that use the cache.
     Purge(PurgeArgs),
+    /// Print what the host's policy.json says of an image, without pulling it.
+    ///
+    /// The policy file read, the scope that applies to IMAGE, its requirements
+    /// and the verdict: accepted, rejected, or refused because it requires a
+    /// signature this version of tako cannot check. See docs/policy.md.
+    Policy(PolicyArgs),
 }
 
 /// Which platform of a multi-platform image to take.
@@ -46,6 +52,19 @@ pub struct PlatformArgs {
     /// The platform's variant (v8 for arm64; v7, v6, v5 for arm).
     #[arg(long, value_name = "VARIANT")]
     pub variant: Option<String>,
+}
+
+/// Which signature policy (containers-policy.json) applies.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyFileArgs {
+    /// The policy file. Default: $XDG_CONFIG_HOME/containers/policy.json
+    /// (~/.config/containers/policy.json) if it exists, else
+    /// /etc/containers/policy.json; with neither, no policy applies.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_policy")]
+    pub policy: Option<PathBuf>,
+    /// Apply no policy.json: pull whatever the registry serves.
+    #[arg(long)]
+    pub insecure_policy: bool,
 }
 
 /// Where registry credentials come from.
@@ -86,6 +105,8 @@ pub struct PullArgs {
     pub no_cache: bool,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub policy: PolicyFileArgs,
     /// Download this many layers at once.
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u64).range(1..=16))]
@@ -132,10 +153,22 @@ pub struct DigestArgs {
     pub platform: PlatformArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub policy: PolicyFileArgs,
     /// Print one JSON object: the index's digest, the platform manifest's
     /// digest and the platforms the image has.
     #[arg(long)]
     pub json: bool,
+    /// The image, as for `tako image pull`.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The policy file. Default: as for `tako image pull`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// The image, as for `tako image pull`.
     #[arg(value_name = "IMAGE")]
     pub image: String,

@@ -1,5 +1,6 @@
-//! `tako image pull|digest|purge`: container images into directory trees (the engine is
-//! `container::pull`), the digests a reference resolves to, and the blob cache's purge.
+//! `tako image pull|digest|policy|purge`: container images into directory trees (the engine
+//! is `container::pull`), the digests a reference resolves to, what the host's policy.json
+//! says of an image, and the blob cache's purge.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -8,16 +9,21 @@ use std::time::Duration;
 
 use super::{auth_of, host_platform, wanted_platform};
 use crate::Exit;
-use crate::cli::image::{DigestArgs, ImageCommand, PullArgs, PurgeArgs};
+use crate::cli::image::{
+    DigestArgs, ImageCommand, PolicyArgs, PolicyFileArgs, PullArgs, PurgeArgs,
+};
+use crate::container::policy::{self, Applied, PolicyCheckError, PolicyChoice};
 use crate::container::pull::{self, DigestOptions, PullError, PullOptions, Pulled, Report};
 use crate::container::resolve::Described;
 use crate::container::unpack::Limits;
 use crate::destination::blob_cache::{BlobCache, Kind, PurgePlan};
 use crate::format::oci::platform::{Platform, PlatformError};
+use crate::format::oci::policy::{KeySource, Requirement, SignedIdentity, Verdict};
+use crate::format::oci::reference::ReferenceError;
 use crate::format::size;
 use crate::format::text::untrusted;
 use crate::fs::IoError;
-use crate::ui::json::{ImageDigestRecord, ImageLayerRecord, ImagePullRecord};
+use crate::ui::json::{ImageDigestRecord, ImageLayerRecord, ImagePullRecord, PolicyRecord};
 use crate::ui::{output, progress};
 use crate::update::retry::RetryPolicy;
 
@@ -32,6 +38,10 @@ pub enum ImageError {
     Pull(#[from] PullError),
     #[error(transparent)]
     Platform(#[from] PlatformError),
+    #[error(transparent)]
+    Policy(#[from] PolicyCheckError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
     #[error(
         "no directory for the blob cache: neither $XDG_CACHE_HOME nor $HOME is set; pass --cache DIR or --no-cache"
     )]
@@ -51,6 +61,7 @@ pub fn run(command: &ImageCommand) -> Result<Exit, crate::Error> {
     match command {
         ImageCommand::Pull(args) => pull(args)?,
         ImageCommand::Digest(args) => digest(args)?,
+        ImageCommand::Policy(args) => show_policy(args)?,
         ImageCommand::Purge(args) => purge(args)?,
     }
     Ok(Exit::Success)
@@ -161,6 +172,7 @@ fn pull(args: &PullArgs) -> Result<(), ImageError> {
         parallel: usize::try_from(args.parallel).unwrap_or(pull::DEFAULT_PARALLEL),
         progress,
         limits: Limits::default(),
+        policy: policy_choice(&args.policy),
     };
     let reporter = Reporter::new(progress);
     let result = pull::pull(&args.image, &args.dir, &options, &reporter);
@@ -211,6 +223,7 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
     if let Some(mirror) = &pulled.mirror {
         lines.push(format!("  from the mirror {mirror} (registries.conf)"));
     }
+    lines.push(policy_line(pulled.policy.as_ref()));
     if let Some(index) = pulled.index {
         lines.push(format!(
             "  index {index} ({})",
@@ -262,6 +275,7 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
         pinned: false,
         mirror: None,
         error: None,
+        policy: None,
     };
     match result {
         Err(e) => record.error = Some(e.to_string()),
@@ -297,6 +311,11 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
             record.replaced = pulled.replaced;
             record.pinned = pulled.pinned;
             record.mirror = pulled.mirror.clone();
+            record.policy = pulled.policy.as_ref().map(|applied| PolicyRecord {
+                file: applied.file.clone(),
+                scope: applied.scope.to_string(),
+                accepted_by: requirement_names(&applied.requirements),
+            });
         }
     }
     record
@@ -308,6 +327,7 @@ fn digest(args: &DigestArgs) -> Result<(), ImageError> {
         auth: auth_of(&args.auth),
         retry: RetryPolicy::default(),
         list_platforms: args.json,
+        policy: policy_choice(&args.policy),
     };
     let described = pull::digest(&args.image, &options, &Reporter::new(false))?;
     if args.json {
@@ -330,6 +350,101 @@ fn digest_record(described: &Described) -> ImageDigestRecord {
             .iter()
             .map(|p| untrusted(&p.to_string()))
             .collect(),
+    }
+}
+
+fn policy_choice(args: &PolicyFileArgs) -> PolicyChoice {
+    match (&args.policy, args.insecure_policy) {
+        (_, true) => PolicyChoice::Insecure,
+        (Some(file), false) => PolicyChoice::File(file.clone()),
+        (None, false) => PolicyChoice::Host,
+    }
+}
+
+/// The types of `requirements`, in order: `insecureAcceptAnything`, `reject`…
+fn requirement_names(requirements: &[Requirement]) -> String {
+    let names: Vec<&str> = requirements.iter().map(Requirement::name).collect();
+    names.join(", ")
+}
+
+/// The line of `tako image pull` that says which policy accepted the image.
+fn policy_line(applied: Option<&Applied>) -> String {
+    match applied {
+        Some(applied) => format!(
+            "  policy: accepted by {} (scope {} of {})",
+            requirement_names(&applied.requirements),
+            applied.scope,
+            applied.file
+        ),
+        None => "  policy: none applied (no policy.json, or --insecure-policy)".to_owned(),
+    }
+}
+
+/// One requirement as `tako image policy` shows it.
+fn requirement_text(requirement: &Requirement) -> String {
+    let identity = |identity: &SignedIdentity| match identity {
+        SignedIdentity::MatchExact => "matchExact".to_owned(),
+        SignedIdentity::MatchRepoDigestOrExact => "matchRepoDigestOrExact".to_owned(),
+        SignedIdentity::MatchRepository => "matchRepository".to_owned(),
+        SignedIdentity::ExactReference(r) => format!("exactReference {}", untrusted(r)),
+        SignedIdentity::ExactRepository(r) => format!("exactRepository {}", untrusted(r)),
+        SignedIdentity::RemapIdentity {
+            prefix,
+            signed_prefix,
+        } => format!(
+            "remapIdentity {} -> {}",
+            untrusted(prefix),
+            untrusted(signed_prefix)
+        ),
+    };
+    match requirement {
+        Requirement::SigstoreSigned { keys, identity: id } => {
+            let keys = match keys {
+                KeySource::Paths(paths) => {
+                    let shown: Vec<String> = paths.iter().map(|p| untrusted(p)).collect();
+                    format!("keys {}", shown.join(", "))
+                }
+                KeySource::Data(data) => format!("{} key(s) in the file", data.len()),
+                KeySource::Certificates => "certificates (fulcio or pki)".to_owned(),
+            };
+            format!("sigstoreSigned: {keys}; signedIdentity {}", identity(id))
+        }
+        Requirement::SignedBy { identity: id } => {
+            format!("signedBy (GPG): signedIdentity {}", identity(id))
+        }
+        other => other.name().to_owned(),
+    }
+}
+
+/// `tako image policy IMAGE`: the file, scope and requirements that apply, the verdict.
+/// A refused image exits with the refusal as its error, so a script can test it.
+fn show_policy(args: &PolicyArgs) -> Result<(), ImageError> {
+    let choice = match &args.policy {
+        Some(file) => PolicyChoice::File(file.clone()),
+        None => PolicyChoice::Host,
+    };
+    let (image, _) =
+        crate::container::registries::route(&args.image).map_err(|e| ImageError::Pull(e.into()))?;
+    let Some(applied) = policy::apply(&choice, &image)? else {
+        output::stdout_line(&format!(
+            "{image}: no policy.json (neither the user's nor /etc/containers/policy.json): pulled without a signature check"
+        ));
+        return Ok(());
+    };
+    output::stdout_line(&format!("{image}: policy {}", applied.file));
+    output::stdout_line(&format!("  scope {}", applied.scope));
+    for requirement in &applied.requirements {
+        output::stdout_line(&format!("  requires {}", requirement_text(requirement)));
+    }
+    let verdict = match applied.verdict {
+        Verdict::Accepted => "accepted",
+        Verdict::Rejected => "rejected",
+        Verdict::CannotCheck(_) => "refused: a signature this version of tako cannot check",
+    };
+    output::stdout_line(&format!("  verdict: {verdict}"));
+    match applied.refusal(&image) {
+        Some(refusal) => Err(refusal.into()),
+        None => Ok(()),
     }
 }
 
@@ -526,6 +641,7 @@ mod tests {
             replaced: true,
             up_to_date: false,
             mirror: None,
+            policy: None,
         }
     }
 

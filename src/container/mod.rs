@@ -3,6 +3,7 @@
 //! pins and copying it to a place that publishes it.
 
 pub mod install;
+pub mod policy;
 pub mod publish;
 pub mod pull;
 pub mod registries;

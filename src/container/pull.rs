@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use super::policy::{self, Applied, PolicyCheckError, PolicyChoice};
 use super::registries::{self, RegistriesError};
 use super::resolve::{self, Auth, Source, WantedPlatform};
 use super::unpack::{self, Limits, Owners, UnpackError, Unpacker};
@@ -64,6 +65,12 @@ impl From<RegistriesError> for PullError {
     }
 }
 
+impl From<PolicyCheckError> for PullError {
+    fn from(e: PolicyCheckError) -> PullError {
+        PullError::Policy(Box::new(e))
+    }
+}
+
 pub trait Report: Sync {
     /// Something worth a line in the log even when nobody watches.
     fn warn(&self, message: &str);
@@ -80,6 +87,8 @@ pub enum PullError {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Registries(Box<RegistriesError>),
+    #[error(transparent)]
+    Policy(Box<PolicyCheckError>),
     #[error("cannot read the key file {} (--auth): {source}", path.display())]
     AuthFile {
         path: PathBuf,
@@ -205,6 +214,8 @@ pub struct PullOptions {
     pub progress: bool,
     /// Caps on each layer's contents.
     pub limits: Limits,
+    /// The signature policy (policy.json) to apply.
+    pub policy: PolicyChoice,
 }
 
 /// One layer as pulled.
@@ -245,6 +256,8 @@ pub struct Pulled {
     pub up_to_date: bool,
     /// The registries.conf mirror the image came from, if not its registry.
     pub mirror: Option<String>,
+    /// The policy.json that accepted the image; `None` when none was applied.
+    pub policy: Option<Applied>,
 }
 
 /// The stats of building a tree.
@@ -286,6 +299,9 @@ pub fn pull(
     // configuration, a blocked registry refused before anything is touched.
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
+    // The policy refuses before any request: what it can check does not depend on what
+    // the registry serves.
+    let accepted = policy::check(&options.policy, &image)?;
     let pinned = image.digest().is_some();
     let target = ImageDir::lock(dir, &|| {
         report.progress(&format!(
@@ -408,6 +424,7 @@ pub fn pull(
             replaced: false,
             up_to_date: true,
             mirror: source.mirror().map(str::to_owned),
+            policy: accepted,
         });
     }
 
@@ -494,6 +511,7 @@ pub fn pull(
         replaced: placed != Placed::New,
         up_to_date: false,
         mirror: source.mirror().map(str::to_owned),
+        policy: accepted,
     })
 }
 
@@ -949,6 +967,8 @@ pub struct DigestOptions {
     pub retry: RetryPolicy,
     /// List the platform of a single-platform image too (fetching its config).
     pub list_platforms: bool,
+    /// The signature policy (policy.json) to apply.
+    pub policy: PolicyChoice,
 }
 
 /// Resolves `image` to the digests `tako image digest` prints; downloads no layer and
@@ -960,6 +980,7 @@ pub fn digest(
 ) -> Result<resolve::Described, PullError> {
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
+    policy::check(&options.policy, &image)?;
     let source = Source::connect(
         image,
         endpoints,

@@ -214,6 +214,17 @@ pub struct ImagePullRecord {
     pub error: Option<String>,
     /// The registries.conf mirror the image came from; `None` for the registry itself.
     pub mirror: Option<String>,
+    /// The policy.json that accepted the image; `None` when none applied.
+    pub policy: Option<PolicyRecord>,
+}
+
+/// Which policy.json scope accepted a pulled image.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyRecord {
+    pub file: String,
+    pub scope: String,
+    /// The scope's requirement types, comma-separated (`insecureAcceptAnything`).
+    pub accepted_by: String,
 }
 
 /// The result of `tako image digest`.

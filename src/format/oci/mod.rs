@@ -22,6 +22,7 @@ pub mod layout;
 pub mod manifest;
 pub mod media;
 pub mod platform;
+pub mod policy;
 pub mod proxy;
 pub mod reference;
 pub mod registries_conf;

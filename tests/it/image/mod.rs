@@ -20,6 +20,7 @@ mod hostile;
 mod http_proxy;
 mod interrupted;
 mod platforms;
+mod policy;
 mod proxy;
 mod references;
 mod registries_conf;
