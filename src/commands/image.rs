@@ -654,23 +654,27 @@ mod tests {
         );
         assert_eq!(
             lines[1],
+            "  policy: none applied (no policy.json, or --insecure-policy)"
+        );
+        assert_eq!(
+            lines[2],
             format!(
                 "  index {} (linux/amd64, linux/arm64/v8)",
                 Digest::of(b"index")
             )
         );
         assert_eq!(
-            lines[2],
+            lines[3],
             format!("  manifest {} for linux/amd64", Digest::of(b"manifest"))
         );
         assert_eq!(
-            lines[3],
+            lines[4],
             "  2 layers: 1 downloaded (2.0 KiB), 1 from the cache (2.0 KiB); 10.0 MiB unpacked in 12 entries"
         );
-        assert!(lines[4].contains("not signature-checked"), "{}", lines[4]);
-        assert!(lines[4].ends_with(&format!("registry.example/app:1@{}", Digest::of(b"index"))));
+        assert!(lines[5].contains("not signature-checked"), "{}", lines[5]);
+        assert!(lines[5].ends_with(&format!("registry.example/app:1@{}", Digest::of(b"index"))));
         let pinned = pulled_lines(&pulled(true), Path::new("/srv/app"));
-        assert_eq!(pinned.len(), 4);
+        assert_eq!(pinned.len(), 5);
         assert!(pinned.iter().all(|l| !l.contains("signature")));
     }
 
