@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::format::manifest::{Entry, Manifest};
-use crate::format::retention::{self, Reason, Removal, StoreFile};
+use crate::format::retention::{self, Removal, StoreFile};
 use crate::fs::{Context, Dir, Found, IoError, ListedKind};
 use crate::stream::hashing::{self, CopyError};
 
@@ -181,21 +181,7 @@ pub fn collect(
     };
     let files = list(&store)?;
     let latest = dest.latest_name();
-    let mut plan = retention::plan(manifest.entries(), &files, latest.as_deref(), keep);
-    // Reported oldest image first, then unlisted files, then temporaries.
-    // Entries are in ascending version order, so the position of the last
-    // one naming an image ranks it by its highest version.
-    plan.sort_by_key(|r| match r.reason {
-        Reason::Old(_) => (
-            0,
-            manifest
-                .entries()
-                .iter()
-                .rposition(|e| e.digest_hex() == r.name),
-        ),
-        Reason::Unlisted => (1, None),
-        Reason::Temporary | Reason::Blob => (2, None),
-    });
+    let plan = retention::plan_oldest_first(manifest.entries(), &files, latest.as_deref(), keep);
     for removal in &plan {
         if !dry_run {
             store.remove_file(&removal.name)?;

@@ -19,7 +19,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use crate::format::manifest::{Entry, Manifest};
 use crate::format::oci::digest::Digest;
 use crate::format::oci::manifest::{self as oci_manifest, MAX_MANIFEST_SIZE, ParsedManifest};
-use crate::format::retention::{self, Reason, Removal, StoreFile};
+use crate::format::retention::{self, Removal, StoreFile};
 use crate::fs::tree::{self, RelPath, Tree};
 use crate::fs::{Dir, IoError, ListedKind};
 
@@ -140,19 +140,7 @@ pub fn collect(
     };
     let trees = list(&store)?;
     let latest = dest.latest_name();
-    let mut plan = retention::plan(manifest.entries(), &trees, latest.as_deref(), keep);
-    // Oldest tree first, then unlisted trees, then temporaries, as `store::collect` says.
-    plan.sort_by_key(|r| match r.reason {
-        Reason::Old(_) => (
-            0,
-            manifest
-                .entries()
-                .iter()
-                .rposition(|e| e.digest_hex() == r.name),
-        ),
-        Reason::Unlisted => (1, None),
-        Reason::Temporary | Reason::Blob => (2, None),
-    });
+    let plan = retention::plan_oldest_first(manifest.entries(), &trees, latest.as_deref(), keep);
     let going: HashSet<&str> = plan.iter().map(|r| r.name.as_str()).collect();
     let kept: Vec<&str> = trees
         .iter()
@@ -303,6 +291,7 @@ fn read_verified(dir: &Dir, name: &str, hex: &str, max: u64) -> Option<Vec<u8>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::retention::Reason;
     use crate::format::version::Version;
     use std::fs;
     use std::path::Path;

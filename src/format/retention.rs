@@ -123,6 +123,24 @@ pub fn plan_blobs(files: &[StoreFile], used: &HashSet<String>) -> Vec<Removal> {
         .collect()
 }
 
+/// [`plan`], in the order removals are made and reported: the oldest image first (entries
+/// are in ascending version order, so the position of the last one naming an image ranks
+/// it by its highest version), then unlisted files, then temporaries.
+pub fn plan_oldest_first(
+    entries: &[Entry],
+    files: &[StoreFile],
+    latest: Option<&str>,
+    keep: usize,
+) -> Vec<Removal> {
+    let mut plan = plan(entries, files, latest, keep);
+    plan.sort_by_key(|r| match r.reason {
+        Reason::Old(_) => (0, entries.iter().rposition(|e| e.digest_hex() == r.name)),
+        Reason::Unlisted => (1, None),
+        Reason::Temporary | Reason::Blob => (2, None),
+    });
+    plan
+}
+
 /// Plans a collection: keep the `keep` newest images plus `latest`'s target
 /// (`latest` is the file name in `store/` it points at), remove older
 /// images, unlisted files and temporaries. `keep` below 1 counts as 1, so
