@@ -30,10 +30,12 @@ use crate::format::oci::media::ManifestKind;
 use crate::format::oci::proxy::{
     ErrorCode, ImageId, LayerInfo, MAX_MESSAGE, PipeError, Reply, Request,
 };
-use crate::format::oci::reference::{ImageName, Reference, ReferenceError, Scheme};
+use crate::format::oci::reference::{ImageName, Reference, ReferenceError};
+use crate::format::oci::registries_conf::Endpoint;
 use crate::format::text::untrusted;
 use crate::format::transport_config::TransportConfig;
 use crate::origin::Origin;
+use crate::origin::registry::RegistryTls;
 use crate::stream::hashing::{CopyError, copy_and_hash};
 use crate::update::retry::RetryPolicy;
 
@@ -44,8 +46,11 @@ const MAX_CONFIG: u64 = MAX_MANIFEST_SIZE;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub auth: Auth,
-    /// `--tls-verify=false`: a `docker://` registry is spoken to over plain HTTP.
-    pub plain_http: bool,
+    /// `--tls-verify`: with false, a `docker://` registry's certificate is not checked, and
+    /// one that does not answer TLS is spoken to over plain HTTP.
+    pub tls_verify: bool,
+    /// `--cert-dir`: CAs trusted beside the system's, and a client certificate.
+    pub tls: RegistryTls,
     pub platform: WantedPlatform,
     pub limits: TransportConfig,
     pub retry: RetryPolicy,
@@ -292,13 +297,10 @@ impl Server<'_> {
     fn open(&mut self, text: &str, optional: bool) -> Result<Answer, Failure> {
         let failed = |e: ReferenceError| Failure::other(e.to_string());
         let (place, chosen) = match ImageName::parse(text).map_err(failed)? {
-            ImageName::Registry(reference) => {
-                let reference = with_plain_http(reference, self.options.plain_http)?;
-                match self.open_registry(reference, optional)? {
-                    Some((source, chosen)) => (Place::Registry(Box::new(source)), chosen),
-                    None => return Ok(Answer::Reply(Reply::opened(None))),
-                }
-            }
+            ImageName::Registry(reference) => match self.open_registry(reference, optional)? {
+                Some((source, chosen)) => (Place::Registry(Box::new(source)), chosen),
+                None => return Ok(Answer::Reply(Reply::opened(None))),
+            },
             ImageName::Layout(layout) => {
                 let (local, chosen) = local_image::open_layout(&layout, &self.options.platform)
                     .map_err(|e| Failure::of_local(&e))?;
@@ -342,14 +344,28 @@ impl Server<'_> {
         optional: bool,
     ) -> Result<Option<(Source, Chosen)>, Failure> {
         // The host's registries.conf applies as for `tako image pull`: mirrors and blocks.
-        let endpoints = crate::container::registries::endpoints(&reference)
+        let mut endpoints = crate::container::registries::endpoints(&reference)
             .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
-        let source = Source::connect(
+        if !self.options.tls_verify {
+            // Every place the image may come from is insecure, as with skopeo.
+            if endpoints.is_empty() {
+                endpoints.push(Endpoint {
+                    reference: reference.clone(),
+                    insecure: true,
+                    mirror: None,
+                });
+            }
+            for endpoint in &mut endpoints {
+                endpoint.insecure = true;
+            }
+        }
+        let source = Source::connect_with(
             reference,
             endpoints,
             &self.options.auth,
             self.options.limits,
             None,
+            &self.options.tls,
         )
         .map_err(|e| Failure::of_pull(&e))?;
         let resolved = resolve::top(&source, self.options.retry, self.report).and_then(|top| {
@@ -506,24 +522,6 @@ impl Server<'_> {
     }
 }
 
-/// A `docker://` reference, over plain HTTP with `--tls-verify=false`.
-fn with_plain_http(parsed: Reference, plain_http: bool) -> Result<Reference, Failure> {
-    let failed = |e: ReferenceError| Failure::other(e.to_string());
-    if !plain_http || parsed.scheme() == Scheme::Http {
-        return Ok(parsed);
-    }
-    let mut plain = format!("oci+http://{}/{}", parsed.api_host(), parsed.repository());
-    if let Some(tag) = parsed.tag() {
-        plain.push(':');
-        plain.push_str(tag);
-    }
-    if let Some(digest) = parsed.digest() {
-        plain.push('@');
-        plain.push_str(&digest.to_string());
-    }
-    Reference::parse(&plain).map_err(failed)
-}
-
 fn no_image(image: ImageId) -> Failure {
     Failure::other(format!("no image {} is open", image.get()))
 }
@@ -619,30 +617,4 @@ fn check_blob(
         return Err(mismatch(source, digest));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn registry_reference(text: &str, plain_http: bool) -> Result<Reference, Failure> {
-        match ImageName::parse(text) {
-            Ok(ImageName::Registry(reference)) => with_plain_http(reference, plain_http),
-            other => panic!("not a registry reference: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn tls_verify_false_speaks_plain_http_to_the_registry_the_reference_names() {
-        let digest = format!("sha256:{}", "ab".repeat(32));
-        let text = format!("docker://127.0.0.1:5000/team/app:1.0@{digest}");
-        let secure = registry_reference(&text, false).unwrap();
-        assert_eq!(secure.scheme(), Scheme::Https);
-        let plain = registry_reference(&text, true).unwrap();
-        assert_eq!(plain.scheme(), Scheme::Http);
-        assert_eq!(plain.registry(), "127.0.0.1:5000");
-        assert_eq!(plain.repository(), "team/app");
-        assert_eq!(plain.tag(), Some("1.0"));
-        assert_eq!(plain.digest().map(|d| d.to_string()), Some(digest));
-    }
 }

@@ -23,12 +23,14 @@ pub struct ImageProxyArgs {
     /// Access registries anonymously.
     #[arg(long)]
     pub no_creds: bool,
-    /// Accepted for skopeo's sake and ignored, with a warning: tako verifies
-    /// registries against the system's CA store and sends no client certificate.
+    /// Registry certificates, as containers/image reads such a directory: each
+    /// *.crt holds CAs trusted beside the system's, and NAME.cert with NAME.key
+    /// is the client certificate presented.
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// With false, docker:// references are reached over plain HTTP (for a
-    /// registry on localhost or a private network).
+    /// With false, a docker:// registry's certificate is not checked, and one
+    /// that does not answer TLS is reached over plain HTTP (for a registry on
+    /// localhost or a private network).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub tls_verify: bool,
     /// Accepted for skopeo's sake: tako has no signature policy for

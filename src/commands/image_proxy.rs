@@ -10,6 +10,7 @@ use crate::cli::image_proxy::ImageProxyArgs;
 use crate::container::pull::Report;
 use crate::container::resolve::{Auth, WantedPlatform};
 use crate::format::oci::platform::{Platform, PlatformError};
+use crate::origin::registry::{CertDirError, RegistryTls};
 use crate::ui::output;
 use crate::update::retry::RetryPolicy;
 
@@ -23,6 +24,8 @@ pub enum ImageProxyError {
     Platform(#[from] PlatformError),
     #[error(transparent)]
     Socket(#[from] SocketError),
+    #[error(transparent)]
+    CertDir(#[from] CertDirError),
 }
 
 /// Warnings always; progress (each request) with `--debug`.
@@ -51,12 +54,10 @@ pub fn run(args: &ImageProxyArgs) -> Result<(), ImageProxyError> {
         return Err(ImageProxyError::Decryption);
     }
     let reporter = Reporter { debug: args.debug };
-    if let Some(dir) = &args.cert_dir {
-        reporter.warn(&format!(
-            "--cert-dir {} is ignored: registries are verified against the system's CA store",
-            crate::format::text::untrusted(&dir.display().to_string())
-        ));
-    }
+    let tls = match &args.cert_dir {
+        Some(dir) => RegistryTls::from_cert_dir(dir)?,
+        None => RegistryTls::default(),
+    };
     let platform = Platform::host(
         std::env::consts::OS,
         std::env::consts::ARCH,
@@ -69,7 +70,8 @@ pub fn run(args: &ImageProxyArgs) -> Result<(), ImageProxyError> {
     };
     let options = Options {
         auth,
-        plain_http: !args.tls_verify,
+        tls_verify: args.tls_verify,
+        tls,
         platform: WantedPlatform {
             platform,
             explicit: false,

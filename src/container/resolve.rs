@@ -22,7 +22,7 @@ use crate::format::oci::platform::{self, Platform};
 use crate::format::oci::reference::{self, Reference, Scheme};
 use crate::format::oci::registries_conf::Endpoint;
 use crate::format::transport_config::TransportConfig;
-use crate::origin::registry::Registry;
+use crate::origin::registry::{Registry, RegistryTls, speaks_tls};
 use crate::registry::Credentials;
 use crate::registry::auth;
 use crate::registry::image::ServedManifest;
@@ -167,10 +167,37 @@ impl Source {
         limits: TransportConfig,
         max_time: Option<std::time::Duration>,
     ) -> Result<Source, PullError> {
+        Source::connect_with(
+            image,
+            endpoints,
+            auth,
+            limits,
+            max_time,
+            &RegistryTls::default(),
+        )
+    }
+
+    /// As [`Source::connect`], with what `tls` trusts and presents (`--cert-dir`).
+    ///
+    /// An insecure endpoint (registries.conf's `insecure = true`, or every endpoint under
+    /// `--tls-verify=false`) whose reference has no `http` scheme is asked for a TLS
+    /// handshake first, as containers/image tries HTTPS first: one that answers is spoken
+    /// to over HTTPS without checking its certificate, any other over plain HTTP.
+    pub fn connect_with(
+        image: Reference,
+        endpoints: Vec<Endpoint>,
+        auth: &Auth,
+        limits: TransportConfig,
+        max_time: Option<std::time::Duration>,
+        tls: &RegistryTls,
+    ) -> Result<Source, PullError> {
         let place = |endpoint: Endpoint| -> Result<Place, PullError> {
             let at = &endpoint.reference;
+            let https = !endpoint.insecure
+                || (at.scheme() != Scheme::Http
+                    && speaks_tls(at.api_host(), limits.connect_timeout));
             let reference = crate::registry::Reference {
-                https: !endpoint.insecure,
+                https,
                 registry: at.api_host().to_owned(),
                 repository: at.repository().to_owned(),
             };
@@ -181,7 +208,7 @@ impl Source {
             };
             let client = client(at, reference, auth)?;
             Ok(Place {
-                registry: Registry::for_image(client, limits, max_time),
+                registry: Registry::for_image(client, limits, max_time, tls, !endpoint.insecure),
                 mirror: endpoint.mirror,
                 shown: format!("{}/{}", at.registry(), at.repository()),
             })

@@ -121,6 +121,122 @@ impl PrivateTls {
     }
 }
 
+/// What a registry connection trusts and presents beyond the defaults: the `--cert-dir`
+/// directory of the image proxies, read as containers/image reads one.
+#[derive(Clone, Default)]
+pub struct RegistryTls {
+    /// CAs trusted beside the system's (the directory's `*.crt` files).
+    extra_roots: Vec<Certificate<'static>>,
+    /// The client certificate (`NAME.cert`) with its key (`NAME.key`).
+    client: Option<ClientCert>,
+}
+
+const DIR_CA: &str = "CA certificate file in --cert-dir";
+const DIR_CERT: &str = "client certificate file in --cert-dir";
+const DIR_KEY: &str = "client key file in --cert-dir";
+
+/// The most entries a certificate directory is looked through for.
+const MAX_DIR_ENTRIES: usize = 1000;
+
+impl std::fmt::Debug for RegistryTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A client key is never shown, not even in debug output.
+        f.debug_struct("RegistryTls")
+            .field("extra_roots", &self.extra_roots.len())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl RegistryTls {
+    /// Reads `dir`: each `*.crt` holds CAs trusted beside the system's, and `NAME.cert` is a
+    /// client certificate whose key is `NAME.key`; other files are ignored. A certificate
+    /// without its key, or a key without its certificate, is an error, as in
+    /// containers/image; so is a second client certificate (one connection presents one).
+    pub fn from_cert_dir(dir: &Path) -> Result<RegistryTls, super::TransportError> {
+        Ok(RegistryTls::read_cert_dir(dir)?)
+    }
+
+    fn read_cert_dir(dir: &Path) -> Result<RegistryTls, AccessError> {
+        let failed = |reason: String| AccessError::CertDir {
+            path: shown(dir),
+            reason,
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| failed(format!("cannot be read: {e}")))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| failed(format!("cannot be read: {e}")))?;
+            if names.len() == MAX_DIR_ENTRIES {
+                return Err(failed(format!("has more than {MAX_DIR_ENTRIES} entries")));
+            }
+            names.push(entry.file_name());
+        }
+        names.sort();
+        let has = |name: &std::ffi::OsStr| names.iter().any(|n| n == name);
+        let mut tls = RegistryTls::default();
+        for name in &names {
+            let path = dir.join(name);
+            let text = name.to_string_lossy();
+            if text.ends_with(".crt") {
+                tls.extra_roots.extend(load_roots_as(&path, DIR_CA)?);
+            } else if let Some(stem) = text.strip_suffix(".cert") {
+                let key = format!("{stem}.key");
+                if !has(std::ffi::OsStr::new(&key)) {
+                    return Err(failed(format!(
+                        "holds the client certificate {} without its key {}",
+                        untrusted(&text),
+                        untrusted(&key)
+                    )));
+                }
+                if tls.client.is_some() {
+                    return Err(failed(
+                        "holds more than one client certificate (*.cert); tako presents one"
+                            .to_owned(),
+                    ));
+                }
+                tls.client = Some(load_client_as(&path, &dir.join(&key), DIR_CERT, DIR_KEY)?);
+            } else if let Some(stem) = text.strip_suffix(".key") {
+                let cert = format!("{stem}.cert");
+                if !has(std::ffi::OsStr::new(&cert)) {
+                    return Err(failed(format!(
+                        "holds the key {} without its client certificate {}",
+                        untrusted(&text),
+                        untrusted(&cert)
+                    )));
+                }
+            }
+        }
+        Ok(tls)
+    }
+
+    /// Whether this trusts and presents only what a plain connection does.
+    pub(super) fn is_default(&self) -> bool {
+        self.extra_roots.is_empty() && self.client.is_none()
+    }
+
+    /// The TLS setup: the system's roots and the extra CAs, or no check at all.
+    pub(super) fn config(&self, verify: bool) -> TlsConfig {
+        let roots = if self.extra_roots.is_empty() {
+            RootCerts::PlatformVerifier
+        } else {
+            // ureq takes either the platform's verifier or a list, so the system's roots
+            // are read into the list (as the platform verifier reads them on Linux).
+            let mut all: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+                .certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            all.extend(self.extra_roots.iter().cloned());
+            RootCerts::new_with_certs(&all)
+        };
+        TlsConfig::builder()
+            .root_certs(roots)
+            .client_cert(self.client.clone())
+            .disable_verification(!verify)
+            .build()
+    }
+}
+
 /// The TLS settings of a config, read and checked.
 pub(super) struct TlsFiles {
     /// Replaces the system's roots when set.
@@ -174,12 +290,19 @@ fn certificates(
 }
 
 fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, AccessError> {
-    let certs = certificates(CA_FILE, path)?;
+    load_roots_as(path, CA_FILE)
+}
+
+fn load_roots_as(
+    path: &Path,
+    label: &'static str,
+) -> Result<Vec<Certificate<'static>>, AccessError> {
+    let certs = certificates(label, path)?;
     let mut store = rustls::RootCertStore::empty();
     for (i, cert) in certs.iter().enumerate() {
         store.add(cert.clone()).map_err(|_| {
             pem_error(
-                CA_FILE,
+                label,
                 path,
                 format!(
                     "holds a certificate that cannot be used as a trusted root (number {} in the file): it is malformed or of an unsupported kind",
@@ -195,11 +318,28 @@ fn load_roots(path: &Path) -> Result<Vec<Certificate<'static>>, AccessError> {
 }
 
 fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessError> {
-    let chain = certificates(CERT_FILE, cert_path)?;
-    let key_bytes = read_bounded(key_path, MAX_PEM, KEY_FILE)?;
+    load_client_as(cert_path, key_path, CERT_FILE, KEY_FILE)
+}
+
+/// The setting inside a label's parentheses: "ClientKey=" of "client key file (ClientKey=)".
+fn label_key(label: &str) -> &str {
+    label
+        .rsplit_once('(')
+        .map_or(label, |(_, rest)| rest.trim_end_matches(')'))
+}
+
+/// A client certificate and its key, named in messages as `cert_label` and `key_label`.
+fn load_client_as(
+    cert_path: &Path,
+    key_path: &Path,
+    cert_label: &'static str,
+    key_label: &'static str,
+) -> Result<ClientCert, AccessError> {
+    let chain = certificates(cert_label, cert_path)?;
+    let key_bytes = read_bounded(key_path, MAX_PEM, key_label)?;
     let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| {
         pem_error(
-            KEY_FILE,
+            key_label,
             key_path,
             "holds no unencrypted private key in PEM (expected -----BEGIN PRIVATE KEY-----, -----BEGIN RSA PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)",
         )
@@ -210,7 +350,7 @@ fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessEr
         .with_safe_default_protocol_versions()
         .map_err(|_| {
             pem_error(
-                KEY_FILE,
+                key_label,
                 key_path,
                 "cannot be used: no TLS version is available",
             )
@@ -221,13 +361,13 @@ fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessEr
         Ok(_) => {}
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
             return Err(AccessError::KeyMismatch {
-                cert: shown(cert_path),
-                key: shown(key_path),
+                cert: format!("{} ({})", shown(cert_path), label_key(cert_label)),
+                key: format!("{} ({})", shown(key_path), label_key(key_label)),
             });
         }
         Err(_) => {
             return Err(pem_error(
-                KEY_FILE,
+                key_label,
                 key_path,
                 "holds a private key tako cannot use (RSA, ECDSA P-256 or P-384, or Ed25519 are supported)",
             ));
@@ -239,6 +379,6 @@ fn load_client(cert_path: &Path, key_path: &Path) -> Result<ClientCert, AccessEr
         .collect();
     // ureq picks the first key of the file as rustls did above.
     let key = PrivateKey::from_pem(&key_bytes)
-        .map_err(|_| pem_error(KEY_FILE, key_path, "holds a private key tako cannot use"))?;
+        .map_err(|_| pem_error(key_label, key_path, "holds a private key tako cannot use"))?;
     Ok(ClientCert::new_with_certs(&chain, key))
 }

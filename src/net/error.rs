@@ -295,9 +295,10 @@ pub enum AccessError {
         path: String,
         reason: String,
     },
-    #[error(
-        "the client key {key} (ClientKey=) does not belong to the client certificate {cert} (ClientCertificate=)"
-    )]
+    #[error("the certificate directory {path} (--cert-dir) {reason}")]
+    CertDir { path: String, reason: String },
+    /// `cert` and `key` are the paths with the setting that named them.
+    #[error("the client key {key} does not belong to the client certificate {cert}")]
     KeyMismatch { cert: String, key: String },
 }
 

@@ -44,8 +44,26 @@ mod rate;
 mod request;
 mod tls;
 pub use tls::NOT_TLS;
+
+/// Whether the server at `host_port` (`host[:port]`, 443 by default) answers a TLS
+/// handshake, whatever its certificate: how a registry that may be reached insecurely is
+/// told apart from a plain-HTTP one, as containers/image tries HTTPS first.
+pub fn speaks_tls(host_port: &str, timeout: Duration) -> bool {
+    let Ok(url) = url::Url::parse(&format!("https://{host_port}/")) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    tls::speaks_tls(tls::Peer {
+        host,
+        port,
+        timeout,
+    })
+}
 mod wire;
 
+pub use agent::RegistryTls;
 use agent::{Agents, PrivateTls};
 use body::Deadline;
 use credentials::Basic;
@@ -155,6 +173,19 @@ impl Transport {
                 .limit_rate
                 .map(|rate| Arc::new(rate::RateLimit::new(rate))),
         }
+    }
+
+    /// This transport for a registry's connections: trusting and presenting what `tls`
+    /// adds, and checking no certificate at all when `verify` is false (`--tls-verify=false`,
+    /// registries.conf's `insecure = true`). It applies wherever the registry's redirects
+    /// lead, as containers/image's does.
+    pub fn for_registry(&self, tls: &RegistryTls, verify: bool) -> Transport {
+        if verify && tls.is_default() {
+            return self.clone();
+        }
+        let mut transport = self.clone();
+        transport.agents = Agents::new(&self.config, tls.config(verify));
+        transport
     }
 
     /// This transport set up for one config's origin (`origin` as `format::origin_url::parse_origin` prints

@@ -240,6 +240,13 @@ fn probe_self_signed(peer: Peer) -> Option<bool> {
     )
 }
 
+/// Whether `peer` answers a TLS handshake, whatever its certificate; nothing is sent but
+/// the handshake, which is broken off at the certificate.
+pub(super) fn speaks_tls(peer: Peer) -> bool {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    peer_certificate(&peer, &provider).is_some()
+}
+
 /// The certificate `peer` presents, from a handshake that is broken off as soon as it is
 /// seen: nothing is ever sent over a connection that was not verified.
 fn peer_certificate(

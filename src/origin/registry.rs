@@ -22,6 +22,13 @@ use super::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Valid
 use crate::format::manifest::Entry;
 use crate::format::transport_config::TransportConfig;
 use crate::net::{self, Conditions, Transport, TransportError};
+
+/// What a registry connection trusts and presents beyond the defaults (`--cert-dir`).
+pub use crate::net::RegistryTls;
+/// Why `--cert-dir` could not be read.
+pub use crate::net::TransportError as CertDirError;
+/// Whether a registry host answers TLS at all, for an endpoint that may be insecure.
+pub use crate::net::speaks_tls;
 use crate::registry::{Client, OciError};
 
 pub struct Registry {
@@ -50,13 +57,19 @@ impl Registry {
 
     /// A repository reached through `client` (whatever its credentials), on a transport
     /// with `limits` whose requests all end by `max_time` from now: for container images,
-    /// whose repository is not a tako origin.
+    /// whose repository is not a tako origin. `tls` adds trusted CAs and a client
+    /// certificate; with `verify` false no certificate is checked (see
+    /// [`Transport::for_registry`]).
     pub fn for_image(
         client: Client,
         limits: TransportConfig,
         max_time: Option<std::time::Duration>,
+        tls: &RegistryTls,
+        verify: bool,
     ) -> Registry {
-        let transport = Transport::new(limits).with_max_time(max_time);
+        let transport = Transport::new(limits)
+            .for_registry(tls, verify)
+            .with_max_time(max_time);
         let client = client.with_transport(transport.clone());
         Registry { client, transport }
     }

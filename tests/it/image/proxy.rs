@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use support::images::Platform;
-use support::tako::stderr;
+use support::tako::{run_bounded, stderr};
 
 /// One reply: its JSON and the file descriptors that came with it.
 struct Reply {
@@ -644,6 +644,110 @@ fn tako_config_serves_the_installed_signed_version_and_refuses_an_unsigned_one()
     assert!(!damaged.ok(), "a damaged tree was served");
     assert!(damaged.error().contains("store/"), "{}", damaged.error());
 
+    let (status, err) = client.shutdown();
+    assert!(status.success(), "tako ended with {status}: {err}");
+}
+
+/// A registry serving `lab`'s storage over HTTPS with `leaf`.
+fn tls_registry(lab: &Lab, leaf: &support::tls_server::Leaf) -> support::registry::Registry {
+    lab.registry.tls_beside(&leaf.cert_pem(), &leaf.key_pem())
+}
+
+#[test]
+fn tls_verify_false_reaches_a_registry_whose_certificate_is_not_trusted_over_https() {
+    let lab = Lab::new();
+    let image = layered(Format::Oci, Platform::host(), "untrusted");
+    lab.push(&image, "app:1");
+    let https = tls_registry(&lab, &support::tls_server::self_signed(&["127.0.0.1"]));
+    let reference = format!("docker://{}/app:1", https.host());
+
+    // Checked, the self-signed certificate is refused, and nothing falls back to HTTP.
+    let client = ProxyClient::start(&[]);
+    client.ok("Initialize", json!([]));
+    let refused = client.call("OpenImage", json!([reference]));
+    assert!(!refused.ok());
+    assert!(
+        refused.error().contains("self-signed"),
+        "{}",
+        refused.error()
+    );
+    let (status, _) = client.shutdown();
+    assert!(status.success());
+
+    // Unchecked, it is HTTPS all the same (this registry speaks nothing else).
+    let client = start_initialized(&[]);
+    serves(&client, &reference, &image);
+    let (status, err) = client.shutdown();
+    assert!(status.success(), "tako ended with {status}: {err}");
+}
+
+#[test]
+fn cert_dir_adds_the_registrys_ca_and_refuses_a_client_certificate_without_its_key() {
+    let lab = Lab::new();
+    let image = layered(Format::Oci, Platform::host(), "private ca");
+    lab.push(&image, "app:1");
+    let ca = support::tls_server::TestCa::new("tako test registry CA");
+    let https = tls_registry(&lab, &ca.leaf(&["127.0.0.1"], false));
+    let reference = format!("docker://{}/app:1", https.host());
+    let certs = lab.path("certs.d");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(certs.join("README"), "not a certificate").unwrap();
+
+    let certs_arg = format!("--cert-dir={}", certs.display());
+    let client = ProxyClient::start(&[&certs_arg]);
+    client.ok("Initialize", json!([]));
+    serves(&client, &reference, &image);
+    let (status, err) = client.shutdown();
+    assert!(status.success(), "tako ended with {status}: {err}");
+
+    // Without the directory the same registry is not trusted.
+    let client = ProxyClient::start(&[]);
+    client.ok("Initialize", json!([]));
+    let refused = client.call("OpenImage", json!([reference]));
+    assert!(!refused.ok());
+    assert!(
+        refused.error().contains("unknown certificate authority"),
+        "{}",
+        refused.error()
+    );
+    drop(client.shutdown());
+
+    // A client certificate whose key is missing stops the proxy before it serves.
+    std::fs::write(certs.join("client.cert"), ca.pem()).unwrap();
+    let o = run_bounded(
+        tako_cmd()
+            .args(["experimental-image-proxy", &certs_arg])
+            .stdin(Stdio::null()),
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("client.key") && stderr(&o).contains(&certs.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_oci_layout_made_by_skopeo_is_served_as_the_registry_serves_the_image() {
+    support::registry::require_skopeo();
+    let lab = Lab::new();
+    let image = layered(Format::Oci, Platform::host(), "copied");
+    lab.push(&image, "app:1");
+    let dir = lab.path("skopeo-layout");
+    let o = run_bounded(std::process::Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}/app:1", lab.registry.host()),
+        &format!("oci:{}:v1", dir.display()),
+    ]));
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+
+    let client = ProxyClient::start(&[]);
+    client.ok("Initialize", json!([]));
+    serves(&client, &format!("oci:{}:v1", dir.display()), &image);
+    let missing = client.call("OpenImage", json!([format!("oci:{}:v2", dir.display())]));
+    assert!(!missing.ok());
     let (status, err) = client.shutdown();
     assert!(status.success(), "tako ended with {status}: {err}");
 }

@@ -220,3 +220,31 @@ fn a_registries_conf_that_does_not_parse_stops_the_pull_naming_the_file_and_line
     assert!(e.contains(&format!("{}, line 3", m.conf.display())), "{e}");
     assert!(m.lab.proxy.requests().is_empty());
 }
+
+#[test]
+fn insecure_lets_a_pull_reach_a_registry_whose_certificate_is_not_trusted() {
+    let m = Mirrored::new();
+    m.lab.push(&plain_image("over https"), "team/app:v1");
+    let leaf = support::tls_server::self_signed(&["127.0.0.1"]);
+    let https = m.lab.registry.tls_beside(&leaf.cert_pem(), &leaf.key_pem());
+    let image = format!("{}/team/app:v1", https.host());
+    let entry = |insecure: bool| {
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = {insecure}\n",
+            https.host()
+        )
+    };
+
+    fs::write(&m.conf, entry(false)).unwrap();
+    let dir = m.lab.path("refused");
+    let o = m.pull(&image, &dir);
+    assert_failure(&o);
+    assert!(err(&o).contains("self-signed"), "{}", err(&o));
+    assert!(!dir.exists());
+
+    fs::write(&m.conf, entry(true)).unwrap();
+    let dir = m.lab.path("root");
+    let o = m.pull(&image, &dir);
+    assert_success(&o);
+    assert_eq!(fs::read(dir.join("etc/marker")).unwrap(), b"over https\n");
+}

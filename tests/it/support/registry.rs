@@ -43,21 +43,37 @@ fn free_port() -> u16 {
 impl Registry {
     /// A registry without authentication.
     pub fn start() -> Registry {
-        Registry::start_with(None, true)
+        Registry::start_with(Setup::default())
     }
 
     /// A registry that wants Basic auth with this user and password (htpasswd, bcrypt).
     pub fn with_basic_auth(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)), true)
+        Registry::start_with(Setup {
+            auth: Some((user, password)),
+            ..Setup::default()
+        })
     }
 
     /// A registry without authentication that refuses to delete manifests (405
     /// UNSUPPORTED), as the distribution registry does by default.
     pub fn without_deletes() -> Registry {
-        Registry::start_with(None, false)
+        Registry::start_with(Setup {
+            deletes: false,
+            ..Setup::default()
+        })
     }
 
-    fn start_with(auth: Option<(&str, &str)>, deletes: bool) -> Registry {
+    /// A second registry serving this one's storage over HTTPS with the certificate and
+    /// key (PEM) given: images pushed to this one over plain HTTP are pulled from it.
+    pub fn tls_beside(&self, cert_pem: &str, key_pem: &str) -> Registry {
+        Registry::start_with(Setup {
+            storage: Some(self.storage()),
+            tls: Some((cert_pem, key_pem)),
+            ..Setup::default()
+        })
+    }
+
+    fn start_with(setup: Setup) -> Registry {
         assert!(
             Path::new(BINARY).is_file(),
             "{BINARY} is missing: install docker-registry (`apt-get install docker-registry`), as .ci/run does"
@@ -65,18 +81,22 @@ impl Registry {
         // The port is free when looked at, but another process may take it before the
         // registry binds it: try again with a new one.
         for _ in 0..10 {
-            if let Some(registry) = Registry::try_start(auth, deletes) {
+            if let Some(registry) = Registry::try_start(&setup) {
                 return registry;
             }
         }
         panic!("could not start {BINARY} on a free port after 10 attempts");
     }
 
-    fn try_start(auth: Option<(&str, &str)>, deletes: bool) -> Option<Registry> {
+    fn try_start(setup: &Setup) -> Option<Registry> {
         let dir = tempfile::tempdir().expect("registry temp dir");
         let port = free_port();
         let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
+        match &setup.storage {
+            Some(shared) => std::os::unix::fs::symlink(shared, &storage).unwrap(),
+            None => std::fs::create_dir(&storage).unwrap(),
+        }
+        let deletes = setup.deletes;
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: warn\n  accesslog:\n    disabled: true\n\
@@ -84,7 +104,17 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
-        if let Some((user, password)) = auth {
+        if let Some((cert, key)) = setup.tls {
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert_path.display(),
+                key_path.display()
+            ));
+        }
+        if let Some((user, password)) = setup.auth {
             let hash = bcrypt::hash(password, 5).expect("bcrypt");
             let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
@@ -158,7 +188,29 @@ fn answers(port: u16) -> bool {
         return false;
     }
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 ")
+    // A registry serving TLS answers a plain request with "HTTP/1.0 400".
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// How a registry is started.
+struct Setup<'a> {
+    auth: Option<(&'a str, &'a str)>,
+    deletes: bool,
+    /// Another registry's storage, served too.
+    storage: Option<PathBuf>,
+    /// A certificate and key (PEM): the registry serves HTTPS.
+    tls: Option<(&'a str, &'a str)>,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            auth: None,
+            deletes: true,
+            storage: None,
+            tls: None,
+        }
+    }
 }
 
 impl Drop for Registry {
