@@ -38,7 +38,7 @@ use crate::fs::tree::{RelPath, Tree};
 use crate::fs::{Dir, IoError};
 use crate::origin::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::stream::decompress::Compression;
-use crate::update::fetch::{FetchError, TreeInstalled, Trees};
+use crate::update::fetch::{FetchError, TreeInstalled, TreeTransfer, Trees};
 use crate::update::image::{self, Downloaded, Say, Wanted};
 use crate::update::retry::RetryPolicy;
 
@@ -156,6 +156,20 @@ impl Trees for HostTrees {
     }
 }
 
+/// The platform a config installs, as `os/arch[/variant]`: its `Platform=`, else this
+/// host's; `None` for `Kind=file`, and when neither is known.
+pub fn platform_of(config: &Config) -> Option<String> {
+    if config.kind != crate::format::config::Kind::Container {
+        return None;
+    }
+    match &config.platform {
+        Some(platform) => Some(platform.to_string()),
+        None => crate::container::resolve::host_platform()
+            .ok()
+            .map(|p| p.to_string()),
+    }
+}
+
 /// Whether `store/<hex>` is a directory (not a symlink) holding the signed bytes as
 /// `manifest.json` and a `rootfs` directory. It was renamed into place only when complete.
 pub fn tree_intact(store: &Dir, entry: &Entry) -> Result<bool, IoError> {
@@ -244,17 +258,26 @@ struct Blobs<'a> {
     say: &'a Say<'a>,
     version: String,
     downloaded: u64,
-    reused: usize,
+    /// Layers found in `blobs/sha256/`, not downloaded.
+    reused_layers: usize,
 }
 
 impl Blobs<'_> {
     /// Makes sure the blob `digest` of `size` bytes is in `blobs/sha256/`, verified:
     /// found there (hashed), else downloaded from the origin's places. `Ok(false)`: every
-    /// place answered 410.
-    fn obtain(&mut self, what: &str, digest: Digest, size: u64) -> Result<bool, TreeError> {
+    /// place answered 410. `layer`: whether finding it counts as a reused layer.
+    fn obtain(
+        &mut self,
+        what: &str,
+        digest: Digest,
+        size: u64,
+        layer: bool,
+    ) -> Result<bool, TreeError> {
         match self.cache.lookup(&digest, size)? {
             Lookup::Verified => {
-                self.reused += 1;
+                if layer {
+                    self.reused_layers += 1;
+                }
                 return Ok(true);
             }
             Lookup::Damaged { reason } => (self.say.warn)(&format!(
@@ -306,7 +329,6 @@ impl Blobs<'_> {
         if matches!(self.cache.lookup(&digest, size)?, Lookup::Verified)
             && let Some(bytes) = self.cache.read_blob(&digest, size)?
         {
-            self.reused += 1;
             return Ok(bytes);
         }
         let bytes = self
@@ -359,6 +381,7 @@ pub fn install(
         });
     }
     let cache = BlobCache::open(dest.path())?;
+    let mut downloaded = 0u64;
     // The signed bytes: through the downloader of files, so that they come from where a
     // file image does (`store/<hex>`, a registry's blob), with its checks and its 410.
     match cache.lookup(&top, entry.size)? {
@@ -372,7 +395,7 @@ pub fn install(
                     source: Box::new(e),
                 }
             })? {
-                Downloaded::Installed => {}
+                Downloaded::Installed => downloaded = entry.size,
                 Downloaded::Withdrawn { url } => return Ok(TreeInstalled::Withdrawn(url)),
             }
         }
@@ -393,8 +416,8 @@ pub fn install(
         retry,
         say,
         version: version.clone(),
-        downloaded: entry.size,
-        reused: 0,
+        downloaded,
+        reused_layers: 0,
     };
 
     // Down the indexes to the image manifest for the platform.
@@ -437,7 +460,7 @@ pub fn install(
             format!("it is larger than {MAX_CONFIG_SIZE} bytes"),
         ));
     }
-    blobs.obtain("config", config_digest, manifest.config.size)?;
+    blobs.obtain("config", config_digest, manifest.config.size, false)?;
     let config_bytes = blobs
         .cache
         .read_blob(&config_digest, manifest.config.size)?
@@ -459,7 +482,7 @@ pub fn install(
     let count = manifest.layers.len();
     for (i, layer) in manifest.layers.iter().enumerate() {
         let what = format!("layer {} of {count}", i + 1);
-        blobs.obtain(&what, layer.digest, layer.size)?;
+        blobs.obtain(&what, layer.digest, layer.size, true)?;
     }
 
     // The tree, built aside.
@@ -530,10 +553,10 @@ pub fn install(
         }
     }
     store.sync()?;
-    Ok(TreeInstalled::Built {
+    Ok(TreeInstalled::Built(TreeTransfer {
         downloaded: blobs.downloaded,
-        reused: blobs.reused,
-    })
+        reused_layers: blobs.reused_layers,
+    }))
 }
 
 /// Unpacks the layers into `store/<building>/rootfs` and writes the verified manifest and

@@ -470,3 +470,87 @@ fn status_verify_names_each_changed_removed_added_and_rechmodded_path_of_a_tree(
         stdout(&o)
     );
 }
+
+/// The bytes a host downloads for `index` when it has none of its blobs but `have`.
+fn blob_bytes(index: &Index, have: &[String]) -> u64 {
+    let image = &index.images[0];
+    let mut blobs = vec![index.bytes(), image.manifest(), image.config.clone()];
+    blobs.extend(image.layers.iter().map(|l| l.blob.clone()));
+    blobs
+        .iter()
+        .filter(|b| !have.contains(&sha256_digest(b)))
+        .map(|b| b.len() as u64)
+        .sum()
+}
+
+#[test]
+fn json_records_of_a_container_config_name_its_kind_platform_and_what_travelled() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let (config, _) = host_config(&lab, &server.url());
+    let record = |o: &std::process::Output| -> serde_json::Value {
+        assert_exit(o, 0);
+        serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    };
+    let host = Platform::host().to_string();
+
+    let v1 = app_index(Format::Oci, "1");
+    publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "updated");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    assert_eq!(r["downloaded_bytes"], blob_bytes(&v1, &[]));
+    assert_eq!(r["reused_layers"], 0);
+    assert_eq!(r["delta"], false);
+    assert_eq!(r["image_bytes"], serde_json::Value::Null);
+
+    // The base layer is shared: the second version reuses it and downloads the rest.
+    let v2 = app_index(Format::Oci, "2");
+    publish(&lab, out.to_str().unwrap(), &v2, "2.0");
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("updated 1.0 -> 2.0 (downloaded ")
+            && stdout(&o).contains(", 1 layer reused)"),
+        "{}",
+        stdout(&o)
+    );
+    let v3 = app_index(Format::Oci, "3");
+    publish(&lab, out.to_str().unwrap(), &v3, "3.0");
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "updated");
+    assert_eq!(r["from"], "2.0");
+    let base = sha256_digest(&v3.images[0].layers[0].blob);
+    assert_eq!(r["downloaded_bytes"], blob_bytes(&v3, &[base]));
+    assert_eq!(r["reused_layers"], 1);
+
+    // Nothing built, nothing travelled: no costs to report, but still the kind.
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "up-to-date");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    assert_eq!(r["downloaded_bytes"], serde_json::Value::Null);
+    assert_eq!(r["reused_layers"], serde_json::Value::Null);
+
+    // A Platform= setting is what the records name.
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("Platform={host}\n"));
+    fs::write(&config, text).unwrap();
+    let o = run_bounded(tako_cmd().args(["status", "--json"]).arg(&config));
+    let r = record(&o);
+    assert_eq!(r["outcome"], "intact");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert!(
+        stdout(&o).contains(&format!(
+            "container image store/{}, for {host}",
+            hex(&v3.digest())
+        )),
+        "{}",
+        stdout(&o)
+    );
+}
