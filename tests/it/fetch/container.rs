@@ -15,13 +15,13 @@ use support::images::{
 };
 use support::tako::*;
 
-fn hex(digest: &str) -> String {
+pub(super) fn hex(digest: &str) -> String {
     digest.trim_start_matches("sha256:").to_owned()
 }
 
 /// Pushes `index` as `app:<version>` and publishes it to `output` as `version`; returns
 /// the index digest's hex.
-fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> String {
+pub(super) fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> String {
     let digest = lab.push_index(index, &format!("app:{version}"));
     let o = store_container(output, &lab.image(&format!("app:{version}")), version);
     assert_exit(&o, 0);
@@ -43,19 +43,19 @@ fn host_config(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
     (config, dest)
 }
 
-fn latest_target(dest: &Path) -> String {
+pub(super) fn latest_target(dest: &Path) -> String {
     fs::read_link(dest.join("latest"))
         .unwrap()
         .to_string_lossy()
         .into_owned()
 }
 
-fn installed_version(dest: &Path) -> String {
+pub(super) fn installed_version(dest: &Path) -> String {
     fs::read_to_string(dest.join("latest/rootfs/app/version")).unwrap()
 }
 
 /// The blob requests among `requests`, by hex.
-fn blob_requests(requests: &[String]) -> Vec<String> {
+pub(super) fn blob_requests(requests: &[String]) -> Vec<String> {
     requests
         .iter()
         .filter_map(|r| r.split("/blobs/sha256/").nth(1))

@@ -3,6 +3,7 @@
 mod basics;
 mod conditional;
 mod container;
+mod container_fleet;
 mod delta;
 mod mirrors;
 mod output;
