@@ -4,6 +4,7 @@ mod basics;
 mod conditional;
 mod container;
 mod container_fleet;
+mod container_hostile;
 mod delta;
 mod mirrors;
 mod output;
