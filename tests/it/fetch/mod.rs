@@ -5,6 +5,7 @@ mod conditional;
 mod container;
 mod container_fleet;
 mod container_hostile;
+mod container_killed;
 mod delta;
 mod mirrors;
 mod output;
