@@ -41,6 +41,7 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
     let transport = Transport::new(options.transport);
     let trees = HostTrees {
         host: crate::container::resolve::host_platform(),
+        transport: transport.clone(),
     };
     let mut failed = 0;
     for path in &args.configs {

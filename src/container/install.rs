@@ -106,6 +106,12 @@ pub enum TreeError {
         #[source]
         source: Box<unpack::UnpackError>,
     },
+    #[error("version {version}: the registries.conf mirrors: {source}")]
+    Mirrors {
+        version: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{}: {source}", path.display())]
@@ -127,6 +133,8 @@ pub struct HostTrees {
     /// The platform of this host, for configs without `Platform=`; `None` if none is known
     /// (an error then names `Platform=`).
     pub host: Result<Platform, platform::PlatformError>,
+    /// How the mirrors the host's registries.conf gives a registry origin are reached.
+    pub transport: crate::origin::Transport,
 }
 
 impl Trees for HostTrees {
@@ -152,7 +160,102 @@ impl Trees for HostTrees {
                 source,
             })?,
         };
-        Ok(install(dest, store, entry, &wanted, origin, retry, say)?)
+        let mirrors = registries_conf_mirrors(config, entry, &self.transport)?;
+        let mirrored = Mirrored { mirrors, origin };
+        Ok(install(dest, store, entry, &wanted, &mirrored, retry, say)?)
+    }
+}
+
+/// The mirrors the host's registries.conf (`container::registries`, as `tako image pull`
+/// reads it) gives each registry origin of `config`, for the image `entry` pins: a
+/// container image is fetched by digest, so every mirror that serves digests applies. The
+/// signed manifest itself (a tag) still comes from the origins only. A blocked registry,
+/// or a registries.conf that cannot be read, stops the fetch, as it stops a pull.
+fn registries_conf_mirrors(
+    config: &Config,
+    entry: &Entry,
+    transport: &crate::origin::Transport,
+) -> Result<Vec<Box<dyn Origin>>, TreeError> {
+    use crate::format::oci::reference::Reference;
+    let version = crate::format::text::untrusted(entry.version.as_str());
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| TreeError::Mirrors {
+        version: version.clone(),
+        source,
+    };
+    let mut mirrors: Vec<Box<dyn Origin>> = Vec::new();
+    for origin in &config.origins {
+        if !Reference::is_registry_url(&origin.url) {
+            continue;
+        }
+        let image = Reference::parse(&origin.url)
+            .map_err(|e| failed(Box::new(e)))?
+            .with_digest(Digest::from(entry.digest));
+        let endpoints =
+            crate::container::registries::endpoints(&image).map_err(|e| failed(Box::new(e)))?;
+        for endpoint in endpoints.iter().filter(|e| e.mirror.is_some()) {
+            let scheme = if endpoint.insecure { "oci+http" } else { "oci" };
+            let url = format!(
+                "{scheme}://{}/{}",
+                endpoint.reference.registry(),
+                endpoint.reference.repository()
+            );
+            let mirror = crate::origin::registry::Registry::new(&url, transport.clone())
+                .map_err(|e| failed(Box::new(e)))?;
+            mirrors.push(Box::new(mirror));
+        }
+    }
+    Ok(mirrors)
+}
+
+/// An origin with the registries.conf mirrors of its registries before it, for what is
+/// fetched by digest: blobs and manifests below the signed one.
+struct Mirrored<'a> {
+    mirrors: Vec<Box<dyn Origin>>,
+    origin: &'a dyn Origin,
+}
+
+impl Origin for Mirrored<'_> {
+    fn describe(&self) -> String {
+        self.origin.describe()
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, OriginError> {
+        self.origin.manifest(name, max, known)
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        match self.mirrors.first() {
+            Some(mirror) => mirror.open_image(hex, resume),
+            None => self.origin.open_image(hex, resume),
+        }
+    }
+
+    /// The first place that has it; the caller checks the bytes against the digest.
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        let mut failed = None;
+        for place in self.mirrors.iter().map(|m| m.as_ref() as &dyn Origin) {
+            match place.image_manifest(hex, max) {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => failed = Some(e),
+            }
+        }
+        match self.origin.image_manifest(hex, max) {
+            Ok(bytes) => Ok(bytes),
+            // The origin's own answer is the one to report, unless it had none.
+            Err(e) if failed.is_none() || e.kind() != crate::origin::Kind::NotFound => Err(e),
+            Err(e) => Err(failed.unwrap_or(e)),
+        }
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        let mut places: Vec<&dyn Origin> = self.mirrors.iter().flat_map(|m| m.places()).collect();
+        places.extend(self.origin.places());
+        places
     }
 }
 

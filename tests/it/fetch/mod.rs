@@ -6,6 +6,7 @@ mod container;
 mod container_fleet;
 mod container_hostile;
 mod container_killed;
+mod container_mirrors;
 mod delta;
 mod mirrors;
 mod output;
