@@ -19,10 +19,12 @@
 //! the config's `diff_ids`. Blobs are downloaded by the resumable downloader of
 //! `update::image` (partials, retries, mirrors), into `DEST/blobs/sha256/`, where a blob
 //! already there is hashed and not downloaded again: a layer two versions share travels
-//! once. The tree is unpacked with `tako image pull`'s rules (`container::unpack`), built
+//! once. Layers download three at a time, as `tako image pull` does by default. The tree is unpacked with `tako image pull`'s rules (`container::unpack`), built
 //! aside and renamed into place whole, so `latest` only ever names a complete tree.
 
 use std::io::BufReader;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use crate::container::unpack::{self, Limits, Owners, Unpacker};
 use crate::destination::Destination;
@@ -31,7 +33,9 @@ use crate::format::config::Config;
 use crate::format::manifest::Entry;
 use crate::format::oci::config::{ImageConfig, MAX_CONFIG_SIZE};
 use crate::format::oci::digest::Digest;
-use crate::format::oci::manifest::{self as oci_manifest, MAX_MANIFEST_SIZE, ParsedManifest};
+use crate::format::oci::manifest::{
+    self as oci_manifest, Descriptor, MAX_MANIFEST_SIZE, ParsedManifest,
+};
 use crate::format::oci::media::LayerCompression;
 use crate::format::oci::platform::{self, Platform};
 use crate::fs::tree::{RelPath, Tree};
@@ -353,6 +357,19 @@ impl Origin for BlobPlaces<'_> {
     }
 }
 
+/// Layers downloaded at once, as `tako image pull` does by default.
+const PARALLEL: usize = crate::container::pull::DEFAULT_PARALLEL;
+
+/// What a layer download thread hands the thread that reports.
+enum Message {
+    Warn(String),
+    Progress(String),
+    /// A progress bar is wanted (`Say::bar`); it is sent back.
+    Bar(u64, u64, mpsc::Sender<indicatif::ProgressBar>),
+    /// The download of `missing[i]` ended.
+    Done(usize, Result<Downloaded, image::ImageError>),
+}
+
 /// One run's view of the blobs: what it downloaded and reused.
 struct Blobs<'a> {
     cache: BlobCache,
@@ -413,6 +430,141 @@ impl Blobs<'_> {
                 source: Box::new(e),
             }),
         }
+    }
+
+    /// Makes sure every layer is in `blobs/sha256/`, verified: those already there are
+    /// hashed, the others downloaded [`PARALLEL`] at a time (as `tako image pull` does),
+    /// each as [`Blobs::obtain`] downloads one. Messages and progress bars of the download
+    /// threads are given on this thread, which waits for them all.
+    fn obtain_layers(&mut self, layers: &[Descriptor]) -> Result<(), TreeError> {
+        let count = layers.len();
+        let mut missing: Vec<(String, Digest, u64)> = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let what = format!("layer {} of {count}", i + 1);
+            if missing.iter().any(|(_, d, _)| *d == layer.digest) {
+                continue;
+            }
+            match self.cache.lookup(&layer.digest, layer.size)? {
+                Lookup::Verified => self.reused_layers += 1,
+                Lookup::Damaged { reason } => {
+                    (self.say.warn)(&format!(
+                        "{} was damaged ({reason}); downloading it again",
+                        self.cache.blob_path(&layer.digest).display()
+                    ));
+                    missing.push((what, layer.digest, layer.size));
+                }
+                Lookup::Missing => missing.push((what, layer.digest, layer.size)),
+            }
+        }
+        if missing.len() < 2 {
+            for (what, digest, size) in missing {
+                self.obtain(&what, digest, size, true)?;
+            }
+            return Ok(());
+        }
+
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let workers = PARALLEL.min(missing.len());
+        let (cache, origin, retry) = (&self.cache, self.origin, self.retry);
+        let bars = self.say.bar.is_some();
+        let results = std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel::<Message>();
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let (missing, next, stop) = (&missing, &next, &stop);
+                let version = self.version.clone();
+                scope.spawn(move || {
+                    let warn = |m: &str| {
+                        let _ = sender.send(Message::Warn(m.to_owned()));
+                    };
+                    let progress = |m: &str| {
+                        let _ = sender.send(Message::Progress(m.to_owned()));
+                    };
+                    // The bar is made on the thread that owns the terminal's reporter.
+                    let bar = |done: u64, total: u64| {
+                        let (reply, answer) = mpsc::channel();
+                        let _ = sender.send(Message::Bar(done, total, reply));
+                        answer
+                            .recv()
+                            .unwrap_or_else(|_| indicatif::ProgressBar::hidden())
+                    };
+                    let say = Say {
+                        warn: &warn,
+                        progress: &progress,
+                        bar: bars.then_some(&bar as &dyn Fn(u64, u64) -> _),
+                    };
+                    let places = BlobPlaces::of(origin);
+                    while !stop.load(Ordering::SeqCst) {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((what, digest, size)) = missing.get(i) else {
+                            break;
+                        };
+                        let wanted = Wanted {
+                            name: format!("{version} {what} {digest}"),
+                            digest: *digest.as_bytes(),
+                            size: *size,
+                        };
+                        let result =
+                            image::download_blob(&places, cache.blobs(), &wanted, retry, &say);
+                        if result.is_err() {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        if sender.send(Message::Done(i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            let mut results = Vec::new();
+            // Until every thread has ended (and so dropped its sender).
+            for message in receiver {
+                match message {
+                    Message::Warn(m) => (self.say.warn)(&m),
+                    Message::Progress(m) => (self.say.progress)(&m),
+                    Message::Bar(done, total, reply) => {
+                        let bar = match self.say.bar {
+                            Some(bar) => bar(done, total),
+                            None => indicatif::ProgressBar::hidden(),
+                        };
+                        let _ = reply.send(bar);
+                    }
+                    Message::Done(i, result) => results.push((i, result)),
+                }
+            }
+            results
+        });
+        // The first failure in the manifest's order is the one reported.
+        let mut results = results;
+        results.sort_by_key(|(i, _)| *i);
+        for (i, result) in results {
+            let Some((what, digest, size)) = missing.get(i) else {
+                continue;
+            };
+            match result {
+                Ok(Downloaded::Installed) => {
+                    self.downloaded = self.downloaded.saturating_add(*size);
+                }
+                Ok(Downloaded::Withdrawn { url }) => {
+                    return Err(TreeError::Gone {
+                        version: self.version.clone(),
+                        what: what.clone(),
+                        digest: *digest,
+                        url,
+                    });
+                }
+                Err(e) => {
+                    return Err(TreeError::Download {
+                        version: self.version.clone(),
+                        what: what.clone(),
+                        digest: *digest,
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A manifest below an index, from `blobs/sha256/` or the origin, checked against
@@ -581,12 +733,9 @@ pub fn install(
         }
     })?;
 
-    // Every layer the destination lacks; one two layers (or two versions) share, once.
-    let count = manifest.layers.len();
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        let what = format!("layer {} of {count}", i + 1);
-        blobs.obtain(&what, layer.digest, layer.size, true)?;
-    }
+    // Every layer the destination lacks, several at once; one two layers (or two
+    // versions) share, once.
+    blobs.obtain_layers(&manifest.layers)?;
 
     // The tree, built aside.
     let hex = entry.digest_hex();

@@ -554,3 +554,48 @@ fn json_records_of_a_container_config_name_its_kind_platform_and_what_travelled(
         stdout(&o)
     );
 }
+
+#[test]
+fn layers_download_side_by_side_so_a_stalled_one_holds_up_no_other() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let v1 = app_index(Format::Oci, "1");
+    publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let (config, dest) = host_config(&lab, &server.url());
+    let [base, app] = [0, 1].map(|i| hex(&sha256_digest(&v1.images[0].layers[i].blob)));
+    let base_path = format!("/blobs/sha256/{base}");
+    server.set_fault(
+        &base_path,
+        support::http_server::Fault::Stall { after: 1000 },
+    );
+    let run = Fetch::new().spawn(&[], &[&config]);
+    assert!(
+        server.wait_for_stalls(&base_path, 1, HANG_GUARD),
+        "the base layer was never asked for"
+    );
+    // While the base layer stalls, the application's layer arrives whole.
+    let app_blob = dest.join("blobs/sha256").join(&app);
+    let arrived =
+        crate::image::wait_until(std::time::Duration::from_secs(10), || app_blob.is_file());
+    run.kill();
+    assert!(
+        arrived,
+        "the second layer waited for the first: {:?}",
+        blob_requests(&server.requests())
+    );
+    assert!(fs::symlink_metadata(dest.join("latest")).is_err());
+
+    // The next run takes the base layer where the stall left it, and nothing else.
+    server.clear_fault(&base_path);
+    let before = server.requests().len();
+    let o = fetch(&["--json"], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(installed_version(&dest), "1\n");
+    let asked = blob_requests(&server.requests()[before..]);
+    assert!(!asked.contains(&app), "{asked:?}");
+    assert!(asked.contains(&base), "{asked:?}");
+    let record: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(record["reused_layers"], 1);
+}
