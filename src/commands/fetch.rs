@@ -41,6 +41,7 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
     let transport = Transport::new(options.transport);
     let trees = HostTrees {
         host: crate::container::resolve::host_platform(),
+        transport: transport.clone(),
     };
     let mut failed = 0;
     for path in &args.configs {
@@ -65,7 +66,14 @@ pub fn run(args: &FetchArgs) -> Result<Exit, Error> {
             }
         }
         if args.json {
-            output::json_line(&record(path, &result));
+            let mut record = record(path, &result);
+            // Read again for the record only: the engine read it for the run, and a config
+            // that does not parse failed there already (its kind then stays `null`).
+            if let Ok(config) = crate::fs::config::load(path) {
+                record.kind = Some(config.kind.name());
+                record.platform = crate::container::install::platform_of(&config);
+            }
+            output::json_line(&record);
         }
     }
     match failed {
@@ -138,6 +146,7 @@ fn restart(
                     to,
                     removed,
                     transfer,
+                    tree,
                     ..
                 } => Outcome::Updated {
                     from,
@@ -145,6 +154,7 @@ fn restart(
                     restarted,
                     removed,
                     transfer,
+                    tree,
                 },
                 then => Outcome::RestartedPending {
                     then: Box::new(then),
@@ -197,6 +207,9 @@ fn record(config: &Path, result: &Result<Outcome, FetchError>) -> FetchRecord {
         downloaded_bytes: None,
         image_bytes: None,
         delta: false,
+        kind: None,
+        platform: None,
+        reused_layers: None,
     };
     match result {
         Ok(outcome) => fill(&mut record, outcome),
@@ -227,12 +240,17 @@ fn fill(record: &mut FetchRecord, outcome: &Outcome) {
             restarted,
             removed,
             transfer,
+            tree,
         } => {
             record.outcome = "updated";
             if let Some(transfer) = transfer {
                 record.downloaded_bytes = Some(transfer.downloaded);
                 record.image_bytes = Some(transfer.image);
                 record.delta = true;
+            }
+            if let Some(tree) = tree {
+                record.downloaded_bytes = Some(tree.downloaded);
+                record.reused_layers = Some(tree.reused_layers);
             }
             record.from = from.clone();
             record.to = Some(to.version.clone());

@@ -84,6 +84,9 @@ pub struct Report {
     pub restart_pending: Vec<String>,
     /// A container tree checked with `--verify`: what its record says.
     pub tree: Option<TreeCheck>,
+    pub kind: Kind,
+    /// `Kind=container`: the platform installed (`Platform=`, else this host's).
+    pub platform: Option<String>,
 }
 
 impl Report {
@@ -222,6 +225,8 @@ fn read(
         store,
         restart_pending: restart_pending::read(dest.path())?.unwrap_or_default(),
         tree,
+        kind: config.kind,
+        platform: crate::container::install::platform_of(config),
     })
 }
 
@@ -447,7 +452,12 @@ pub fn lines(report: &Report) -> Vec<String> {
         ..
     } = &report.installed
     {
-        lines.push(format!("  image store/{digest}, {}", size_text(*size)));
+        match (&report.kind, &report.platform) {
+            (Kind::Container, Some(platform)) => {
+                lines.push(format!("  container image store/{digest}, for {platform}"));
+            }
+            _ => lines.push(format!("  image store/{digest}, {}", size_text(*size))),
+        }
         if versions.len() > 1 {
             lines.push(format!("  published as {}", versions.join(", ")));
         }
@@ -513,6 +523,8 @@ fn record(config: &Path, report: Option<&Report>, error: Option<String>) -> Stat
         store_bytes: 0,
         restart_pending: Vec::new(),
         error,
+        kind: None,
+        platform: None,
     };
     let Some(report) = report else {
         return record;
@@ -523,6 +535,8 @@ fn record(config: &Path, report: Option<&Report>, error: Option<String>) -> Stat
     record.pattern = Some(untrusted(&report.pattern));
     record.destination = Some(untrusted(&report.destination.display().to_string()));
     record.verified = report.verified;
+    record.kind = Some(report.kind.name());
+    record.platform = report.platform.clone();
     match &report.installed {
         Installed::Nothing => {}
         Installed::Unknown { target, why } => {

@@ -19,10 +19,12 @@
 //! the config's `diff_ids`. Blobs are downloaded by the resumable downloader of
 //! `update::image` (partials, retries, mirrors), into `DEST/blobs/sha256/`, where a blob
 //! already there is hashed and not downloaded again: a layer two versions share travels
-//! once. The tree is unpacked with `tako image pull`'s rules (`container::unpack`), built
+//! once. Layers download three at a time, as `tako image pull` does by default. The tree is unpacked with `tako image pull`'s rules (`container::unpack`), built
 //! aside and renamed into place whole, so `latest` only ever names a complete tree.
 
 use std::io::BufReader;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use crate::container::unpack::{self, Limits, Owners, Unpacker};
 use crate::destination::Destination;
@@ -31,14 +33,16 @@ use crate::format::config::Config;
 use crate::format::manifest::Entry;
 use crate::format::oci::config::{ImageConfig, MAX_CONFIG_SIZE};
 use crate::format::oci::digest::Digest;
-use crate::format::oci::manifest::{self as oci_manifest, MAX_MANIFEST_SIZE, ParsedManifest};
+use crate::format::oci::manifest::{
+    self as oci_manifest, Descriptor, MAX_MANIFEST_SIZE, ParsedManifest,
+};
 use crate::format::oci::media::LayerCompression;
 use crate::format::oci::platform::{self, Platform};
 use crate::fs::tree::{RelPath, Tree};
 use crate::fs::{Dir, IoError};
 use crate::origin::{Body, ManifestFile, ManifestName, Origin, OriginError, Resume, Validators};
 use crate::stream::decompress::Compression;
-use crate::update::fetch::{FetchError, TreeInstalled, Trees};
+use crate::update::fetch::{FetchError, TreeInstalled, TreeTransfer, Trees};
 use crate::update::image::{self, Downloaded, Say, Wanted};
 use crate::update::retry::RetryPolicy;
 
@@ -106,6 +110,12 @@ pub enum TreeError {
         #[source]
         source: Box<unpack::UnpackError>,
     },
+    #[error("version {version}: the registries.conf mirrors: {source}")]
+    Mirrors {
+        version: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{}: {source}", path.display())]
@@ -127,6 +137,8 @@ pub struct HostTrees {
     /// The platform of this host, for configs without `Platform=`; `None` if none is known
     /// (an error then names `Platform=`).
     pub host: Result<Platform, platform::PlatformError>,
+    /// How the mirrors the host's registries.conf gives a registry origin are reached.
+    pub transport: crate::origin::Transport,
 }
 
 impl Trees for HostTrees {
@@ -152,7 +164,116 @@ impl Trees for HostTrees {
                 source,
             })?,
         };
-        Ok(install(dest, store, entry, &wanted, origin, retry, say)?)
+        let mirrors = registries_conf_mirrors(config, entry, &self.transport)?;
+        let mirrored = Mirrored { mirrors, origin };
+        Ok(install(dest, store, entry, &wanted, &mirrored, retry, say)?)
+    }
+}
+
+/// The mirrors the host's registries.conf (`container::registries`, as `tako image pull`
+/// reads it) gives each registry origin of `config`, for the image `entry` pins: a
+/// container image is fetched by digest, so every mirror that serves digests applies. The
+/// signed manifest itself (a tag) still comes from the origins only. A blocked registry,
+/// or a registries.conf that cannot be read, stops the fetch, as it stops a pull.
+fn registries_conf_mirrors(
+    config: &Config,
+    entry: &Entry,
+    transport: &crate::origin::Transport,
+) -> Result<Vec<Box<dyn Origin>>, TreeError> {
+    use crate::format::oci::reference::Reference;
+    let version = crate::format::text::untrusted(entry.version.as_str());
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| TreeError::Mirrors {
+        version: version.clone(),
+        source,
+    };
+    let mut mirrors: Vec<Box<dyn Origin>> = Vec::new();
+    for origin in &config.origins {
+        if !Reference::is_registry_url(&origin.url) {
+            continue;
+        }
+        let image = Reference::parse(&origin.url)
+            .map_err(|e| failed(Box::new(e)))?
+            .with_digest(Digest::from(entry.digest));
+        let endpoints =
+            crate::container::registries::endpoints(&image).map_err(|e| failed(Box::new(e)))?;
+        for endpoint in endpoints.iter().filter(|e| e.mirror.is_some()) {
+            let scheme = if endpoint.insecure { "oci+http" } else { "oci" };
+            let url = format!(
+                "{scheme}://{}/{}",
+                endpoint.reference.registry(),
+                endpoint.reference.repository()
+            );
+            let mirror = crate::origin::registry::Registry::new(&url, transport.clone())
+                .map_err(|e| failed(Box::new(e)))?;
+            mirrors.push(Box::new(mirror));
+        }
+    }
+    Ok(mirrors)
+}
+
+/// An origin with the registries.conf mirrors of its registries before it, for what is
+/// fetched by digest: blobs and manifests below the signed one.
+struct Mirrored<'a> {
+    mirrors: Vec<Box<dyn Origin>>,
+    origin: &'a dyn Origin,
+}
+
+impl Origin for Mirrored<'_> {
+    fn describe(&self) -> String {
+        self.origin.describe()
+    }
+
+    fn manifest(
+        &self,
+        name: ManifestName<'_>,
+        max: u64,
+        known: Option<&Validators>,
+    ) -> Result<ManifestFile, OriginError> {
+        self.origin.manifest(name, max, known)
+    }
+
+    fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
+        match self.mirrors.first() {
+            Some(mirror) => mirror.open_image(hex, resume),
+            None => self.origin.open_image(hex, resume),
+        }
+    }
+
+    /// The first place that has it; the caller checks the bytes against the digest.
+    fn image_manifest(&self, hex: &str, max: u64) -> Result<Vec<u8>, OriginError> {
+        let mut failed = None;
+        for place in self.mirrors.iter().map(|m| m.as_ref() as &dyn Origin) {
+            match place.image_manifest(hex, max) {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => failed = Some(e),
+            }
+        }
+        match self.origin.image_manifest(hex, max) {
+            Ok(bytes) => Ok(bytes),
+            // The origin's own answer is the one to report, unless it had none.
+            Err(e) if failed.is_none() || e.kind() != crate::origin::Kind::NotFound => Err(e),
+            Err(e) => Err(failed.unwrap_or(e)),
+        }
+    }
+
+    fn places(&self) -> Vec<&dyn Origin> {
+        let mut places: Vec<&dyn Origin> = self.mirrors.iter().flat_map(|m| m.places()).collect();
+        places.extend(self.origin.places());
+        places
+    }
+}
+
+/// The platform a config installs, as `os/arch[/variant]`: its `Platform=`, else this
+/// host's; `None` for `Kind=file`, and when neither is known.
+pub fn platform_of(config: &Config) -> Option<String> {
+    if config.kind != crate::format::config::Kind::Container {
+        return None;
+    }
+    match &config.platform {
+        Some(platform) => Some(platform.to_string()),
+        None => crate::container::resolve::host_platform()
+            .ok()
+            .map(|p| p.to_string()),
     }
 }
 
@@ -236,6 +357,19 @@ impl Origin for BlobPlaces<'_> {
     }
 }
 
+/// Layers downloaded at once, as `tako image pull` does by default.
+const PARALLEL: usize = crate::container::pull::DEFAULT_PARALLEL;
+
+/// What a layer download thread hands the thread that reports.
+enum Message {
+    Warn(String),
+    Progress(String),
+    /// A progress bar is wanted (`Say::bar`); it is sent back.
+    Bar(u64, u64, mpsc::Sender<indicatif::ProgressBar>),
+    /// The download of `missing[i]` ended.
+    Done(usize, Result<Downloaded, image::ImageError>),
+}
+
 /// One run's view of the blobs: what it downloaded and reused.
 struct Blobs<'a> {
     cache: BlobCache,
@@ -244,17 +378,26 @@ struct Blobs<'a> {
     say: &'a Say<'a>,
     version: String,
     downloaded: u64,
-    reused: usize,
+    /// Layers found in `blobs/sha256/`, not downloaded.
+    reused_layers: usize,
 }
 
 impl Blobs<'_> {
     /// Makes sure the blob `digest` of `size` bytes is in `blobs/sha256/`, verified:
     /// found there (hashed), else downloaded from the origin's places. `Ok(false)`: every
-    /// place answered 410.
-    fn obtain(&mut self, what: &str, digest: Digest, size: u64) -> Result<bool, TreeError> {
+    /// place answered 410. `layer`: whether finding it counts as a reused layer.
+    fn obtain(
+        &mut self,
+        what: &str,
+        digest: Digest,
+        size: u64,
+        layer: bool,
+    ) -> Result<bool, TreeError> {
         match self.cache.lookup(&digest, size)? {
             Lookup::Verified => {
-                self.reused += 1;
+                if layer {
+                    self.reused_layers += 1;
+                }
                 return Ok(true);
             }
             Lookup::Damaged { reason } => (self.say.warn)(&format!(
@@ -289,6 +432,141 @@ impl Blobs<'_> {
         }
     }
 
+    /// Makes sure every layer is in `blobs/sha256/`, verified: those already there are
+    /// hashed, the others downloaded [`PARALLEL`] at a time (as `tako image pull` does),
+    /// each as [`Blobs::obtain`] downloads one. Messages and progress bars of the download
+    /// threads are given on this thread, which waits for them all.
+    fn obtain_layers(&mut self, layers: &[Descriptor]) -> Result<(), TreeError> {
+        let count = layers.len();
+        let mut missing: Vec<(String, Digest, u64)> = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            let what = format!("layer {} of {count}", i + 1);
+            if missing.iter().any(|(_, d, _)| *d == layer.digest) {
+                continue;
+            }
+            match self.cache.lookup(&layer.digest, layer.size)? {
+                Lookup::Verified => self.reused_layers += 1,
+                Lookup::Damaged { reason } => {
+                    (self.say.warn)(&format!(
+                        "{} was damaged ({reason}); downloading it again",
+                        self.cache.blob_path(&layer.digest).display()
+                    ));
+                    missing.push((what, layer.digest, layer.size));
+                }
+                Lookup::Missing => missing.push((what, layer.digest, layer.size)),
+            }
+        }
+        if missing.len() < 2 {
+            for (what, digest, size) in missing {
+                self.obtain(&what, digest, size, true)?;
+            }
+            return Ok(());
+        }
+
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let workers = PARALLEL.min(missing.len());
+        let (cache, origin, retry) = (&self.cache, self.origin, self.retry);
+        let bars = self.say.bar.is_some();
+        let results = std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::channel::<Message>();
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let (missing, next, stop) = (&missing, &next, &stop);
+                let version = self.version.clone();
+                scope.spawn(move || {
+                    let warn = |m: &str| {
+                        let _ = sender.send(Message::Warn(m.to_owned()));
+                    };
+                    let progress = |m: &str| {
+                        let _ = sender.send(Message::Progress(m.to_owned()));
+                    };
+                    // The bar is made on the thread that owns the terminal's reporter.
+                    let bar = |done: u64, total: u64| {
+                        let (reply, answer) = mpsc::channel();
+                        let _ = sender.send(Message::Bar(done, total, reply));
+                        answer
+                            .recv()
+                            .unwrap_or_else(|_| indicatif::ProgressBar::hidden())
+                    };
+                    let say = Say {
+                        warn: &warn,
+                        progress: &progress,
+                        bar: bars.then_some(&bar as &dyn Fn(u64, u64) -> _),
+                    };
+                    let places = BlobPlaces::of(origin);
+                    while !stop.load(Ordering::SeqCst) {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some((what, digest, size)) = missing.get(i) else {
+                            break;
+                        };
+                        let wanted = Wanted {
+                            name: format!("{version} {what} {digest}"),
+                            digest: *digest.as_bytes(),
+                            size: *size,
+                        };
+                        let result =
+                            image::download_blob(&places, cache.blobs(), &wanted, retry, &say);
+                        if result.is_err() {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        if sender.send(Message::Done(i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            let mut results = Vec::new();
+            // Until every thread has ended (and so dropped its sender).
+            for message in receiver {
+                match message {
+                    Message::Warn(m) => (self.say.warn)(&m),
+                    Message::Progress(m) => (self.say.progress)(&m),
+                    Message::Bar(done, total, reply) => {
+                        let bar = match self.say.bar {
+                            Some(bar) => bar(done, total),
+                            None => indicatif::ProgressBar::hidden(),
+                        };
+                        let _ = reply.send(bar);
+                    }
+                    Message::Done(i, result) => results.push((i, result)),
+                }
+            }
+            results
+        });
+        // The first failure in the manifest's order is the one reported.
+        let mut results = results;
+        results.sort_by_key(|(i, _)| *i);
+        for (i, result) in results {
+            let Some((what, digest, size)) = missing.get(i) else {
+                continue;
+            };
+            match result {
+                Ok(Downloaded::Installed) => {
+                    self.downloaded = self.downloaded.saturating_add(*size);
+                }
+                Ok(Downloaded::Withdrawn { url }) => {
+                    return Err(TreeError::Gone {
+                        version: self.version.clone(),
+                        what: what.clone(),
+                        digest: *digest,
+                        url,
+                    });
+                }
+                Err(e) => {
+                    return Err(TreeError::Download {
+                        version: self.version.clone(),
+                        what: what.clone(),
+                        digest: *digest,
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A manifest below an index, from `blobs/sha256/` or the origin, checked against
     /// the descriptor's digest and size, and kept in `blobs/sha256/`.
     fn manifest(&mut self, digest: Digest, size: u64) -> Result<Vec<u8>, TreeError> {
@@ -306,7 +584,6 @@ impl Blobs<'_> {
         if matches!(self.cache.lookup(&digest, size)?, Lookup::Verified)
             && let Some(bytes) = self.cache.read_blob(&digest, size)?
         {
-            self.reused += 1;
             return Ok(bytes);
         }
         let bytes = self
@@ -359,6 +636,7 @@ pub fn install(
         });
     }
     let cache = BlobCache::open(dest.path())?;
+    let mut downloaded = 0u64;
     // The signed bytes: through the downloader of files, so that they come from where a
     // file image does (`store/<hex>`, a registry's blob), with its checks and its 410.
     match cache.lookup(&top, entry.size)? {
@@ -372,7 +650,7 @@ pub fn install(
                     source: Box::new(e),
                 }
             })? {
-                Downloaded::Installed => {}
+                Downloaded::Installed => downloaded = entry.size,
                 Downloaded::Withdrawn { url } => return Ok(TreeInstalled::Withdrawn(url)),
             }
         }
@@ -393,8 +671,8 @@ pub fn install(
         retry,
         say,
         version: version.clone(),
-        downloaded: entry.size,
-        reused: 0,
+        downloaded,
+        reused_layers: 0,
     };
 
     // Down the indexes to the image manifest for the platform.
@@ -437,7 +715,7 @@ pub fn install(
             format!("it is larger than {MAX_CONFIG_SIZE} bytes"),
         ));
     }
-    blobs.obtain("config", config_digest, manifest.config.size)?;
+    blobs.obtain("config", config_digest, manifest.config.size, false)?;
     let config_bytes = blobs
         .cache
         .read_blob(&config_digest, manifest.config.size)?
@@ -455,12 +733,9 @@ pub fn install(
         }
     })?;
 
-    // Every layer the destination lacks; one two layers (or two versions) share, once.
-    let count = manifest.layers.len();
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        let what = format!("layer {} of {count}", i + 1);
-        blobs.obtain(&what, layer.digest, layer.size)?;
-    }
+    // Every layer the destination lacks, several at once; one two layers (or two
+    // versions) share, once.
+    blobs.obtain_layers(&manifest.layers)?;
 
     // The tree, built aside.
     let hex = entry.digest_hex();
@@ -530,10 +805,10 @@ pub fn install(
         }
     }
     store.sync()?;
-    Ok(TreeInstalled::Built {
+    Ok(TreeInstalled::Built(TreeTransfer {
         downloaded: blobs.downloaded,
-        reused: blobs.reused,
-    })
+        reused_layers: blobs.reused_layers,
+    }))
 }
 
 /// Unpacks the layers into `store/<building>/rootfs` and writes the verified manifest and

@@ -62,6 +62,16 @@ pub enum Kind {
     Container,
 }
 
+impl Kind {
+    /// As written after `Kind=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Container => "container",
+        }
+    }
+}
+
 /// `MirrorStaleAfter=` when not given: a day.
 pub const DEFAULT_MIRROR_STALE_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 

@@ -78,12 +78,21 @@ pub struct FetchRecord {
     /// `failed`: the error, as printed after `tako: error: `.
     pub error: Option<String>,
     /// `updated` by a delta: bytes received for the image (its chunk index and the
-    /// ranges); `null` otherwise.
+    /// ranges); `updated` to a container image whose tree this run built: bytes of blobs
+    /// downloaded; `null` otherwise.
     pub downloaded_bytes: Option<u64>,
     /// `updated` by a delta: the image's size, which `downloaded_bytes` is a part of.
     pub image_bytes: Option<u64>,
     /// Whether the image was installed as a delta in this run.
     pub delta: bool,
+    /// The config's `Kind=`: `file` or `container`; `null` if the config could not be read.
+    pub kind: Option<&'static str>,
+    /// `Kind=container`: the platform installed (`Platform=`, else this host's), as
+    /// `os/arch[/variant]`; `null` otherwise.
+    pub platform: Option<String>,
+    /// `updated` to a container image whose tree this run built: the layers found in
+    /// `blobs/sha256/` rather than downloaded; `null` otherwise.
+    pub reused_layers: Option<usize>,
 }
 
 /// The result of `tako check` for one config.
@@ -154,6 +163,11 @@ pub struct StatusRecord {
     /// Units whose restart is pending (DEST/restart-pending).
     pub restart_pending: Vec<String>,
     pub error: Option<String>,
+    /// The config's `Kind=`: `file` or `container`; `null` when `failed`.
+    pub kind: Option<&'static str>,
+    /// `Kind=container`: the platform it installs (`Platform=`, else this host's); `null`
+    /// otherwise.
+    pub platform: Option<String>,
 }
 
 /// The result of `tako gc` for one config.

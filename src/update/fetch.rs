@@ -143,12 +143,21 @@ pub trait Trees {
     ) -> Result<TreeInstalled, FetchError>;
 }
 
+/// What building a container image's tree cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeTransfer {
+    /// Bytes of blobs that came over the network (the signed manifest or index, platform
+    /// manifests, the config, layers).
+    pub downloaded: u64,
+    /// Layers that were in `blobs/sha256/` already, and so not downloaded.
+    pub reused_layers: usize,
+}
+
 /// How [`Trees::install`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TreeInstalled {
-    /// The tree is in place: `downloaded` bytes of blobs came over the network, `reused`
-    /// layers were in `blobs/sha256/` already.
-    Built { downloaded: u64, reused: usize },
+    /// The tree is in place.
+    Built(TreeTransfer),
     /// Every place answered 410 Gone for the image's manifest.
     Withdrawn(String),
 }
@@ -209,6 +218,8 @@ pub enum Outcome {
         removed: Vec<retention::Removal>,
         /// What the download cost, if it was a delta (see `update::delta`).
         transfer: Option<Transfer>,
+        /// What building a container image's tree cost, if this run built it.
+        tree: Option<TreeTransfer>,
     },
     UpToDate(Image),
     /// `--init` found a valid image and did not look for updates.
@@ -235,6 +246,7 @@ impl std::fmt::Display for Outcome {
                 restarted,
                 removed,
                 transfer,
+                tree,
             } => {
                 write!(
                     f,
@@ -248,6 +260,15 @@ impl std::fmt::Display for Outcome {
                         " (downloaded {} of {})",
                         size::human(transfer.downloaded),
                         size::human(transfer.image)
+                    )?;
+                }
+                if let Some(tree) = tree {
+                    write!(
+                        f,
+                        " (downloaded {}, {} layer{} reused)",
+                        size::human(tree.downloaded),
+                        tree.reused_layers,
+                        if tree.reused_layers == 1 { "" } else { "s" }
                     )?;
                 }
                 if !restarted.is_empty() {
@@ -523,7 +544,12 @@ fn update(
             }
             Installed::Delta(transfer) => {
                 remembered.forget(&hex);
-                chosen = Some((*entry, Some(transfer)));
+                chosen = Some((*entry, Some(Cost::Delta(transfer))));
+                break;
+            }
+            Installed::Tree(built) => {
+                remembered.forget(&hex);
+                chosen = Some((*entry, Some(Cost::Tree(built))));
                 break;
             }
         }
@@ -542,7 +568,7 @@ fn update(
             "{unsaid} more matching {versions} {were} withdrawn by the publisher (410 Gone) and passed over"
         ));
     }
-    let Some((entry, transfer)) = chosen else {
+    let Some((entry, cost)) = chosen else {
         return Err(FetchError::AllWithdrawn {
             pattern: untrusted(config.version.as_str()),
             versions: capped_version_list(&candidates),
@@ -575,12 +601,18 @@ fn update(
             report.warn(&format!("Keep={keep}: {e}"));
         }
     }
+    let (transfer, tree) = match cost {
+        Some(Cost::Delta(transfer)) => (Some(transfer), None),
+        Some(Cost::Tree(built)) => (None, Some(built)),
+        None => (None, None),
+    };
     Ok(Outcome::Updated {
         from,
         to: Image::of(entry),
         restarted: Vec::new(),
         removed,
         transfer,
+        tree,
     })
 }
 
@@ -732,6 +764,12 @@ fn installed_entry<'m>(
     Ok((state == Stored::Intact).then_some(entry))
 }
 
+/// What installing the chosen image cost, when it was more than a whole download.
+enum Cost {
+    Delta(Transfer),
+    Tree(TreeTransfer),
+}
+
 /// How [`install`] made an image present.
 enum Installed {
     /// It was there and intact.
@@ -740,6 +778,8 @@ enum Installed {
     Downloaded,
     /// Assembled from local chunks and ranges.
     Delta(Transfer),
+    /// A container image's tree, built.
+    Tree(TreeTransfer),
     /// The publisher withdrew it (410 Gone from this URL).
     Withdrawn(String),
     /// An earlier run found it withdrawn; not asked for again yet.
@@ -838,7 +878,7 @@ fn install_tree(
         bar: options.progress.then_some(&bar as &dyn Fn(u64, u64) -> _),
     };
     match trees.install(dest, store, entry, config, origin, options.retry, &say)? {
-        TreeInstalled::Built { .. } => Ok(Installed::Downloaded),
+        TreeInstalled::Built(built) => Ok(Installed::Tree(built)),
         TreeInstalled::Withdrawn(url) => Ok(Installed::Withdrawn(url)),
     }
 }

@@ -15,13 +15,13 @@ use support::images::{
 };
 use support::tako::*;
 
-fn hex(digest: &str) -> String {
+pub(super) fn hex(digest: &str) -> String {
     digest.trim_start_matches("sha256:").to_owned()
 }
 
 /// Pushes `index` as `app:<version>` and publishes it to `output` as `version`; returns
 /// the index digest's hex.
-fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> String {
+pub(super) fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> String {
     let digest = lab.push_index(index, &format!("app:{version}"));
     let o = store_container(output, &lab.image(&format!("app:{version}")), version);
     assert_exit(&o, 0);
@@ -43,19 +43,19 @@ fn host_config(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
     (config, dest)
 }
 
-fn latest_target(dest: &Path) -> String {
+pub(super) fn latest_target(dest: &Path) -> String {
     fs::read_link(dest.join("latest"))
         .unwrap()
         .to_string_lossy()
         .into_owned()
 }
 
-fn installed_version(dest: &Path) -> String {
+pub(super) fn installed_version(dest: &Path) -> String {
     fs::read_to_string(dest.join("latest/rootfs/app/version")).unwrap()
 }
 
 /// The blob requests among `requests`, by hex.
-fn blob_requests(requests: &[String]) -> Vec<String> {
+pub(super) fn blob_requests(requests: &[String]) -> Vec<String> {
     requests
         .iter()
         .filter_map(|r| r.split("/blobs/sha256/").nth(1))
@@ -469,4 +469,133 @@ fn status_verify_names_each_changed_removed_added_and_rechmodded_path_of_a_tree(
         "{}",
         stdout(&o)
     );
+}
+
+/// The bytes a host downloads for `index` when it has none of its blobs but `have`.
+fn blob_bytes(index: &Index, have: &[String]) -> u64 {
+    let image = &index.images[0];
+    let mut blobs = vec![index.bytes(), image.manifest(), image.config.clone()];
+    blobs.extend(image.layers.iter().map(|l| l.blob.clone()));
+    blobs
+        .iter()
+        .filter(|b| !have.contains(&sha256_digest(b)))
+        .map(|b| b.len() as u64)
+        .sum()
+}
+
+#[test]
+fn json_records_of_a_container_config_name_its_kind_platform_and_what_travelled() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let (config, _) = host_config(&lab, &server.url());
+    let record = |o: &std::process::Output| -> serde_json::Value {
+        assert_exit(o, 0);
+        serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    };
+    let host = Platform::host().to_string();
+
+    let v1 = app_index(Format::Oci, "1");
+    publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "updated");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    assert_eq!(r["downloaded_bytes"], blob_bytes(&v1, &[]));
+    assert_eq!(r["reused_layers"], 0);
+    assert_eq!(r["delta"], false);
+    assert_eq!(r["image_bytes"], serde_json::Value::Null);
+
+    // The base layer is shared: the second version reuses it and downloads the rest.
+    let v2 = app_index(Format::Oci, "2");
+    publish(&lab, out.to_str().unwrap(), &v2, "2.0");
+    let o = fetch(&[], &[&config]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("updated 1.0 -> 2.0 (downloaded ")
+            && stdout(&o).contains(", 1 layer reused)"),
+        "{}",
+        stdout(&o)
+    );
+    let v3 = app_index(Format::Oci, "3");
+    publish(&lab, out.to_str().unwrap(), &v3, "3.0");
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "updated");
+    assert_eq!(r["from"], "2.0");
+    let base = sha256_digest(&v3.images[0].layers[0].blob);
+    assert_eq!(r["downloaded_bytes"], blob_bytes(&v3, &[base]));
+    assert_eq!(r["reused_layers"], 1);
+
+    // Nothing built, nothing travelled: no costs to report, but still the kind.
+    let r = record(&fetch(&["--json"], &[&config]));
+    assert_eq!(r["outcome"], "up-to-date");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    assert_eq!(r["downloaded_bytes"], serde_json::Value::Null);
+    assert_eq!(r["reused_layers"], serde_json::Value::Null);
+
+    // A Platform= setting is what the records name.
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("Platform={host}\n"));
+    fs::write(&config, text).unwrap();
+    let o = run_bounded(tako_cmd().args(["status", "--json"]).arg(&config));
+    let r = record(&o);
+    assert_eq!(r["outcome"], "intact");
+    assert_eq!(r["kind"], "container");
+    assert_eq!(r["platform"], host.as_str());
+    let o = run_bounded(tako_cmd().arg("status").arg(&config));
+    assert!(
+        stdout(&o).contains(&format!(
+            "container image store/{}, for {host}",
+            hex(&v3.digest())
+        )),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn layers_download_side_by_side_so_a_stalled_one_holds_up_no_other() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let v1 = app_index(Format::Oci, "1");
+    publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let (config, dest) = host_config(&lab, &server.url());
+    let [base, app] = [0, 1].map(|i| hex(&sha256_digest(&v1.images[0].layers[i].blob)));
+    let base_path = format!("/blobs/sha256/{base}");
+    server.set_fault(
+        &base_path,
+        support::http_server::Fault::Stall { after: 1000 },
+    );
+    let run = Fetch::new().spawn(&[], &[&config]);
+    assert!(
+        server.wait_for_stalls(&base_path, 1, HANG_GUARD),
+        "the base layer was never asked for"
+    );
+    // While the base layer stalls, the application's layer arrives whole.
+    let app_blob = dest.join("blobs/sha256").join(&app);
+    let arrived =
+        crate::image::wait_until(std::time::Duration::from_secs(10), || app_blob.is_file());
+    run.kill();
+    assert!(
+        arrived,
+        "the second layer waited for the first: {:?}",
+        blob_requests(&server.requests())
+    );
+    assert!(fs::symlink_metadata(dest.join("latest")).is_err());
+
+    // The next run takes the base layer where the stall left it, and nothing else.
+    server.clear_fault(&base_path);
+    let before = server.requests().len();
+    let o = fetch(&["--json"], &[&config]);
+    assert_exit(&o, 0);
+    assert_eq!(installed_version(&dest), "1\n");
+    let asked = blob_requests(&server.requests()[before..]);
+    assert!(!asked.contains(&app), "{asked:?}");
+    assert!(asked.contains(&base), "{asked:?}");
+    let record: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(record["reused_layers"], 1);
 }

@@ -3,6 +3,10 @@
 mod basics;
 mod conditional;
 mod container;
+mod container_fleet;
+mod container_hostile;
+mod container_killed;
+mod container_mirrors;
 mod delta;
 mod mirrors;
 mod output;

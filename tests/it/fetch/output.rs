@@ -18,7 +18,7 @@ fn json_records(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 20] = [
     "config",
     "outcome",
     "from",
@@ -36,6 +36,9 @@ const FIELDS: [&str; 17] = [
     "downloaded_bytes",
     "image_bytes",
     "delta",
+    "kind",
+    "platform",
+    "reused_layers",
 ];
 
 #[test]
@@ -74,6 +77,9 @@ fn fetch_json_prints_one_record_per_config_with_every_field() {
     assert_eq!(r["delta"], false);
     assert_eq!(r["downloaded_bytes"], Value::Null);
     assert_eq!(r["image_bytes"], Value::Null);
+    assert_eq!(r["kind"], "file");
+    assert_eq!(r["platform"], Value::Null);
+    assert_eq!(r["reused_layers"], Value::Null);
 
     let r = &records[1];
     assert_eq!(r["outcome"], "no-match");
@@ -88,6 +94,8 @@ fn fetch_json_prints_one_record_per_config_with_every_field() {
         broken.display()
     );
     assert_eq!(r["error"], error.as_str());
+    // A config that does not parse has no kind to report.
+    assert_eq!(r["kind"], Value::Null);
     // The error is on standard error as text too, with the summary.
     assert_eq!(
         stderr(&o),
