@@ -599,3 +599,78 @@ fn layers_download_side_by_side_so_a_stalled_one_holds_up_no_other() {
     let record: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(record["reused_layers"], 1);
 }
+
+/// A new key from `tako gen-key`: (secret, public).
+fn new_key() -> (String, String) {
+    let o = tako(&["gen-key"]);
+    assert_exit(&o, 0);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    (lines[1].clone(), lines[4].clone())
+}
+
+#[test]
+fn container_versions_signed_by_a_rotated_key_reach_hosts_of_either_key_until_the_old_is_retired() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let (k1, p1) = new_key();
+    let (k2, p2) = new_key();
+    let publish_with = |keys: &[&str], extra: &[&str], index: &Index, version: &str| -> String {
+        let digest = lab.push_index(index, &format!("app:{version}"));
+        let mut args = vec!["store"];
+        for key in keys {
+            args.extend(["-k", key]);
+        }
+        args.extend(extra);
+        let image = lab.image(&format!("app:{version}"));
+        args.extend(["-o", out.to_str().unwrap(), "--container", &image, version]);
+        assert_exit(&tako(&args), 0);
+        hex(&digest)
+    };
+    let host = |name: &str, public: &str| -> (PathBuf, PathBuf) {
+        let dest = lab.path(&format!("{name}/dest"));
+        fs::create_dir_all(&dest).unwrap();
+        let config = lab.path(&format!("{name}.conf"));
+        fs::write(
+            &config,
+            format!(
+                "Origin={}\nPublicKey={public}\nDestination={}\nVersion=*\nKind=container\n",
+                server.url(),
+                dest.display()
+            ),
+        )
+        .unwrap();
+        (config, dest)
+    };
+    let (old_config, old_dest) = host("old", &p1);
+    let (new_config, new_dest) = host("new", &p2);
+
+    // 1.0 signed by both keys: each host installs it with its own key.
+    let hex1 = publish_with(&[&k1, &k2], &[], &app_index(Format::Oci, "1"), "1.0");
+    for (config, dest) in [(&old_config, &old_dest), (&new_config, &new_dest)] {
+        assert_exit(&fetch(&[], &[config]), 0);
+        assert_eq!(latest_target(dest), format!("store/{hex1}"));
+    }
+
+    // 2.0 signed by K2 alone, K1 retired: the K2 host updates; the K1 host, still
+    // trusting only K1, is refused and keeps 1.0's tree.
+    let hex2 = publish_with(
+        &[&k2],
+        &["--retire-key", &p1],
+        &app_index(Format::Oci, "2"),
+        "2.0",
+    );
+    assert_exit(&fetch(&[], &[&new_config]), 0);
+    assert_eq!(latest_target(&new_dest), format!("store/{hex2}"));
+    assert_eq!(installed_version(&new_dest), "2\n");
+    let o = fetch(&[], &[&old_config]);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("does not verify with public key {p1}")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(latest_target(&old_dest), format!("store/{hex1}"));
+    assert_eq!(installed_version(&old_dest), "1\n");
+}
