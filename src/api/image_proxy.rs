@@ -22,7 +22,8 @@ use serde_json::Value;
 
 use super::image_proxy_socket::{Received, Socket, SocketError};
 use super::local_image::{self, Local, LocalError};
-use crate::container::pull::{PullError, Report};
+use crate::container::policy::{self, PolicyChoice};
+use crate::container::pull::{self, PullError, Report};
 use crate::container::resolve::{self, Auth, Chosen, Source, WantedPlatform};
 use crate::format::oci::digest::Digest;
 use crate::format::oci::manifest::{self, MAX_MANIFEST_SIZE};
@@ -51,6 +52,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// `--debug`: each request and the outcome, on standard error.
     pub debug: bool,
+    /// The signature policy (policy.json) a `docker://` image must satisfy to be opened.
+    pub policy: PolicyChoice,
 }
 
 /// A failure to report: its kind for the client, and a message safe to show.
@@ -344,6 +347,10 @@ impl Server<'_> {
         // The host's registries.conf applies as for `tako image pull`: mirrors and blocks.
         let endpoints = crate::container::registries::endpoints(&reference)
             .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
+        // And its policy.json, as for `tako image pull`: a refusal is the client's error,
+        // before any request.
+        let mut applied = policy::check(&self.options.policy, &reference)
+            .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
         let source = Source::connect(
             reference,
             endpoints,
@@ -360,6 +367,21 @@ impl Server<'_> {
                 self.options.retry,
                 self.report,
             )
+        });
+        let resolved = resolved.and_then(|chosen| {
+            if let Some(applied) = &mut applied {
+                policy::verify(
+                    applied,
+                    &source.image,
+                    &source,
+                    &pull::candidates(chosen.index, chosen.digest),
+                    self.options.retry,
+                    self.report,
+                )?;
+                self.report
+                    .progress(&format!("{}: policy: {}", source.shown, applied.describe()));
+            }
+            Ok(chosen)
         });
         match resolved {
             Ok(chosen) => Ok(Some((source, chosen))),

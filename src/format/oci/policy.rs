@@ -72,6 +72,9 @@ pub enum Requirement {
     SigstoreSigned {
         keys: KeySource,
         identity: SignedIdentity,
+        /// Whether a Rekor transparency-log key is named (`rekorPublicKey…`): such a
+        /// signature must carry a Rekor bundle, which tako cannot check.
+        rekor: bool,
     },
     /// A GPG (simple signing) signature: read so that a valid file parses, never accepted.
     SignedBy {
@@ -119,16 +122,19 @@ impl fmt::Display for Scope {
     }
 }
 
-/// The verdict of the requirements that apply, as far as tako can check them.
+/// The verdict of the requirements that apply, before any signature is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Every requirement holds without a signature (`insecureAcceptAnything`).
     Accepted,
     /// A `reject` requirement applies.
     Rejected,
-    /// A signature is required (`sigstoreSigned`, `signedBy`), which this version of
-    /// tako cannot check: refused, never accepted.
+    /// A signature is required that tako does not check (`signedBy`, or `sigstoreSigned`
+    /// with certificates or Rekor): refused, never accepted.
     CannotCheck(&'static str),
+    /// Nothing refuses the image yet, and `sigstoreSigned` requirements with public keys
+    /// apply: each must be satisfied by a signature from the registry.
+    NeedsSignatures,
 }
 
 impl Policy {
@@ -184,17 +190,30 @@ impl Policy {
     }
 }
 
-/// What a list of requirements says, by the first that does not hold, as containers/image
-/// evaluates them in order.
+/// What a list of requirements says before signatures are read: the first that refuses
+/// without one, in order; else whether signatures must be checked.
 pub fn verdict(requirements: &[Requirement]) -> Verdict {
+    let mut signatures = false;
     for requirement in requirements {
         match requirement {
             Requirement::InsecureAcceptAnything => {}
             Requirement::Reject => return Verdict::Rejected,
-            other => return Verdict::CannotCheck(other.name()),
+            Requirement::SignedBy { .. } => return Verdict::CannotCheck("signedBy (GPG)"),
+            Requirement::SigstoreSigned {
+                keys: KeySource::Certificates,
+                ..
+            } => return Verdict::CannotCheck("sigstoreSigned with fulcio or pki (keyless)"),
+            Requirement::SigstoreSigned { rekor: true, .. } => {
+                return Verdict::CannotCheck("sigstoreSigned with a Rekor key");
+            }
+            Requirement::SigstoreSigned { .. } => signatures = true,
         }
     }
-    Verdict::Accepted
+    if signatures {
+        Verdict::NeedsSignatures
+    } else {
+        Verdict::Accepted
+    }
 }
 
 /// The `docker` scopes that may name `image`, most specific first.
@@ -363,6 +382,7 @@ fn requirement(value: &Value, at: &str) -> Result<Requirement, PolicyError> {
         _ => Requirement::SigstoreSigned {
             keys: key_source(fields, at)?,
             identity: identity()?,
+            rekor: fields.keys().any(|k| k.starts_with("rekorPublicKey")),
         },
     })
 }
@@ -544,8 +564,15 @@ mod tests {
         );
         let (_, list) = p.for_image(&Reference::parse("b.example/x").unwrap());
         assert_eq!(verdict(list), Verdict::Rejected);
+        // A reject after a signature requirement refuses before any signature is read.
         let (_, list) = p.for_image(&Reference::parse("a.example/x").unwrap());
-        assert_eq!(verdict(list), Verdict::CannotCheck("sigstoreSigned"));
+        assert_eq!(verdict(list), Verdict::Rejected);
+        let p = policy(
+            r#"{"default":[{"type":"insecureAcceptAnything"},
+                {"type":"sigstoreSigned","keyPath":"/k.pub"}]}"#,
+        );
+        let (_, list) = p.for_image(&Reference::parse("a.example/x").unwrap());
+        assert_eq!(verdict(list), Verdict::NeedsSignatures);
     }
 
     #[test]
@@ -565,6 +592,7 @@ mod tests {
                     prefix: "a.example".into(),
                     signed_prefix: "b.example".into()
                 },
+                rekor: false,
             }]
         );
         assert_eq!(
@@ -572,6 +600,7 @@ mod tests {
             [Requirement::SigstoreSigned {
                 keys: KeySource::Paths(vec!["/a".into(), "/b".into()]),
                 identity: SignedIdentity::ExactRepository("x.example/app".into()),
+                rekor: false,
             }]
         );
         assert_eq!(
@@ -579,7 +608,13 @@ mod tests {
             [Requirement::SigstoreSigned {
                 keys: KeySource::Certificates,
                 identity: SignedIdentity::MatchRepoDigestOrExact,
+                rekor: true,
             }]
+        );
+        let (_, list) = p.for_image(&Reference::parse("y.example/a").unwrap());
+        assert_eq!(
+            verdict(list),
+            Verdict::CannotCheck("sigstoreSigned with fulcio or pki (keyless)")
         );
     }
 
@@ -590,7 +625,7 @@ mod tests {
                 "signedIdentity":{"type":"matchRepository"}}]}"#,
         );
         let (_, list) = p.for_image(&Reference::parse("debian").unwrap());
-        assert_eq!(verdict(list), Verdict::CannotCheck("signedBy"));
+        assert_eq!(verdict(list), Verdict::CannotCheck("signedBy (GPG)"));
     }
 
     #[test]
