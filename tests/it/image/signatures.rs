@@ -409,3 +409,138 @@ fn keyless_and_rekor_requirements_are_refused_before_any_request() {
         s.lab.proxy.requests()
     );
 }
+
+impl Signing {
+    /// A config home whose `containers/policy.json` is `policy`'s content, as the host's.
+    fn config_home(&self, policy: &Path) -> PathBuf {
+        let home = self.lab.path("config-home");
+        fs::create_dir_all(home.join("containers")).unwrap();
+        fs::copy(policy, home.join("containers/policy.json")).unwrap();
+        home
+    }
+}
+
+#[test]
+fn the_http_image_proxy_refuses_an_unsigned_image_at_start_and_serves_a_signed_one() {
+    let s = Signing::new();
+    let digest = s.lab.push(&plain_image("signed"), "team/app:v1");
+    s.lab.push(&plain_image("unsigned"), "team/unsigned:v1");
+    let key = SigningKey::p256();
+    s.sign("team/app", &digest, &key, "team/app:v1", &digest);
+    let key_file = s.key_file("cosign.pub", &key);
+    let policy = s.policy("policy.json", key_path(&key_file));
+    let serve = |reference: &str, extra: &[&str]| {
+        let mut cmd = tako_cmd();
+        cmd.arg("container-image-proxy")
+            .args(["--retries", "0"])
+            .args(extra)
+            .arg(s.lab.image(reference));
+        // Standard input at its end: a server that starts answers nothing and stops.
+        Bounded::new(&mut cmd).run()
+    };
+    let file = policy.to_str().unwrap();
+    let o = serve("team/unsigned:v1", &["--policy", file]);
+    assert_failure(&o);
+    assert!(err(&o).contains("no signature was found"), "{}", err(&o));
+    let o = serve("team/unsigned:v1", &["--insecure-policy"]);
+    assert_success(&o);
+    let o = serve("team/app:v1", &["--policy", file]);
+    assert_success(&o);
+    assert!(
+        err(&o).contains(&format!(
+            "policy: accepted by sigstoreSigned (scope default of {file}); requirement 1: key {key_file} signed the manifest {digest}"
+        )),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn store_container_copies_its_source_image_only_if_the_hosts_policy_accepts_it() {
+    let s = Signing::new();
+    let digest = s.lab.push(&plain_image("signed"), "team/app:v1");
+    s.lab.push(&plain_image("unsigned"), "team/unsigned:v1");
+    let key = SigningKey::ed25519();
+    s.sign("team/app", &digest, &key, "team/app:v1", &digest);
+    let key_file = s.key_file("cosign.pub", &key);
+    let home = s.config_home(&s.policy("policy.json", key_path(&key_file)));
+    let store = |reference: &str, out: &str| {
+        let out = s.lab.path(out);
+        fs::create_dir_all(&out).unwrap();
+        let mut cmd = tako_cmd();
+        cmd.env("XDG_CONFIG_HOME", &home).args([
+            "store",
+            "-k",
+            &support::tako::test_secret(),
+            "-o",
+            out.to_str().unwrap(),
+            "--container",
+            &s.lab.image(reference),
+            "1.0",
+        ]);
+        (Bounded::new(&mut cmd).run(), out)
+    };
+    let (o, out_dir) = store("team/unsigned:v1", "refused");
+    assert_failure(&o);
+    assert!(err(&o).contains("no signature was found"), "{}", err(&o));
+    assert!(
+        !out_dir.join("manifest").exists(),
+        "nothing is published for a refused image"
+    );
+    let (o, out_dir) = store("team/app:v1", "accepted");
+    assert_success(&o);
+    assert!(
+        out(&o).contains(&format!("key {key_file} signed the manifest {digest}")),
+        "{}",
+        out(&o)
+    );
+    assert!(out_dir.join("manifest").exists());
+}
+
+#[test]
+fn one_good_signature_among_bad_ones_accepts_and_too_many_signatures_are_refused_unread() {
+    let s = Signing::new();
+    let key = SigningKey::p256();
+    let key_file = s.key_file("cosign.pub", &key);
+    let policy = s.policy("policy.json", key_path(&key_file));
+    let digest = s.lab.push(&plain_image("mixed"), "team/app:v1");
+    let good = sigstore::payload(&s.identity("team/app:v1"), &digest);
+    let other = sigstore::payload(&s.identity("team/app:v9"), &digest);
+    let stranger = SigningKey::p256();
+    s.push_signatures(
+        "team/app",
+        &digest,
+        &[
+            (good.clone(), stranger.sign(&good)),
+            (other.clone(), key.sign(&other)),
+            (good.clone(), key.sign(&good)),
+        ],
+    );
+    let o = s.tako(&policy, "team/app:v1", &[]);
+    assert_success(&o);
+
+    let digest = s.lab.push(&plain_image("many"), "team/many:v1");
+    let payload = sigstore::payload(&s.identity("team/many:v1"), &digest);
+    let signature = key.sign(&payload);
+    let many = vec![(payload, signature); 65];
+    s.push_signatures("team/many", &digest, &many);
+    s.lab.proxy.clear_requests();
+    let o = s.tako(&policy, "team/many:v1", &[]);
+    assert_failure(&o);
+    assert!(
+        err(&o).contains("65 signatures, more than the 64 tako reads"),
+        "{}",
+        err(&o)
+    );
+    let payloads = s
+        .lab
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/blobs/"))
+        .count();
+    assert_eq!(
+        payloads, 0,
+        "no payload is read from a manifest refused whole"
+    );
+}
