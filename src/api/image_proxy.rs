@@ -303,6 +303,19 @@ impl Server<'_> {
                 }
             }
             ImageName::Layout(layout) => {
+                // policy.json's `oci` transport, as skopeo applies it to `oci:` images.
+                let shown = untrusted(text);
+                let applied = policy::check_layout(
+                    &self.options.policy,
+                    std::path::Path::new(&layout.path),
+                    layout.tag.as_deref(),
+                    &shown,
+                )
+                .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
+                if let Some(applied) = applied {
+                    self.report
+                        .progress(&format!("{shown}: policy: {}", applied.describe()));
+                }
                 let (local, chosen) = local_image::open_layout(&layout, &self.options.platform)
                     .map_err(|e| Failure::of_local(&e))?;
                 (Place::Local(local), chosen)

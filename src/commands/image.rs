@@ -468,7 +468,7 @@ fn show_policy(args: &PolicyArgs) -> Result<(), ImageError> {
         }
     };
     output::stdout_line(&format!("  verdict: {verdict}"));
-    match applied.refusal(&image) {
+    match applied.refusal(&image.to_string()) {
         Some(refusal) => Err(refusal.into()),
         None => Ok(()),
     }

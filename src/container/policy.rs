@@ -98,6 +98,14 @@ pub enum PolicyCheckError {
         tags: String,
     },
     #[error(
+        "policy.json {file} requires a sigstore signature for {image} (scope {scope}), but an image layout carries no signature tako reads: refused"
+    )]
+    LayoutUnsigned {
+        file: String,
+        image: String,
+        scope: String,
+    },
+    #[error(
         "policy.json {file} requires a sigstore signature for {image} (scope {scope}, requirement {requirement}), and no signature found satisfies it: {reasons}: refused"
     )]
     NotAccepted {
@@ -174,9 +182,10 @@ impl Applied {
         )
     }
 
-    /// The refusal, if the policy refuses the image.
-    pub fn refusal(&self, image: &Reference) -> Option<PolicyCheckError> {
-        let (file, image, scope) = (self.file.clone(), image.to_string(), self.scope.to_string());
+    /// The refusal, if the policy refuses the image (`image` as shown), before any
+    /// signature is read.
+    pub fn refusal(&self, image: &str) -> Option<PolicyCheckError> {
+        let (file, image, scope) = (self.file.clone(), image.to_owned(), self.scope.to_string());
         match self.verdict {
             Verdict::Accepted | Verdict::NeedsSignatures => None,
             Verdict::Rejected => Some(PolicyCheckError::Rejected { file, image, scope }),
@@ -314,10 +323,49 @@ pub fn check(
     image: &Reference,
 ) -> Result<Option<Applied>, PolicyCheckError> {
     let applied = apply(choice, image)?;
-    if let Some(refusal) = applied.as_ref().and_then(|a| a.refusal(image)) {
+    if let Some(refusal) = applied.as_ref().and_then(|a| a.refusal(&image.to_string())) {
         return Err(refusal);
     }
     Ok(applied)
+}
+
+/// Checks the image layout at `dir` (its `ref.name` `image`, if named; `shown` names it
+/// in messages) against the policy's `oci` transport, as containers/image does for
+/// `oci:` images: scoped by the resolved directory. A layout carries no signature tako
+/// reads, so a signature requirement refuses it as one without a signature.
+pub fn check_layout(
+    choice: &PolicyChoice,
+    dir: &Path,
+    image: Option<&str>,
+    shown: &str,
+) -> Result<Option<Applied>, PolicyCheckError> {
+    let Some((path, policy)) = load(choice)? else {
+        return Ok(None);
+    };
+    // As containers/image resolves it: absolute, symlinks followed. A directory that
+    // cannot be resolved is scoped as written; opening it fails next.
+    let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let resolved = resolved.to_string_lossy();
+    let (scope, requirements) = policy.for_layout(&resolved, image);
+    let applied = Applied {
+        file: untrusted(&path.display().to_string()),
+        verdict: verdict(requirements),
+        requirements: requirements.to_vec(),
+        scope,
+        signatures: Vec::new(),
+        keys: Vec::new(),
+    };
+    if let Some(refusal) = applied.refusal(shown) {
+        return Err(refusal);
+    }
+    if applied.verdict == Verdict::NeedsSignatures {
+        return Err(PolicyCheckError::LayoutUnsigned {
+            file: applied.file,
+            image: shown.to_owned(),
+            scope: applied.scope.to_string(),
+        });
+    }
+    Ok(Some(applied))
 }
 
 /// One signature layer as read from the registry.
@@ -539,6 +587,47 @@ mod tests {
         let applied = check(&PolicyChoice::File(file), &other).unwrap().unwrap();
         assert_eq!(applied.scope, Scope::Default);
         assert_eq!(applied.verdict, Verdict::Accepted);
+    }
+
+    #[test]
+    fn an_image_layout_is_scoped_by_its_resolved_directory_and_never_passes_a_signature_requirement()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let layouts = dir.path().join("layouts");
+        std::fs::create_dir_all(layouts.join("app")).unwrap();
+        std::os::unix::fs::symlink(layouts.join("app"), dir.path().join("link")).unwrap();
+        let resolved = std::fs::canonicalize(&layouts).unwrap();
+        let file = dir.path().join("policy.json");
+        let policy = |scoped: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    r#"{{"default":[{{"type":"reject"}}],
+                        "transports":{{"oci":{{"{}":[{scoped}]}}}}}}"#,
+                    resolved.display()
+                ),
+            )
+            .unwrap();
+            PolicyChoice::File(file.clone())
+        };
+        let accept = policy(r#"{"type":"insecureAcceptAnything"}"#);
+        let applied = check_layout(&accept, &dir.path().join("link"), Some("v1"), "oci:link")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            applied.scope,
+            Scope::Oci(resolved.display().to_string()),
+            "the symlink is resolved"
+        );
+        let e = check_layout(&accept, dir.path(), None, "oci:elsewhere")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rejects oci:elsewhere (scope default)"), "{e}");
+        let signed = policy(r#"{"type":"sigstoreSigned","keyData":"eA=="}"#);
+        let e = check_layout(&signed, &layouts.join("app"), None, "oci:app")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("an image layout carries no signature"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! containers/image's is: an unknown key or requirement type, an empty requirement list or
 //! a missing `default` is an error, since a policy misread as more lenient than written
 //! would let through what the host meant to refuse. Requirements of transports other than
-//! `docker` are checked too (a typo there is still a broken file) but never applied.
+//! `docker` and `oci` are checked too (a typo there is still a broken file) but never
+//! applied.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,11 +95,13 @@ impl Requirement {
     }
 }
 
-/// A parsed policy.json: the top `default` and the `docker` transport's scopes.
+/// A parsed policy.json: the top `default`, and the scopes of the `docker` transport and
+/// of the `oci` transport (image layouts, which the experimental image proxy opens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     default: Vec<Requirement>,
     docker: BTreeMap<String, Vec<Requirement>>,
+    oci: BTreeMap<String, Vec<Requirement>>,
 }
 
 /// Which entry of the file applied to an image.
@@ -108,6 +111,10 @@ pub enum Scope {
     Docker(String),
     /// `transports.docker[""]`: the transport's default.
     TransportDefault,
+    /// A `transports.oci` scope other than `""`.
+    Oci(String),
+    /// `transports.oci[""]`.
+    OciDefault,
     /// The top `default`.
     Default,
 }
@@ -117,6 +124,8 @@ impl fmt::Display for Scope {
         match self {
             Scope::Docker(scope) => write!(f, "docker {}", untrusted(scope)),
             Scope::TransportDefault => f.write_str("docker \"\" (the transport's default)"),
+            Scope::Oci(scope) => write!(f, "oci {}", untrusted(scope)),
+            Scope::OciDefault => f.write_str("oci \"\" (the transport's default)"),
             Scope::Default => f.write_str("default"),
         }
     }
@@ -145,6 +154,7 @@ impl Policy {
         let top = object(&value, "the file")?;
         let mut default = None;
         let mut docker = BTreeMap::new();
+        let mut oci = BTreeMap::new();
         let mut count = 0usize;
         for (key, value) in top {
             match key.as_str() {
@@ -158,6 +168,8 @@ impl Policy {
                             if transport == "docker" {
                                 check_docker_scope(scope, &at)?;
                                 docker.insert(scope.clone(), list);
+                            } else if transport == "oci" {
+                                oci.insert(scope.clone(), list);
                             }
                         }
                     }
@@ -171,7 +183,40 @@ impl Policy {
             }
         }
         let default = default.ok_or_else(|| invalid("the file", "no \"default\" policy"))?;
-        Ok(Policy { default, docker })
+        Ok(Policy {
+            default,
+            docker,
+            oci,
+        })
+    }
+
+    /// The scope that applies to the image layout at the absolute, resolved directory
+    /// `dir` (and `image`, its `ref.name`, if named), as containers/image's `oci`
+    /// transport scopes it: `DIR:IMAGE`, `DIR`, each parent directory but `/`, then `""`,
+    /// then `default`.
+    pub fn for_layout(&self, dir: &str, image: Option<&str>) -> (Scope, &[Requirement]) {
+        let mut scopes = Vec::new();
+        if let Some(image) = image {
+            scopes.push(format!("{dir}:{image}"));
+        }
+        let mut path = dir;
+        scopes.push(path.to_owned());
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            scopes.push(parent.to_owned());
+            path = parent;
+        }
+        for scope in scopes {
+            if let Some(list) = self.oci.get(&scope) {
+                return (Scope::Oci(scope), list);
+            }
+        }
+        match self.oci.get("") {
+            Some(list) => (Scope::OciDefault, list),
+            None => (Scope::Default, &self.default),
+        }
     }
 
     /// The scope that applies to `image` and its requirements: the most specific `docker`
@@ -626,6 +671,26 @@ mod tests {
         );
         let (_, list) = p.for_image(&Reference::parse("debian").unwrap());
         assert_eq!(verdict(list), Verdict::CannotCheck("signedBy (GPG)"));
+    }
+
+    #[test]
+    fn an_image_layout_takes_the_most_specific_oci_scope() {
+        let p = policy(&format!(
+            r#"{{"default":{REJECT},"transports":{{"oci":{{
+                "/srv/images/app:v1":{ACCEPT},
+                "/srv/images":{ACCEPT},
+                "/srv":{REJECT}}},
+                "docker":{{"":{ACCEPT}}}}}}}"#
+        ));
+        let scope = |dir, image| p.for_layout(dir, image).0.to_string();
+        assert_eq!(
+            scope("/srv/images/app", Some("v1")),
+            "oci /srv/images/app:v1"
+        );
+        assert_eq!(scope("/srv/images/app", Some("v2")), "oci /srv/images");
+        assert_eq!(scope("/srv/other", None), "oci /srv");
+        let (scope, list) = p.for_layout("/var/lib/x", None);
+        assert_eq!((scope, verdict(list)), (Scope::Default, Verdict::Rejected));
     }
 
     #[test]
