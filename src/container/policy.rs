@@ -407,16 +407,20 @@ fn signatures_of(
         });
     }
     let mut layers = Vec::new();
+    // All the payloads of one tag together are read up to MAX_PAYLOAD: a real one is
+    // well under a kilobyte, and a hostile tag must not make tako hold 64 big ones.
+    let mut budget = MAX_PAYLOAD;
     for layer in &manifest.layers {
         let payload = if layer.media_type != sigstore::SIMPLE_SIGNING {
             // Checked (and refused) by `sigstore::check`; not downloaded.
             Ok(Vec::new())
-        } else if layer.size > MAX_PAYLOAD {
+        } else if layer.size > budget {
             Err(format!(
-                "its payload is {} bytes, more than the {MAX_PAYLOAD} tako reads",
+                "its payload is {} bytes, more than the {budget} left of the {MAX_PAYLOAD} tako reads of one tag's signatures",
                 layer.size
             ))
         } else {
+            budget -= layer.size;
             let bytes = source.retrying(retry, report, |client| {
                 client.read_blob(&layer.digest.to_string(), layer.size)
             })?;
@@ -477,16 +481,19 @@ pub fn verify(
                 continue;
             };
             for (n, layer) in layers.iter().enumerate() {
-                let checked = layer.payload.clone().and_then(|payload| {
-                    let layer = SignatureLayer {
-                        media_type: &layer.media_type,
-                        signature: layer.signature.as_deref(),
-                        payload: &payload,
-                    };
-                    sigstore::check(&layer, &public, digest, image, identity)
-                        .map(|key| public.iter().position(|k| k == key).unwrap_or(0))
-                        .map_err(|e| e.to_string())
-                });
+                let checked = match &layer.payload {
+                    Ok(payload) => {
+                        let layer = SignatureLayer {
+                            media_type: &layer.media_type,
+                            signature: layer.signature.as_deref(),
+                            payload,
+                        };
+                        sigstore::check(&layer, &public, digest, image, identity)
+                            .map(|key| public.iter().position(|k| k == key).unwrap_or(0))
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(why) => Err(why.clone()),
+                };
                 match checked {
                     Ok(k) => {
                         accepted = Some(Signed {

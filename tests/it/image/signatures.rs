@@ -544,3 +544,40 @@ fn one_good_signature_among_bad_ones_accepts_and_too_many_signatures_are_refused
         "no payload is read from a manifest refused whole"
     );
 }
+
+#[test]
+fn a_payload_over_the_read_limit_is_never_downloaded_and_a_good_signature_after_it_still_counts() {
+    let s = Signing::new();
+    let key = SigningKey::p256();
+    let key_file = s.key_file("cosign.pub", &key);
+    let policy = s.policy("policy.json", key_path(&key_file));
+    let digest = s.lab.push(&plain_image("big"), "team/app:v1");
+    let huge = vec![b' '; 4 * 1024 * 1024 + 1];
+    let good = sigstore::payload(&s.identity("team/app:v1"), &digest);
+    s.push_signatures(
+        "team/app",
+        &digest,
+        &[
+            (huge.clone(), key.sign(&huge)),
+            (good.clone(), key.sign(&good)),
+        ],
+    );
+    s.lab.proxy.clear_requests();
+    let o = s.tako(&policy, "team/app:v1", &[]);
+    assert_success(&o);
+    let huge_path = format!("/blobs/{}", support::distribution::digest(&huge));
+    assert!(
+        !s.lab
+            .proxy
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with(&huge_path)),
+        "the oversized payload was downloaded"
+    );
+    // Alone, it refuses the image, saying why.
+    let digest = s.lab.push(&plain_image("big alone"), "team/alone:v1");
+    s.push_signatures("team/alone", &digest, &[(huge.clone(), key.sign(&huge))]);
+    let o = s.tako(&policy, "team/alone:v1", &[]);
+    assert_failure(&o);
+    assert!(err(&o).contains("more than the"), "{}", err(&o));
+}
