@@ -244,7 +244,13 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
         size::human(pulled.unpacked_bytes),
         pulled.entries,
     ));
-    if !pulled.pinned {
+    // A signature the policy checked vouches for the manifest; otherwise only the
+    // registry says what the tag names.
+    let signed = pulled
+        .policy
+        .as_ref()
+        .is_some_and(|applied| !applied.signatures.is_empty());
+    if !pulled.pinned && !signed {
         let pin = pulled.index.unwrap_or(pulled.manifest);
         lines.push(format!(
             "  not signature-checked: only the registry says what the tag names; pin it to pull exactly this image again: {}@{pin}",
@@ -358,7 +364,7 @@ fn requirement_names(requirements: &[Requirement]) -> String {
     names.join(", ")
 }
 
-/// The signatures that satisfied the policy, for a line: "; sigstoreSigned 1: key …".
+/// The signatures that satisfied the policy, for a line: "; requirement 1: key …".
 fn signatures_text(applied: &Applied) -> String {
     applied
         .signatures

@@ -305,8 +305,8 @@ pub fn pull(
     // configuration, a blocked registry refused before anything is touched.
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
-    // The policy refuses before any request: what it can check does not depend on what
-    // the registry serves.
+    // The policy refuses before any request what it refuses without a signature (and
+    // reads its keys); the signatures are checked once the manifest is known.
     let mut accepted = policy::check(&options.policy, &image)?;
     let pinned = image.digest().is_some();
     let target = ImageDir::lock(dir, &|| {

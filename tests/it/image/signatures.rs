@@ -161,6 +161,10 @@ fn a_p256_signature_by_the_policys_key_accepts_the_image_and_the_output_says_whi
         )),
         "{text}"
     );
+    assert!(
+        !text.contains("not signature-checked"),
+        "a checked signature vouches for the tag: {text}"
+    );
     let o = s.tako(&policy, "team/app:v1", &["--json"]);
     assert_success(&o);
     let record: serde_json::Value = serde_json::from_str(out(&o).trim()).unwrap();
