@@ -12,8 +12,10 @@
 //! `sigstoreSigned` requirements are read then too. Once the manifest is known,
 //! [`verify`] reads its cosign signatures from the registry (the tag `sha256-<hex>.sig`)
 //! and each `sigstoreSigned` requirement must be satisfied by one of them; for an image
-//! chosen from an index, a signature of the index or of the chosen manifest will do, as
-//! containers/image accepts either.
+//! chosen from an index, a signature of the index or of the chosen manifest will do (issue
+//! 21; skopeo 1.9, copying one platform, reads the chosen manifest's only). Image layouts
+//! (`oci:`, in the experimental image proxy) are scoped by the `oci` transport
+//! ([`check_layout`]); they carry no signature tako reads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
