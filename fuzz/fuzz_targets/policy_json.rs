@@ -1,5 +1,5 @@
 //! policy.json files never panic the parser, and whatever parses gives any image reference
-//! a scope and a verdict without panicking.
+//! (and any image layout directory) a scope and a verdict without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(image) = std::str::from_utf8(image) else {
         return;
     };
+    // The same line as an image layout's directory, for the `oci` scopes.
+    let (scope, requirements) = policy.for_layout(image, image.rsplit_once(':').map(|(_, t)| t));
+    drop(scope.to_string());
+    let _ = verdict(requirements);
     if let Ok(reference) = Reference::parse(image) {
         let (scope, requirements) = policy.for_image(&reference);
         drop(scope.to_string());

@@ -2,7 +2,9 @@
 //! `tako experimental-image-proxy` (named as its `skopeo_cmd`), against the real
 //! `docker-registry`: single- and multi-platform images, manifest, config, every layer with
 //! `get_blob` and with `get_blob_stream` (GetRawBlob), layer info, the bytes equal to the
-//! registry's; and a damaged blob fails both ways of reading it.
+//! registry's; a damaged blob fails both ways of reading it; and under a policy.json that
+//! requires a sigstore signature, a signed image opens and an unsigned one is the client's
+//! error.
 #![allow(dead_code)]
 
 mod support;
@@ -17,6 +19,7 @@ use support::distribution::Repository;
 use support::images::{Compression, Entry, Format, Image, Index, Layer, Platform};
 use support::registry::Registry;
 use support::registry_proxy::{RegistryProxy, Rule};
+use support::sigstore::{self, SigningKey};
 
 async fn tako_proxy() -> ImageProxy {
     proxy_of(Some(Command::new(env!("CARGO_BIN_EXE_tako-under-test")))).await
@@ -231,4 +234,68 @@ async fn tako_serves_what_skopeo_serves() {
     }
     tako.finalize().await.expect("tako shuts down");
     skopeo.finalize().await.expect("skopeo shuts down");
+}
+
+/// Under a host policy.json (`$XDG_CONFIG_HOME/containers/policy.json`) requiring a sigstore
+/// signature by a key, and without `--insecure-policy`: the crate's client opens the
+/// signed image and reads it, and opening the unsigned one is an error naming the refusal.
+#[tokio::test(flavor = "current_thread")]
+async fn a_policy_requiring_a_signature_opens_the_signed_image_and_refuses_the_unsigned() {
+    let registry = Registry::start();
+    let repository = Repository::of(&registry.origin("app"));
+    let signed = layered(Format::Oci, Platform::host(), "signed");
+    let digest = signed.push(&repository, "signed");
+    layered(Format::Oci, Platform::host(), "unsigned").push(&repository, "unsigned");
+    let key = SigningKey::p256();
+    let payload = sigstore::payload(&format!("{}/app:signed", registry.host()), &digest);
+    let signature = key.sign(&payload);
+    let (manifest, blobs) = sigstore::signature_manifest(&[(payload, signature)]);
+    for blob in &blobs {
+        repository.push_blob(blob);
+    }
+    repository.put_manifest(&sigstore::signature_tag(&digest), &manifest);
+
+    let home = tempfile::tempdir().expect("a config home");
+    let containers = home.path().join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    let key_file = home.path().join("cosign.pub");
+    std::fs::write(&key_file, key.public_pem()).unwrap();
+    let policy = serde_json::json!({
+        "default": [{ "type": "sigstoreSigned", "keyPath": key_file }],
+    });
+    std::fs::write(
+        containers.join("policy.json"),
+        serde_json::to_vec(&policy).unwrap(),
+    )
+    .unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tako-under-test"));
+    command.env("XDG_CONFIG_HOME", home.path());
+    let mut config = ImageProxyConfig::default();
+    config.skopeo_cmd = Some(command);
+    config.insecure_skip_tls_verification = Some(true);
+    let proxy = ImageProxy::new_with_config(config)
+        .await
+        .expect("start the image proxy");
+
+    let reference = format!("docker://{}/app:signed", registry.host());
+    let opened = proxy
+        .open_image(&reference)
+        .await
+        .expect("open the signed image");
+    let (served, _) = proxy.fetch_manifest(&opened).await.expect("the manifest");
+    assert_eq!(served, digest);
+    proxy.close_image(&opened).await.expect("close the image");
+
+    let unsigned = format!("docker://{}/app:unsigned", registry.host());
+    let error = proxy
+        .open_image(&unsigned)
+        .await
+        .expect_err("an unsigned image opened")
+        .to_string();
+    assert!(
+        error.contains("no signature was found") && error.contains("policy.json"),
+        "{error}"
+    );
+    proxy.finalize().await.expect("tako shuts down");
 }

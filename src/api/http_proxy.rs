@@ -21,7 +21,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::container::pull::{PullError, Report};
+use crate::container::policy::{self, Applied};
+use crate::container::pull::{self, PullError, Report};
 use crate::container::resolve::{self, Source, WantedPlatform};
 use crate::format::http_request::{self, MAX_HEAD, RequestError, RequestHead};
 use crate::format::oci::config::{ImageConfig, MAX_CONFIG_SIZE};
@@ -86,23 +87,37 @@ pub struct Served {
 }
 
 /// Resolves `source` to the manifest for `wanted` (checked as `tako image pull` checks
-/// it), and fetches its config.
+/// it), checks its signatures against `policy` (see `container::policy::verify`), and
+/// fetches its config.
 pub fn resolve(
     source: &Source,
     wanted: &WantedPlatform,
+    policy: Option<&mut Applied>,
     retry: RetryPolicy,
     report: &dyn Report,
 ) -> Result<Served, ProxyError> {
     let top = resolve::top(source, retry, report)?;
-    let fetched = match &top.parsed {
-        ParsedManifest::Image { .. } => top,
+    let (index, fetched) = match &top.parsed {
+        ParsedManifest::Image { .. } => (None, top),
         ParsedManifest::Index { .. } => {
             // The resolution keeps the parsed manifest, not its bytes: they are fetched
             // again by digest (and checked against it) to be converted.
+            let index = top.digest;
             let chosen = resolve::choose(source, top, wanted, retry, report)?;
-            source.fetch(&chosen.digest.to_string(), None, retry, report)?
+            let fetched = source.fetch(&chosen.digest.to_string(), None, retry, report)?;
+            (Some(index), fetched)
         }
     };
+    if let Some(applied) = policy {
+        policy::verify(
+            applied,
+            &source.image,
+            source,
+            &pull::candidates(index, fetched.digest),
+            retry,
+            report,
+        )?;
+    }
     let ParsedManifest::Image {
         manifest: parsed, ..
     } = &fetched.parsed

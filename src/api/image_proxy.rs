@@ -22,7 +22,8 @@ use serde_json::Value;
 
 use super::image_proxy_socket::{Received, Socket, SocketError};
 use super::local_image::{self, Local, LocalError};
-use crate::container::pull::{PullError, Report};
+use crate::container::policy::{self, PolicyChoice};
+use crate::container::pull::{self, PullError, Report};
 use crate::container::resolve::{self, Auth, Chosen, Source, WantedPlatform};
 use crate::format::oci::digest::Digest;
 use crate::format::oci::manifest::{self, MAX_MANIFEST_SIZE};
@@ -56,6 +57,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// `--debug`: each request and the outcome, on standard error.
     pub debug: bool,
+    /// The signature policy (policy.json) a `docker://` image must satisfy to be opened.
+    pub policy: PolicyChoice,
 }
 
 /// A failure to report: its kind for the client, and a message safe to show.
@@ -302,6 +305,19 @@ impl Server<'_> {
                 None => return Ok(Answer::Reply(Reply::opened(None))),
             },
             ImageName::Layout(layout) => {
+                // policy.json's `oci` transport, as skopeo applies it to `oci:` images.
+                let shown = untrusted(text);
+                let applied = policy::check_layout(
+                    &self.options.policy,
+                    std::path::Path::new(&layout.path),
+                    layout.tag.as_deref(),
+                    &shown,
+                )
+                .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
+                if let Some(applied) = applied {
+                    self.report
+                        .progress(&format!("{shown}: policy: {}", applied.describe()));
+                }
                 let (local, chosen) = local_image::open_layout(&layout, &self.options.platform)
                     .map_err(|e| Failure::of_local(&e))?;
                 (Place::Local(local), chosen)
@@ -346,6 +362,10 @@ impl Server<'_> {
         // The host's registries.conf applies as for `tako image pull`: mirrors and blocks.
         let mut endpoints = crate::container::registries::endpoints(&reference)
             .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
+        // And its policy.json, as for `tako image pull`: a refusal is the client's error,
+        // before any request.
+        let mut applied = policy::check(&self.options.policy, &reference)
+            .map_err(|e| Failure::of_pull(&PullError::from(e)))?;
         if !self.options.tls_verify {
             // Every place the image may come from is insecure, as with skopeo.
             if endpoints.is_empty() {
@@ -376,6 +396,21 @@ impl Server<'_> {
                 self.options.retry,
                 self.report,
             )
+        });
+        let resolved = resolved.and_then(|chosen| {
+            if let Some(applied) = &mut applied {
+                policy::verify(
+                    applied,
+                    &source.image,
+                    &source,
+                    &pull::candidates(chosen.index, chosen.digest),
+                    self.options.retry,
+                    self.report,
+                )?;
+                self.report
+                    .progress(&format!("{}: policy: {}", source.shown, applied.describe()));
+            }
+            Ok(chosen)
         });
         match resolved {
             Ok(chosen) => Ok(Some((source, chosen))),

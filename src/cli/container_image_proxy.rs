@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::TimeLimits;
-use super::image::{AuthArgs, PlatformArgs};
+use super::image::{AuthArgs, PlatformArgs, PolicyFileArgs};
 
 #[derive(Debug, Args)]
 pub struct ContainerImageProxyArgs {
@@ -17,6 +17,8 @@ pub struct ContainerImageProxyArgs {
     pub platform: PlatformArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub policy: PolicyFileArgs,
     #[command(flatten)]
     pub limits: TimeLimits,
     /// Try a transient failure (connection error, timeout, HTTP 408, 429 or 5xx) this many

@@ -29,8 +29,10 @@ pub enum ImageCommand {
     /// Print what the host's policy.json says of an image, without pulling it.
     ///
     /// The policy file read, the scope that applies to IMAGE, its requirements
-    /// and the verdict: accepted, rejected, or refused because it requires a
-    /// signature this version of tako cannot check. See docs/policy.md.
+    /// and the verdict: accepted (with the signatures that satisfied it),
+    /// rejected, or refused (no signature, none that verifies, or one tako
+    /// does not check: signedBy, keyless). Signatures are read from the
+    /// registry; no layer is downloaded. See docs/policy.md.
     Policy(PolicyArgs),
 }
 

@@ -33,9 +33,13 @@ pub struct ImageProxyArgs {
     /// localhost or a private network).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub tls_verify: bool,
-    /// Accepted for skopeo's sake: tako has no signature policy for
-    /// docker:// references, whose manifests and blobs are checked against
-    /// their digests.
+    /// The signature policy (containers-policy.json) a docker:// image must
+    /// satisfy to be opened. Default: as for `tako image pull` (the user's,
+    /// else /etc/containers/policy.json, else none). See docs/policy.md.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_policy")]
+    pub policy: Option<PathBuf>,
+    /// Apply no policy.json: open whatever the registry serves (the
+    /// containers-image-proxy crate passes it when asked to).
     #[arg(long)]
     pub insecure_policy: bool,
     /// Accepted for skopeo's sake and ignored.

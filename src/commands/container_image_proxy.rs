@@ -108,6 +108,9 @@ fn serve(args: &ContainerImageProxyArgs) -> Result<Exit, ServeError> {
     // The host's registries.conf applies as for `tako image pull`: mirrors, blocks, aliases.
     let (image, endpoints) = crate::container::registries::route(&args.image)
         .map_err(|e| ProxyError::Pull(PullError::from(e)))?;
+    // And its policy.json, before any request.
+    let mut applied = crate::container::policy::check(&super::policy_choice(&args.policy), &image)
+        .map_err(|e| ProxyError::Pull(PullError::from(e)))?;
     let source = Source::connect(
         image,
         endpoints,
@@ -117,7 +120,14 @@ fn serve(args: &ContainerImageProxyArgs) -> Result<Exit, ServeError> {
     )
     .map_err(ProxyError::Pull)?;
     let report = Warnings;
-    let served = http_proxy::resolve(&source, &wanted, retry, &report)?;
+    let served = http_proxy::resolve(&source, &wanted, applied.as_mut(), retry, &report)?;
+    if let Some(applied) = &applied {
+        output::stderr_line(&format!(
+            "tako: {}: policy: {}",
+            source.shown,
+            applied.describe()
+        ));
+    }
     let (input, output) = connection(args.sockfd)?;
     let blobs = RegistryBlobs {
         source: &source,

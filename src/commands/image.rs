@@ -7,12 +7,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{auth_of, host_platform, wanted_platform};
+use super::{auth_of, host_platform, policy_choice, wanted_platform};
 use crate::Exit;
-use crate::cli::image::{
-    DigestArgs, ImageCommand, PolicyArgs, PolicyFileArgs, PullArgs, PurgeArgs,
-};
-use crate::container::policy::{self, Applied, PolicyCheckError, PolicyChoice};
+use crate::cli::image::{DigestArgs, ImageCommand, PolicyArgs, PullArgs, PurgeArgs};
+use crate::container::policy::{self, Applied, PolicyCheckError, PolicyChoice, Signed};
 use crate::container::pull::{self, DigestOptions, PullError, PullOptions, Pulled, Report};
 use crate::container::resolve::Described;
 use crate::container::unpack::Limits;
@@ -246,7 +244,13 @@ fn pulled_lines(pulled: &Pulled, dir: &Path) -> Vec<String> {
         size::human(pulled.unpacked_bytes),
         pulled.entries,
     ));
-    if !pulled.pinned {
+    // A signature the policy checked vouches for the manifest; otherwise only the
+    // registry says what the tag names.
+    let signed = pulled
+        .policy
+        .as_ref()
+        .is_some_and(|applied| !applied.signatures.is_empty());
+    if !pulled.pinned && !signed {
         let pin = pulled.index.unwrap_or(pulled.manifest);
         lines.push(format!(
             "  not signature-checked: only the registry says what the tag names; pin it to pull exactly this image again: {}@{pin}",
@@ -315,6 +319,7 @@ fn pull_record(image: &str, dir: &Path, result: &Result<Pulled, PullError>) -> I
                 file: applied.file.clone(),
                 scope: applied.scope.to_string(),
                 accepted_by: requirement_names(&applied.requirements),
+                signatures: applied.signatures.iter().map(Signed::describe).collect(),
             });
         }
     }
@@ -329,7 +334,7 @@ fn digest(args: &DigestArgs) -> Result<(), ImageError> {
         list_platforms: args.json,
         policy: policy_choice(&args.policy),
     };
-    let described = pull::digest(&args.image, &options, &Reporter::new(false))?;
+    let (described, _) = pull::digest(&args.image, &options, &Reporter::new(false))?;
     if args.json {
         output::json_line(&digest_record(&described));
     } else {
@@ -353,29 +358,25 @@ fn digest_record(described: &Described) -> ImageDigestRecord {
     }
 }
 
-fn policy_choice(args: &PolicyFileArgs) -> PolicyChoice {
-    match (&args.policy, args.insecure_policy) {
-        (_, true) => PolicyChoice::Insecure,
-        (Some(file), false) => PolicyChoice::File(file.clone()),
-        (None, false) => PolicyChoice::Host,
-    }
-}
-
 /// The types of `requirements`, in order: `insecureAcceptAnything`, `reject`…
 fn requirement_names(requirements: &[Requirement]) -> String {
     let names: Vec<&str> = requirements.iter().map(Requirement::name).collect();
     names.join(", ")
 }
 
+/// The signatures that satisfied the policy, for a line: "; requirement 1: key …".
+fn signatures_text(applied: &Applied) -> String {
+    applied
+        .signatures
+        .iter()
+        .map(|s| format!("; requirement {}: {}", s.requirement, s.describe()))
+        .collect()
+}
+
 /// The line of `tako image pull` that says which policy accepted the image.
 fn policy_line(applied: Option<&Applied>) -> String {
     match applied {
-        Some(applied) => format!(
-            "  policy: accepted by {} (scope {} of {})",
-            requirement_names(&applied.requirements),
-            applied.scope,
-            applied.file
-        ),
+        Some(applied) => format!("  policy: {}", applied.describe()),
         None => "  policy: none applied (no policy.json, or --insecure-policy)".to_owned(),
     }
 }
@@ -398,7 +399,9 @@ fn requirement_text(requirement: &Requirement) -> String {
         ),
     };
     match requirement {
-        Requirement::SigstoreSigned { keys, identity: id } => {
+        Requirement::SigstoreSigned {
+            keys, identity: id, ..
+        } => {
             let keys = match keys {
                 KeySource::Paths(paths) => {
                     let shown: Vec<String> = paths.iter().map(|p| untrusted(p)).collect();
@@ -437,12 +440,41 @@ fn show_policy(args: &PolicyArgs) -> Result<(), ImageError> {
         output::stdout_line(&format!("  requires {}", requirement_text(requirement)));
     }
     let verdict = match applied.verdict {
-        Verdict::Accepted => "accepted",
-        Verdict::Rejected => "rejected",
-        Verdict::CannotCheck(_) => "refused: a signature this version of tako cannot check",
+        Verdict::Accepted => "accepted".to_owned(),
+        Verdict::Rejected => "rejected".to_owned(),
+        Verdict::CannotCheck(_) => "refused: a signature tako does not check".to_owned(),
+        Verdict::NeedsSignatures => {
+            // The signatures are in the registry: resolve the image as `tako image
+            // digest` does (no layer downloaded) and check them.
+            let options = DigestOptions {
+                platform: wanted_platform(
+                    &crate::cli::image::PlatformArgs {
+                        platform: None,
+                        os: None,
+                        arch: None,
+                        variant: None,
+                    },
+                    host_platform(),
+                )?,
+                auth: crate::container::resolve::Auth::Files,
+                retry: RetryPolicy::default(),
+                list_platforms: false,
+                policy: choice,
+            };
+            match pull::digest(&args.image, &options, &Reporter::new(false)) {
+                Ok((_, Some(checked))) => {
+                    format!("accepted{}", signatures_text(&checked))
+                }
+                Ok((_, None)) => "accepted".to_owned(),
+                Err(e) => {
+                    output::stdout_line("  verdict: refused");
+                    return Err(e.into());
+                }
+            }
+        }
     };
     output::stdout_line(&format!("  verdict: {verdict}"));
-    match applied.refusal(&image) {
+    match applied.refusal(&image.to_string()) {
         Some(refusal) => Err(refusal.into()),
         None => Ok(()),
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::api::image_proxy::{self, Options};
 use crate::api::image_proxy_socket::{Socket, SocketError};
 use crate::cli::image_proxy::ImageProxyArgs;
+use crate::container::policy::PolicyChoice;
 use crate::container::pull::Report;
 use crate::container::resolve::{Auth, WantedPlatform};
 use crate::format::oci::platform::{Platform, PlatformError};
@@ -83,6 +84,11 @@ pub fn run(args: &ImageProxyArgs) -> Result<(), ImageProxyError> {
             deadline: None,
         },
         debug: args.debug,
+        policy: match (&args.policy, args.insecure_policy) {
+            (_, true) => PolicyChoice::Insecure,
+            (Some(file), false) => PolicyChoice::File(file.clone()),
+            (None, false) => PolicyChoice::Host,
+        },
     };
     let socket = Socket::take(args.sockfd)?;
     image_proxy::serve(&socket, &options, &reporter)?;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::cli::TimeLimits;
 use crate::cli::image::{AuthArgs, PlatformArgs};
+use crate::container::policy::PolicyChoice;
 use crate::container::resolve::{Auth, WantedPlatform};
 use crate::format::oci::platform::{Platform, PlatformError};
 use crate::format::text::untrusted;
@@ -112,6 +113,15 @@ pub fn wanted_platform(
 pub use crate::container::resolve::host_platform;
 
 /// Where `--auth` says registry credentials come from.
+/// Which policy.json `--policy` and `--insecure-policy` name.
+pub fn policy_choice(args: &crate::cli::image::PolicyFileArgs) -> PolicyChoice {
+    match (&args.policy, args.insecure_policy) {
+        (_, true) => PolicyChoice::Insecure,
+        (Some(file), false) => PolicyChoice::File(file.clone()),
+        (None, false) => PolicyChoice::Host,
+    }
+}
+
 pub fn auth_of(args: &AuthArgs) -> Auth {
     match &args.auth {
         Some(path) => Auth::JsonKey(path.clone()),

@@ -541,9 +541,11 @@ fn read_container(args: &StoreArgs) -> Result<container::Image, StoreError> {
         Some(path) => Auth::JsonKey(path.clone()),
         None => Auth::Files,
     };
+    // The host's policy.json (issue 21) applies to the source image.
     Ok(container::read_image(
         reference,
         &auth,
+        &crate::container::policy::PolicyChoice::Host,
         RetryPolicy::default(),
         &reporter(),
     )?)
@@ -564,6 +566,10 @@ fn put_container(
     let kind = top.parsed.kind().media_type();
     let location = target.container().put_image(&top.bytes, kind, version)?;
     let blobs = copied.copied + copied.mounted + copied.present;
+    let policy = match &image.policy {
+        Some(applied) => format!("  policy: {}", applied.describe()),
+        None => "  policy: none applied (no policy.json)".to_owned(),
+    };
     Ok(vec![
         format!(
             "{} is {} ({kind}, {} bytes), at {location}",
@@ -571,6 +577,7 @@ fn put_container(
             top.digest,
             top.bytes.len()
         ),
+        policy,
         format!(
             "{} manifest(s) below it, {blobs} blob(s): {} copied ({} bytes), {} mounted ({} bytes), {} already there ({} bytes)",
             copied.manifests,

@@ -20,10 +20,11 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
+use super::policy::{self, Applied, PolicyChoice};
 use super::pull::{PullError, Report};
 use super::resolve::{self, Auth, Fetched, MAX_INDEX_DEPTH, Source};
 use crate::format::oci::digest::{Digest, Verifier};
-use crate::format::oci::manifest::{MAX_MANIFEST_SIZE, Pinned};
+use crate::format::oci::manifest::{MAX_MANIFEST_SIZE, ParsedManifest, Pinned};
 use crate::format::oci::reference::Reference;
 use crate::format::transport_config::TransportConfig;
 use crate::origin::OriginError;
@@ -67,23 +68,46 @@ pub struct Image {
     pub source: Source,
     /// Its manifest or index, as served.
     pub top: Fetched,
+    /// The policy.json that accepted it, if one applied.
+    pub policy: Option<Applied>,
 }
 
 /// Reads the manifest or index `image` names (as `tako image pull` takes it), with
-/// credentials from `auth`.
+/// credentials from `auth`, if the signature policy `policy` accepts it.
 pub fn read_image(
     image: &str,
     auth: &Auth,
+    policy: &PolicyChoice,
     retry: RetryPolicy,
     report: &dyn Report,
 ) -> Result<Image, PublishError> {
     Reference::parse(image).map_err(PullError::from)?;
     // The host's registries.conf applies here as for `tako image pull`: mirrors first, a
-    // blocked registry refused before any request.
+    // blocked registry refused before any request; then its policy.json.
     let (reference, endpoints) = super::registries::route(image).map_err(PullError::from)?;
+    let mut applied = policy::check(policy, &reference).map_err(PullError::from)?;
     let source = Source::connect(reference, endpoints, auth, TransportConfig::default(), None)?;
     let top = resolve::top(&source, retry, report)?;
-    Ok(Image { source, top })
+    // Every platform is copied: only a signature of what is copied, the top manifest or
+    // index, accepts it.
+    if let Some(applied) = &mut applied {
+        policy::verify(
+            applied,
+            &source.image,
+            &source,
+            &[(
+                top.digest,
+                matches!(top.parsed, ParsedManifest::Index { .. }),
+            )],
+            retry,
+            report,
+        )?;
+    }
+    Ok(Image {
+        source,
+        top,
+        policy: applied,
+    })
 }
 
 /// What [`walk`] has taken so far, against the caps.

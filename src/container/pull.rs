@@ -123,6 +123,12 @@ pub enum PullError {
     },
     #[error("{image}: indexes nest more than {max} deep")]
     TooDeep { image: String, max: usize },
+    #[error("{image}: the signatures under the tag {tag}: {reason}: refused")]
+    Signatures {
+        image: String,
+        tag: String,
+        reason: String,
+    },
     #[error("{image}: pins more than {max} {what}")]
     TooMuch {
         image: String,
@@ -299,9 +305,9 @@ pub fn pull(
     // configuration, a blocked registry refused before anything is touched.
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
-    // The policy refuses before any request: what it can check does not depend on what
-    // the registry serves.
-    let accepted = policy::check(&options.policy, &image)?;
+    // The policy refuses before any request what it refuses without a signature (and
+    // reads its keys); the signatures are checked once the manifest is known.
+    let mut accepted = policy::check(&options.policy, &image)?;
     let pinned = image.digest().is_some();
     let target = ImageDir::lock(dir, &|| {
         report.progress(&format!(
@@ -355,6 +361,16 @@ pub fn pull(
     )?;
     let top = resolve::top(&source, options.retry, report)?;
     let chosen = resolve::choose(&source, top, &options.platform, options.retry, report)?;
+    if let Some(applied) = &mut accepted {
+        policy::verify(
+            applied,
+            &source.image,
+            &source,
+            &candidates(chosen.index, chosen.digest),
+            options.retry,
+            report,
+        )?;
+    }
     if options.progress {
         let index = match chosen.index {
             Some(index) => format!("index {index}, "),
@@ -971,16 +987,16 @@ pub struct DigestOptions {
     pub policy: PolicyChoice,
 }
 
-/// Resolves `image` to the digests `tako image digest` prints; downloads no layer and
-/// writes nothing.
+/// Resolves `image` to the digests `tako image digest` prints, and the policy that
+/// accepted it (signatures checked); downloads no layer and writes nothing.
 pub fn digest(
     image: &str,
     options: &DigestOptions,
     report: &dyn Report,
-) -> Result<resolve::Described, PullError> {
+) -> Result<(resolve::Described, Option<Applied>), PullError> {
     Reference::parse(image)?;
     let (image, endpoints) = registries::route(image)?;
-    policy::check(&options.policy, &image)?;
+    let mut applied = policy::check(&options.policy, &image)?;
     let source = Source::connect(
         image,
         endpoints,
@@ -999,14 +1015,36 @@ pub fn digest(
             source: Box::new(e),
         })
     };
-    resolve::describe(
+    let described = resolve::describe(
         &source,
         &options.platform,
         &fetch_config,
         options.list_platforms,
         options.retry,
         report,
-    )
+    )?;
+    if let Some(applied) = &mut applied {
+        let manifest = described.manifest.unwrap_or(described.digest);
+        policy::verify(
+            applied,
+            &source.image,
+            &source,
+            &candidates(described.index, manifest),
+            options.retry,
+            report,
+        )?;
+    }
+    Ok((described, applied))
+}
+
+/// The digests whose cosign signatures may accept an image: the index it was chosen from,
+/// if any, and its manifest.
+pub fn candidates(index: Option<Digest>, manifest: Digest) -> Vec<(Digest, bool)> {
+    let mut candidates: Vec<(Digest, bool)> = index.map(|d| (d, true)).into_iter().collect();
+    if index != Some(manifest) {
+        candidates.push((manifest, false));
+    }
+    candidates
 }
 
 #[cfg(test)]

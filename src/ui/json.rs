@@ -239,6 +239,9 @@ pub struct PolicyRecord {
     pub scope: String,
     /// The scope's requirement types, comma-separated (`insecureAcceptAnything`).
     pub accepted_by: String,
+    /// The signatures that satisfied its `sigstoreSigned` requirements, one per
+    /// requirement: "key /etc/containers/k.pub signed the manifest sha256:…".
+    pub signatures: Vec<String>,
 }
 
 /// The result of `tako image digest`.

@@ -9,3 +9,5 @@ pub mod images;
 pub mod registry;
 #[path = "../../../tests/it/support/registry_proxy.rs"]
 pub mod registry_proxy;
+#[path = "../../../tests/it/support/sigstore.rs"]
+pub mod sigstore;

@@ -26,3 +26,4 @@ pub mod policy;
 pub mod proxy;
 pub mod reference;
 pub mod registries_conf;
+pub mod sigstore;

@@ -5,7 +5,8 @@
 //! containers/image's is: an unknown key or requirement type, an empty requirement list or
 //! a missing `default` is an error, since a policy misread as more lenient than written
 //! would let through what the host meant to refuse. Requirements of transports other than
-//! `docker` are checked too (a typo there is still a broken file) but never applied.
+//! `docker` and `oci` are checked too (a typo there is still a broken file) but never
+//! applied.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -72,6 +73,9 @@ pub enum Requirement {
     SigstoreSigned {
         keys: KeySource,
         identity: SignedIdentity,
+        /// Whether a Rekor transparency-log key is named (`rekorPublicKey…`): such a
+        /// signature must carry a Rekor bundle, which tako cannot check.
+        rekor: bool,
     },
     /// A GPG (simple signing) signature: read so that a valid file parses, never accepted.
     SignedBy {
@@ -91,11 +95,13 @@ impl Requirement {
     }
 }
 
-/// A parsed policy.json: the top `default` and the `docker` transport's scopes.
+/// A parsed policy.json: the top `default`, and the scopes of the `docker` transport and
+/// of the `oci` transport (image layouts, which the experimental image proxy opens).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     default: Vec<Requirement>,
     docker: BTreeMap<String, Vec<Requirement>>,
+    oci: BTreeMap<String, Vec<Requirement>>,
 }
 
 /// Which entry of the file applied to an image.
@@ -105,6 +111,10 @@ pub enum Scope {
     Docker(String),
     /// `transports.docker[""]`: the transport's default.
     TransportDefault,
+    /// A `transports.oci` scope other than `""`.
+    Oci(String),
+    /// `transports.oci[""]`.
+    OciDefault,
     /// The top `default`.
     Default,
 }
@@ -114,21 +124,26 @@ impl fmt::Display for Scope {
         match self {
             Scope::Docker(scope) => write!(f, "docker {}", untrusted(scope)),
             Scope::TransportDefault => f.write_str("docker \"\" (the transport's default)"),
+            Scope::Oci(scope) => write!(f, "oci {}", untrusted(scope)),
+            Scope::OciDefault => f.write_str("oci \"\" (the transport's default)"),
             Scope::Default => f.write_str("default"),
         }
     }
 }
 
-/// The verdict of the requirements that apply, as far as tako can check them.
+/// The verdict of the requirements that apply, before any signature is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Every requirement holds without a signature (`insecureAcceptAnything`).
     Accepted,
     /// A `reject` requirement applies.
     Rejected,
-    /// A signature is required (`sigstoreSigned`, `signedBy`), which this version of
-    /// tako cannot check: refused, never accepted.
+    /// A signature is required that tako does not check (`signedBy`, or `sigstoreSigned`
+    /// with certificates or Rekor): refused, never accepted.
     CannotCheck(&'static str),
+    /// Nothing refuses the image yet, and `sigstoreSigned` requirements with public keys
+    /// apply: each must be satisfied by a signature from the registry.
+    NeedsSignatures,
 }
 
 impl Policy {
@@ -139,6 +154,7 @@ impl Policy {
         let top = object(&value, "the file")?;
         let mut default = None;
         let mut docker = BTreeMap::new();
+        let mut oci = BTreeMap::new();
         let mut count = 0usize;
         for (key, value) in top {
             match key.as_str() {
@@ -152,6 +168,8 @@ impl Policy {
                             if transport == "docker" {
                                 check_docker_scope(scope, &at)?;
                                 docker.insert(scope.clone(), list);
+                            } else if transport == "oci" {
+                                oci.insert(scope.clone(), list);
                             }
                         }
                     }
@@ -165,7 +183,40 @@ impl Policy {
             }
         }
         let default = default.ok_or_else(|| invalid("the file", "no \"default\" policy"))?;
-        Ok(Policy { default, docker })
+        Ok(Policy {
+            default,
+            docker,
+            oci,
+        })
+    }
+
+    /// The scope that applies to the image layout at the absolute, resolved directory
+    /// `dir` (and `image`, its `ref.name`, if named), as containers/image's `oci`
+    /// transport scopes it: `DIR:IMAGE`, `DIR`, each parent directory but `/`, then `""`,
+    /// then `default`.
+    pub fn for_layout(&self, dir: &str, image: Option<&str>) -> (Scope, &[Requirement]) {
+        let mut scopes = Vec::new();
+        if let Some(image) = image {
+            scopes.push(format!("{dir}:{image}"));
+        }
+        let mut path = dir;
+        scopes.push(path.to_owned());
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            scopes.push(parent.to_owned());
+            path = parent;
+        }
+        for scope in scopes {
+            if let Some(list) = self.oci.get(&scope) {
+                return (Scope::Oci(scope), list);
+            }
+        }
+        match self.oci.get("") {
+            Some(list) => (Scope::OciDefault, list),
+            None => (Scope::Default, &self.default),
+        }
     }
 
     /// The scope that applies to `image` and its requirements: the most specific `docker`
@@ -184,17 +235,30 @@ impl Policy {
     }
 }
 
-/// What a list of requirements says, by the first that does not hold, as containers/image
-/// evaluates them in order.
+/// What a list of requirements says before signatures are read: the first that refuses
+/// without one, in order; else whether signatures must be checked.
 pub fn verdict(requirements: &[Requirement]) -> Verdict {
+    let mut signatures = false;
     for requirement in requirements {
         match requirement {
             Requirement::InsecureAcceptAnything => {}
             Requirement::Reject => return Verdict::Rejected,
-            other => return Verdict::CannotCheck(other.name()),
+            Requirement::SignedBy { .. } => return Verdict::CannotCheck("signedBy (GPG)"),
+            Requirement::SigstoreSigned {
+                keys: KeySource::Certificates,
+                ..
+            } => return Verdict::CannotCheck("sigstoreSigned with fulcio or pki (keyless)"),
+            Requirement::SigstoreSigned { rekor: true, .. } => {
+                return Verdict::CannotCheck("sigstoreSigned with a Rekor key");
+            }
+            Requirement::SigstoreSigned { .. } => signatures = true,
         }
     }
-    Verdict::Accepted
+    if signatures {
+        Verdict::NeedsSignatures
+    } else {
+        Verdict::Accepted
+    }
 }
 
 /// The `docker` scopes that may name `image`, most specific first.
@@ -363,6 +427,7 @@ fn requirement(value: &Value, at: &str) -> Result<Requirement, PolicyError> {
         _ => Requirement::SigstoreSigned {
             keys: key_source(fields, at)?,
             identity: identity()?,
+            rekor: fields.keys().any(|k| k.starts_with("rekorPublicKey")),
         },
     })
 }
@@ -544,8 +609,15 @@ mod tests {
         );
         let (_, list) = p.for_image(&Reference::parse("b.example/x").unwrap());
         assert_eq!(verdict(list), Verdict::Rejected);
+        // A reject after a signature requirement refuses before any signature is read.
         let (_, list) = p.for_image(&Reference::parse("a.example/x").unwrap());
-        assert_eq!(verdict(list), Verdict::CannotCheck("sigstoreSigned"));
+        assert_eq!(verdict(list), Verdict::Rejected);
+        let p = policy(
+            r#"{"default":[{"type":"insecureAcceptAnything"},
+                {"type":"sigstoreSigned","keyPath":"/k.pub"}]}"#,
+        );
+        let (_, list) = p.for_image(&Reference::parse("a.example/x").unwrap());
+        assert_eq!(verdict(list), Verdict::NeedsSignatures);
     }
 
     #[test]
@@ -565,6 +637,7 @@ mod tests {
                     prefix: "a.example".into(),
                     signed_prefix: "b.example".into()
                 },
+                rekor: false,
             }]
         );
         assert_eq!(
@@ -572,6 +645,7 @@ mod tests {
             [Requirement::SigstoreSigned {
                 keys: KeySource::Paths(vec!["/a".into(), "/b".into()]),
                 identity: SignedIdentity::ExactRepository("x.example/app".into()),
+                rekor: false,
             }]
         );
         assert_eq!(
@@ -579,7 +653,13 @@ mod tests {
             [Requirement::SigstoreSigned {
                 keys: KeySource::Certificates,
                 identity: SignedIdentity::MatchRepoDigestOrExact,
+                rekor: true,
             }]
+        );
+        let (_, list) = p.for_image(&Reference::parse("y.example/a").unwrap());
+        assert_eq!(
+            verdict(list),
+            Verdict::CannotCheck("sigstoreSigned with fulcio or pki (keyless)")
         );
     }
 
@@ -590,7 +670,27 @@ mod tests {
                 "signedIdentity":{"type":"matchRepository"}}]}"#,
         );
         let (_, list) = p.for_image(&Reference::parse("debian").unwrap());
-        assert_eq!(verdict(list), Verdict::CannotCheck("signedBy"));
+        assert_eq!(verdict(list), Verdict::CannotCheck("signedBy (GPG)"));
+    }
+
+    #[test]
+    fn an_image_layout_takes_the_most_specific_oci_scope() {
+        let p = policy(&format!(
+            r#"{{"default":{REJECT},"transports":{{"oci":{{
+                "/srv/images/app:v1":{ACCEPT},
+                "/srv/images":{ACCEPT},
+                "/srv":{REJECT}}},
+                "docker":{{"":{ACCEPT}}}}}}}"#
+        ));
+        let scope = |dir, image| p.for_layout(dir, image).0.to_string();
+        assert_eq!(
+            scope("/srv/images/app", Some("v1")),
+            "oci /srv/images/app:v1"
+        );
+        assert_eq!(scope("/srv/images/app", Some("v2")), "oci /srv/images");
+        assert_eq!(scope("/srv/other", None), "oci /srv");
+        let (scope, list) = p.for_layout("/var/lib/x", None);
+        assert_eq!((scope, verdict(list)), (Scope::Default, Verdict::Rejected));
     }
 
     #[test]

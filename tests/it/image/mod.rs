@@ -26,6 +26,7 @@ mod references;
 mod registries_conf;
 mod repull;
 mod rootless;
+mod signatures;
 mod unpack;
 
 use std::fs;

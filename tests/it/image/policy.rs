@@ -1,7 +1,8 @@
 //! The host's signature policy, policy.json (issue 21): which scope applies, `reject`
-//! refusing before any request, signature requirements refused as not checkable by this
-//! version of tako (never accepted), `--insecure-policy`, a broken file, and
-//! `tako image policy`. The files are written by the tests and named with `--policy`.
+//! refusing before any request, signature requirements tako does not check (`signedBy`)
+//! refused (never accepted), a missing sigstore key, `--insecure-policy`, a broken file,
+//! and `tako image policy`. The files are written by the tests and named with `--policy`;
+//! sigstore signatures themselves are in `signatures.rs`.
 
 use std::fs;
 
@@ -120,16 +121,14 @@ fn a_rejected_registry_is_refused_before_any_request() {
 }
 
 #[test]
-fn a_sigstore_requirement_is_refused_as_not_checkable() {
-    let p = Policed::new(r#"[{"type": "sigstoreSigned", "keyPath": "/etc/pki/cosign.pub"}]"#);
+fn a_sigstore_requirement_whose_key_cannot_be_read_is_refused_before_any_request() {
+    let p = Policed::new(r#"[{"type": "sigstoreSigned", "keyPath": "/etc/pki/none.pub"}]"#);
     let o = p.pull(&[]);
     assert_failure(&o);
     let text = err(&o);
     assert!(
-        text.contains("sigstoreSigned")
-            && text.contains("cannot check")
-            && text.contains(&p.file.display().to_string())
-            && text.contains("scope default"),
+        text.contains(&format!("policy.json {}", p.file.display()))
+            && text.contains("/etc/pki/none.pub"),
         "{text}"
     );
     p.assert_nothing_fetched();
@@ -146,7 +145,7 @@ fn a_signed_by_requirement_is_refused() {
     let o = p.pull(&[]);
     assert_failure(&o);
     assert!(
-        err(&o).contains("signedBy") && err(&o).contains("cannot check"),
+        err(&o).contains("signedBy (GPG)") && err(&o).contains("which tako does not check"),
         "{}",
         err(&o)
     );

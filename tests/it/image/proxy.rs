@@ -751,3 +751,86 @@ fn an_oci_layout_made_by_skopeo_is_served_as_the_registry_serves_the_image() {
     let (status, err) = client.shutdown();
     assert!(status.success(), "tako ended with {status}: {err}");
 }
+
+/// policy.json (issue 21) in the image proxy: `--policy` requiring a sigstore signature
+/// opens the signed `docker://` image and answers OpenImage for the unsigned one with the
+/// refusal; an `oci:` layout is scoped by the `oci` transport, whose `reject` refuses it
+/// and whose `insecureAcceptAnything` opens it. (The crate's client is in interop/.)
+#[test]
+fn open_image_applies_the_policy_to_registry_images_and_to_layouts() {
+    use support::sigstore::{self, SigningKey};
+    let lab = Lab::new();
+    let signed = layered(Format::Oci, Platform::host(), "signed");
+    let digest = lab.push(&signed, "app:signed");
+    lab.push(
+        &layered(Format::Oci, Platform::host(), "unsigned"),
+        "app:unsigned",
+    );
+    let key = SigningKey::ed25519();
+    let payload = sigstore::payload(&format!("{}/app:signed", lab.proxy.host()), &digest);
+    let signature = key.sign(&payload);
+    let repository = lab.repository("app");
+    let (manifest, blobs) = sigstore::signature_manifest(&[(payload, signature)]);
+    for blob in &blobs {
+        repository.push_blob(blob);
+    }
+    repository.put_manifest(&sigstore::signature_tag(&digest), &manifest);
+    let key_file = lab.path("cosign.pub");
+    std::fs::write(&key_file, key.public_pem()).unwrap();
+    let layouts = lab.path("layouts");
+    let accepted = layouts.join("accepted");
+    let rejected = layouts.join("rejected");
+    for dir in [&accepted, &rejected] {
+        std::fs::create_dir_all(dir).unwrap();
+        oci_layout(dir, vec![("single", layout_image(dir, &signed))]);
+    }
+    let accepted = std::fs::canonicalize(&accepted).unwrap();
+    let policy = lab.path("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::to_vec(&json!({
+            "default": [{ "type": "sigstoreSigned", "keyPath": key_file }],
+            "transports": { "oci": {
+                accepted.to_str().unwrap(): [{ "type": "insecureAcceptAnything" }],
+                "": [{ "type": "reject" }],
+            }},
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let client = start_initialized(&["--policy", policy.to_str().unwrap()]);
+    serves(&client, &docker_ref(&lab, "app:signed"), &signed);
+    let refused = client.call("OpenImage", json!([docker_ref(&lab, "app:unsigned")]));
+    assert!(!refused.ok());
+    assert!(
+        refused.error().contains("no signature was found"),
+        "{}",
+        refused.error()
+    );
+    serves(
+        &client,
+        &format!("oci:{}:single", accepted.display()),
+        &signed,
+    );
+    let refused = client.call(
+        "OpenImage",
+        json!([format!("oci:{}:single", rejected.display())]),
+    );
+    assert!(
+        refused.error().contains("rejects") && refused.error().contains("scope oci \"\""),
+        "{}",
+        refused.error()
+    );
+    let (status, _) = client.shutdown();
+    assert!(status.success());
+
+    // --insecure-policy, as the containers-image-proxy crate passes it: no policy.
+    let client = start_initialized(&["--insecure-policy"]);
+    serves(
+        &client,
+        &docker_ref(&lab, "app:unsigned"),
+        &layered(Format::Oci, Platform::host(), "unsigned"),
+    );
+    client.shutdown();
+}

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod registry_proxy;
 pub mod rootfs;
 pub mod run;
+pub mod sigstore;
 pub mod snapshot;
 pub mod tako;
 pub mod tls_server;
