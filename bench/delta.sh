@@ -50,13 +50,7 @@ command -v zsync >/dev/null 2>&1 || missing+=(zsync)
 [ -x /usr/bin/time ] || missing+=(time)
 apt_install "${missing[@]}"
 
-if [ -z "${TAKO:-}" ]; then
-    echo "building the release binary" >&2
-    cargo build --release --locked --quiet --bin tako
-    target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-    TAKO=${target_dir:-$root/target}/release/tako
-fi
+TAKO=$(release_tako "$root")
 
 rm -rf "$work"
 mkdir -p "$work/origin/casync/store" "$work/origin/zsync" "$work/nginx"
@@ -209,6 +203,7 @@ for link in $LINKS; do
         done
     done
     if [[ " $TOOLS " == *" tako "* ]]; then
+        run "tako (full)" "$link" rewrite-25
         run "tako (full)" "$link" unrelated
         run "tako (cold cache)" "$link" rewrite-5
     fi
@@ -220,4 +215,32 @@ done
     echo "| version | link | tool | bytes received | of the image | requests | connections | wall (s) | peak RSS (MiB) |"
     echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
     cat "$results"
+    # Issue 22's targets, from the rows above (bytes are the same on either link).
+    echo
+    awk -F '|' '
+        function trim(s) { gsub(/^ +| +$/, "", s); return s }
+        {
+            name = trim($2); link = trim($3); tool = trim($4)
+            pct = trim($6); sub(/ %/, "", pct)
+            share[name, tool] = pct; wall[name, link, tool] = trim($9)
+        }
+        END {
+            print "| target (issue 22) | figure | |"
+            print "|---|---:|---|"
+            split("rewrite-1 rewrite-5 rewrite-25", names, " ")
+            for (i = 1; i <= 3; i++) {
+                v = names[i]
+                if (share[v, "tako"] != "" && share[v, "zsync"] > 0) {
+                    r = share[v, "tako"] / share[v, "zsync"]
+                    printf "| %s: tako bytes <= 1.3x zsync | %.2f | %s |\n", v, r, (r <= 1.3 ? "met" : "MISSED")
+                }
+            }
+            if (share["insert-5x1k", "tako"] != "") {
+                r = share["insert-5x1k", "tako"]
+                printf "| insert-5x1k: <= 0.5 %% of the image | %.2f %% | %s |\n", r, (r <= 0.5 ? "met" : "MISSED")
+            }
+            d = wall["rewrite-25", "limited", "tako"]; f = wall["rewrite-25", "limited", "tako (full)"]
+            if (d > 0 && f > 0)
+                printf "| rewrite-25 over limit_rate: full / delta >= 3 | %.1f | %s |\n", f / d, (f / d >= 3 ? "met" : "MISSED")
+        }' "$results"
 } | tee "$root/bench/work/delta-results.md"

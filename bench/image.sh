@@ -54,13 +54,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/bin/time ] || missing+=(time)
 apt_install "${missing[@]}"
 
-if [ -z "${TAKO:-}" ]; then
-    echo "building the release binary" >&2
-    cargo build --release --locked --quiet --bin tako
-    target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
-        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-    TAKO=${target_dir:-$root/target}/release/tako
-fi
+TAKO=$(release_tako "$root")
 
 mkdir -p "$work"
 registry_pids=()

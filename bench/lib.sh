@@ -58,3 +58,34 @@ nginx_start() { # DIR PORT...
         done
     done
 }
+
+# Prints the tako binary to measure: $TAKO if set, else the release binary of the checkout
+# at ROOT, built first (its target directory may be elsewhere, as cargo metadata says).
+release_tako() { # ROOT
+    if [ -n "${TAKO:-}" ]; then
+        echo "$TAKO"
+        return
+    fi
+    echo "building the release binary" >&2
+    (cd "$1" && cargo build --release --locked --quiet --bin tako) >&2
+    local target_dir
+    target_dir=$(cd "$1" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    echo "${target_dir:-$1/target}/release/tako"
+}
+
+# Writes OUT: IN with PERCENT % of its 64 KiB blocks (at least one) rewritten with random
+# bytes, at places chosen by SEED.
+rewrite_blocks() { # IN OUT PERCENT SEED
+    python3 - "$@" <<'PY'
+import random, sys
+src, out, percent, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+block = 64 << 10
+data = bytearray(open(src, "rb").read())
+rng = random.Random(seed)
+blocks = len(data) // block
+for b in rng.sample(range(blocks), min(blocks, max(1, round(blocks * percent / 100)))):
+    data[b * block:(b + 1) * block] = rng.randbytes(block)
+open(out, "wb").write(data)
+PY
+}

@@ -1,5 +1,6 @@
 //! Pure formats: bytes and strings in, values or errors out. Nothing here does I/O.
 
+pub mod byteranges;
 pub mod chunk_index;
 pub mod config;
 pub mod delta_plan;

@@ -87,6 +87,8 @@ pub struct Body {
     pub(super) answer: Answer,
     pub(super) etag: Option<String>,
     pub(super) last_modified: Option<String>,
+    /// The boundary of a `multipart/byteranges` answer to several ranges.
+    pub(super) boundary: Option<String>,
     /// `--limit-rate`, shared with every other body of the run.
     pub(super) limit: Option<Arc<limit::RateLimit>>,
 }
@@ -128,12 +130,19 @@ impl Body {
             answer: Answer::Whole,
             etag: None,
             last_modified: None,
+            boundary: None,
             limit: None,
         }
     }
 
     pub(super) fn limited(self, limit: Option<Arc<limit::RateLimit>>) -> Body {
         Body { limit, ..self }
+    }
+
+    /// The boundary of a 206 `multipart/byteranges` body, which answers several ranges
+    /// asked for at once (`Conditions::ranges`); `None` for any other body.
+    pub fn multipart_boundary(&self) -> Option<&str> {
+        self.boundary.as_deref()
     }
 
     /// Whether this is the whole file, a range of it, or no body because nothing changed.

@@ -98,6 +98,10 @@ pub struct Conditions {
     /// `If-Range`: with `range_from`, the entity tag or date the bytes before the offset
     /// came with; a server whose file changed since answers with all of the new one.
     pub if_range: Option<String>,
+    /// Several ranges at once, each `start..end`: `Range: bytes=a-b,c-d,…`. The answer may
+    /// be a 206 of `multipart/byteranges` (its boundary is [`Body::multipart_boundary`]), a
+    /// 206 of one range or a 200; the caller checks which. Not for `file://` URLs.
+    pub ranges: Vec<(u64, u64)>,
 }
 
 impl Conditions {

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use ureq::http::uri::{Authority, PathAndQuery, Scheme};
 use ureq::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 
+use crate::format::byteranges;
 use crate::format::http_fields::{self, content_range, page_says, retry_after, validator};
 use crate::format::origin_url::{Scope, show_url};
 use crate::format::text::untrusted;
@@ -276,6 +277,8 @@ impl Transport {
             if let Some(validator) = &conditions.if_range {
                 add(header::IF_RANGE, validator)?;
             }
+        } else if !conditions.ranges.is_empty() {
+            add(header::RANGE, &byteranges::range_value(&conditions.ranges))?;
         }
         self.exchange(
             Method::Get,
@@ -298,45 +301,65 @@ impl Transport {
     ) -> Result<Body, TransportError> {
         let status = response.status();
         let headers = response.headers();
+        let mut boundary = None;
         let answer = match status {
             StatusCode::OK => Answer::Whole,
-            StatusCode::PARTIAL_CONTENT if conditions.range_from.is_some() => {
-                // Several ranges in one body (RFC 9110 §14.6): tako asks for one, and the
-                // parts' headers would be taken for the file's bytes.
-                let multipart = headers
+            StatusCode::PARTIAL_CONTENT
+                if conditions.range_from.is_some() || !conditions.ranges.is_empty() =>
+            {
+                let content_type = headers
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| {
-                        v.trim_start()
-                            .to_ascii_lowercase()
-                            .starts_with("multipart/byteranges")
-                    });
-                if multipart {
-                    return Err(TransportError::BadPartial {
-                        url,
-                        reason: "it sent several ranges (multipart/byteranges) for one".to_owned(),
-                    });
+                    .unwrap_or("");
+                let multipart = content_type
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/byteranges");
+                if multipart && conditions.ranges.len() > 1 {
+                    // Several ranges in one body (RFC 9110 §14.6), as asked: the caller
+                    // reads the parts with the boundary.
+                    let found = byteranges::boundary(content_type).map_err(|e| {
+                        TransportError::BadPartial {
+                            url: url.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    boundary = Some(found);
+                    Answer::Partial {
+                        start: conditions.ranges.first().map_or(0, |r| r.0),
+                    }
+                } else {
+                    // Several ranges for one range asked: the parts' headers would be taken
+                    // for the file's bytes.
+                    if multipart {
+                        return Err(TransportError::BadPartial {
+                            url,
+                            reason: "it sent several ranges (multipart/byteranges) for one"
+                                .to_owned(),
+                        });
+                    }
+                    let (start, last) = content_range(
+                        headers
+                            .get(header::CONTENT_RANGE)
+                            .map(HeaderValue::as_bytes),
+                    )
+                    .map_err(|reason| TransportError::BadPartial {
+                        url: url.clone(),
+                        reason,
+                    })?;
+                    // A bounded range must come back exactly as asked: a delta places the
+                    // bytes by position, and a server that sends others would corrupt the
+                    // image.
+                    if let (Some(from), Some(to)) = (conditions.range_from, conditions.range_to)
+                        && (start, last) != (from, to)
+                    {
+                        return Err(TransportError::BadPartial {
+                            url,
+                            reason: format!("it sent bytes {start}-{last} for bytes {from}-{to}"),
+                        });
+                    }
+                    Answer::Partial { start }
                 }
-                let (start, last) = content_range(
-                    headers
-                        .get(header::CONTENT_RANGE)
-                        .map(HeaderValue::as_bytes),
-                )
-                .map_err(|reason| TransportError::BadPartial {
-                    url: url.clone(),
-                    reason,
-                })?;
-                // A bounded range must come back exactly as asked: a delta places the bytes
-                // by position, and a server that sends others would corrupt the image.
-                if let (Some(from), Some(to)) = (conditions.range_from, conditions.range_to)
-                    && (start, last) != (from, to)
-                {
-                    return Err(TransportError::BadPartial {
-                        url,
-                        reason: format!("it sent bytes {start}-{last} for bytes {from}-{to}"),
-                    });
-                }
-                Answer::Partial { start }
             }
             StatusCode::NOT_MODIFIED if conditions.is_conditional() => Answer::NotModified,
             StatusCode::NOT_FOUND => return Err(TransportError::NotFound { url }),
@@ -403,6 +426,7 @@ impl Transport {
         body.answer = answer;
         body.etag = etag;
         body.last_modified = last_modified;
+        body.boundary = boundary;
         Ok(body)
     }
 }

@@ -17,6 +17,7 @@ pub mod dir;
 pub mod error;
 pub mod local;
 pub mod mirrors;
+pub mod parts;
 pub mod publish;
 pub mod registry;
 pub mod registry_layout;
@@ -145,6 +146,16 @@ pub trait Origin: Send + Sync {
     /// bytes, `Ok(None)` if this origin cannot serve ranges (the default).
     fn open_range(&self, hex: &str, start: u64, end: u64) -> Result<Option<Body>, OriginError> {
         let _ = (hex, start, end);
+        Ok(None)
+    }
+
+    /// Opens the bytes of several `ranges` (each `start..end`, in ascending order, apart) of
+    /// the image `hex` with one request: `Ok(Some)` reads exactly those bytes back to back,
+    /// checked part by part as they arrive; `Ok(None)` if this origin does not answer
+    /// several ranges at once (the default, or a server that sent one range or the whole
+    /// file), so that they are to be asked for one at a time.
+    fn open_ranges(&self, hex: &str, ranges: &[(u64, u64)]) -> Result<Option<Body>, OriginError> {
+        let _ = (hex, ranges);
         Ok(None)
     }
 

@@ -8,21 +8,31 @@
 //! it is used; one that does not match (a local file changed since it was
 //! indexed) is fetched instead.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use sha2::{Digest, Sha256};
 
+use crate::format::byteranges;
 use crate::format::chunk_index::{Chunk, ChunkIndex, MAX_CHUNK};
 use crate::format::delta_plan::{MAX_MISMATCHES, Plan, Step};
 
 /// Where an assembly gets the bytes it does not have: byte ranges of the
-/// remote image, one request each.
+/// remote image, many in one request where the origin allows it.
 pub trait RangeSource {
     /// A reader of bytes `start..end` of the remote image. It may yield
     /// more or fewer bytes (a broken server); the assembly checks.
     fn range(&mut self, start: u64, end: u64) -> io::Result<Box<dyn Read>>;
+
+    /// A reader of the bytes of all `ranges` (each `start..end`, ascending), back to
+    /// back, from one request; `None` if the origin answers only one range at a time
+    /// (the default), after which only [`RangeSource::range`] is used.
+    fn ranges(&mut self, ranges: &[(u64, u64)]) -> io::Result<Option<Box<dyn Read>>> {
+        let _ = ranges;
+        Ok(None)
+    }
 }
 
 /// Why an assembly stopped. Any of these means: fall back to a plain
@@ -62,9 +72,10 @@ impl From<AssemblyError> for io::Error {
 enum Current {
     /// A verified local chunk in the buffer, read up to the position given.
     Buffer(usize),
-    /// A remote range, with the bytes still expected.
+    /// A remote range, with the bytes still expected: from a reader of its own, or
+    /// (`None`) from the current batch of several ranges.
     Remote {
-        reader: Box<dyn Read>,
+        reader: Option<Box<dyn Read>>,
         start: u64,
         end: u64,
         left: u64,
@@ -77,6 +88,12 @@ pub struct Assembly<'a> {
     steps: std::slice::Iter<'a, Step>,
     locals: &'a [File],
     remote: &'a mut dyn RangeSource,
+    /// The reader of several ranges asked for in one request, and those of them not
+    /// begun yet, in order.
+    batch: Option<Box<dyn Read>>,
+    queued: VecDeque<(u64, u64)>,
+    /// Whether to ask for several ranges at once: until the origin says it cannot.
+    multi: bool,
     buffer: Vec<u8>,
     current: Current,
     /// Where in the new image the next step starts.
@@ -168,6 +185,9 @@ impl<'a> Assembly<'a> {
             steps: plan.steps.iter(),
             locals,
             remote,
+            batch: None,
+            queued: VecDeque::new(),
+            multi: true,
             buffer: Vec::with_capacity(MAX_CHUNK as usize),
             current: Current::Idle,
             next_offset: 0,
@@ -197,7 +217,8 @@ impl<'a> Assembly<'a> {
         self.downloaded
     }
 
-    /// Range requests made so far.
+    /// Range requests whose answers were used so far: one per batch of ranges asked for
+    /// together, one per range asked for alone.
     pub fn requests(&self) -> usize {
         self.requests
     }
@@ -209,12 +230,62 @@ impl<'a> Assembly<'a> {
             .range(start, end)
             .map_err(|error| AssemblyError::Range { start, end, error })?;
         self.current = Current::Remote {
-            reader,
+            reader: Some(reader),
             start,
             end,
             left: end - start,
         };
         Ok(())
+    }
+
+    /// Starts the planned range `start..end`: from the batch it was asked for in, else
+    /// with this and the next planned ranges in one request, else alone.
+    fn open_planned(&mut self, start: u64, end: u64) -> Result<(), AssemblyError> {
+        if self.queued.front() == Some(&(start, end)) {
+            self.queued.pop_front();
+            self.current = Current::Remote {
+                reader: None,
+                start,
+                end,
+                left: end - start,
+            };
+            return Ok(());
+        }
+        if self.multi {
+            let upcoming: Vec<(u64, u64)> = std::iter::once((start, end))
+                .chain(self.steps.clone().filter_map(|step| match *step {
+                    Step::Fetch { start, end } => Some((start, end)),
+                    Step::Copy { .. } => None,
+                }))
+                .take(byteranges::MAX_RANGES_PER_REQUEST)
+                .collect();
+            let asked = &upcoming[..byteranges::per_request(&upcoming)];
+            if asked.len() > 1 {
+                // Counted when answered with the ranges: an origin that cannot send
+                // several (a registry, `file://`) makes no request for them, and one that
+                // answers with the whole file has its answer dropped unread.
+                let batch = self
+                    .remote
+                    .ranges(asked)
+                    .map_err(|error| AssemblyError::Range { start, end, error })?;
+                match batch {
+                    Some(reader) => {
+                        self.requests += 1;
+                        self.batch = Some(reader);
+                        self.queued = asked[1..].iter().copied().collect();
+                        self.current = Current::Remote {
+                            reader: None,
+                            start,
+                            end,
+                            left: end - start,
+                        };
+                        return Ok(());
+                    }
+                    None => self.multi = false,
+                }
+            }
+        }
+        self.open_range(start, end)
     }
 
     /// Starts the next step; false at the end of the plan.
@@ -226,7 +297,7 @@ impl<'a> Assembly<'a> {
         match step {
             Step::Fetch { start, end } => {
                 self.next_offset = here + step.length();
-                self.open_range(start, end)?;
+                self.open_planned(start, end)?;
             }
             Step::Copy {
                 source,
@@ -293,19 +364,34 @@ impl Read for Assembly<'_> {
                 } => {
                     let (start, end) = (*start, *end);
                     let expected = end - start;
+                    let batched = reader.is_none();
+                    let Some(reader) = reader.as_mut().or(self.batch.as_mut()) else {
+                        return Err(AssemblyError::Range {
+                            start,
+                            end,
+                            error: io::Error::other("no request open for it"),
+                        }
+                        .into());
+                    };
                     if *left == 0 {
-                        // The range must end where it was asked to.
-                        let mut probe = [0u8; 1];
-                        let extra = read_retrying(reader.as_mut(), &mut probe)
-                            .map_err(|error| AssemblyError::Range { start, end, error })?;
-                        if extra > 0 {
-                            return Err(AssemblyError::RangeLength {
-                                start,
-                                end,
-                                got: "more".to_string(),
-                                expected,
+                        // The range must end where it was asked to; a batch, after its
+                        // last range, with its closing delimiter.
+                        if !batched || self.queued.is_empty() {
+                            let mut probe = [0u8; 1];
+                            let extra = read_retrying(reader.as_mut(), &mut probe)
+                                .map_err(|error| AssemblyError::Range { start, end, error })?;
+                            if extra > 0 {
+                                return Err(AssemblyError::RangeLength {
+                                    start,
+                                    end,
+                                    got: "more".to_string(),
+                                    expected,
+                                }
+                                .into());
                             }
-                            .into());
+                            if batched {
+                                self.batch = None;
+                            }
                         }
                         self.current = Current::Idle;
                         continue;
@@ -359,6 +445,9 @@ mod tests {
         asked: Vec<(u64, u64)>,
         /// Bytes to add to (positive) or cut from (negative) each answer.
         skew: i64,
+        /// `Some`: several ranges are answered at once, and the number of ranges of each
+        /// such request is recorded.
+        batches: Option<Vec<usize>>,
     }
 
     impl RangeSource for Memory {
@@ -368,6 +457,21 @@ mod tests {
             Ok(Box::new(io::Cursor::new(
                 self.image[start as usize..end as usize].to_vec(),
             )))
+        }
+
+        fn ranges(&mut self, ranges: &[(u64, u64)]) -> io::Result<Option<Box<dyn Read>>> {
+            let Some(batches) = &mut self.batches else {
+                return Ok(None);
+            };
+            batches.push(ranges.len());
+            let mut bytes = Vec::new();
+            for &(start, end) in ranges {
+                self.asked.push((start, end));
+                bytes.extend_from_slice(&self.image[start as usize..end as usize]);
+            }
+            let len = (bytes.len() as i64 + self.skew).max(0) as usize;
+            bytes.resize(len, 0);
+            Ok(Some(Box::new(io::Cursor::new(bytes))))
         }
     }
 
@@ -426,6 +530,7 @@ mod tests {
             image: new.clone(),
             asked: Vec::new(),
             skew: 0,
+            batches: None,
         };
         let (out, downloaded, requests) =
             assemble(&plan, &[local_file(&old)], &mut remote).unwrap();
@@ -444,6 +549,49 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_that_answers_several_ranges_at_once_gets_one_request_per_batch() {
+        let old = noise(12, 32 << 20);
+        let mut new = old.clone();
+        // Enough separate changes for more than one batch.
+        for block in (0..new.len() >> 16).step_by(2).skip(1) {
+            let at = (block << 16) + 20_000;
+            new[at..at + 100].copy_from_slice(&noise(block as u64 + 500, 100));
+        }
+        let old_index = chunking::index_of(&mut old.as_slice()).unwrap();
+        let new_index = chunking::index_of(&mut new.as_slice()).unwrap();
+        let plan = plan(&new_index, &[&old_index]);
+        let ranges = plan.requests();
+        assert!(ranges > byteranges::MAX_RANGES_PER_REQUEST, "{ranges}");
+        let mut remote = Memory {
+            image: new.clone(),
+            asked: Vec::new(),
+            skew: 0,
+            batches: Some(Vec::new()),
+        };
+        let (out, downloaded, requests) =
+            assemble(&plan, &[local_file(&old)], &mut remote).unwrap();
+        assert!(out == new, "the assembled image differs");
+        assert_eq!(downloaded, plan.to_fetch());
+        let batches = remote.batches.clone().unwrap();
+        assert_eq!(batches.iter().sum::<usize>(), ranges);
+        assert_eq!(
+            requests,
+            ranges.div_ceil(byteranges::MAX_RANGES_PER_REQUEST)
+        );
+        assert_eq!(requests, batches.len());
+        // A batch answered with a byte too many or too few stops the assembly.
+        for skew in [1, -1] {
+            let mut remote = Memory {
+                image: new.clone(),
+                asked: Vec::new(),
+                skew,
+                batches: Some(Vec::new()),
+            };
+            assert!(assemble(&plan, &[local_file(&old)], &mut remote).is_err());
+        }
+    }
+
+    #[test]
     fn fetched_chunks_are_checked_against_the_index_that_planned_them() {
         let (old, new) = versions();
         let old_index = chunking::index_of(&mut old.as_slice()).unwrap();
@@ -455,6 +603,7 @@ mod tests {
                 image: new.clone(),
                 asked: Vec::new(),
                 skew: 0,
+                batches: None,
             };
             let mut assembly = Assembly::new(&plan, &locals, &mut remote).checking(index);
             let mut out = Vec::new();
@@ -482,6 +631,7 @@ mod tests {
             image: new.clone(),
             asked: Vec::new(),
             skew: 0,
+            batches: None,
         };
         assert!(!Assembly::new(&plan, &locals, &mut remote).index_verified());
     }
@@ -500,6 +650,7 @@ mod tests {
             image: new.clone(),
             asked: Vec::new(),
             skew: 0,
+            batches: None,
         };
         let (out, downloaded, _) = assemble(&plan, &[local_file(&damaged)], &mut remote).unwrap();
         assert!(out == new, "the assembled image differs");
@@ -518,6 +669,7 @@ mod tests {
             image: new.clone(),
             asked: Vec::new(),
             skew: 0,
+            batches: None,
         };
         // Cut to one chunk's worth: too many chunks are missing.
         let err = assemble(&plan, &[local_file(&old[..100_000])], &mut remote).unwrap_err();
@@ -535,6 +687,7 @@ mod tests {
                 image: new.clone(),
                 asked: Vec::new(),
                 skew,
+                batches: None,
             };
             let err = assemble(&plan, &[local_file(&old)], &mut remote).unwrap_err();
             assert!(err.to_string().contains(says), "{skew}: {err}");

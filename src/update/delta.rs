@@ -9,8 +9,8 @@
 //! `Range`, a range answered wrongly, a local file that changed) ends the attempt, and the
 //! caller downloads the image whole as it always did. The index needs no signature: a
 //! wrong one can only cost this one attempt, bounded by the planner to at most the image's
-//! size in ranges, in at most `delta_plan::MAX_RANGES` requests plus
-//! `delta_plan::MAX_MISMATCHES`.
+//! size in ranges. Ranges are asked for many at a time (`multipart/byteranges`, see
+//! `format::byteranges`) where the server answers so, else one at a time.
 
 use std::io::{self, Read};
 use std::time::Instant;
@@ -166,7 +166,7 @@ pub fn try_delta(
         return Ok(None);
     }
     // The planner guarantees these; a delta must never cost more than a full download.
-    if plan.to_fetch() > entry.size || plan.requests() > delta_plan::MAX_RANGES {
+    if plan.to_fetch() > entry.size {
         return Ok(None);
     }
     (say.progress)(&format!(
@@ -285,13 +285,28 @@ impl RangeSource for Ranges<'_> {
                 None => Box::new(body),
             }),
             Ok(None) => Err(io::Error::other(unsupported())),
-            Err(e) => {
-                if e.kind() == crate::origin::Kind::Gone {
-                    self.gone.set(true);
-                }
-                Err(io::Error::other(e))
-            }
+            Err(e) => Err(self.failed(e)),
         }
+    }
+
+    fn ranges(&mut self, ranges: &[(u64, u64)]) -> io::Result<Option<Box<dyn Read>>> {
+        match self.place.open_ranges(self.hex, ranges) {
+            Ok(Some(body)) => Ok(Some(match &self.bar {
+                Some(bar) => Box::new(bar.wrap_read(body)),
+                None => Box::new(body),
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+}
+
+impl Ranges<'_> {
+    fn failed(&self, e: OriginError) -> io::Error {
+        if e.kind() == crate::origin::Kind::Gone {
+            self.gone.set(true);
+        }
+        io::Error::other(e)
     }
 }
 

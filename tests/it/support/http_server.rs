@@ -98,6 +98,8 @@ struct Shared {
     /// (no `ETag`), 304 when the file is not newer than `If-Modified-Since`, and a `Date`
     /// in the very second of the file's mtime: a response made right after a publish.
     same_second_dates: AtomicBool,
+    /// See [`Server::ignore_multiple_ranges`].
+    single_ranges: AtomicBool,
     /// Body bytes sent in answers, by path: what a client was made to transfer.
     sent: Mutex<HashMap<String, u64>>,
     /// Responses that went silent under [`Fault::Stall`], by path, and a signal for each.
@@ -184,6 +186,7 @@ impl Server {
             sequences: Mutex::new(HashMap::new()),
             http_features: AtomicBool::new(false),
             same_second_dates: AtomicBool::new(false),
+            single_ranges: AtomicBool::new(false),
             sent: Mutex::new(HashMap::new()),
             stalls: Mutex::new(HashMap::new()),
             stalled: Condvar::new(),
@@ -232,10 +235,16 @@ impl Server {
 
     /// Serves files as a real static file server does: with a strong `ETag` (from the
     /// content) and `Last-Modified` (from the mtime), 304 for a matching `If-None-Match`
-    /// or `If-Modified-Since`, and 206 for `Range: bytes=N-` unless an `If-Range` does not
+    /// or `If-Modified-Since`, 206 for `Range: bytes=N-` (a `multipart/byteranges` 206 for several ranges) unless an `If-Range` does not
     /// match. Off by default, so older tests see the plain server they were written for.
     pub fn enable_http_features(&self) {
         self.shared.http_features.store(true, Ordering::SeqCst);
+    }
+
+    /// With [`Server::enable_http_features`], answers a `Range` of several ranges with the
+    /// whole file (200), as a server that does not send `multipart/byteranges` does.
+    pub fn ignore_multiple_ranges(&self) {
+        self.shared.single_ranges.store(true, Ordering::SeqCst);
     }
 
     /// Serves files with `Last-Modified` only and a `Date` in the second of each file's mtime,
@@ -684,6 +693,48 @@ fn serve_file(
         let if_range_ok = request
             .header("if-range")
             .is_none_or(|v| v == etag || v == modified);
+        // `bytes=A-B,C-D,…`: a multipart/byteranges answer, as nginx gives; a server that
+        // does not do them serves the whole file (the parse below fails on the list).
+        let several = request
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .filter(|r| r.contains(',') && if_range_ok)
+            .filter(|_| !shared.single_ranges.load(Ordering::SeqCst))
+            .and_then(|list| {
+                list.split(',')
+                    .map(|r| {
+                        let (a, b) = r.trim().split_once('-')?;
+                        Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .filter(|r| r.iter().all(|&(a, b)| a <= b && b < len));
+        if let Some(ranges) = several {
+            let mut body = Vec::new();
+            let mut file_bytes = 0;
+            for (first, last) in ranges {
+                body.extend_from_slice(
+                    format!(
+                        "\r\n--{MULTIPART_BOUNDARY}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {first}-{last}/{len}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                let at = body.len();
+                body.resize(at + (last + 1 - first) as usize, 0);
+                io::Seek::seek(&mut file, io::SeekFrom::Start(first))?;
+                file.read_exact(&mut body[at..])?;
+                file_bytes += last + 1 - first;
+            }
+            body.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+            headers.push(format!(
+                "Content-Type: multipart/byteranges; boundary={MULTIPART_BOUNDARY}"
+            ));
+            headers.push(format!("Content-Length: {}", body.len()));
+            send(stream, shared, &head(206, &headers))?;
+            send(stream, shared, &body)?;
+            *lock(&shared.sent).entry(route.to_owned()).or_default() += file_bytes;
+            return Ok(());
+        }
         // `bytes=FROM-` or `bytes=FROM-LAST`, one range only.
         let range = request
             .header("range")
@@ -729,6 +780,9 @@ fn serve_file(
     }
     Ok(())
 }
+
+/// The boundary of the server's `multipart/byteranges` answers.
+const MULTIPART_BOUNDARY: &str = "3d6b6a416f4b1ff2";
 
 /// A strong `ETag` from the file's content (so a changed file gets another one) and a
 /// `Last-Modified` from its mtime, in the form HTTP dates take.
