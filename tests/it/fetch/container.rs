@@ -28,7 +28,8 @@ pub(super) fn publish(lab: &Lab, output: &str, index: &Index, version: &str) -> 
     hex(&digest)
 }
 
-fn host_config(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
+/// A host config of `Kind=container` for `origin`, trusting the test key: (config, DEST).
+pub(super) fn host_config(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
     let dest = lab.path("dest");
     fs::create_dir_all(&dest).unwrap();
     let config = lab.path("host.conf");

@@ -9,7 +9,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use super::container::{installed_version, latest_target, publish};
+use super::container::{host_config, installed_version, latest_target, publish};
 use crate::image::{Lab, names};
 use crate::support;
 use support::images::{
@@ -20,21 +20,6 @@ use support::rootfs;
 use support::tako::*;
 
 type Stamp = BTreeMap<PathBuf, (rootfs::Node, i64, i64, u64)>;
-
-fn config_for(lab: &Lab, origin: &str) -> (PathBuf, PathBuf) {
-    let dest = lab.path("dest");
-    fs::create_dir_all(&dest).unwrap();
-    let config = lab.path("host.conf");
-    fs::write(
-        &config,
-        format!(
-            "Origin={origin}\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\nKind=container\n",
-            dest.display()
-        ),
-    )
-    .unwrap();
-    (config, dest)
-}
 
 #[test]
 fn a_rolled_back_signed_manifest_is_refused_with_the_tree_untouched() {
@@ -55,7 +40,7 @@ fn a_rolled_back_signed_manifest_is_refused_with_the_tree_untouched() {
         &app_index(Format::Oci, "2"),
         "2.0",
     );
-    let (config, dest) = config_for(&lab, &format!("file://{}", out.display()));
+    let (config, dest) = host_config(&lab, &format!("file://{}", out.display()));
     assert_exit(&fetch(&[], &[&config]), 0);
     assert_eq!(latest_target(&dest), format!("store/{hex2}"));
     let tree = dest.join(format!("store/{hex2}"));
@@ -86,7 +71,7 @@ fn a_registry_that_retags_the_version_to_another_image_never_gets_it_installed()
     let hex1 = publish(&lab, &target, &app_index(Format::Oci, "1"), "1.0");
     // The host reads the repository through the recording proxy.
     let origin = format!("oci+http://{}/published", lab.proxy.host());
-    let (config, dest) = config_for(&lab, &origin);
+    let (config, dest) = host_config(&lab, &origin);
     assert_exit(&fetch(&[], &[&config]), 0);
     let tree = dest.join(format!("store/{hex1}"));
     let before = rootfs::stamp(&tree);
@@ -169,7 +154,7 @@ impl Attack {
             &app_index(Format::Oci, "1"),
             "1.0",
         );
-        let (config, dest) = config_for(&lab, &format!("file://{}", out.display()));
+        let (config, dest) = host_config(&lab, &format!("file://{}", out.display()));
         assert_exit(&fetch(&[], &[&config]), 0);
         let sentinel = lab.sentinel();
         let latest = format!("store/{hex1}");

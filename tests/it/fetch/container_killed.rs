@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use super::container::{hex, latest_target, publish};
+use super::container::{hex, host_config, latest_target, publish};
 use crate::image::Lab;
 use crate::support;
 use support::http_server::{Fault, Server};
@@ -16,21 +16,6 @@ use support::images::{
     Compression, Entry as E, Format, Image, Index, Layer, app_base_layer, noise, sha256_digest,
 };
 use support::tako::*;
-
-fn config_for(lab: &Lab, origin: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dest = lab.path("dest");
-    fs::create_dir_all(&dest).unwrap();
-    let config = lab.path("host.conf");
-    fs::write(
-        &config,
-        format!(
-            "Origin={origin}\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\nKind=container\n",
-            dest.display()
-        ),
-    )
-    .unwrap();
-    (config, dest)
-}
 
 /// Version `v` of an application with `extra` files in its own layer, on the shared base.
 fn version(v: &str, extra: Vec<E>) -> Index {
@@ -102,7 +87,7 @@ fn an_update_killed_in_every_download_resumes_and_downloads_only_what_is_missing
     server.enable_http_features();
     let dir = out.to_str().unwrap();
     let hex1 = publish(&lab, dir, &version("1", vec![]), "1.0");
-    let (config, dest) = config_for(&lab, &server.url());
+    let (config, dest) = host_config(&lab, &server.url());
     assert_exit(&fetch(&[], &[&config]), 0);
 
     const BIG: usize = 3 << 20;
@@ -207,7 +192,7 @@ fn an_update_killed_at_random_moments_leaves_a_complete_tree_and_the_next_run_co
             .collect()
     };
     let hex1 = publish(&lab, dir, &version("1", files("1")), "1.0");
-    let (config, dest) = config_for(&lab, &server.url());
+    let (config, dest) = host_config(&lab, &server.url());
     let started = Instant::now();
     assert_exit(&fetch(&[], &[&config]), 0);
     let whole = started.elapsed();

@@ -5,9 +5,9 @@
 //! behind two recording proxies, so each side's requests are counted apart.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::container::{hex, installed_version, latest_target, publish};
+use super::container::{hex, host_config, installed_version, latest_target, publish};
 use crate::image::Lab;
 use crate::support;
 use support::images::{Format, app_index, sha256_digest};
@@ -49,17 +49,7 @@ fn a_registries_conf_mirror_serves_the_blobs_of_a_container_update() {
     // The host names the registry through one proxy; registries.conf mirrors it by the
     // other, `mirrored/` first (an empty repository), then `published/`.
     let origin = format!("oci+http://{}/published", lab.proxy.host());
-    let dest = lab.path("dest");
-    fs::create_dir_all(&dest).unwrap();
-    let config: PathBuf = lab.path("host.conf");
-    fs::write(
-        &config,
-        format!(
-            "Origin={origin}\nPublicKey={TEST_PUBLIC}\nDestination={}\nVersion=*\nKind=container\n",
-            dest.display()
-        ),
-    )
-    .unwrap();
+    let (config, dest) = host_config(&lab, &origin);
     let conf = lab.path("registries.conf");
     let write_conf = |locations: &[&str]| {
         let mut text = format!(
