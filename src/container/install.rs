@@ -24,7 +24,7 @@
 
 use std::io::BufReader;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use crate::container::unpack::{self, Limits, Owners, Unpacker};
 use crate::destination::Destination;
@@ -293,8 +293,10 @@ pub fn tree_intact(store: &Dir, entry: &Entry) -> Result<bool, IoError> {
 }
 
 /// The download of container blobs: the same places as the origin, each asked for
-/// `blobs/sha256/<hex>` (a registry: the blob) instead of `store/<hex>`.
-struct BlobPlace<'a>(&'a dyn Origin);
+/// `blobs/sha256/<hex>` (a registry: the blob) instead of `store/<hex>`. With a `stop`
+/// flag, once it is set no download starts and running ones end at their next read
+/// (keeping their partials), so a failed update does not wait for layers it will not use.
+struct BlobPlace<'a>(&'a dyn Origin, Option<Arc<AtomicBool>>);
 
 impl Origin for BlobPlace<'_> {
     fn describe(&self) -> String {
@@ -311,7 +313,18 @@ impl Origin for BlobPlace<'_> {
     }
 
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
-        self.0.open_blob(hex, resume)
+        let Some(stop) = &self.1 else {
+            return self.0.open_blob(hex, resume);
+        };
+        if stop.load(Ordering::SeqCst) {
+            return Err(OriginError::Stopped {
+                url: format!("{} (sha256:{hex})", self.0.describe()),
+            });
+        }
+        Ok(crate::container::pull::stoppable_body(
+            self.0.open_blob(hex, resume)?,
+            stop,
+        ))
     }
 
     fn places(&self) -> Vec<&dyn Origin> {
@@ -323,8 +336,14 @@ impl Origin for BlobPlace<'_> {
 struct BlobPlaces<'a>(Vec<BlobPlace<'a>>);
 
 impl<'a> BlobPlaces<'a> {
-    fn of(origin: &'a dyn Origin) -> BlobPlaces<'a> {
-        BlobPlaces(origin.places().into_iter().map(BlobPlace).collect())
+    fn of(origin: &'a dyn Origin, stop: Option<&Arc<AtomicBool>>) -> BlobPlaces<'a> {
+        BlobPlaces(
+            origin
+                .places()
+                .into_iter()
+                .map(|place| BlobPlace(place, stop.cloned()))
+                .collect(),
+        )
     }
 }
 
@@ -411,7 +430,7 @@ impl Blobs<'_> {
             digest: *digest.as_bytes(),
             size,
         };
-        let places = BlobPlaces::of(self.origin);
+        let places = BlobPlaces::of(self.origin, None);
         match image::download_blob(&places, self.cache.blobs(), &wanted, self.retry, self.say) {
             Ok(Downloaded::Installed) => {
                 self.downloaded = self.downloaded.saturating_add(size);
@@ -464,7 +483,8 @@ impl Blobs<'_> {
         }
 
         let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
+        let stop = Arc::new(AtomicBool::new(false));
+        let first_failure = AtomicUsize::new(usize::MAX);
         let workers = PARALLEL.min(missing.len());
         let (cache, origin, retry) = (&self.cache, self.origin, self.retry);
         let bars = self.say.bar.is_some();
@@ -472,7 +492,7 @@ impl Blobs<'_> {
             let (sender, receiver) = mpsc::channel::<Message>();
             for _ in 0..workers {
                 let sender = sender.clone();
-                let (missing, next, stop) = (&missing, &next, &stop);
+                let (missing, next, stop, first_failure) = (&missing, &next, &stop, &first_failure);
                 let version = self.version.clone();
                 scope.spawn(move || {
                     let warn = |m: &str| {
@@ -494,7 +514,7 @@ impl Blobs<'_> {
                         progress: &progress,
                         bar: bars.then_some(&bar as &dyn Fn(u64, u64) -> _),
                     };
-                    let places = BlobPlaces::of(origin);
+                    let places = BlobPlaces::of(origin, Some(stop));
                     while !stop.load(Ordering::SeqCst) {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some((what, digest, size)) = missing.get(i) else {
@@ -507,8 +527,14 @@ impl Blobs<'_> {
                         };
                         let result =
                             image::download_blob(&places, cache.blobs(), &wanted, retry, &say);
-                        if result.is_err() {
-                            stop.store(true, Ordering::SeqCst);
+                        // The download that stops the others is the failure to report:
+                        // theirs are only the stop.
+                        if result.is_err()
+                            && stop
+                                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                                .is_ok()
+                        {
+                            first_failure.store(i, Ordering::SeqCst);
                         }
                         if sender.send(Message::Done(i, result)).is_err() {
                             break;
@@ -535,9 +561,11 @@ impl Blobs<'_> {
             }
             results
         });
-        // The first failure in the manifest's order is the one reported.
+        // The failure that stopped the others is the one reported, then any other in the
+        // manifest's order.
         let mut results = results;
-        results.sort_by_key(|(i, _)| *i);
+        let first = first_failure.load(Ordering::SeqCst);
+        results.sort_by_key(|(i, _)| (*i != first, *i));
         for (i, result) in results {
             let Some((what, digest, size)) = missing.get(i) else {
                 continue;

@@ -561,22 +561,27 @@ impl Origin for Stoppable<'_> {
             return Err(stopped());
         }
         let body = self.inner.open_image(hex, resume)?;
-        let (url, answer) = (body.url().to_owned(), body.answer());
-        let (etag, last_modified) = (
-            body.etag().map(str::to_owned),
-            body.last_modified().map(str::to_owned),
-        );
-        let reader = StopReader {
-            body,
-            stop: Arc::clone(&self.stop),
-            url: url.clone(),
-        };
-        Ok(Body::new(url, answer, Box::new(reader)).with_validators(etag, last_modified))
+        Ok(stoppable_body(body, &self.stop))
     }
 
     fn places(&self) -> Vec<&dyn Origin> {
         vec![self]
     }
+}
+
+/// `body`, ending with [`OriginError::Stopped`] at its next read once `stop` is set.
+pub(super) fn stoppable_body(body: Body, stop: &Arc<AtomicBool>) -> Body {
+    let (url, answer) = (body.url().to_owned(), body.answer());
+    let (etag, last_modified) = (
+        body.etag().map(str::to_owned),
+        body.last_modified().map(str::to_owned),
+    );
+    let reader = StopReader {
+        body,
+        stop: Arc::clone(stop),
+        url: url.clone(),
+    };
+    Body::new(url, answer, Box::new(reader)).with_validators(etag, last_modified)
 }
 
 /// A download's body that ends with [`OriginError::Stopped`] once `stop` is set.

@@ -675,3 +675,36 @@ fn container_versions_signed_by_a_rotated_key_reach_hosts_of_either_key_until_th
     assert_eq!(latest_target(&old_dest), format!("store/{hex1}"));
     assert_eq!(installed_version(&old_dest), "1\n");
 }
+
+#[test]
+fn a_layer_that_fails_stops_the_other_downloads_instead_of_waiting_for_them() {
+    let lab = Lab::new();
+    let out = lab.path("out");
+    fs::create_dir_all(&out).unwrap();
+    let server = Server::serve_dir(&out);
+    let v1 = app_index(Format::Oci, "1");
+    publish(&lab, out.to_str().unwrap(), &v1, "1.0");
+    let (config, dest) = host_config(&lab, &server.url());
+    let [base, app] = [0, 1].map(|i| hex(&sha256_digest(&v1.images[0].layers[i].blob)));
+    // The base layer trickles in (hours for all of it), the application's is damaged.
+    server.set_fault(
+        &format!("/blobs/sha256/{base}"),
+        support::http_server::Fault::Slow {
+            chunk: 100,
+            delay: std::time::Duration::from_millis(200),
+        },
+    );
+    let app_path = out.join("blobs/sha256").join(&app);
+    let size = fs::metadata(&app_path).unwrap().len() as usize;
+    replace(&app_path, &vec![b'x'; size]);
+
+    // Bounded by the test's hang guard: the run ends when the damaged layer fails.
+    let o = fetch(&["--idle-timeout", "600"], &[&config]);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains(&app) && !stderr(&o).contains("stopped"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(fs::symlink_metadata(dest.join("latest")).is_err());
+}
