@@ -19,8 +19,9 @@
 //! the config's `diff_ids`. Blobs are downloaded by the resumable downloader of
 //! `update::image` (partials, retries, mirrors), into `DEST/blobs/sha256/`, where a blob
 //! already there is hashed and not downloaded again: a layer two versions share travels
-//! once. Layers download three at a time, as `tako image pull` does by default. The tree is unpacked with `tako image pull`'s rules (`container::unpack`), built
-//! aside and renamed into place whole, so `latest` only ever names a complete tree.
+//! once. Layers download three at a time, as `tako image pull` does by default. The tree
+//! is unpacked with `tako image pull`'s rules (`container::unpack`), built aside and
+//! renamed into place whole, so `latest` only ever names a complete tree.
 
 use std::io::BufReader;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -403,38 +404,52 @@ struct Blobs<'a> {
 
 impl Blobs<'_> {
     /// Makes sure the blob `digest` of `size` bytes is in `blobs/sha256/`, verified:
-    /// found there (hashed), else downloaded from the origin's places. `Ok(false)`: every
-    /// place answered 410. `layer`: whether finding it counts as a reused layer.
-    fn obtain(
-        &mut self,
-        what: &str,
-        digest: Digest,
-        size: u64,
-        layer: bool,
-    ) -> Result<bool, TreeError> {
+    /// found there (hashed), else downloaded from the origin's places.
+    fn obtain(&mut self, what: &str, digest: Digest, size: u64) -> Result<(), TreeError> {
+        if self.lookup(digest, size)? {
+            return Ok(());
+        }
+        self.download(what, digest, size)
+    }
+
+    /// Whether the blob is in `blobs/sha256/`, verified (hashed); a damaged one is said.
+    fn lookup(&self, digest: Digest, size: u64) -> Result<bool, TreeError> {
         match self.cache.lookup(&digest, size)? {
-            Lookup::Verified => {
-                if layer {
-                    self.reused_layers += 1;
-                }
-                return Ok(true);
-            }
+            Lookup::Verified => return Ok(true),
             Lookup::Damaged { reason } => (self.say.warn)(&format!(
                 "{} was damaged ({reason}); downloading it again",
                 self.cache.blob_path(&digest).display()
             )),
             Lookup::Missing => {}
         }
+        Ok(false)
+    }
+
+    /// Downloads the blob into `blobs/sha256/`, verified.
+    fn download(&mut self, what: &str, digest: Digest, size: u64) -> Result<(), TreeError> {
         let wanted = Wanted {
             name: format!("{} {what} {digest}", self.version),
             digest: *digest.as_bytes(),
             size,
         };
         let places = BlobPlaces::of(self.origin, None);
-        match image::download_blob(&places, self.cache.blobs(), &wanted, self.retry, self.say) {
+        let result =
+            image::download_blob(&places, self.cache.blobs(), &wanted, self.retry, self.say);
+        self.settle(what, digest, size, result)
+    }
+
+    /// Counts a finished download, or turns its failure into the update's error.
+    fn settle(
+        &mut self,
+        what: &str,
+        digest: Digest,
+        size: u64,
+        result: Result<Downloaded, image::ImageError>,
+    ) -> Result<(), TreeError> {
+        match result {
             Ok(Downloaded::Installed) => {
                 self.downloaded = self.downloaded.saturating_add(size);
-                Ok(true)
+                Ok(())
             }
             Ok(Downloaded::Withdrawn { url }) => Err(TreeError::Gone {
                 version: self.version.clone(),
@@ -453,31 +468,28 @@ impl Blobs<'_> {
 
     /// Makes sure every layer is in `blobs/sha256/`, verified: those already there are
     /// hashed, the others downloaded [`PARALLEL`] at a time (as `tako image pull` does),
-    /// each as [`Blobs::obtain`] downloads one. Messages and progress bars of the download
+    /// each as [`Blobs::download`] downloads one. Messages and progress bars of the download
     /// threads are given on this thread, which waits for them all.
     fn obtain_layers(&mut self, layers: &[Descriptor]) -> Result<(), TreeError> {
         let count = layers.len();
         let mut missing: Vec<(String, Digest, u64)> = Vec::new();
+        let mut seen: Vec<Digest> = Vec::new();
         for (i, layer) in layers.iter().enumerate() {
-            let what = format!("layer {} of {count}", i + 1);
-            if missing.iter().any(|(_, d, _)| *d == layer.digest) {
+            // A layer two places of the manifest name is hashed or downloaded once.
+            if seen.contains(&layer.digest) {
                 continue;
             }
-            match self.cache.lookup(&layer.digest, layer.size)? {
-                Lookup::Verified => self.reused_layers += 1,
-                Lookup::Damaged { reason } => {
-                    (self.say.warn)(&format!(
-                        "{} was damaged ({reason}); downloading it again",
-                        self.cache.blob_path(&layer.digest).display()
-                    ));
-                    missing.push((what, layer.digest, layer.size));
-                }
-                Lookup::Missing => missing.push((what, layer.digest, layer.size)),
+            seen.push(layer.digest);
+            let what = format!("layer {} of {count}", i + 1);
+            if self.lookup(layer.digest, layer.size)? {
+                self.reused_layers += 1;
+            } else {
+                missing.push((what, layer.digest, layer.size));
             }
         }
         if missing.len() < 2 {
             for (what, digest, size) in missing {
-                self.obtain(&what, digest, size, true)?;
+                self.download(&what, digest, size)?;
             }
             return Ok(());
         }
@@ -567,29 +579,8 @@ impl Blobs<'_> {
         let first = first_failure.load(Ordering::SeqCst);
         results.sort_by_key(|(i, _)| (*i != first, *i));
         for (i, result) in results {
-            let Some((what, digest, size)) = missing.get(i) else {
-                continue;
-            };
-            match result {
-                Ok(Downloaded::Installed) => {
-                    self.downloaded = self.downloaded.saturating_add(*size);
-                }
-                Ok(Downloaded::Withdrawn { url }) => {
-                    return Err(TreeError::Gone {
-                        version: self.version.clone(),
-                        what: what.clone(),
-                        digest: *digest,
-                        url,
-                    });
-                }
-                Err(e) => {
-                    return Err(TreeError::Download {
-                        version: self.version.clone(),
-                        what: what.clone(),
-                        digest: *digest,
-                        source: Box::new(e),
-                    });
-                }
+            if let Some((what, digest, size)) = missing.get(i) {
+                self.settle(what, *digest, *size, result)?;
             }
         }
         Ok(())
@@ -743,7 +734,7 @@ pub fn install(
             format!("it is larger than {MAX_CONFIG_SIZE} bytes"),
         ));
     }
-    blobs.obtain("config", config_digest, manifest.config.size, false)?;
+    blobs.obtain("config", config_digest, manifest.config.size)?;
     let config_bytes = blobs
         .cache
         .read_blob(&config_digest, manifest.config.size)?
