@@ -125,8 +125,9 @@ impl PrivateTls {
 /// directory of the image proxies, read as containers/image reads one.
 #[derive(Clone, Default)]
 pub struct RegistryTls {
-    /// CAs trusted beside the system's (the directory's `*.crt` files).
-    extra_roots: Vec<Certificate<'static>>,
+    /// With CAs beside the system's (the directory's `*.crt` files): the system's roots
+    /// and those, read once; empty for the platform verifier alone.
+    roots: Vec<Certificate<'static>>,
     /// The client certificate (`NAME.cert`) with its key (`NAME.key`).
     client: Option<ClientCert>,
 }
@@ -142,7 +143,7 @@ impl std::fmt::Debug for RegistryTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A client key is never shown, not even in debug output.
         f.debug_struct("RegistryTls")
-            .field("extra_roots", &self.extra_roots.len())
+            .field("roots", &self.roots.len())
             .field("client", &self.client.is_some())
             .finish()
     }
@@ -174,11 +175,12 @@ impl RegistryTls {
         names.sort();
         let has = |name: &std::ffi::OsStr| names.iter().any(|n| n == name);
         let mut tls = RegistryTls::default();
+        let mut extra_roots = Vec::new();
         for name in &names {
             let path = dir.join(name);
             let text = name.to_string_lossy();
             if text.ends_with(".crt") {
-                tls.extra_roots.extend(load_roots_as(&path, DIR_CA)?);
+                extra_roots.extend(load_roots_as(&path, DIR_CA)?);
             } else if let Some(stem) = text.strip_suffix(".cert") {
                 let key = format!("{stem}.key");
                 if !has(std::ffi::OsStr::new(&key)) {
@@ -206,28 +208,30 @@ impl RegistryTls {
                 }
             }
         }
+        if !extra_roots.is_empty() {
+            // ureq takes either the platform's verifier or a list, so the system's roots
+            // are read into the list (as the platform verifier reads them on Linux).
+            tls.roots = rustls_native_certs::load_native_certs()
+                .certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .chain(extra_roots)
+                .collect();
+        }
         Ok(tls)
     }
 
     /// Whether this trusts and presents only what a plain connection does.
     pub(super) fn is_default(&self) -> bool {
-        self.extra_roots.is_empty() && self.client.is_none()
+        self.roots.is_empty() && self.client.is_none()
     }
 
     /// The TLS setup: the system's roots and the extra CAs, or no check at all.
     pub(super) fn config(&self, verify: bool) -> TlsConfig {
-        let roots = if self.extra_roots.is_empty() {
+        let roots = if self.roots.is_empty() {
             RootCerts::PlatformVerifier
         } else {
-            // ureq takes either the platform's verifier or a list, so the system's roots
-            // are read into the list (as the platform verifier reads them on Linux).
-            let mut all: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
-                .certs
-                .iter()
-                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
-            all.extend(self.extra_roots.iter().cloned());
-            RootCerts::new_with_certs(&all)
+            RootCerts::new_with_certs(&self.roots)
         };
         TlsConfig::builder()
             .root_certs(roots)
