@@ -733,8 +733,9 @@ fn prose(page: &str) -> Prose {
             description: Doc::new()
                 .para([roman(
                     "Hashes every image in the server directory's store/ and writes its chunk \
-                     index to index/<sha256> if it has none (or an invalid one), so that hosts \
-                     can download only the parts of new images they lack. Needs no key: an \
+                     index to index/<sha256> if it has none (or an invalid one, such as a \
+                     version-1 index of an older tako), so that hosts can download only the \
+                     parts of new images they lack. Needs no key: an \
                      image whose bytes do not match its name is reported and not indexed, \
                      and the exit status is then 1. Runs under the lock tako store takes.",
                 )])

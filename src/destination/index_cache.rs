@@ -147,7 +147,7 @@ fn read_cached(cache: &Dir, hex: &str, max: u64) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::chunk_index::{Chunk, MAX_CHUNK};
+    use crate::format::chunk_index::{Chunk, DIGEST_LEN, MAX_CHUNK};
     use crate::stream::chunking::tests::noise;
     use sha2::{Digest, Sha256};
     use std::io::Read;
@@ -194,7 +194,7 @@ mod tests {
         while left > 0 {
             let length = left.min(u64::from(MAX_CHUNK)) as u32;
             other.chunks.push(Chunk {
-                digest: [1; 32],
+                digest: [1; DIGEST_LEN],
                 length,
             });
             left -= u64::from(length);

@@ -19,9 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
-use crate::format::chunk_index::ChunkIndex;
+use crate::format::chunk_index::{ChunkIndex, chunk_digest};
 use crate::fs::{Context, Dir, IoError};
 use crate::stream::deadline::UntilDeadline;
 use crate::stream::hashing::Prefix;
@@ -165,7 +163,7 @@ impl<'s> Partial<'s> {
             }
             buf.resize(chunk.length as usize, 0);
             input.read_exact(&mut buf).context("read", &self.path)?;
-            if <[u8; 32]>::from(Sha256::digest(&buf)) != chunk.digest {
+            if chunk_digest(&buf) != chunk.digest {
                 break;
             }
             verified = end;
@@ -384,12 +382,12 @@ mod tests {
     fn only_the_chunks_of_the_index_that_the_kept_bytes_hold_whole_and_right_are_verified() {
         use crate::format::chunk_index::Chunk;
         let chunk = |bytes: &[u8]| Chunk {
-            digest: Sha256::digest(bytes).into(),
+            digest: chunk_digest(bytes),
             length: bytes.len() as u32,
         };
         let index = ChunkIndex {
             size: 12,
-            digest: Sha256::digest(b"aaaabbbbcccc").into(),
+            digest: <sha2::Sha256 as sha2::Digest>::digest(b"aaaabbbbcccc").into(),
             chunks: vec![chunk(b"aaaa"), chunk(b"bbbb"), chunk(b"cccc")],
         };
         let dir = tempfile::tempdir().unwrap();

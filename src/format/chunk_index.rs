@@ -1,46 +1,88 @@
-//! The chunk index (format version 1) of an image: parse and serialize, no I/O.
+//! The chunk index (format version 2) of an image: parse and serialize, no I/O.
 //!
 //! An index lists an image cut by content-defined chunking into an ordered
-//! list of (chunk SHA-256, length), headed by the image's size and digest. It
+//! list of (chunk digest, length), headed by the image's size and SHA-256. It
 //! is not signed: it only tells a host which of its local bytes are probably
 //! worth copying, and the signed manifest's size and digest decide whether the
 //! assembled image is kept. A hostile index can therefore cost one attempt and
 //! no more, provided that its size and the number of chunks are bounded by
 //! the image size, which this parser enforces.
 //!
-//! The format, in the manifest's style (ASCII, LF line ends, lowercase hex,
-//! decimal numbers without leading zeros):
+//! The format (docs/index.md): a text head in the manifest's style, then one
+//! fixed-size binary record per chunk, because a delta downloads the whole
+//! index and every byte of it counts against the changed bytes:
 //!
 //! ```text
-//! Tako Chunk Index 1
-//!
-//! <image size> <image sha256>
-//!
-//! <chunk sha256> <chunk length>
+//! Tako Chunk Index 2\n
+//! \n
+//! <image size> <image sha256>\n
+//! \n
+//! <16-byte BLAKE3 digest of the chunk><chunk length - 1, 2 bytes big-endian>
 //! …
 //! ```
 //!
 //! Every chunk is `MIN_CHUNK` to `MAX_CHUNK` bytes long except the last,
 //! which may be shorter; the lengths add up to the image size. An empty image
-//! has no chunk lines.
+//! has no records.
+//!
+//! Version 1 (text lines of a SHA-256 and a length, chunks of 4/16/64 KiB)
+//! is refused with a hint: its chunks can match nothing a version-2 host
+//! cuts, and `tako index` replaces it.
 
 use thiserror::Error;
 
 use crate::format::text::{header_prefix, untrusted_bytes};
 
 /// The smallest chunk the chunker cuts, except at the end of an image.
-pub const MIN_CHUNK: u32 = 4 << 10;
+pub const MIN_CHUNK: u32 = 2 << 10;
 /// The average chunk size the chunker aims at.
-pub const AVG_CHUNK: u32 = 16 << 10;
+pub const AVG_CHUNK: u32 = 8 << 10;
 /// The largest chunk the chunker cuts.
-pub const MAX_CHUNK: u32 = 64 << 10;
+pub const MAX_CHUNK: u32 = 32 << 10;
 
-const HEADER: &str = "Tako Chunk Index 1";
+/// Bytes of a chunk's digest: the first 16 bytes of its BLAKE3 hash. 128 bits
+/// make an accidental match between two different chunks of a host's images
+/// impossible in practice and a crafted one far too costly, and even one
+/// would only cost the delta: the assembled image is checked against its
+/// signed SHA-256.
+pub const DIGEST_LEN: usize = 16;
+
+/// The digest of a chunk as an index lists it.
+pub type ChunkDigest = [u8; DIGEST_LEN];
+
+/// The digest of one chunk's bytes.
+pub fn chunk_digest(bytes: &[u8]) -> ChunkDigest {
+    let mut hasher = ChunkHasher::new();
+    hasher.update(bytes);
+    hasher.finish()
+}
+
+/// A chunk's digest over bytes that arrive in pieces.
+#[derive(Clone, Default)]
+pub struct ChunkHasher(blake3::Hasher);
+
+impl ChunkHasher {
+    pub fn new() -> ChunkHasher {
+        ChunkHasher(blake3::Hasher::new())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(&self) -> ChunkDigest {
+        let mut digest = [0u8; DIGEST_LEN];
+        self.0.finalize_xof().fill(&mut digest);
+        digest
+    }
+}
+
+const HEADER: &str = "Tako Chunk Index 2";
+const HEADER_V1: &str = "Tako Chunk Index 1";
 const HEADER_FAMILY: &str = "Tako Chunk Index ";
 
-/// The longest chunk line: 64 hex digits, a space, up to 5 digits, LF; one
-/// more for good measure.
-const MAX_CHUNK_LINE: u64 = 64 + 1 + 6 + 1;
+/// One chunk's record: its digest and its length less one, big-endian.
+const RECORD: usize = DIGEST_LEN + 2;
 /// Room for the header, the blank lines and the summary line (a size of up
 /// to 20 digits and a digest).
 const MAX_HEAD: u64 = 128;
@@ -52,16 +94,16 @@ pub fn max_chunks(size: u64) -> u64 {
 }
 
 /// The largest index of an image of `size` bytes, in bytes: what a host
-/// reads at most before it gives up on an index. About 1.8 % of the image
-/// for a large one; real indexes are about a quarter of that.
+/// reads at most before it gives up on an index. About 0.9 % of the image
+/// for a large one; real indexes are about a fifth of that.
 pub fn max_index_size(size: u64) -> u64 {
-    MAX_HEAD.saturating_add(max_chunks(size).saturating_mul(MAX_CHUNK_LINE))
+    MAX_HEAD.saturating_add(max_chunks(size).saturating_mul(RECORD as u64))
 }
 
 /// One chunk of an image, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Chunk {
-    pub digest: [u8; 32],
+    pub digest: ChunkDigest,
     pub length: u32,
 }
 
@@ -69,36 +111,37 @@ pub struct Chunk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkIndex {
     pub size: u64,
+    /// The image's SHA-256.
     pub digest: [u8; 32],
     pub chunks: Vec<Chunk>,
 }
 
-/// Why an index was refused. Line numbers are 1-based; text taken from the
-/// index is escaped and cut, since it came from a server.
+/// Why an index was refused. Text taken from the index is escaped and cut,
+/// since it came from a server.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChunkIndexError {
     #[error("it is empty")]
     Empty,
-    #[error("it is not ASCII text without carriage returns")]
-    NotText,
     #[error("it is larger than an index of a {size}-byte image can be ({max} bytes)")]
     TooLarge { size: u64, max: u64 },
+    #[error(
+        "it is a version-1 index (written by a tako before chunk index version 2); run 'tako index' on the server directory to replace it"
+    )]
+    Version1,
     #[error("unsupported chunk index version: header is '{0}', expected '{HEADER}'")]
     UnsupportedVersion(String),
     #[error("it does not start with the header '{HEADER}' (its first line is '{0}')")]
     MissingHeader(String),
     #[error("line {0}: expected a blank line")]
     MissingBlankLine(usize),
-    #[error("it is truncated: the last line has no newline")]
+    #[error("it is truncated: it ends inside its head")]
     Truncated,
-    #[error("line {line}: malformed line '{text}': {why}")]
-    Malformed {
-        line: usize,
-        text: String,
-        why: &'static str,
-    },
-    #[error("line {line}: chunk of {length} bytes, outside {MIN_CHUNK} to {MAX_CHUNK}")]
-    ChunkLength { line: usize, length: u64 },
+    #[error("line 3: malformed line '{text}': {why}")]
+    Malformed { text: String, why: &'static str },
+    #[error("its chunk records take {0} bytes, not a multiple of {RECORD}")]
+    PartialRecord(usize),
+    #[error("chunk {number}: {length} bytes, outside {MIN_CHUNK} to {MAX_CHUNK}")]
+    ChunkLength { number: usize, length: u64 },
     #[error("its chunks add up to {total} bytes, not the image size {size}")]
     WrongTotal { total: u64, size: u64 },
 }
@@ -109,72 +152,66 @@ impl ChunkIndex {
         if bytes.is_empty() {
             return Err(ChunkIndexError::Empty);
         }
-        if !bytes.is_ascii() || bytes.contains(&b'\r') {
-            return Err(ChunkIndexError::NotText);
-        }
-        if bytes.last() != Some(&b'\n') {
-            return Err(ChunkIndexError::Truncated);
-        }
-        // Every line ends with LF, so splitting leaves one empty piece after
-        // the last one.
-        let mut lines = bytes[..bytes.len() - 1].split(|&b| b == b'\n').enumerate();
-        let mut next = |expect_blank: bool| -> Result<(usize, &[u8]), ChunkIndexError> {
-            match lines.next() {
-                Some((i, line)) if expect_blank && !line.is_empty() => {
-                    Err(ChunkIndexError::MissingBlankLine(i + 1))
-                }
-                Some((i, line)) => Ok((i + 1, line)),
-                None => Err(ChunkIndexError::Truncated),
-            }
+        // The head: four lines, the first and third of text, the others blank.
+        let mut rest = bytes;
+        let header = match line(&mut rest) {
+            Ok(header) => header,
+            // No line end at all: whatever it is, it is no index.
+            Err(_) => bytes,
         };
-
-        let (_, header) = next(false)?;
         if header != HEADER.as_bytes() {
-            let shown = header_prefix(header);
-            return Err(if header.starts_with(HEADER_FAMILY.as_bytes()) {
-                ChunkIndexError::UnsupportedVersion(shown)
+            return Err(if header == HEADER_V1.as_bytes() {
+                ChunkIndexError::Version1
+            } else if header.starts_with(HEADER_FAMILY.as_bytes()) {
+                ChunkIndexError::UnsupportedVersion(header_prefix(header))
             } else {
-                ChunkIndexError::MissingHeader(shown)
+                ChunkIndexError::MissingHeader(header_prefix(header))
             });
         }
-        next(true)?;
-        let (line, summary) = next(false)?;
-        let (size, digest) = parse_pair(line, summary)?;
+        if !line(&mut rest)?.is_empty() {
+            return Err(ChunkIndexError::MissingBlankLine(2));
+        }
+        let (size, digest) = parse_summary(line(&mut rest)?)?;
         let max = max_index_size(size);
         if bytes.len() as u64 > max {
             return Err(ChunkIndexError::TooLarge { size, max });
         }
-        next(true)?;
+        if !line(&mut rest)?.is_empty() {
+            return Err(ChunkIndexError::MissingBlankLine(4));
+        }
+        if !rest.len().is_multiple_of(RECORD) {
+            return Err(ChunkIndexError::PartialRecord(rest.len()));
+        }
 
-        // With every chunk but the last at least MIN_CHUNK long and the total
-        // at most `size`, the count cannot pass `max_chunks(size)`.
-        let mut chunks: Vec<Chunk> = Vec::new();
+        // The size bound above keeps the count within `max_chunks(size)`.
+        let mut chunks: Vec<Chunk> = Vec::with_capacity(rest.len() / RECORD);
         let mut total: u64 = 0;
-        for (i, text) in lines {
-            let line = i + 1;
-            let (length, digest) = parse_pair(line, text)?;
-            let length_u32 = u32::try_from(length)
-                .ok()
-                .filter(|l| (1..=MAX_CHUNK).contains(l))
-                .ok_or(ChunkIndexError::ChunkLength { line, length })?;
+        for (i, record) in rest.chunks_exact(RECORD).enumerate() {
+            let (digest_bytes, length_bytes) = record.split_at(DIGEST_LEN);
+            let mut digest = [0u8; DIGEST_LEN];
+            digest.copy_from_slice(digest_bytes);
+            let length = u32::from(u16::from_be_bytes([length_bytes[0], length_bytes[1]])) + 1;
+            if length > MAX_CHUNK {
+                return Err(ChunkIndexError::ChunkLength {
+                    number: i + 1,
+                    length: u64::from(length),
+                });
+            }
             // Only the last chunk may be short; the one before this one is
             // now known not to be the last.
             if let Some(previous) = chunks.last()
                 && previous.length < MIN_CHUNK
             {
                 return Err(ChunkIndexError::ChunkLength {
-                    line: line - 1,
+                    number: i,
                     length: u64::from(previous.length),
                 });
             }
-            total = total.saturating_add(length);
+            total = total.saturating_add(u64::from(length));
             if total > size {
                 return Err(ChunkIndexError::WrongTotal { total, size });
             }
-            chunks.push(Chunk {
-                digest,
-                length: length_u32,
-            });
+            chunks.push(Chunk { digest, length });
         }
         if total != size {
             return Err(ChunkIndexError::WrongTotal { total, size });
@@ -188,18 +225,17 @@ impl ChunkIndex {
 
     /// The index in its canonical form: what [`ChunkIndex::parse`] reads back.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out =
-            String::with_capacity(usize::try_from(MAX_HEAD).unwrap_or(0) + self.chunks.len() * 72);
-        out.push_str(HEADER);
-        out.push_str("\n\n");
-        out.push_str(&format!("{} {}\n\n", self.size, hex::encode(self.digest)));
+        let head = format!("{HEADER}\n\n{} {}\n\n", self.size, hex::encode(self.digest));
+        let mut out = Vec::with_capacity(head.len() + self.chunks.len() * RECORD);
+        out.extend_from_slice(head.as_bytes());
         for chunk in &self.chunks {
-            out.push_str(&hex::encode(chunk.digest));
-            out.push(' ');
-            out.push_str(&chunk.length.to_string());
-            out.push('\n');
+            out.extend_from_slice(&chunk.digest);
+            // Lengths are 1 to MAX_CHUNK (at most 65536) in every index the
+            // chunker or the parser makes.
+            let stored = u16::try_from(chunk.length.saturating_sub(1)).unwrap_or(u16::MAX);
+            out.extend_from_slice(&stored.to_be_bytes());
         }
-        out.into_bytes()
+        out
     }
 
     /// Where each chunk starts in the image, in order.
@@ -212,24 +248,28 @@ impl ChunkIndex {
     }
 }
 
-/// Parses `<decimal> <hex digest>` (the summary line) or `<hex digest>
-/// <decimal>` (a chunk line), returning (number, digest) either way.
-fn parse_pair(line: usize, text: &[u8]) -> Result<(u64, [u8; 32]), ChunkIndexError> {
+/// The next line of `rest` without its LF, and `rest` moved past it.
+fn line<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], ChunkIndexError> {
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(ChunkIndexError::Truncated)?;
+    let (text, after) = rest.split_at(end);
+    *rest = &after[1..];
+    Ok(text)
+}
+
+/// Parses the summary line `<decimal size> <hex SHA-256>`.
+fn parse_summary(text: &[u8]) -> Result<(u64, [u8; 32]), ChunkIndexError> {
     let malformed = |why| ChunkIndexError::Malformed {
-        line,
         text: untrusted_bytes(text),
         why,
     };
     let mut fields = text.split(|&b| b == b' ');
-    let (Some(first), Some(second), None) = (fields.next(), fields.next(), fields.next()) else {
-        return Err(malformed("expected two fields separated by one space"));
-    };
-    // A digest is always 64 characters and a number at most 20, so the
-    // field lengths tell which line kind this is.
-    let (number, digest) = if first.len() == 64 {
-        (second, first)
-    } else {
-        (first, second)
+    let (Some(number), Some(digest), None) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(malformed(
+            "expected a size and a SHA-256 separated by one space",
+        ));
     };
     let number = parse_decimal(number).ok_or_else(|| malformed("invalid number"))?;
     let digest = parse_digest(digest).ok_or_else(|| malformed("invalid SHA-256 digest"))?;
@@ -263,7 +303,7 @@ mod tests {
 
     fn chunk(byte: u8, length: u32) -> Chunk {
         Chunk {
-            digest: [byte; 32],
+            digest: [byte; DIGEST_LEN],
             length,
         }
     }
@@ -276,30 +316,50 @@ mod tests {
         }
     }
 
-    fn text(index: &str) -> Result<ChunkIndex, ChunkIndexError> {
-        ChunkIndex::parse(index.as_bytes())
+    fn head(size: u64) -> Vec<u8> {
+        format!("Tako Chunk Index 2\n\n{size} {}\n\n", "cd".repeat(32)).into_bytes()
+    }
+
+    fn record(byte: u8, length: u32) -> Vec<u8> {
+        let mut out = vec![byte; DIGEST_LEN];
+        out.extend_from_slice(&((length - 1) as u16).to_be_bytes());
+        out
     }
 
     #[test]
     fn round_trips_in_the_documented_form() {
         let index = sample();
         let bytes = index.to_bytes();
-        let expected = format!(
-            "Tako Chunk Index 1\n\n{} {}\n\n{} 4096\n{} 65536\n{} 5\n",
+        let mut expected = format!(
+            "Tako Chunk Index 2\n\n{} {}\n\n",
             index.size,
-            "ab".repeat(32),
-            "01".repeat(32),
-            "02".repeat(32),
-            "03".repeat(32)
-        );
-        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
+            "ab".repeat(32)
+        )
+        .into_bytes();
+        expected.extend([[1u8; 16].as_slice(), &[0x07, 0xff]].concat());
+        expected.extend([[2u8; 16].as_slice(), &[0x7f, 0xff]].concat());
+        expected.extend([[3u8; 16].as_slice(), &[0x00, 0x04]].concat());
+        assert_eq!(bytes, expected);
         assert_eq!(ChunkIndex::parse(&bytes).unwrap(), index);
         let offsets: Vec<u64> = index.offsets().map(|(o, _)| o).collect();
-        assert_eq!(offsets, [0, 4096, 4096 + 65536]);
+        assert_eq!(offsets, [0, 2048, 2048 + 32768]);
     }
 
     #[test]
-    fn an_empty_image_has_no_chunk_lines() {
+    fn a_chunk_digest_is_the_start_of_its_blake3_hash() {
+        // BLAKE3 of the empty input, from the BLAKE3 test vectors.
+        assert_eq!(
+            hex::encode(chunk_digest(b"")),
+            "af1349b9f5f9a1a6a0404dea36dcc949"
+        );
+        let mut hasher = ChunkHasher::new();
+        hasher.update(b"abc");
+        hasher.update(b"def");
+        assert_eq!(hasher.finish(), chunk_digest(b"abcdef"));
+    }
+
+    #[test]
+    fn an_empty_image_has_no_records() {
         let index = ChunkIndex {
             size: 0,
             digest: [7; 32],
@@ -321,87 +381,114 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_index_is_refused_with_what_to_do() {
+        let v1 = format!(
+            "Tako Chunk Index 1\n\n5 {}\n\n{} 5\n",
+            "cd".repeat(32),
+            "ab".repeat(32)
+        );
+        let err = ChunkIndex::parse(v1.as_bytes()).unwrap_err();
+        assert_eq!(err, ChunkIndexError::Version1);
+        assert!(err.to_string().contains("run 'tako index'"), "{err}");
+    }
+
+    #[test]
     fn refuses_what_is_off_format() {
-        let good = String::from_utf8(sample().to_bytes()).unwrap();
+        let good = sample().to_bytes();
         let d = "cd".repeat(32);
+        let with = |size: u64, records: &[Vec<u8>]| [head(size), records.concat()].concat();
         type Check = fn(&ChunkIndexError) -> bool;
-        let cases: Vec<(String, Check)> = vec![
-            (String::new(), |e| matches!(e, ChunkIndexError::Empty)),
-            (good.replace('\n', "\r\n"), |e| {
-                matches!(e, ChunkIndexError::NotText)
-            }),
-            (good.replacen("Tako", "Täko", 1), |e| {
-                matches!(e, ChunkIndexError::NotText)
-            }),
-            (good.trim_end().to_string(), |e| {
+        let cases: Vec<(Vec<u8>, Check)> = vec![
+            (vec![], |e| matches!(e, ChunkIndexError::Empty)),
+            (b"Tako Chunk Index 2".to_vec(), |e| {
                 matches!(e, ChunkIndexError::Truncated)
             }),
-            (good.replace("Index 1", "Index 2"), |e| {
+            (b"Tako Chunk Index 2\n\n5 ".to_vec(), |e| {
+                matches!(e, ChunkIndexError::Truncated)
+            }),
+            (b"Tako Chunk Index 3\n\n".to_vec(), |e| {
                 matches!(e, ChunkIndexError::UnsupportedVersion(_))
             }),
-            (good.replace("Tako Chunk Index 1", "Tako Manifest 1"), |e| {
-                matches!(e, ChunkIndexError::MissingHeader(_))
-            }),
-            (good.replacen("\n\n", "\nx\n", 1), |e| {
-                matches!(e, ChunkIndexError::MissingBlankLine(2))
-            }),
-            (format!("Tako Chunk Index 1\n\n5 {d}\n"), |e| {
-                matches!(e, ChunkIndexError::Truncated)
-            }),
-            (format!("Tako Chunk Index 1\n\n05 {d}\n\n{d} 5\n"), |e| {
-                matches!(e, ChunkIndexError::Malformed { line: 3, .. })
+            (
+                b"<!DOCTYPE html>\n<html>".to_vec(),
+                |e| matches!(e, ChunkIndexError::MissingHeader(s) if s == "<!DOCTYPE html>"),
+            ),
+            (b"Tako Chunk Index 2\r\n\r\n".to_vec(), |e| {
+                matches!(e, ChunkIndexError::UnsupportedVersion(_))
             }),
             (
-                format!("Tako Chunk Index 1\n\n5 {}\n\n{d} 5\n", d.to_uppercase()),
-                |e| matches!(e, ChunkIndexError::Malformed { line: 3, .. }),
+                format!("Tako Chunk Index 2\nx\n5 {d}\n\n").into_bytes(),
+                |e| matches!(e, ChunkIndexError::MissingBlankLine(2)),
             ),
-            (format!("Tako Chunk Index 1\n\n5  {d}\n\n{d} 5\n"), |e| {
-                matches!(e, ChunkIndexError::Malformed { line: 3, .. })
-            }),
-            (format!("Tako Chunk Index 1\n\n5 {d}\n\n{d} 5 x\n"), |e| {
-                matches!(e, ChunkIndexError::Malformed { line: 5, .. })
-            }),
-            (format!("Tako Chunk Index 1\n\n5 {d}\n\n{d} +5\n"), |e| {
-                matches!(e, ChunkIndexError::Malformed { line: 5, .. })
-            }),
-            (format!("Tako Chunk Index 1\n\n5 {d}\n\n{d} 5\n\n"), |e| {
-                matches!(e, ChunkIndexError::Malformed { line: 6, .. })
-            }),
-            (format!("Tako Chunk Index 1\n\n0 {d}\n\n{d} 0\n"), |e| {
-                matches!(e, ChunkIndexError::ChunkLength { line: 5, length: 0 })
-            }),
             (
-                format!("Tako Chunk Index 1\n\n300000 {d}\n\n{d} 300000\n"),
-                |e| matches!(e, ChunkIndexError::ChunkLength { line: 5, .. }),
+                format!("Tako Chunk Index 2\n\n5 {d}\nx\n").into_bytes(),
+                |e| matches!(e, ChunkIndexError::MissingBlankLine(4)),
             ),
+            (
+                format!("Tako Chunk Index 2\n\n05 {d}\n\n").into_bytes(),
+                |e| matches!(e, ChunkIndexError::Malformed { .. }),
+            ),
+            (
+                format!("Tako Chunk Index 2\n\n5 {}\n\n", d.to_uppercase()).into_bytes(),
+                |e| matches!(e, ChunkIndexError::Malformed { .. }),
+            ),
+            (
+                format!("Tako Chunk Index 2\n\n5  {d}\n\n").into_bytes(),
+                |e| matches!(e, ChunkIndexError::Malformed { .. }),
+            ),
+            (
+                format!("Tako Chunk Index 2\n\n+5 {d}\n\n").into_bytes(),
+                |e| matches!(e, ChunkIndexError::Malformed { .. }),
+            ),
+            ([head(5), record(1, 5), vec![0]].concat(), |e| {
+                matches!(e, ChunkIndexError::PartialRecord(19))
+            }),
+            (with(40_000, &[record(1, 40_000)]), |e| {
+                matches!(
+                    e,
+                    ChunkIndexError::ChunkLength {
+                        number: 1,
+                        length: 40_000
+                    }
+                )
+            }),
             // A short chunk that is not the last.
-            (
-                format!("Tako Chunk Index 1\n\n4101 {d}\n\n{d} 5\n{d} 4096\n"),
-                |e| matches!(e, ChunkIndexError::ChunkLength { line: 5, length: 5 }),
-            ),
-            (format!("Tako Chunk Index 1\n\n6 {d}\n\n{d} 5\n"), |e| {
+            (with(2053, &[record(1, 5), record(2, 2048)]), |e| {
+                matches!(
+                    e,
+                    ChunkIndexError::ChunkLength {
+                        number: 1,
+                        length: 5
+                    }
+                )
+            }),
+            (with(6, &[record(1, 5)]), |e| {
                 matches!(e, ChunkIndexError::WrongTotal { total: 5, size: 6 })
             }),
-            (format!("Tako Chunk Index 1\n\n4 {d}\n\n{d} 5\n"), |e| {
+            (with(4, &[record(1, 5)]), |e| {
                 matches!(e, ChunkIndexError::WrongTotal { total: 5, size: 4 })
             }),
-            (format!("Tako Chunk Index 1\n\n5 {d}\n\n"), |e| {
+            (with(5, &[]), |e| {
                 matches!(e, ChunkIndexError::WrongTotal { total: 0, size: 5 })
             }),
         ];
         for (input, expected) in cases {
-            let err = text(&input).expect_err(&input);
-            assert!(expected(&err), "{input:?}: {err:?}");
+            let err = ChunkIndex::parse(&input).expect_err(&String::from_utf8_lossy(&input));
+            assert!(
+                expected(&err),
+                "{:?}: {err:?}",
+                String::from_utf8_lossy(&input)
+            );
         }
+        assert!(ChunkIndex::parse(&good).is_ok());
     }
 
     #[test]
     fn the_size_of_an_index_is_bounded_by_the_image_size() {
-        // A claimed 1-byte image with room for only one chunk line.
-        let d = "cd".repeat(32);
-        let padded = format!("Tako Chunk Index 1\n\n1 {d}\n\n{d} 1\n{}", "\n".repeat(200));
+        // A claimed 1-byte image with room for only one record.
+        let padded = [head(1), record(1, 1), vec![0; 18 * 8]].concat();
         assert!(matches!(
-            text(&padded),
+            ChunkIndex::parse(&padded),
             Err(ChunkIndexError::TooLarge { size: 1, .. })
         ));
         // The largest real index stays within the bound.
@@ -427,7 +514,9 @@ mod tests {
             "99999999999999999999",
             "184467440737095516150",
         ] {
-            let _ = text(&format!("Tako Chunk Index 1\n\n{size} {d}\n\n{d} 65536\n"));
+            let mut bytes = format!("Tako Chunk Index 2\n\n{size} {d}\n\n").into_bytes();
+            bytes.extend(record(1, MAX_CHUNK));
+            let _ = ChunkIndex::parse(&bytes);
         }
         assert!(max_index_size(u64::MAX) >= max_chunks(u64::MAX));
     }

@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use crate::format::chunk_index::ChunkIndex;
+use crate::format::chunk_index::{ChunkDigest, ChunkIndex};
 
 /// Remote ranges closer than this are fetched as one: the bytes in between
 /// cost less than the head of one more part of a multi-range answer (about
 /// 100 bytes) and its place in the `Range` value. Every chunk but the last is
-/// at least `MIN_CHUNK` (4 KiB) long, so in practice only touching ranges join.
+/// at least `MIN_CHUNK` (2 KiB) long, so in practice only touching ranges join.
 /// (It was 64 KiB, with at most 1000 requests, when each range was a request
 /// of its own: at 25 % of the image changed, that fetched 55 %.)
 pub const MERGE_GAP: u64 = 1 << 10;
@@ -36,7 +36,7 @@ pub enum Step {
         source: usize,
         offset: u64,
         length: u32,
-        digest: [u8; 32],
+        digest: ChunkDigest,
     },
     /// Fetch bytes `start..end` of the remote image.
     Fetch { start: u64, end: u64 },
@@ -96,7 +96,7 @@ struct Local {
 
 /// Plans the image described by `new` from the images described by `locals`.
 pub fn plan(new: &ChunkIndex, locals: &[&ChunkIndex]) -> Plan {
-    let mut known: HashMap<[u8; 32], Local> = HashMap::new();
+    let mut known: HashMap<ChunkDigest, Local> = HashMap::new();
     for (source, index) in locals.iter().enumerate() {
         for (offset, chunk) in index.offsets() {
             known.entry(chunk.digest).or_insert(Local {
@@ -109,7 +109,7 @@ pub fn plan(new: &ChunkIndex, locals: &[&ChunkIndex]) -> Plan {
 
     // Chunk by chunk: the local copy, if any, with the same length (a
     // hostile index may pair a known digest with another length).
-    let found: Vec<(u64, u32, [u8; 32], Option<Local>)> = new
+    let found: Vec<(u64, u32, ChunkDigest, Option<Local>)> = new
         .offsets()
         .map(|(offset, chunk)| {
             let local = known
@@ -169,7 +169,7 @@ pub fn plan(new: &ChunkIndex, locals: &[&ChunkIndex]) -> Plan {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::format::chunk_index::{Chunk, MIN_CHUNK};
+    use crate::format::chunk_index::{Chunk, DIGEST_LEN, MIN_CHUNK};
 
     const K: u32 = 1 << 10;
 
@@ -178,7 +178,7 @@ pub(crate) mod tests {
         let chunks: Vec<Chunk> = chunks
             .iter()
             .map(|&(id, length)| {
-                let mut digest = [0u8; 32];
+                let mut digest = [0u8; DIGEST_LEN];
                 digest[..4].copy_from_slice(&id.to_be_bytes());
                 Chunk { digest, length }
             })
@@ -364,7 +364,7 @@ pub(crate) mod tests {
             assert_covers(&plan, &new);
             proptest::prop_assert!(plan.requests() <= new.chunks.len());
             proptest::prop_assert!(plan.to_fetch() <= new.size);
-            let known: std::collections::HashSet<([u8; 32], u32)> =
+            let known: std::collections::HashSet<(ChunkDigest, u32)> =
                 old.chunks.iter().map(|c| (c.digest, c.length)).collect();
             for step in &plan.steps {
                 if let Step::Copy { digest, length, offset, source } = *step {

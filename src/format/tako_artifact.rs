@@ -31,7 +31,7 @@ pub const MANIFEST_TYPE: &str = "application/vnd.tako.manifest.v1";
 /// `artifactType` and layer media type of an image.
 pub const IMAGE_TYPE: &str = "application/vnd.tako.image.v1";
 /// Layer media type of an image's chunk index (docs/index.md), beside the image.
-pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v1";
+pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v2";
 /// `artifactType` of what the tag of a retired key holds where the registry would not
 /// delete it: the empty config as its only layer, nothing a host could take for a manifest.
 pub const RETIRED_TYPE: &str = "application/vnd.tako.retired.v1";

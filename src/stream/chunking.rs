@@ -4,10 +4,10 @@
 //! points `fastcdc`'s `StreamCDC` would, without copying them: a chunk that
 //! lies inside one buffer is cut and hashed where it is, only the few that
 //! straddle two buffers go through a carry-over of at most one maximum chunk
-//! (64 KiB). [`copy_hash_and_index`] chunks an image in the same pass as the
-//! copy and hash of `tako store`, on a thread of its own: chunk hashing costs
-//! as much as hashing the image, and the second CPU does it while the file is
-//! read once.
+//! (32 KiB). [`copy_hash_and_index`] chunks an image in the same pass as the
+//! copy and hash of `tako store`, on a thread of its own: the gear hash and
+//! the chunks' BLAKE3 run on the second CPU while the first copies the file
+//! and hashes it with SHA-256, so the file is read once.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,7 +17,9 @@ use std::thread;
 use fastcdc::v2020::Normalization;
 use sha2::{Digest, Sha256};
 
-use crate::format::chunk_index::{AVG_CHUNK, Chunk, ChunkIndex, MAX_CHUNK, MIN_CHUNK};
+use crate::format::chunk_index::{
+    AVG_CHUNK, Chunk, ChunkIndex, MAX_CHUNK, MIN_CHUNK, chunk_digest,
+};
 use crate::stream::hashing::{self, CopyError, Summary};
 
 const MIN: usize = MIN_CHUNK as usize;
@@ -79,7 +81,7 @@ impl Chunker {
         // At most MAX bytes: `cut` never returns more than its source holds.
         let length = u32::try_from(bytes.len()).unwrap_or(MAX_CHUNK);
         self.chunks.push(Chunk {
-            digest: Sha256::digest(bytes).into(),
+            digest: chunk_digest(bytes),
             length,
         });
     }
@@ -281,7 +283,7 @@ pub(crate) mod tests {
             .map(|chunk| {
                 let chunk = chunk.unwrap();
                 Chunk {
-                    digest: Sha256::digest(&chunk.data).into(),
+                    digest: chunk_digest(&chunk.data),
                     length: chunk.data.len() as u32,
                 }
             })
@@ -343,7 +345,7 @@ pub(crate) mod tests {
             assert!(chunk.length <= MAX_CHUNK);
             assert!(i == last || chunk.length >= MIN_CHUNK);
             let bytes = &data[offset as usize..offset as usize + chunk.length as usize];
-            assert_eq!(chunk.digest, <[u8; 32]>::from(Sha256::digest(bytes)));
+            assert_eq!(chunk.digest, chunk_digest(bytes));
         }
         // Content-defined: about the average size, not all at the maximum.
         assert!(index.chunks.len() > 20, "{}", index.chunks.len());

@@ -13,10 +13,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use sha2::{Digest, Sha256};
-
 use crate::format::byteranges;
-use crate::format::chunk_index::{Chunk, ChunkIndex, MAX_CHUNK};
+use crate::format::chunk_index::{
+    Chunk, ChunkDigest, ChunkHasher, ChunkIndex, MAX_CHUNK, chunk_digest,
+};
 use crate::format::delta_plan::{MAX_MISMATCHES, Plan, Step};
 
 /// Where an assembly gets the bytes it does not have: byte ranges of the
@@ -115,7 +115,7 @@ struct ChunkCheck<'a> {
     next: usize,
     next_offset: u64,
     /// The chunk being hashed: where the next byte goes, where it ends, its digest.
-    current: Option<(u64, u64, [u8; 32], Sha256)>,
+    current: Option<(u64, u64, ChunkDigest, ChunkHasher)>,
     ok: bool,
 }
 
@@ -148,7 +148,7 @@ impl<'a> ChunkCheck<'a> {
                     return;
                 };
                 let end = offset + u64::from(chunk.length);
-                self.current = Some((offset, end, chunk.digest, Sha256::new()));
+                self.current = Some((offset, end, chunk.digest, ChunkHasher::new()));
                 self.next_offset = end;
                 self.next += 1;
             }
@@ -167,7 +167,7 @@ impl<'a> ChunkCheck<'a> {
             if offset == *end {
                 let digest = *digest;
                 if let Some((.., hasher)) = self.current.take() {
-                    self.ok &= <[u8; 32]>::from(hasher.finalize()) == digest;
+                    self.ok &= hasher.finish() == digest;
                 }
             }
         }
@@ -314,8 +314,7 @@ impl<'a> Assembly<'a> {
                         "no such local image",
                     )),
                 };
-                let matches =
-                    read.is_ok() && <[u8; 32]>::from(Sha256::digest(&self.buffer)) == digest;
+                let matches = read.is_ok() && chunk_digest(&self.buffer) == digest;
                 if matches {
                     self.current = Current::Buffer(0);
                 } else {

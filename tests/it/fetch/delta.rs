@@ -238,58 +238,67 @@ fn falls_back_with(u: &Update, index: Vec<u8>, says: &str) {
     assert!(!u.w.dest().join("index").join(&u.d2).exists());
 }
 
-/// The index of 2.0 as published, as lines.
-fn published_index(u: &Update) -> Vec<String> {
-    let text = fs::read_to_string(u.w.origin().join("index").join(&u.d2)).unwrap();
-    text.lines().map(str::to_owned).collect()
+/// The published index of 2.0: its text head and its 18-byte chunk records (a 16-byte
+/// digest, then the length less one as two big-endian bytes; docs/index.md).
+fn published_index(u: &Update) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let bytes = fs::read(u.w.origin().join("index").join(&u.d2)).unwrap();
+    // The head is four lines: header, blank, summary, blank.
+    let mut ends = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n');
+    let head_end = ends.nth(3).unwrap().0 + 1;
+    let (head, records) = bytes.split_at(head_end);
+    assert_eq!(records.len() % 18, 0);
+    (
+        head.to_vec(),
+        records.chunks(18).map(<[u8]>::to_vec).collect(),
+    )
 }
 
-fn join(lines: &[String]) -> Vec<u8> {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text.into_bytes()
+fn join(head: &[u8], records: &[Vec<u8>]) -> Vec<u8> {
+    [head.to_vec(), records.concat()].concat()
 }
 
-/// Chunk lines start at line 4 (header, blank, summary, blank).
-const FIRST_CHUNK: usize = 4;
+fn length_of(record: &[u8]) -> u32 {
+    u32::from(u16::from_be_bytes([record[16], record[17]])) + 1
+}
+
+fn set_length(record: &mut [u8], length: u32) {
+    record[16..].copy_from_slice(&((length - 1) as u16).to_be_bytes());
+}
 
 #[test]
 fn an_index_whose_lengths_do_not_add_up_falls_back_to_the_whole_image() {
     let u = update_world(rewritten, &[]);
-    let mut lines = published_index(&u);
-    let (digest, length) = lines[FIRST_CHUNK].split_once(' ').unwrap();
-    let length: u64 = length.parse().unwrap();
-    lines[FIRST_CHUNK] = format!("{digest} {}", length - 1);
-    falls_back_with(&u, join(&lines), "is invalid");
+    let (head, mut records) = published_index(&u);
+    let length = length_of(&records[0]);
+    set_length(&mut records[0], length - 1);
+    falls_back_with(&u, join(&head, &records), "is invalid");
 }
 
 #[test]
 fn an_index_with_wrong_hashes_falls_back_to_the_whole_image() {
     let u = update_world(rewritten, &[]);
-    let mut lines = published_index(&u);
+    let (head, mut records) = published_index(&u);
     // Two chunks the host has, swapped: each is copied, verified against its hash, and
     // put in the other's place, so the image comes out wrong.
-    lines.swap(FIRST_CHUNK, FIRST_CHUNK + 2);
-    falls_back_with(&u, join(&lines), "is not the signed one");
+    records.swap(0, 2);
+    falls_back_with(&u, join(&head, &records), "is not the signed one");
 }
 
 #[test]
 fn an_index_with_swapped_lengths_gives_the_signed_image_and_is_not_kept() {
     let u = update_world(rewritten, &[]);
-    let mut lines = published_index(&u);
-    let split = |l: &str| {
-        let (d, n) = l.split_once(' ').unwrap();
-        (d.to_owned(), n.to_owned())
-    };
-    let (a, b) = (FIRST_CHUNK, FIRST_CHUNK + 1);
-    let ((da, na), (db, nb)) = (split(&lines[a]), split(&lines[b]));
+    let (head, mut records) = published_index(&u);
+    let (na, nb) = (length_of(&records[0]), length_of(&records[1]));
     assert_ne!(na, nb, "the test needs two chunks of different lengths");
-    lines[a] = format!("{da} {nb}");
-    lines[b] = format!("{db} {na}");
+    set_length(&mut records[0], nb);
+    set_length(&mut records[1], na);
     // The lengths still add up, so the index parses; its two chunks match nothing local
     // and are fetched, which gives the right bytes but shows the index is wrong.
     let server = serve(&u.w);
-    server.set_fault(&format!("/index/{}", u.d2), Fault::Body(join(&lines)));
+    server.set_fault(
+        &format!("/index/{}", u.d2),
+        Fault::Body(join(&head, &records)),
+    );
     let config = u.w.config("app.tako", &server.url(), "*", "");
     let o = fetch(&[], &[&config]);
     assert_exit(&o, 0);
@@ -303,9 +312,21 @@ fn an_index_with_swapped_lengths_gives_the_signed_image_and_is_not_kept() {
 }
 
 #[test]
+fn a_version_1_index_left_by_an_older_tako_falls_back_to_the_whole_image_saying_what_to_do() {
+    let u = update_world(rewritten, &[]);
+    let size = u.new.len();
+    let v1 = format!("Tako Chunk Index 1\n\n{size} {}\n\n{} {size}\n", u.d2, u.d2);
+    falls_back_with(
+        &u,
+        v1.into_bytes(),
+        "run 'tako index' on the server directory",
+    );
+}
+
+#[test]
 fn a_huge_index_is_not_read_past_its_bound() {
     let u = update_world(rewritten, &[]);
-    // Far more than an index of a 4 MiB image can be (about 75 KB).
+    // Far more than an index of a 4 MiB image can be (about 37 KB).
     falls_back_with(&u, vec![b'0'; 4 * MIB], "index");
 }
 

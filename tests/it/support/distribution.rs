@@ -15,7 +15,7 @@ pub const MANIFEST_TYPE: &str = "application/vnd.tako.manifest.v1";
 /// `artifactType` and first layer media type of a version's artifact.
 pub const IMAGE_TYPE: &str = "application/vnd.tako.image.v1";
 /// Media type of the chunk-index layer beside an image.
-pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v1";
+pub const INDEX_TYPE: &str = "application/vnd.tako.chunk-index.v2";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const EMPTY_CONFIG: &[u8] = b"{}";
