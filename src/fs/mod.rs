@@ -17,6 +17,7 @@ pub mod atomic;
 pub mod bounded;
 pub mod config;
 pub mod dir;
+pub mod direct;
 pub mod warnings;
 // A general tree API over directory handles: `tako image` uses most of it; the rest
 // (path checks, opening and moving subtrees) is covered by its tests and kept whole.

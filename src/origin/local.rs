@@ -18,7 +18,7 @@ use super::{OriginError, Slot};
 use crate::format::chunk_index::ChunkIndex;
 use crate::format::manifest::MAX_MANIFEST_SIZE;
 use crate::format::oci::digest::{self, Digest};
-use crate::fs::{Context, Dir, DirLock, Found, IoError, PendingFile};
+use crate::fs::{Context, Dir, DirLock, Found, IoError, PendingFile, direct};
 use crate::registry::Reference;
 use crate::stream::chunking;
 use crate::stream::hashing::{self, CopyError, Summary};
@@ -102,8 +102,11 @@ impl Publish for LocalDir {
         };
         // One read of the image: copied, hashed and (unless told not to) indexed at once.
         let (summary, index) = if index {
-            let (summary, index) =
-                chunking::copy_hash_and_index(&mut file, pending.file()).map_err(copy_error)?;
+            // The copy is never read back here: past the page cache it costs the kernel
+            // no copy into fresh pages (see fs/direct.rs).
+            let direct = direct::try_direct_writes(pending.file(), chunking::DIRECT_ALIGN);
+            let (summary, index) = chunking::copy_hash_and_index(&mut file, pending.file(), direct)
+                .map_err(copy_error)?;
             (summary, Some(index))
         } else {
             let summary = hashing::copy_and_hash_to_file(&mut file, pending.file(), None)

@@ -11,6 +11,8 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
@@ -181,7 +183,23 @@ impl Read for HashingReader<'_> {
 }
 
 /// As [`hashing::copy_and_hash_to_file`], and chunks the bytes on the way.
+///
+/// `direct`: `output` was opened for direct writes (`O_DIRECT`, past the page cache),
+/// so every write must start, end and lie in memory at multiples of [`DIRECT_ALIGN`].
+/// The bytes and the index are the same either way.
 pub fn copy_hash_and_index(
+    input: &mut dyn Read,
+    output: &File,
+    direct: bool,
+) -> Result<(Summary, ChunkIndex), CopyError> {
+    if direct {
+        copy_directly_hash_and_index(input, output)
+    } else {
+        copy_hash_and_index_buffered(input, output)
+    }
+}
+
+fn copy_hash_and_index_buffered(
     input: &mut dyn Read,
     output: &File,
 ) -> Result<(Summary, ChunkIndex), CopyError> {
@@ -211,22 +229,26 @@ pub fn copy_hash_and_index(
         let chunked = chunker
             .join()
             .map_err(|_| CopyError::Read(io::Error::other("chunking thread failed")))?;
-        let summary = copied?;
-        let (size, chunks) = chunked;
-        if size != summary.size {
-            return Err(CopyError::Read(io::Error::other(
-                "the chunker saw another size than the copy",
-            )));
-        }
-        Ok((
-            summary,
-            ChunkIndex {
-                size,
-                digest: summary.digest,
-                chunks,
-            },
-        ))
+        indexed(copied?, chunked)
     })
+}
+
+/// The copy's summary with the index of what the chunker saw, which must be the same bytes.
+fn indexed(
+    summary: Summary,
+    (size, chunks): (u64, Vec<Chunk>),
+) -> Result<(Summary, ChunkIndex), CopyError> {
+    if size != summary.size {
+        return Err(CopyError::Read(io::Error::other(
+            "the chunker saw another size than the copy",
+        )));
+    }
+    let index = ChunkIndex {
+        size,
+        digest: summary.digest,
+        chunks,
+    };
+    Ok((summary, index))
 }
 
 /// Reads the copy may have sent ahead of the chunker.
@@ -256,6 +278,221 @@ impl Read for Tee<'_> {
         }
         Ok(n)
     }
+}
+
+/// The alignment of the memory, file offsets and lengths of the writes of a direct copy:
+/// no file system that allows direct writes asks for more in practice, and one that does
+/// is written through the page cache (the caller's check, `fs::direct`).
+pub const DIRECT_ALIGN: usize = 4096;
+/// The size of each buffer of a direct copy, a multiple of [`DIRECT_ALIGN`].
+const DIRECT_BUFFER: usize = 1 << 20;
+/// Buffers of a direct copy, read ahead of the slower of the writer and the chunker.
+const DIRECT_BUFFERS: usize = 6;
+
+/// A buffer whose bytes start at a [`DIRECT_ALIGN`]-aligned address.
+struct Aligned {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new() -> Aligned {
+        let storage = vec![0u8; DIRECT_BUFFER + DIRECT_ALIGN];
+        let start = (DIRECT_ALIGN - storage.as_ptr().addr() % DIRECT_ALIGN) % DIRECT_ALIGN;
+        Aligned {
+            storage,
+            start,
+            len: 0,
+        }
+    }
+
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + DIRECT_BUFFER]
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    /// The bytes rounded up to a multiple of [`DIRECT_ALIGN`]: only the last buffer of a
+    /// copy is short, and what follows its bytes is written and then cut off.
+    fn padded(&self) -> &[u8] {
+        let end = self.start + self.len.next_multiple_of(DIRECT_ALIGN);
+        &self.storage[self.start..end]
+    }
+}
+
+/// Hands a buffer back to the reader once both the writer and the chunker are done
+/// with it: of the two, exactly the one that lets go last gets it.
+fn recycle(buffer: Arc<Aligned>, pool: &SyncSender<Aligned>) {
+    if let Some(buffer) = Arc::into_inner(buffer) {
+        let _ = pool.try_send(buffer);
+    }
+}
+
+/// The copy of [`copy_hash_and_index`] for a file open for direct writes. The calling
+/// thread reads whole buffers and hashes them; one thread writes them, another chunks
+/// them, both from the same buffers (nothing is copied in memory), and the buffers go
+/// back to the reader once both are done. Without the page cache, the kernel neither
+/// copies the image into fresh pages nor writes them back later: on the VM of
+/// `bench/README.md` that was as much CPU as the image's SHA-256.
+fn copy_directly_hash_and_index(
+    input: &mut dyn Read,
+    output: &File,
+) -> Result<(Summary, ChunkIndex), CopyError> {
+    let (to_writer, for_writer) = mpsc::sync_channel::<Arc<Aligned>>(DIRECT_BUFFERS);
+    let (to_chunker, for_chunker) = mpsc::sync_channel::<Arc<Aligned>>(DIRECT_BUFFERS);
+    let (to_pool, pool) = mpsc::sync_channel::<Aligned>(DIRECT_BUFFERS);
+    let failed = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let back = to_pool.clone();
+        let failed = &failed;
+        let writer = scope.spawn(move || write_directly(output, for_writer, &back, failed));
+        let chunker = scope.spawn(move || {
+            let mut chunker = Chunker::new();
+            for buffer in for_chunker {
+                chunker.feed(buffer.data());
+                recycle(buffer, &to_pool);
+            }
+            chunker.finish()
+        });
+        let read = read_into(input, &pool, &to_writer, &to_chunker, failed);
+        drop((to_writer, to_chunker));
+        let written = writer
+            .join()
+            .map_err(|_| CopyError::Write(io::Error::other("writing thread failed")))?;
+        let chunked = chunker
+            .join()
+            .map_err(|_| CopyError::Read(io::Error::other("chunking thread failed")))?;
+        let summary = read?;
+        written.map_err(CopyError::Write)?;
+        indexed(summary, chunked)
+    })
+}
+
+/// The reading side of a direct copy: whole buffers (all but the last full), hashed, and
+/// sent to the writer and the chunker; stops early once the writer has failed.
+fn read_into(
+    input: &mut dyn Read,
+    pool: &Receiver<Aligned>,
+    to_writer: &SyncSender<Arc<Aligned>>,
+    to_chunker: &SyncSender<Arc<Aligned>>,
+    failed: &AtomicBool,
+) -> Result<Summary, CopyError> {
+    let mut sha = Sha256::new();
+    let mut size = 0u64;
+    let mut made = 0;
+    while !failed.load(Ordering::Relaxed) {
+        let mut buffer = match pool.try_recv() {
+            Ok(buffer) => buffer,
+            Err(_) if made < DIRECT_BUFFERS => {
+                made += 1;
+                Aligned::new()
+            }
+            // Every buffer is out: the writer and the chunker drain their channels
+            // whatever happens, so one comes back.
+            Err(_) => match pool.recv() {
+                Ok(buffer) => buffer,
+                Err(_) => break,
+            },
+        };
+        let n = hashing::fill(input, buffer.space()).map_err(CopyError::Read)?;
+        if n == 0 {
+            break;
+        }
+        buffer.len = n;
+        sha.update(buffer.data());
+        size += n as u64;
+        let shared = Arc::new(buffer);
+        if to_writer.send(Arc::clone(&shared)).is_err() || to_chunker.send(shared).is_err() {
+            break;
+        }
+        // `fill` comes back short only at the end of the input.
+        if n < DIRECT_BUFFER {
+            break;
+        }
+    }
+    Ok(Summary {
+        size,
+        digest: sha.finalize().into(),
+    })
+}
+
+/// The writing side of a direct copy. Buffers that wait are written together, up to
+/// [`WRITE_BATCH`] in one `pwritev`: a device takes a few large direct writes much faster
+/// than many 1 MiB ones, and this costs no memory. After a failed write it goes on taking
+/// buffers (and handing them back) without writing, so that the reader never waits for a
+/// buffer that does not come, and it raises `failed` so that the reader stops.
+fn write_directly(
+    output: &File,
+    buffers: Receiver<Arc<Aligned>>,
+    pool: &SyncSender<Aligned>,
+    failed: &AtomicBool,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    let mut offset = 0u64;
+    let mut size = 0u64;
+    let mut batch: Vec<Arc<Aligned>> = Vec::with_capacity(WRITE_BATCH);
+    while let Ok(first) = buffers.recv() {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH
+            && let Ok(next) = buffers.try_recv()
+        {
+            batch.push(next);
+        }
+        if result.is_ok() {
+            let parts: Vec<&[u8]> = batch.iter().map(|b| b.padded()).collect();
+            result = write_all_vectored_at(output, &parts, offset);
+            offset += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+            size += batch.iter().map(|b| b.len as u64).sum::<u64>();
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+        }
+        for buffer in batch.drain(..) {
+            recycle(buffer, pool);
+        }
+    }
+    result?;
+    if offset != size {
+        output.set_len(size)?;
+    }
+    Ok(())
+}
+
+/// The most buffers [`write_directly`] writes in one call.
+const WRITE_BATCH: usize = 4;
+
+/// Writes all of `parts`, one after the other, at `offset`, in as few calls as the
+/// kernel allows.
+fn write_all_vectored_at(output: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0;
+    while done < total {
+        // What is left: the parts from the one `done` ends in.
+        let mut skip = done;
+        let left: Vec<io::IoSlice> = parts
+            .iter()
+            .filter_map(|part| {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    None
+                } else {
+                    let rest = &part[skip..];
+                    skip = 0;
+                    Some(io::IoSlice::new(rest))
+                }
+            })
+            .collect();
+        match rustix::io::pwritev(output, &left, offset + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -321,17 +558,71 @@ pub(crate) mod tests {
         }
     }
 
+    /// A temporary file open for direct writes where its file system allows them (as
+    /// `fs::direct` opens one; without, the direct copy's writes are still aligned and
+    /// its last one cut back), with a path to read it back through the page cache.
+    fn direct_file() -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let flags = rustix::fs::fcntl_getfl(file.as_file()).unwrap();
+        let _ = rustix::fs::fcntl_setfl(file.as_file(), flags | rustix::fs::OFlags::DIRECT);
+        file
+    }
+
     #[test]
     fn the_parallel_copy_writes_the_index_bytes_of_the_sequential_one() {
-        for (seed, size) in awkward_sizes().into_iter().enumerate() {
+        let mut sizes = awkward_sizes();
+        sizes.extend([DIRECT_BUFFER - 1, DIRECT_BUFFER, DIRECT_BUFFER + 1]);
+        sizes.extend([DIRECT_BUFFERS * DIRECT_BUFFER + DIRECT_ALIGN + 1]);
+        for (seed, size) in sizes.into_iter().enumerate() {
             let data = noise(seed as u64 + 40, size);
-            let file = tempfile::tempfile().unwrap();
-            let (summary, parallel) = copy_hash_and_index(&mut data.as_slice(), &file).unwrap();
             let sequential = index_of(&mut data.as_slice()).unwrap();
-            assert_eq!(summary.size, size as u64);
-            assert_eq!(parallel.to_bytes(), sequential.to_bytes(), "size {size}");
-            assert_eq!(parallel.chunks, stream_cdc_chunks(&data), "size {size}");
+            for direct in [false, true] {
+                let file = if direct {
+                    direct_file()
+                } else {
+                    tempfile::NamedTempFile::new().unwrap()
+                };
+                let (summary, parallel) =
+                    copy_hash_and_index(&mut data.as_slice(), file.as_file(), direct).unwrap();
+                assert_eq!(summary.size, size as u64);
+                assert_eq!(summary.digest, sequential.digest);
+                assert_eq!(parallel.to_bytes(), sequential.to_bytes(), "size {size}");
+                assert_eq!(parallel.chunks, stream_cdc_chunks(&data), "size {size}");
+                let written = std::fs::read(file.path()).unwrap();
+                assert!(written == data, "size {size}, direct {direct}");
+            }
         }
+    }
+
+    #[test]
+    fn a_direct_copy_that_cannot_write_fails_naming_the_write_and_does_not_hang() {
+        let data = noise(5, 3 * DIRECT_BUFFERS * DIRECT_BUFFER);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let read_only = File::open(file.path()).unwrap();
+        let err = copy_hash_and_index(&mut data.as_slice(), &read_only, true).unwrap_err();
+        assert!(matches!(err, CopyError::Write(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_direct_copy_whose_input_fails_reports_the_read() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk gone"));
+                }
+                let n = buf.len().min(self.0).min(100_000);
+                buf[..n].fill(7);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let file = direct_file();
+        let err = copy_hash_and_index(&mut Failing(9 << 20), file.as_file(), true).unwrap_err();
+        assert!(
+            matches!(err, CopyError::Read(ref e) if e.to_string() == "disk gone"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -387,7 +678,7 @@ pub(crate) mod tests {
     fn the_copy_computes_the_same_index_in_one_pass() {
         let data = noise(4, (5 << 20) + 333);
         let mut file = tempfile::tempfile().unwrap();
-        let (summary, index) = copy_hash_and_index(&mut data.as_slice(), &file).unwrap();
+        let (summary, index) = copy_hash_and_index(&mut data.as_slice(), &file, false).unwrap();
         assert_eq!(summary.size, data.len() as u64);
         assert_eq!(index, index_of(&mut data.as_slice()).unwrap());
         let mut written = Vec::new();

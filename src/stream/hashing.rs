@@ -274,7 +274,7 @@ fn fill_until_error(input: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::
 }
 
 /// Fills `buf` as far as the input allows; returns less only at the end.
-fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     match fill_until_error(input, buf) {
         (filled, None) => Ok(filled),
         (_, Some(e)) => Err(e),
