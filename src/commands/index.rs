@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::cli::IndexArgs;
-use crate::format::chunk_index::{ChunkIndex, max_index_size};
+use crate::format::chunk_index::{ChunkIndex, ChunkIndexError, max_index_size};
 use crate::fs::{Context, Dir, Found, IoError};
 use crate::origin::dir::INDEX;
 use crate::stream::chunking;
@@ -130,6 +130,10 @@ fn index_one(store: &Dir, index_dir: &Dir, name: &str) -> Result<Outcome, IoErro
             }
             Ok(_) => output::stderr_line(&format!(
                 "tako: warning: {} is the index of another image; replacing it",
+                index_path.display()
+            )),
+            Err(ChunkIndexError::Version1) => output::stderr_line(&format!(
+                "tako: warning: {} is a version-1 index, written by a tako before chunk index version 2; replacing it",
                 index_path.display()
             )),
             Err(e) => output::stderr_line(&format!(

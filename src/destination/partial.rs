@@ -143,7 +143,7 @@ impl<'s> Partial<'s> {
     }
 
     /// How many of the kept bytes are, chunk by chunk, those `index` describes: the end of
-    /// the last chunk, from the first on, whose bytes all are kept and have its SHA-256.
+    /// the last chunk, from the first on, whose bytes all are kept and have its digest.
     /// Reads at most the kept bytes, giving up with a `TimedOut` error at `deadline`.
     pub fn verified_by(
         &mut self,

@@ -232,6 +232,7 @@ impl ChunkIndex {
             out.extend_from_slice(&chunk.digest);
             // Lengths are 1 to MAX_CHUNK (at most 65536) in every index the
             // chunker or the parser makes.
+            debug_assert!((1..=MAX_CHUNK).contains(&chunk.length));
             let stored = u16::try_from(chunk.length.saturating_sub(1)).unwrap_or(u16::MAX);
             out.extend_from_slice(&stored.to_be_bytes());
         }

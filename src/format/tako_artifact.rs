@@ -250,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_index_layer_of_an_older_tako_is_passed_over() {
+        let hex = "ab".repeat(32);
+        let image = layer(IMAGE_TYPE, format!("sha256:{hex}"));
+        let old = layer(
+            "application/vnd.tako.chunk-index.v1",
+            format!("sha256:{}", "cd".repeat(32)),
+        );
+        let bytes = artifact_with_layers(IMAGE_TYPE, vec![image, old], None);
+        assert!(index_layer(&bytes, &hex).unwrap().is_none());
+    }
+
+    #[test]
     fn the_signed_manifest_is_the_single_layer_of_a_manifest_artifact() {
         let digest = format!("sha256:{}", "ab".repeat(32));
         let manifest = || layer(MANIFEST_TYPE, digest.clone());

@@ -467,7 +467,8 @@ fn write_directly(
 const WRITE_BATCH: usize = 2;
 
 /// Writes all of `parts`, one after the other, at `offset`, in as few calls as the
-/// kernel allows.
+/// kernel allows. A direct write cut short off the alignment cannot go on (the next call
+/// would only fail with "invalid argument"), so that is reported as what it is.
 fn write_all_vectored_at(output: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut done = 0;
@@ -489,6 +490,12 @@ fn write_all_vectored_at(output: &File, parts: &[&[u8]], offset: u64) -> io::Res
             .collect();
         match rustix::io::pwritev(output, &left, offset + done as u64) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < total - done && !(done + n).is_multiple_of(DIRECT_ALIGN) => {
+                return Err(io::Error::other(format!(
+                    "the disk took {n} of {} bytes of a write (is it full?)",
+                    total - done
+                )));
+            }
             Ok(n) => done += n,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),

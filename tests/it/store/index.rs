@@ -235,6 +235,8 @@ fn index_replaces_a_version_1_index_left_by_an_older_tako() {
     let err = stderr(&o);
     assert!(err.contains("is a version-1 index"), "{err}");
     assert!(err.contains("replacing it"), "{err}");
+    // Not the hint a host gets: this is the command it names.
+    assert!(!err.contains("run 'tako index'"), "{err}");
     assert!(stdout(&o).contains("1 indexes written"), "{}", stdout(&o));
     assert_index_describes(&p.index_path(&hex), &a);
 }
