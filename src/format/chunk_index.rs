@@ -507,6 +507,40 @@ mod tests {
         assert_eq!(max_chunks(size), 41);
     }
 
+    proptest::proptest! {
+        /// A valid index with one byte changed, or cut short, or with bytes added: the
+        /// parser never panics, and whatever it accepts is canonical and within bounds.
+        #[test]
+        fn a_damaged_index_is_refused_or_read_canonically(
+            lengths in proptest::collection::vec(1u32..=MAX_CHUNK, 0..12),
+            at in proptest::num::usize::ANY,
+            value in proptest::num::u8::ANY,
+            how in 0u8..3,
+        ) {
+            // Every length but the last at least MIN_CHUNK, as the format wants.
+            let last = lengths.len().saturating_sub(1);
+            let chunks: Vec<Chunk> = lengths
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| chunk(i as u8, if i == last { l } else { l.max(MIN_CHUNK) }))
+                .collect();
+            let size = chunks.iter().map(|c| u64::from(c.length)).sum();
+            let mut bytes = ChunkIndex { size, digest: [9; 32], chunks }.to_bytes();
+            let at = at % (bytes.len() + 1);
+            match how {
+                0 if at < bytes.len() => bytes[at] = value,
+                1 => bytes.truncate(at),
+                _ => bytes.insert(at, value),
+            }
+            if let Ok(index) = ChunkIndex::parse(&bytes) {
+                proptest::prop_assert_eq!(index.to_bytes(), bytes.clone());
+                proptest::prop_assert!(bytes.len() as u64 <= max_index_size(index.size));
+                let total: u64 = index.chunks.iter().map(|c| u64::from(c.length)).sum();
+                proptest::prop_assert_eq!(total, index.size);
+            }
+        }
+    }
+
     #[test]
     fn never_panics_on_huge_numbers() {
         let d = "cd".repeat(32);
