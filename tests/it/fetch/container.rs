@@ -67,8 +67,7 @@ pub(super) fn blob_requests(requests: &[String]) -> Vec<String> {
 #[test]
 fn a_host_updates_from_a_static_directory_downloading_only_the_changed_layer() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let v1 = app_index(Format::Oci, "1");
     let hex1 = publish(&lab, out.to_str().unwrap(), &v1, "1.0");
@@ -179,8 +178,7 @@ fn refused_with_the_tree_untouched(
     expected: &[&str],
 ) {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let hex1 = publish(
         &lab,
         out.to_str().unwrap(),
@@ -267,8 +265,7 @@ fn own_blobs(index: &Index, top: &str) -> Vec<String> {
 /// a host fetch each in turn; `keep` is its `Keep=`. Returns the host's config, its
 /// destination, and each version's index with its hex, oldest first.
 fn three_versions(lab: &Lab, keep: Option<u32>) -> (PathBuf, PathBuf, Vec<(Index, String)>) {
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let (config, dest) = host_config(lab, &format!("file://{}", out.display()));
     if let Some(keep) = keep {
         let mut text = fs::read_to_string(&config).unwrap();
@@ -412,8 +409,7 @@ fn keep_makes_the_fetch_itself_remove_the_oldest_tree_and_its_blobs() {
 fn status_verify_names_each_changed_removed_added_and_rechmodded_path_of_a_tree() {
     use std::os::unix::fs::PermissionsExt;
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let hex1 = publish(
         &lab,
@@ -487,8 +483,7 @@ fn blob_bytes(index: &Index, have: &[String]) -> u64 {
 #[test]
 fn json_records_of_a_container_config_name_its_kind_platform_and_what_travelled() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let (config, _) = host_config(&lab, &server.url());
     let record = |o: &std::process::Output| -> serde_json::Value {
@@ -559,8 +554,7 @@ fn json_records_of_a_container_config_name_its_kind_platform_and_what_travelled(
 #[test]
 fn layers_download_side_by_side_so_a_stalled_one_holds_up_no_other() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let v1 = app_index(Format::Oci, "1");
     publish(&lab, out.to_str().unwrap(), &v1, "1.0");
@@ -612,8 +606,7 @@ fn new_key() -> (String, String) {
 #[test]
 fn container_versions_signed_by_a_rotated_key_reach_hosts_of_either_key_until_the_old_is_retired() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let (k1, p1) = new_key();
     let (k2, p2) = new_key();
@@ -679,8 +672,7 @@ fn container_versions_signed_by_a_rotated_key_reach_hosts_of_either_key_until_th
 #[test]
 fn a_layer_that_fails_stops_the_other_downloads_instead_of_waiting_for_them() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let v1 = app_index(Format::Oci, "1");
     publish(&lab, out.to_str().unwrap(), &v1, "1.0");

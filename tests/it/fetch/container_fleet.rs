@@ -264,8 +264,7 @@ fn fleet(
 #[test]
 fn two_hosts_of_two_platforms_update_from_nginx_serving_a_static_directory() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let nginx = Nginx::serve_dir(&out);
     let publish_version =
         |index: &Index, version: &str| publish(&lab, out.to_str().unwrap(), index, version);

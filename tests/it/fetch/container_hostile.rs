@@ -24,8 +24,7 @@ type Stamp = BTreeMap<PathBuf, (rootfs::Node, i64, i64, u64)>;
 #[test]
 fn a_rolled_back_signed_manifest_is_refused_with_the_tree_untouched() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     publish(
         &lab,
         out.to_str().unwrap(),
@@ -146,8 +145,7 @@ enum Fate {
 impl Attack {
     fn new() -> Attack {
         let lab = Lab::new();
-        let out = lab.path("out");
-        fs::create_dir_all(&out).unwrap();
+        let out = lab.out_dir();
         let hex1 = publish(
             &lab,
             out.to_str().unwrap(),

@@ -81,8 +81,7 @@ fn asked(paths: &[String]) -> Vec<String> {
 #[test]
 fn an_update_killed_in_every_download_resumes_and_downloads_only_what_is_missing() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     server.enable_http_features();
     let dir = out.to_str().unwrap();
@@ -181,8 +180,7 @@ fn an_update_killed_in_every_download_resumes_and_downloads_only_what_is_missing
 #[test]
 fn an_update_killed_at_random_moments_leaves_a_complete_tree_and_the_next_run_completes_it() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = Server::serve_dir(&out);
     let dir = out.to_str().unwrap();
     // Many files, so that unpacking and syncing take a while to land kills in.

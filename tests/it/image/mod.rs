@@ -88,6 +88,13 @@ impl Lab {
         self.work.path().join(name)
     }
 
+    /// A server directory to publish into (`out` in the working directory), created if missing.
+    pub fn out_dir(&self) -> PathBuf {
+        let out = self.path("out");
+        std::fs::create_dir_all(&out).expect("the lab's out directory");
+        out
+    }
+
     /// The blob cache every pull of the test shares.
     pub fn cache(&self) -> PathBuf {
         self.path("cache")

@@ -600,8 +600,7 @@ fn container_host(lab: &Lab, origin: &str, kind: &str) -> (PathBuf, PathBuf) {
 #[test]
 fn tako_config_serves_the_installed_signed_version_and_refuses_an_unsigned_one() {
     let lab = Lab::new();
-    let out = lab.path("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let out = lab.out_dir();
     let server = support::http_server::Server::serve_dir(&out);
     let v1 = support::images::app_index(Format::Oci, "1");
     lab.push_index(&v1, "app:1.0");

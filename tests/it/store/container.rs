@@ -4,7 +4,7 @@
 //! of `support::registry_proxy` between tako and the source registry).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::image::{Lab, blob_path, plain_image};
 use crate::support;
@@ -17,13 +17,6 @@ use support::tako::*;
 
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").expect("a sha256 digest")
-}
-
-/// A server directory to publish into, inside the lab's working directory.
-fn out_dir(lab: &Lab) -> PathBuf {
-    let out = lab.path("out");
-    fs::create_dir_all(&out).unwrap();
-    out
 }
 
 /// Every digest the index pins below itself: manifests, configs and layers, once each.
@@ -70,7 +63,7 @@ fn an_index_published_to_a_directory_leaves_every_blob_and_a_host_installs_its_j
     let lab = Lab::new();
     let index = app_index(Format::Oci, "host");
     let digest = lab.push_index(&index, "app:1");
-    let out = out_dir(&lab);
+    let out = lab.out_dir();
 
     let o = store_container(out.to_str().unwrap(), &lab.image("app:1"), "1.0");
     assert_exit(&o, 0);
@@ -126,7 +119,7 @@ fn a_single_docker_image_by_digest_is_published_with_its_config_and_layers() {
     let image = plain_image("single");
     let image = Image::new(Format::Docker, image.platform, image.layers);
     let digest = lab.push(&image, "single:latest");
-    let out = out_dir(&lab);
+    let out = lab.out_dir();
 
     let pinned = lab.image(&format!("single@{digest}"));
     let o = store_container(out.to_str().unwrap(), &pinned, "2");
@@ -238,7 +231,7 @@ fn a_version_that_shares_a_base_layer_copies_only_its_new_blobs() {
     let second = Image::host(Format::Oci, vec![base_layer(), app_layer("2")]);
     lab.push(&first, "app:1");
     lab.push(&second, "app:2");
-    let out = out_dir(&lab);
+    let out = lab.out_dir();
     let registry_target = lab.registry.origin("published");
 
     for target in [out.to_str().unwrap(), registry_target.as_str()] {
@@ -275,7 +268,7 @@ fn a_source_registry_serving_a_wrong_layer_fails_the_store_with_nothing_signed()
     lie[last] ^= 0xff;
     lab.proxy
         .set_rule(&blob_path("app", &layer.digest()), Rule::body(lie));
-    let out = out_dir(&lab);
+    let out = lab.out_dir();
     let registry_target = lab.registry.origin("published");
 
     for target in [out.to_str().unwrap(), registry_target.as_str()] {
