@@ -314,18 +314,12 @@ impl Origin for BlobPlace<'_> {
     }
 
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
-        let Some(stop) = &self.1 else {
-            return self.0.open_blob(hex, resume);
-        };
-        if stop.load(Ordering::SeqCst) {
-            return Err(OriginError::Stopped {
-                url: format!("{} (sha256:{hex})", self.0.describe()),
-            });
+        match &self.1 {
+            Some(stop) => crate::container::pull::open_stoppable(self.0, hex, stop, || {
+                self.0.open_blob(hex, resume)
+            }),
+            None => self.0.open_blob(hex, resume),
         }
-        Ok(crate::container::pull::stoppable_body(
-            self.0.open_blob(hex, resume)?,
-            stop,
-        ))
     }
 
     fn places(&self) -> Vec<&dyn Origin> {

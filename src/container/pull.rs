@@ -554,14 +554,9 @@ impl Origin for Stoppable<'_> {
     }
 
     fn open_image(&self, hex: &str, resume: Option<&Resume>) -> Result<Body, OriginError> {
-        let stopped = || OriginError::Stopped {
-            url: format!("{} (sha256:{hex})", self.inner.describe()),
-        };
-        if self.stop.load(Ordering::SeqCst) {
-            return Err(stopped());
-        }
-        let body = self.inner.open_image(hex, resume)?;
-        Ok(stoppable_body(body, &self.stop))
+        open_stoppable(self.inner, hex, &self.stop, || {
+            self.inner.open_image(hex, resume)
+        })
     }
 
     fn places(&self) -> Vec<&dyn Origin> {
@@ -569,8 +564,24 @@ impl Origin for Stoppable<'_> {
     }
 }
 
+/// The download of `sha256:<hex>` from `place` that `open` starts, unless `stop` is set
+/// already; it ends with [`OriginError::Stopped`] at its next read once `stop` is set.
+pub(super) fn open_stoppable(
+    place: &dyn Origin,
+    hex: &str,
+    stop: &Arc<AtomicBool>,
+    open: impl FnOnce() -> Result<Body, OriginError>,
+) -> Result<Body, OriginError> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(OriginError::Stopped {
+            url: format!("{} (sha256:{hex})", place.describe()),
+        });
+    }
+    Ok(stoppable_body(open()?, stop))
+}
+
 /// `body`, ending with [`OriginError::Stopped`] at its next read once `stop` is set.
-pub(super) fn stoppable_body(body: Body, stop: &Arc<AtomicBool>) -> Body {
+fn stoppable_body(body: Body, stop: &Arc<AtomicBool>) -> Body {
     let (url, answer) = (body.url().to_owned(), body.answer());
     let (etag, last_modified) = (
         body.etag().map(str::to_owned),

@@ -83,6 +83,18 @@ enum Current {
     Idle,
 }
 
+impl Current {
+    /// The remote range `start..end`, none of its bytes read yet.
+    fn remote(reader: Option<Box<dyn Read>>, start: u64, end: u64) -> Current {
+        Current::Remote {
+            reader,
+            start,
+            end,
+            left: end - start,
+        }
+    }
+}
+
 /// The new image as a reader, produced step by step from a [`Plan`].
 pub struct Assembly<'a> {
     steps: std::slice::Iter<'a, Step>,
@@ -229,12 +241,7 @@ impl<'a> Assembly<'a> {
             .remote
             .range(start, end)
             .map_err(|error| AssemblyError::Range { start, end, error })?;
-        self.current = Current::Remote {
-            reader: Some(reader),
-            start,
-            end,
-            left: end - start,
-        };
+        self.current = Current::remote(Some(reader), start, end);
         Ok(())
     }
 
@@ -243,12 +250,7 @@ impl<'a> Assembly<'a> {
     fn open_planned(&mut self, start: u64, end: u64) -> Result<(), AssemblyError> {
         if self.queued.front() == Some(&(start, end)) {
             self.queued.pop_front();
-            self.current = Current::Remote {
-                reader: None,
-                start,
-                end,
-                left: end - start,
-            };
+            self.current = Current::remote(None, start, end);
             return Ok(());
         }
         if self.multi {
@@ -273,12 +275,7 @@ impl<'a> Assembly<'a> {
                         self.requests += 1;
                         self.batch = Some(reader);
                         self.queued = asked[1..].iter().copied().collect();
-                        self.current = Current::Remote {
-                            reader: None,
-                            start,
-                            end,
-                            left: end - start,
-                        };
+                        self.current = Current::remote(None, start, end);
                         return Ok(());
                     }
                     None => self.multi = false,
